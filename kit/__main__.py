@@ -1,0 +1,5 @@
+"""`python -m kit` runs the benchkit command line."""
+
+from kit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""What to run: `SweepSpec` (a validated matrix), `Job` (one configuration), and YAML parameter loading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kit.backends import PRECISIONS, known_platforms
+from kit.errors import ConfigError
+from kit.records import MODES
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _as_list(name: str, value: Any) -> list:
+    if isinstance(value, str | int):
+        value = [value]
+    _require(isinstance(value, list | tuple) and len(value) > 0, f"{name} must be a non-empty list, got {value!r}")
+    return list(value)
+
+
+def new_run_id() -> str:
+    """A sortable run id: UTC timestamp plus a short random suffix."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"run-{stamp}-{hashlib.sha1(str(dt.datetime.now().timestamp()).encode()).hexdigest()[:6]}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One configuration to measure, with the measurement settings; sent to a child process as a dict."""
+
+    run_id: str
+    model: str
+    size: str
+    mode: str
+    platform: str
+    precision: str
+    batch_size: int
+    seq_len: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    time_budget_s: float = 2.0
+    target_rel_ci: float = 0.02
+    min_samples: int = 10
+    max_samples: int = 100_000
+    warmup_iters: int = 3
+    threads: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_key(self) -> str:
+        """A readable key, unique within a run, naming every axis of the configuration."""
+        parts = [self.model, self.size, self.mode, self.platform, self.precision, f"bs{self.batch_size}"]
+        parts.append(f"seq{self.seq_len}" if self.seq_len else "seqdefault")
+        if self.overrides:
+            parts.append("ov" + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8])
+        if self.training:
+            parts.append("tr" + hashlib.sha1(json.dumps(self.training, sort_keys=True).encode()).hexdigest()[:8])
+        return "|".join(parts)
+
+    def identity(self) -> dict[str, Any]:
+        """The Record identity fields of this job (family and device are filled in by the runner)."""
+        return {
+            "run_id": self.run_id,
+            "config_key": self.config_key,
+            "model": self.model,
+            "size": self.size,
+            "mode": self.mode,
+            "platform": self.platform,
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "params_json": json.dumps(asdict(self), sort_keys=True),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for pickling to a child."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A matrix of models x platforms x precisions x batch sizes x modes, validated on construction."""
+
+    models: list[str]
+    platforms: list[str] = field(default_factory=lambda: ["cpu"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    modes: list[str] = field(default_factory=lambda: ["inference"])
+    size: str = "tiny"
+    seq_len: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    time_budget_s: float = 2.0
+    target_rel_ci: float = 0.02
+    min_samples: int = 10
+    max_samples: int = 100_000
+    warmup_iters: int = 3
+    timeout_s: float = 600.0
+    memory_limit_bytes: int | None = None
+    threads: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from kit import zoo
+
+        models = [zoo.resolve_model(m) for m in _as_list("models", self.models)]
+        object.__setattr__(self, "models", models)
+        object.__setattr__(self, "size", zoo.validate_size(self.size))
+        self._check_choices("platforms", known_platforms())
+        self._check_choices("precisions", list(PRECISIONS))
+        self._check_choices("modes", list(MODES))
+        batch_sizes = _as_list("batch_sizes", self.batch_sizes)
+        for b in batch_sizes:
+            _require(isinstance(b, int) and not isinstance(b, bool) and b > 0,
+                     f"batch_sizes must be positive integers, got {b!r}")
+        object.__setattr__(self, "batch_sizes", batch_sizes)
+        _require(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len > 0),
+                 f"seq_len must be a positive integer or null, got {self.seq_len!r}")
+        for name in ("time_budget_s", "target_rel_ci", "timeout_s"):
+            value = getattr(self, name)
+            _require(isinstance(value, int | float) and value > 0, f"{name} must be positive, got {value!r}")
+        for name in ("min_samples", "max_samples"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _require(self.min_samples <= self.max_samples,
+                 f"min_samples ({self.min_samples}) must not exceed max_samples ({self.max_samples})")
+        _require(isinstance(self.warmup_iters, int) and self.warmup_iters >= 0,
+                 f"warmup_iters must be a non-negative integer, got {self.warmup_iters!r}")
+        _require(self.threads is None or (isinstance(self.threads, int) and self.threads > 0),
+                 f"threads must be a positive integer or null, got {self.threads!r}")
+        _require(self.memory_limit_bytes is None or self.memory_limit_bytes > 0,
+                 f"memory_limit_bytes must be positive or null, got {self.memory_limit_bytes!r}")
+        if self.run_id is None:
+            object.__setattr__(self, "run_id", new_run_id())
+
+    def _check_choices(self, name: str, allowed: list[str]) -> None:
+        values = _as_list(name, getattr(self, name))
+        for value in values:
+            _require(value in allowed, f"unknown {name[:-1]} {value!r} in {name}; allowed: {', '.join(allowed)}")
+        object.__setattr__(self, name, values)
+
+    def jobs(self) -> list[Job]:
+        """Every configuration of the matrix, in a stable order (model, mode, platform, precision, batch)."""
+        grid = itertools.product(self.models, self.modes, self.platforms, self.precisions, self.batch_sizes)
+        return [
+            Job(run_id=self.run_id, model=m, size=self.size, mode=mode, platform=p, precision=prec, batch_size=b,
+                seq_len=self.seq_len, overrides=dict(self.overrides), time_budget_s=self.time_budget_s,
+                target_rel_ci=self.target_rel_ci, min_samples=self.min_samples, max_samples=self.max_samples,
+                warmup_iters=self.warmup_iters, threads=self.threads,
+                training=dict(self.training) if mode == "training" else {})
+            for m, mode, p, prec, b in grid
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the spec, stored with the run."""
+        return asdict(self)
+
+
+SPEC_FIELDS = tuple(SweepSpec.__dataclass_fields__)
+
+
+def load_parameters(path: str | Path) -> dict[str, Any]:
+    """Read a YAML parameter file into a dict; ConfigError if it is missing or not a mapping."""
+    path = Path(path)
+    _require(path.is_file(), f"parameter file {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    _require(isinstance(data, dict), f"parameter file {str(path)!r} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def spec_from_parameters(params: dict[str, Any]) -> SweepSpec:
+    """A SweepSpec from a parameter mapping; unknown keys are rejected by name."""
+    unknown = sorted(set(params) - set(SPEC_FIELDS))
+    _require(not unknown, f"unknown sweep parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(SPEC_FIELDS)}")
+    return SweepSpec(**params)

@@ -1,0 +1,76 @@
+"""Inference measurement inside one (child) process: build, prepare, first call, warm-up, adaptive timed loop."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import torch
+
+from kit import zoo
+from kit.backends import get_backend
+from kit.config import Job
+from kit.errors import UnsupportedConfiguration
+from kit.records import Record
+from kit.timing import load_average_1m, measure_adaptive
+
+
+def check_supported(job: Job) -> tuple[Any, str]:
+    """The job's backend, after checking it is present and supports the precision and mode."""
+    backend = get_backend(job.platform)
+    ok, reason = backend.available()
+    if not ok:
+        raise UnsupportedConfiguration(f"platform {job.platform} unavailable: {reason}")
+    ok, reason = backend.supports(job.precision, job.mode)
+    if not ok:
+        raise UnsupportedConfiguration(reason)
+    return backend, reason
+
+
+def apply_threads(job: Job) -> None:
+    """Pin torch's intra-op threads when the job asks for a count."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
+
+
+def model_facts(loaded: zoo.LoadedModel, seq_len: int | None) -> dict[str, Any]:
+    """Parameter count and forward FLOPs per sample (counted once, on the fp32 model, outside any timing)."""
+    return {"n_params": loaded.n_params(), "flops_per_sample": zoo.flops_per_sample(loaded, seq_len)}
+
+
+def measure_inference(job: Job) -> Record:
+    """Measure one inference configuration and return an ok Record (exceptions propagate to the caller)."""
+    apply_threads(job)
+    backend, _ = check_supported(job)
+    t0 = time.perf_counter()
+    loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
+    build_s = time.perf_counter() - t0
+    facts = model_facts(loaded, job.seq_len)
+    inputs = loaded.make_inputs(job.batch_size, job.seq_len)
+    t1 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        call, prep_facts = backend.prepare(loaded, inputs, job.precision, job.mode)
+    prepare_s = time.perf_counter() - t1
+    clock = backend.clock()
+    first_s = clock.time_call(call)
+    for _ in range(job.warmup_iters):
+        call()
+    tracker = backend.memory_tracker()
+    tracker.reset()
+    measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
+                                   min_samples=job.min_samples, max_samples=job.max_samples)
+    peak = tracker.peak_bytes()
+    extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
+             "wall_time_s": measurement.wall_time_s, "modality": loaded.modality,
+             "seq_len_effective": job.seq_len or loaded.default_seq_len,
+             "model_facts": loaded.describe()}
+    if hasattr(tracker, "reserved_bytes"):
+        extra["peak_reserved_bytes"] = tracker.reserved_bytes
+    return Record.from_samples(
+        measurement.samples_s, target_rel_ci=job.target_rel_ci, **job.identity(),
+        family=loaded.family, device=backend.device(), startup_s=build_s + prepare_s, first_inference_s=first_s,
+        peak_memory_bytes=peak, memory_method=tracker.method, threads=backend.threads(),
+        cpu_time_s=measurement.cpu_time_s, load_avg_1m=load_average_1m(), extra=extra, **facts,
+    )

@@ -1,0 +1,89 @@
+"""The sweep: every configuration of a SweepSpec in its own child process, each result stored as soon as it exists.
+
+Only this (parent) process writes to the database. A re-run with the same run_id skips configurations that already
+have a result, so a killed sweep resumes where it stopped without losing or duplicating anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from tqdm.auto import tqdm
+
+from kit import storage
+from kit.backends import get_backend
+from kit.config import Job, SweepSpec
+from kit.environment import collect_environment
+from kit.records import Record
+from kit.runners.isolation import run_in_child
+
+WORKER = "kit.runners.worker:run_job"
+
+
+def family_of(model: str) -> str:
+    """The family of a zoo name, or the model_type of a local checkpoint folder's config.json."""
+    config = Path(model) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("model_type", "local")
+    return model
+
+
+def _identity(job: Job) -> dict[str, Any]:
+    return {**job.identity(), "family": family_of(job.model), "device": ""}
+
+
+def precheck(job: Job) -> Record | None:
+    """A skipped record when the platform is absent or cannot run the precision/mode; None when the job can run."""
+    backend = get_backend(job.platform)
+    ok, reason = backend.available()
+    if not ok:
+        return Record.failure("skipped", f"platform {job.platform} unavailable: {reason}", **_identity(job))
+    ok, reason = backend.supports(job.precision, job.mode)
+    if not ok:
+        return Record.failure("skipped", reason, **_identity(job))
+    return None
+
+
+def run_job_isolated(job: Job, *, timeout_s: float, memory_limit_bytes: int | None = None,
+                     target: str = WORKER) -> Record:
+    """Measure one job in a child process; any failure of the child becomes a failed record with its reason."""
+    skipped = precheck(job)
+    if skipped is not None:
+        return skipped
+    outcome = run_in_child(target, job.to_dict(), timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes)
+    if outcome.ok:
+        return Record.from_json(outcome.value)
+    return Record.failure("failed", outcome.reason, **_identity(job))
+
+
+def _open(db: duckdb.DuckDBPyConnection | str | Path | None) -> duckdb.DuckDBPyConnection:
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        return db
+    return storage.connect(db if db is not None else storage.DEFAULT_DB)
+
+
+def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None = None, *,
+              progress: bool = True, target: str = WORKER) -> list[Record]:
+    """Run every configuration not yet stored for spec.run_id; return all of the run's records from the store."""
+    con = _open(db)
+    environment = collect_environment()
+    storage.start_run(con, spec.run_id, spec.to_dict(), environment)
+    done = storage.finished_config_keys(con, spec.run_id)
+    todo = [job for job in spec.jobs() if job.config_key not in done]
+    bar = tqdm(todo, desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(job.config_key, refresh=True)
+        record = run_job_isolated(job, timeout_s=spec.timeout_s, memory_limit_bytes=spec.memory_limit_bytes,
+                                  target=target)
+        storage.insert_record(con, _with_env(record, environment["env_id"]))
+    storage.finish_run(con, spec.run_id)
+    return storage.load_records(con, spec.run_id)
+
+
+def _with_env(record: Record, env_id: str) -> Record:
+    data = record.to_json()
+    data["env_id"] = env_id
+    return Record.from_json(data)

@@ -1,0 +1,195 @@
+"""Clocks and memory trackers used by the runners, and the adaptive measurement loop.
+
+A Clock times one call: perf_counter on CPU, CUDA events (with synchronisation) on GPUs. A MemoryTracker reports the
+peak memory of a measured region. `measure_adaptive` repeats a call until the median's CI is tight or the budget ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from kit.stats import converged
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+class Clock(Protocol):
+    """Times one call of `fn`, returning seconds; implementations make sure the device work is finished."""
+
+    def time_call(self, fn: Callable[[], Any]) -> float: ...
+
+
+class PerfCounterClock:
+    """Wall-clock timing with time.perf_counter for synchronous (CPU) work."""
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        """Seconds taken by one call of fn."""
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+
+class CudaEventClock:
+    """CUDA (or ROCm) event timing: events around the call, then a synchronisation before reading them."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        """Seconds of device time between events recorded before and after fn, after the end event completes."""
+        start = self._torch.cuda.Event(enable_timing=True)
+        end = self._torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+
+
+class MemoryTracker(Protocol):
+    """Peak memory of a region: reset() before it, peak_bytes() after it; `method` says how it was measured."""
+
+    method: str
+
+    def reset(self) -> None: ...
+
+    def peak_bytes(self) -> int: ...
+
+
+def _vm_hwm_bytes() -> int:
+    match = re.search(r"VmHWM:\s+(\d+)\s+kB", _STATUS.read_text())
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def _can_reset_hwm() -> bool:
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class ProcessPeakTracker:
+    """Peak resident memory of this process: the kernel's VmHWM after resetting it, else a psutil sampler thread."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.method = "vmhwm" if _STATUS.exists() and _can_reset_hwm() else "psutil-sampler"
+        self._interval_s = interval_s
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        """Start a new peak: reset VmHWM, or (re)start the sampler thread."""
+        if self.method == "vmhwm":
+            _CLEAR_REFS.write_text("5")
+            return
+        self._stop_sampler()
+        self._peak = psutil.Process().memory_info().rss
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while not self._stop.wait(self._interval_s):
+            self._peak = max(self._peak, process.memory_info().rss)
+
+    def _stop_sampler(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def peak_bytes(self) -> int:
+        """Peak resident bytes since the last reset."""
+        if self.method == "vmhwm":
+            return _vm_hwm_bytes()
+        self._stop_sampler()
+        return max(self._peak, psutil.Process().memory_info().rss)
+
+
+class CudaPeakTracker:
+    """Peak memory allocated by the torch caching allocator on the current GPU (reserved is kept in `reserved_bytes`)."""
+
+    method = "torch.cuda.max_memory_allocated"
+
+    def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
+        self.reserved_bytes = 0
+
+    def reset(self) -> None:
+        """Synchronise and reset the allocator's peak statistics."""
+        self._torch.cuda.synchronize()
+        self._torch.cuda.reset_peak_memory_stats()
+
+    def peak_bytes(self) -> int:
+        """Peak allocated bytes since reset; the peak reserved bytes go to `reserved_bytes`."""
+        self._torch.cuda.synchronize()
+        self.reserved_bytes = int(self._torch.cuda.max_memory_reserved())
+        return int(self._torch.cuda.max_memory_allocated())
+
+
+@dataclass
+class Measurement:
+    """Samples from the adaptive loop, plus the CPU time and wall time it took."""
+
+    samples_s: list[float] = field(default_factory=list)
+    converged: bool = False
+    cpu_time_s: float = 0.0
+    wall_time_s: float = 0.0
+
+
+def measure_adaptive(
+    fn: Callable[[], Any],
+    clock: Clock,
+    *,
+    time_budget_s: float,
+    target_rel_ci: float = 0.02,
+    min_samples: int = 10,
+    max_samples: int = 100_000,
+) -> Measurement:
+    """Call fn repeatedly until the median's 95% CI half-width is within target_rel_ci, or the budget/max is reached.
+
+    The budget is checked after each call, so one call longer than the budget still gives one sample. Convergence is
+    checked on a growing schedule (every ~10% more samples) to keep the statistics off the measured path.
+    """
+    result = Measurement()
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    deadline = wall_start + time_budget_s
+    next_check = max(min_samples, 6)
+    while len(result.samples_s) < max_samples:
+        result.samples_s.append(clock.time_call(fn))
+        n = len(result.samples_s)
+        if n >= next_check:
+            if converged(result.samples_s, target_rel_ci, min_samples):
+                result.converged = True
+                break
+            next_check = n + max(1, n // 10)
+        if time.perf_counter() >= deadline and n >= 1:
+            break
+    result.cpu_time_s = time.process_time() - cpu_start
+    result.wall_time_s = time.perf_counter() - wall_start
+    return result
+
+
+def load_average_1m() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None

@@ -1,0 +1,45 @@
+import time
+
+from kit.runners.isolation import run_in_child
+
+
+def test_child_returns_value():
+    out = run_in_child("tests.child_targets:echo", [1, 2], timeout_s=60)
+    assert out.ok and out.value == {"echo": [1, 2]}
+
+
+def test_child_exception_becomes_reason():
+    out = run_in_child("tests.child_targets:raise_error", "x", timeout_s=60)
+    assert not out.ok and "RuntimeError: broken on purpose: x" in out.reason
+
+
+def test_hanging_child_is_killed_at_timeout():
+    start = time.perf_counter()
+    out = run_in_child("tests.child_targets:hang", None, timeout_s=3)
+    assert not out.ok and "timed out after 3 s" in out.reason
+    assert time.perf_counter() - start < 30
+
+
+def test_child_allocating_until_death_is_reported():
+    out = run_in_child("tests.child_targets:allocate_until_death", None, timeout_s=60, memory_limit_bytes=2 * 2**30)
+    assert not out.ok and ("MemoryError" in out.reason or "killed" in out.reason)
+
+
+def test_child_killed_by_sigkill_names_the_signal():
+    out = run_in_child("tests.child_targets:killed_like_oom", None, timeout_s=60)
+    assert not out.ok and "SIGKILL" in out.reason and "out of memory" in out.reason
+
+
+def test_child_exiting_early_reports_exit_code():
+    out = run_in_child("tests.child_targets:exit_early", None, timeout_s=60)
+    assert not out.ok and "exited with code 3" in out.reason
+
+
+def test_parent_does_not_spin_while_waiting():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    run_in_child("tests.child_targets:hang", None, timeout_s=2)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    parent_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert parent_cpu < 0.5, f"parent used {parent_cpu:.2f} s of CPU while waiting 2 s"

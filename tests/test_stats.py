@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from kit.stats import compare, converged, median_ci, summarise
+from kit.timing import measure_adaptive
+
+
+class FakeClock:
+    """A clock that returns seeded noisy durations instead of timing anything."""
+
+    def __init__(self, base_s=0.01, rel_noise=0.01, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.base_s = base_s
+        self.rel_noise = rel_noise
+        self.calls = 0
+
+    def time_call(self, fn):
+        fn()
+        self.calls += 1
+        return float(self.base_s * (1 + self.rel_noise * abs(self.rng.standard_normal())))
+
+
+def test_summarise_known_values():
+    s = summarise([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert s.n == 5 and s.mean == 3.0 and s.p50 == 3.0
+    assert s.p90 == pytest.approx(4.6) and s.p99 == pytest.approx(4.96)
+    assert s.std == pytest.approx(np.std([1, 2, 3, 4, 5], ddof=1))
+    assert s.p50 <= s.p90 <= s.p95 <= s.p99
+
+
+def test_median_ci_contains_median_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.lognormal(0, 0.1, 30), rng.lognormal(0, 0.1, 3000)
+    lo_s, hi_s = median_ci(small)
+    lo_l, hi_l = median_ci(large)
+    assert lo_s <= np.median(small) <= hi_s
+    assert (hi_l - lo_l) < (hi_s - lo_s)
+
+
+def test_median_ci_falls_back_to_range_for_tiny_samples():
+    assert median_ci([1.0, 2.0, 3.0]) == (1.0, 3.0)
+
+
+def test_median_ci_coverage_is_about_95_percent():
+    rng = np.random.default_rng(2)
+    hits = sum(lo <= 1.0 <= hi for lo, hi in (median_ci(rng.lognormal(0, 0.2, 50)) for _ in range(400)))
+    assert 0.9 <= hits / 400 <= 0.99
+
+
+def test_summarise_rejects_empty():
+    with pytest.raises(ValueError):
+        summarise([])
+
+
+def test_converged_needs_min_samples_and_tight_ci():
+    tight = [1.0 + 1e-4 * i for i in range(50)]
+    assert converged(tight, 0.02, 10)
+    assert not converged(tight[:5], 0.02, 3)
+    wide = list(np.random.default_rng(3).lognormal(0, 1.0, 50))
+    assert not converged(wide, 0.02, 10)
+
+
+def test_adaptive_loop_stops_early_when_quiet():
+    clock = FakeClock(rel_noise=0.001)
+    m = measure_adaptive(lambda: None, clock, time_budget_s=60, target_rel_ci=0.02, min_samples=10)
+    assert m.converged and 10 <= len(m.samples_s) < 100
+
+
+def test_adaptive_loop_runs_to_budget_when_noisy():
+    clock = FakeClock(rel_noise=5.0)
+    m = measure_adaptive(lambda: None, clock, time_budget_s=0.2, target_rel_ci=0.001, min_samples=10, max_samples=500)
+    assert not m.converged
+    assert len(m.samples_s) == clock.calls >= 10
+
+
+def test_adaptive_loop_respects_max_samples():
+    m = measure_adaptive(lambda: None, FakeClock(rel_noise=5.0), time_budget_s=60, target_rel_ci=1e-6, max_samples=40)
+    assert len(m.samples_s) == 40
+
+
+def test_compare_detects_planted_slowdown_and_not_noise():
+    rng = np.random.default_rng(4)
+    base = rng.lognormal(np.log(0.01), 0.05, 200)
+    slow = rng.lognormal(np.log(0.013), 0.05, 200)
+    same = rng.lognormal(np.log(0.01), 0.05, 200)
+    c = compare(slow, base)
+    assert c.significant and c.ratio == pytest.approx(1.3, rel=0.05) and c.ratio_ci_low > 1.2
+    assert not compare(same, base).significant
