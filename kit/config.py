@@ -181,5 +181,6 @@ def load_parameters(path: str | Path) -> dict[str, Any]:
 def spec_from_parameters(params: dict[str, Any]) -> SweepSpec:
     """A SweepSpec from a parameter mapping; unknown keys are rejected by name."""
     unknown = sorted(set(params) - set(SPEC_FIELDS))
-    _require(not unknown, f"unknown sweep parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(SPEC_FIELDS)}")
+    names = ", ".join(map(repr, unknown))
+    _require(not unknown, f"unknown sweep parameter(s) {names}; known: {', '.join(SPEC_FIELDS)}")
     return SweepSpec(**params)

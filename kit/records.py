@@ -160,7 +160,7 @@ def check_record(record: Record) -> None:
     if not record.samples_s or any(not (s > 0 and math.isfinite(s)) for s in record.samples_s):
         raise MeasurementError(f"samples must be positive and finite for {record.config_key}")
     ordered = [record.latency_p50_s, record.latency_p90_s, record.latency_p95_s, record.latency_p99_s]
-    if any(a > b for a, b in zip(ordered, ordered[1:])):
+    if any(a > b for a, b in zip(ordered, ordered[1:], strict=False)):
         raise MeasurementError(f"percentiles out of order for {record.config_key}: {ordered}")
     if not (record.ci_low_s <= record.latency_p50_s <= record.ci_high_s):
         raise MeasurementError(f"median outside its confidence interval for {record.config_key}")

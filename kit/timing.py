@@ -122,7 +122,7 @@ class ProcessPeakTracker:
 
 
 class CudaPeakTracker:
-    """Peak memory allocated by the torch caching allocator on the current GPU (reserved is kept in `reserved_bytes`)."""
+    """Peak memory allocated by the torch caching allocator on the current GPU; reserved goes to `reserved_bytes`."""
 
     method = "torch.cuda.max_memory_allocated"
 

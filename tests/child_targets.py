@@ -29,3 +29,27 @@ def raise_error(payload):
 
 def exit_early(payload):
     os._exit(3)
+
+
+def fake_measure(job):
+    """Stand-in for the real worker: marks that it ran, waits a little, returns a record of fixed samples."""
+    from pathlib import Path
+
+    from kit.config import Job
+    from kit.records import Record
+
+    job = Job(**job)
+    marks = Path(os.environ["BENCHKIT_TEST_MARKS"])
+    (marks / (job.config_key.replace("|", "_") + ".called")).write_text("x")
+    time.sleep(float(os.environ.get("BENCHKIT_TEST_DELAY_S", "0")))
+    record = Record.from_samples([0.01, 0.011, 0.012], **job.identity(), family=job.model, device="cpu")
+    return record.to_json()
+
+
+def hang_on_batch_2(job):
+    """The real worker, except that batch size 2 hangs (to test timeouts inside a sweep)."""
+    if job["batch_size"] == 2:
+        time.sleep(3600)
+    from kit.runners.worker import run_job
+
+    return run_job(job)

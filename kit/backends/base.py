@@ -30,7 +30,9 @@ class Backend(ABC):
         """The device string recorded with results (e.g. 'cpu', 'cuda:0')."""
 
     @abstractmethod
-    def prepare(self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str) -> tuple[Runnable, dict[str, Any]]:
+    def prepare(
+        self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str
+    ) -> tuple[Runnable, dict[str, Any]]:
         """Move/convert the model and inputs for this precision; return a zero-argument call and facts to record."""
 
     def clock(self) -> Clock:

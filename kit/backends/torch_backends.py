@@ -52,7 +52,9 @@ class TorchBackend(Backend):
                 return False, "int8 dynamic quantisation is inference-only"
         return True, ""
 
-    def prepare(self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str) -> tuple[Runnable, dict[str, Any]]:
+    def prepare(
+        self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str
+    ) -> tuple[Runnable, dict[str, Any]]:
         """Cast or quantise the model, move model and inputs, and return an inference call under no_grad."""
         model = loaded.model
         dtype = DTYPES.get(precision, torch.float32)
@@ -104,7 +106,8 @@ class _GpuBackend(TorchBackend):
 
     def supports(self, precision: str, mode: str) -> tuple[bool, str]:
         """bf16 needs compute capability 8.0+ on NVIDIA (emulated and slow before); int8 as in TorchBackend."""
-        if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
+        native_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        if precision == "bf16" and torch.cuda.is_available() and not native_bf16:
             return False, f"{torch.cuda.get_device_name()} has no native bf16"
         return super().supports(precision, mode)
 
@@ -168,7 +171,8 @@ class MpsBackend(TorchBackend):
         """Present on macOS builds with an MPS device."""
         if not torch.backends.mps.is_available():
             built = torch.backends.mps.is_built()
-            return False, "torch was built without MPS" if not built else "no MPS device (needs macOS 12.3+ on Apple silicon)"
+            why = "no MPS device (needs macOS 12.3+ on Apple silicon)" if built else "torch was built without MPS"
+            return False, why
         return True, "Apple MPS"
 
     def clock(self) -> Clock:
