@@ -1,0 +1,280 @@
+"""DuckDB store: round trips, schema versions and migrations, resume, de-duplication, frames, export and import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit import storage
+from kit.errors import ConfigError
+from kit.records import SCHEMA_VERSION, Record
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "run-1"
+ENV = {
+    "env_id": "env-abc",
+    "git_commit": "deadbeef",
+    "software": {"python": "3.11", "duckdb": "2.0"},
+    "hardware": {"hardware_id": "hw-1", "hostname": "box", "cpu_model": "Test CPU", "cores_physical": 2,
+                 "cores_logical": 4, "memory_bytes": 8 * 2**30, "driver": "550.1",
+                 "gpus": [{"name": "GPU A"}, {"name": "GPU B"}]},
+}
+
+
+def identity(config_key: str = "k1", **over) -> dict:
+    """Identity fields of a test record, overridable."""
+    base = dict(run_id=RUN, config_key=config_key, model="bert-tiny", family="bert", size="tiny", mode="inference",
+                platform="cpu", device="cpu", precision="fp32", batch_size=2)
+    return {**base, **over}
+
+
+def ok(config_key: str = "k1", seed: int = 0, **over) -> Record:
+    """An ok record with awkward float samples, to check exactness."""
+    samples = list(np.random.default_rng(seed).lognormal(-5, 0.1, size=50))
+    return Record.from_samples(samples, **identity(config_key, **over))
+
+
+def failed(config_key: str = "k1", status: str = "failed", **over) -> Record:
+    """A failed or skipped record."""
+    return Record.failure(status, f"{status} because reasons", **identity(config_key, **over))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "sub" / "bench.duckdb"
+
+
+@pytest.fixture
+def con(db_path: Path):
+    con = storage.connect(db_path)
+    storage.start_run(con, RUN, {"batch_sizes": [1, 2]}, ENV)
+    yield con
+    con.close()
+
+
+def test_round_trip_of_ok_failed_and_skipped_records(con):
+    records = [ok("a", extra={"phase": "fwd", "nested": {"x": [1, 2.5]}}), failed("b"), failed("c", "skipped")]
+    for record in records:
+        storage.insert_record(con, record)
+    loaded = {r.config_key: r for r in storage.load_records(con, RUN)}
+    assert [loaded[r.config_key] for r in records] == records
+    assert loaded["a"].samples_s == records[0].samples_s  # exact floats, order kept
+    assert [r.config_key for r in storage.load_records(con, status="failed")] == ["b"]
+    with pytest.raises(ConfigError, match="status"):
+        storage.load_records(con, status="broken")
+
+
+def test_schema_version_is_stored_once(db_path):
+    con = storage.connect(db_path)
+    assert storage.ensure_schema(con) == SCHEMA_VERSION == storage.MIGRATIONS[-1][0]
+    con.close()
+    con = storage.connect(db_path)
+    assert con.execute("SELECT version FROM schema_meta").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
+    con = storage.connect(db_path)
+    storage.insert_record(con, ok("a"))
+    con.close()
+
+    def add_energy(con) -> None:
+        con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS energy_j DOUBLE")
+
+    monkeypatch.setattr(storage, "MIGRATIONS", [*storage.MIGRATIONS, (2, add_energy)])
+    con = storage.connect(db_path)
+    assert storage.schema_version(con) == 2
+    assert [v for (v,) in con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall()] == [1, 2]
+    assert "energy_j" in storage.results_frame(con).columns
+    assert storage.load_records(con) == [ok("a")]
+
+
+def test_newer_database_is_refused(db_path):
+    con = storage.connect(db_path)
+    con.execute("INSERT INTO schema_meta VALUES (99, now()::TIMESTAMP)")
+    con.close()
+    with pytest.raises(ConfigError, match="newer"):
+        storage.connect(db_path)
+
+
+def test_finished_config_keys_drive_resume(con):
+    assert storage.finished_config_keys(con, RUN) == set()
+    storage.insert_record(con, ok("a"))
+    storage.insert_record(con, failed("b"))
+    storage.insert_record(con, ok("c", run_id="other"))
+    assert storage.finished_config_keys(con, RUN) == {"a", "b"}
+
+
+def test_runs_record_start_resume_and_finish(con):
+    first = storage.runs_frame(con).iloc[0]
+    storage.start_run(con, RUN, {"batch_sizes": [1, 2]}, ENV)
+    storage.insert_record(con, ok("a"))
+    storage.finish_run(con, RUN)
+    run = storage.runs_frame(con).iloc[0]
+    assert run["started_at"] == first["started_at"] and pd.notna(run["resumed_at"]) and pd.notna(run["finished_at"])
+    assert (run["git_commit"], run["env_id"], run["cpu_model"], run["gpu_names"]) == (
+        "deadbeef", "env-abc", "Test CPU", "GPU A, GPU B")
+    assert (run["n_results"], run["n_ok"], run["n_failed"]) == (1, 1, 0)
+    with pytest.raises(ConfigError, match="unknown run_id"):
+        storage.finish_run(con, "nope")
+
+
+def test_double_insert_of_an_ok_result_is_ignored(con):
+    first = storage.insert_record(con, ok("a", seed=1))
+    assert storage.insert_record(con, ok("a", seed=2)) == first
+    assert storage.insert_record(con, failed("a")) == first
+    assert storage.load_records(con) == [ok("a", seed=1)]
+    assert len(storage.samples_frame(con)) == 50
+
+
+@pytest.mark.parametrize("status", ["failed", "skipped"])
+def test_rerun_replaces_a_failed_or_skipped_result(con, status):
+    old = storage.insert_record(con, failed("a", status))
+    new = storage.insert_record(con, ok("a"))
+    assert new != old
+    assert storage.load_records(con) == [ok("a")]
+    assert set(storage.samples_frame(con)["result_id"]) == {new}
+
+
+def test_model_row_is_upserted_with_facts(con):
+    facts = {"modality": "text", "n_layers": 2, "hidden_size": 32}
+    storage.insert_record(con, ok("a", n_params=1234, flops_per_sample=5.5e6, extra={"model_facts": facts}))
+    storage.insert_record(con, failed("b"))  # knows no facts: must not erase them
+    row = con.execute("SELECT model_key, modality, n_params, flops_per_sample, n_layers, hidden_size FROM models"
+                      ).fetchall()
+    assert row == [("bert-tiny|tiny", "text", 1234, 5.5e6, 2, 32)]
+
+
+def test_results_frame_joins_run_info_and_filters(con):
+    storage.insert_record(con, ok("a"))
+    storage.insert_record(con, ok("b", platform="cuda", precision="fp16"))
+    storage.insert_record(con, failed("c"))
+    frame = storage.results_frame(con, RUN)
+    assert len(frame) == 3 and "samples_s" not in frame.columns
+    assert {"run_started_at", "git_commit", "cpu_model", "gpu_names", "noisy", "result_id"} <= set(frame.columns)
+    assert set(frame["gpu_names"]) == {"GPU A, GPU B"}
+    assert list(storage.results_frame(con, platform="cuda")["config_key"]) == ["b"]
+    assert list(storage.results_frame(con, platform="cpu", status="ok")["config_key"]) == ["a"]
+    assert list(storage.results_frame(con, precision=["fp16", "int8"])["config_key"]) == ["b"]
+    assert json.loads(frame["extra"].iloc[0]) == {}
+    with pytest.raises(ConfigError, match="unknown filter column.*plat"):
+        storage.results_frame(con, plat="cpu")
+
+
+def test_samples_frame_is_long_format(con):
+    record = ok("a")
+    storage.insert_record(con, record)
+    frame = storage.samples_frame(con, RUN)
+    assert list(frame.columns) == ["result_id", "run_id", "config_key", "model", "platform", "precision",
+                                   "batch_size", "mode", "sample_idx", "latency_s"]
+    assert list(frame["sample_idx"]) == list(range(50)) and tuple(frame["latency_s"]) == record.samples_s
+
+
+@pytest.mark.parametrize("export, reader", [(storage.export_csv, pd.read_csv),
+                                            (storage.export_parquet, pd.read_parquet)])
+def test_export_is_readable_back_with_pandas(con, tmp_path, export, reader):
+    for record in (ok("a"), ok("b", seed=3), failed("c"), ok("d", run_id="other")):
+        storage.insert_record(con, record)
+    suffix = ".csv" if export is storage.export_csv else ".parquet"
+    path = export(con, tmp_path / "out" / f"it's results{suffix}", run_id=RUN)  # quote in the name on purpose
+    back, expected = reader(path), storage.results_frame(con, RUN)
+    assert list(back["config_key"]) == list(expected["config_key"]) == ["a", "b", "c"]
+    assert list(back.columns) == list(expected.columns)
+    np.testing.assert_allclose(back["latency_p50_s"], expected["latency_p50_s"], rtol=1e-15)
+    samples = reader(path.with_name(f"it's results_samples{suffix}"))
+    assert len(samples) == 100 and set(samples["config_key"]) == {"a", "b"}
+
+
+@pytest.mark.parametrize("layout", ["list", "records", "lines"])
+def test_import_json_of_records(con, tmp_path, layout):
+    records = [ok("a"), failed("b"), failed("c", "skipped")]
+    rows = [r.to_json() for r in records]
+    text = {"list": json.dumps(rows), "records": json.dumps({"records": rows}),
+            "lines": "\n".join(json.dumps(r) for r in rows)}[layout]
+    path = tmp_path / "old.json"
+    path.write_text(text)
+    assert storage.import_json(con, path) == 3
+    assert storage.load_records(con) == records
+    assert storage.import_json(con, path) == 2  # the ok row is kept; failed/skipped ones are replaced, as re-runs
+    assert storage.load_records(con) == records
+
+
+def test_import_json_of_legacy_flat_rows(con, tmp_path):
+    rows = [{"model_name": "resnet18", "hardware": "cuda", "batch_size": 8, "precision": "fp16",
+             "latency_mean_ms": 20.0, "throughput_items_per_sec": 390.0, "memory_mb": 512},
+            {"model": "bert-tiny", "platform": "cpu", "batch_size": 4, "latency_ms": 8.0}]
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps(rows))
+    assert storage.import_json(con, path, run_id="imported") == 2
+    first, second = sorted(storage.load_records(con, "imported"), key=lambda r: r.model)
+    assert second.latency_mean_s == pytest.approx(0.020) and second.throughput_items_per_s == 390.0
+    assert second.peak_memory_bytes == 512 * 2**20 and second.status == "ok" and second.samples_s == ()
+    assert first.throughput_items_per_s == pytest.approx(4 / 0.008)  # derived: batch / mean latency
+    assert first.extra["legacy"] is True and first.extra["imported_from"] == str(path)
+    assert "imported" in set(storage.runs_frame(con)["run_id"])
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "as JSON or JSON lines"),
+    ('[{"platform": "cpu", "batch_size": 1, "latency_ms": 3}]', "row 0: .*model"),
+    ('[{"model": "m", "platform": "cpu", "batch_size": 1, "latency_ms": -3}]', "latency_ms must be positive"),
+    ('[{"model": "m", "platform": "cpu", "batch_size": 1}]', "latency or a throughput"),
+    ('[{"config_key": "k", "run_id": "r"}]', "row 0"),
+    ("[1, 2]", "list of result objects"),
+])
+def test_import_json_rejects_bad_files(con, tmp_path, text, problem):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem) as info:
+        storage.import_json(con, path)
+    assert "bad.json" in str(info.value)
+    assert storage.load_records(con) == []
+    with pytest.raises(ConfigError, match="missing.json"):
+        storage.import_json(con, tmp_path / "missing.json")
+
+
+def _python(code: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env, text=True, **kwargs)
+
+
+def test_a_crash_mid_sweep_keeps_inserted_records(db_path):
+    code = f"""
+        import os
+        from kit import storage
+        from tests.test_storage import ok, ENV, RUN
+        con = storage.connect({str(db_path)!r})
+        storage.start_run(con, RUN, {{}}, ENV)
+        storage.insert_record(con, ok("a"))
+        os._exit(3)  # dies without finish_run, close or checkpoint
+    """
+    assert _python(code).wait(timeout=120) == 3
+    con = storage.connect(db_path)
+    assert storage.load_records(con, RUN) == [ok("a")]
+    assert storage.finished_config_keys(con, RUN) == {"a"}
+    assert pd.isna(storage.runs_frame(con)["finished_at"].iloc[0])
+
+
+def test_a_second_writer_process_gets_a_clear_error(db_path):
+    storage.connect(db_path).close()
+    holder = _python(f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('ready', flush=True); "
+                     "time.sleep(60)", stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(ConfigError, match="already open elsewhere.*parent process"):
+            storage.connect(db_path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_read_only_connection_of_a_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no benchkit database"):
+        storage.connect(tmp_path / "none.duckdb", read_only=True)
