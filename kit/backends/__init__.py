@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 
 from kit.backends.base import PRECISIONS, Backend
@@ -40,9 +42,14 @@ def available_platforms() -> dict[str, tuple[bool, str]]:
     return {name: get_backend(name).available() for name in known_platforms()}
 
 
+BUILTIN_MODULES = ("kit.backends.torch_backends", "kit.backends.openvino_backend", "kit.backends.browser")
+
+
 def _load_builtin() -> None:
     """Import the modules that register the built-in backends (lazily, to keep `import kit` light)."""
-    from kit.backends import torch_backends  # noqa: F401
+    for module in BUILTIN_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 __all__ = ["PRECISIONS", "Backend", "available_platforms", "get_backend", "known_platforms", "register_backend"]
