@@ -100,7 +100,8 @@ def write_index(executed: list[Executed], path: Path) -> Path:
     for item in executed:
         rel = item.html.relative_to(path.parent)
         rel_pub = item.html_no_input.relative_to(path.parent)
-        figures = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(_short(v))}</li>" for k, v in item.recorded.items())
+        figures = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(_short(v))}</li>"
+                          for k, v in item.recorded.items())
         rows.append(f"<tr><td><a href='{rel}'>{item.stem}</a> (<a href='{rel_pub}'>published</a>)</td>"
                     f"<td><ul>{figures}</ul></td></tr>")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,71 @@
+"""Every notebook executes under papermill on its tiny parameters; YAML keys match the declared parameters."""
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from kit import pipeline
+
+NOTEBOOKS = pipeline.NOTEBOOKS
+PARAMS = pipeline.PARAMETERS
+STEMS = pipeline.notebook_stems()
+
+
+def _declared(stem):
+    return set(papermill.inspect_notebook(str(NOTEBOOKS / f"{stem}.ipynb")))
+
+
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("variant", ["yaml", "tiny.yaml"])
+def test_parameter_files_match_declared_parameters(stem, variant):
+    path = PARAMS / f"{stem}.{variant}"
+    assert path.exists(), f"missing {path}"
+    keys = set(yaml.safe_load(path.read_text()) or {})
+    assert keys == _declared(stem), f"{path.name}: extra {keys - _declared(stem)}, missing {_declared(stem) - keys}"
+
+
+EXPECT = {
+    "01_benchmark": lambda r: r["n_ok"] >= 1 and r["percentiles_ordered"] and r["best_throughput_items_per_s"] > 0,
+}
+
+
+@pytest.fixture(scope="module")
+def shared_db(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("nb") / "benchkit.duckdb")
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", STEMS)
+def test_notebook_runs_on_tiny_parameters(stem, tmp_path, shared_db):
+    extra = {"db_path": shared_db} if "db_path" in _declared(stem) else {}
+    out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path, extra_parameters=extra)
+    assert out.html.exists() and out.html_no_input.exists()
+    page = out.html.read_text()
+    outputs = [o for c in nbformat.read(str(out.ipynb), as_version=4).cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"], "no error output in the executed notebook"
+    assert "data:image/png;base64" in page, "charts are embedded in the HTML"
+    assert EXPECT.get(stem, lambda r: bool(r))(out.recorded), out.recorded
+
+
+def test_failing_notebook_names_the_cell(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("raise ValueError('planted')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "bad.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(pipeline.NotebookFailed, match="bad.ipynb failed in cell 2: ValueError: planted"):
+        pipeline.execute(path, None, tmp_path / "out")
+
+
+def test_index_links_every_notebook(tmp_path):
+    items = []
+    for stem in ("a", "b"):
+        (tmp_path / stem).mkdir()
+        html = tmp_path / stem / "x.html"
+        html.write_text("<html></html>")
+        items.append(pipeline.Executed(stem, html, html, html, {"n_ok": 3}))
+    page = pipeline.write_index(items, tmp_path / "index.html").read_text()
+    assert "a/x.html" in page and "b/x.html" in page and "n_ok" in page
