@@ -11,7 +11,8 @@ import torch
 from kit import zoo
 from kit.backends import get_backend
 from kit.config import Job
-from kit.errors import UnsupportedConfiguration
+from kit.deviation import main_output, output_deviation
+from kit.errors import MeasurementError, UnsupportedConfiguration
 from kit.records import Record
 from kit.timing import load_average_1m, measure_adaptive
 
@@ -39,6 +40,25 @@ def model_facts(loaded: zoo.LoadedModel, seq_len: int | None) -> dict[str, Any]:
     return {"n_params": loaded.n_params(), "flops_per_sample": zoo.flops_per_sample(loaded, seq_len)}
 
 
+def wants_deviation(job: Job) -> bool:
+    """Whether to compare the output with fp32 torch on CPU: every run but that reference configuration itself."""
+    return job.precision != "fp32" or job.platform != "cpu"
+
+
+def reference_output(loaded: zoo.LoadedModel, inputs: dict[str, Any]) -> tuple[str, torch.Tensor]:
+    """Main output of the unmodified fp32 model on CPU; taken before prepare, since torch backends cast in place."""
+    with torch.inference_mode():
+        return main_output(loaded.model(**inputs))
+
+
+def deviation_of(reference: tuple[str, torch.Tensor], output: Any) -> dict[str, Any]:
+    """record.extra["deviation"] for a run's output; an output that cannot be compared is stored as an error."""
+    try:
+        return output_deviation(reference, output)
+    except MeasurementError as exc:
+        return {"error": str(exc), "output": reference[0]}
+
+
 def measure_inference(job: Job) -> Record:
     """Measure one inference configuration and return an ok Record (exceptions propagate to the caller)."""
     apply_threads(job)
@@ -48,6 +68,8 @@ def measure_inference(job: Job) -> Record:
     build_s = time.perf_counter() - t0
     facts = model_facts(loaded, job.seq_len)
     inputs = loaded.make_inputs(job.batch_size, job.seq_len)
+    # outside startup_s; it warms torch's CPU caches, so a torch bf16/int8 first_inference_s is not quite cold
+    reference = reference_output(loaded, inputs) if wants_deviation(job) else None
     t1 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,11 +83,13 @@ def measure_inference(job: Job) -> Record:
     tracker.reset()
     measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
                                    min_samples=job.min_samples, max_samples=job.max_samples)
-    peak = tracker.peak_bytes()
+    peak = tracker.peak_bytes()  # includes the reference output held for the comparison (its reference_bytes)
     extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
              "wall_time_s": measurement.wall_time_s, "modality": loaded.modality,
              "seq_len_effective": job.seq_len or loaded.default_seq_len,
              "model_facts": loaded.describe()}
+    if reference is not None:
+        extra["deviation"] = deviation_of(reference, call())
     if hasattr(tracker, "reserved_bytes"):
         extra["peak_reserved_bytes"] = tracker.reserved_bytes
     return Record.from_samples(

@@ -1,0 +1,313 @@
+"""OpenVINO platforms: zoo models converted from PyTorch, compiled for a device, run through one infer request.
+
+Platforms: "openvino" (the CPU), "openvino-gpu" and "openvino-npu" (Intel GPU/NPU where OpenVINO sees one).
+How a configuration runs, and what `prepare` records in its facts:
+
+- convert: ``openvino.convert_model`` traces the fp32 torch model with the zoo's inputs (convert_s); the model is then
+  reshaped to the static shapes of those inputs, so compilation does the shape-specific work once (static_shapes).
+- int8: ``nncf.quantize`` post-training quantisation, calibrated on CALIBRATION_SAMPLES synthetic zoo inputs of
+  other seeds (quantize_s). Random-weight models calibrated on random inputs: timing is meaningful, accuracy is not.
+- compile: INFERENCE_PRECISION_HINT is always set (f32 for fp32 and int8, bf16, f16), because the CPU plugin's default
+  is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
+  precisions of its executed layers (exec_precisions). PERFORMANCE_HINT is LATENCY (the runner times one synchronous
+  request at a time), threads follow torch's count so both engines get the same cores; streams are read back.
+- precisions a device lacks natively (OPTIMIZATION_CAPABILITIES) are refused in `supports`: on a CPU without FP16, an
+  f16 hint silently runs as bf16, which would make an "fp16" row a mislabelled copy of the bf16 one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from kit.backends import register_backend
+from kit.backends.base import Backend, Runnable
+from kit.errors import KitError
+
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}  # int8: non-quantised ops in f32
+HINT_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+CAPABILITIES = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
+PERFORMANCE_HINT = "LATENCY"
+CALIBRATION_SAMPLES = 8
+# Measured on tiny and base BERT (CPU, static shapes): the first call after compile is 3-60x slower, the second
+# within ~2x of steady state, steady from the third. The runner's first call plus its warmup_iters (3 by default)
+# cover that, so prepare adds no warm-up of its own, and the runner's first_inference_s stays the true first call.
+EXTRA_WARMUP_CALLS = 0
+COMPUTE_LAYERS = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution")
+
+
+class ConversionError(KitError):
+    """OpenVINO or NNCF could not convert, quantise or compile a model; carries the converter's own message."""
+
+
+def installed(package: str) -> bool:
+    """Whether a package can be imported, without importing it."""
+    return importlib.util.find_spec(package) is not None
+
+
+@functools.cache
+def core() -> Any:
+    """The process's OpenVINO runtime core (one per process: creating it loads the device plugins)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+@contextlib.contextmanager
+def no_telemetry() -> Iterator[None]:
+    """Keep OpenVINO's converter and NNCF from phoning home (each send may wait up to 3 s for the network).
+
+    Both tools skip telemetry when they see CI=true; it is set only around their calls, then restored.
+    """
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = previous
+
+
+def numpy_inputs(inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The tensor inputs as numpy arrays (OpenVINO's feed); non-tensor arguments are traced as constants."""
+    return {k: v.detach().cpu().numpy() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+
+
+def convert(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+    """The torch model converted to an OpenVINO model by tracing it with the inputs; ConversionError on failure."""
+    import openvino as ov
+
+    try:
+        with no_telemetry(), torch.no_grad():
+            return ov.convert_model(model, example_input=dict(inputs))
+    except Exception as exc:  # the converter's message is the reason stored with the failed record
+        raise ConversionError(f"openvino.convert_model failed: {type(exc).__name__}: {exc}") from exc
+
+
+def make_static(ov_model: Any, arrays: dict[str, np.ndarray]) -> tuple[bool, str]:
+    """Reshape the model's inputs to the arrays' shapes; (False, why) leaves it dynamic when OpenVINO refuses."""
+    shapes = {}
+    for port in ov_model.inputs:
+        name = port.get_any_name()
+        if name not in arrays:
+            return False, f"model input {name!r} is not among the zoo inputs {sorted(arrays)}"
+        shapes[port] = list(arrays[name].shape)
+    try:
+        ov_model.reshape(shapes)
+    except Exception as exc:  # some traced graphs bake shapes in; dynamic still runs
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, ""
+
+
+def calibration_items(loaded: Any, ov_model: Any, samples: int = CALIBRATION_SAMPLES) -> list[dict[str, np.ndarray]]:
+    """Synthetic calibration inputs: batch 1 at the model's default sequence length, seeds 1..samples."""
+    names = [port.get_any_name() for port in ov_model.inputs]
+    items = []
+    for seed in range(1, samples + 1):
+        arrays = numpy_inputs(loaded.make_inputs(1, seed=seed))
+        items.append({name: arrays[name] for name in names})
+    return items
+
+
+def quantize_int8(ov_model: Any, loaded: Any) -> Any:
+    """NNCF post-training int8 quantisation (transformer preset) of a dynamic-shape OpenVINO model."""
+    with no_telemetry():
+        import nncf
+
+        items = calibration_items(loaded, ov_model)
+        try:
+            return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
+                                 model_type=nncf.ModelType.TRANSFORMER)
+        except Exception as exc:  # the quantiser's message is the reason stored with the failed record
+            raise ConversionError(f"nncf.quantize failed: {type(exc).__name__}: {exc}") from exc
+
+
+def compile_model(ov_model: Any, device: str, precision: str, threads: int | None) -> Any:
+    """Compile for the device with the precision hint always set explicitly, a LATENCY hint and torch's threads."""
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    config = {hints.inference_precision: PRECISION_HINTS[precision],
+              hints.performance_mode: getattr(hints.PerformanceMode, PERFORMANCE_HINT)}
+    if threads and device == "CPU":
+        config[props.inference_num_threads] = threads
+    try:
+        return core().compile_model(ov_model, device, config)
+    except Exception as exc:  # the plugin's message is the reason stored with the failed record
+        raise ConversionError(f"OpenVINO compile_model on {device} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def precision_ran(compiled: Any, requested: str) -> str:
+    """The precision the compiled model runs in: the read-back hint (fp32/bf16/fp16), 'int8' for a quantised model."""
+    import openvino.properties.hint as hints
+
+    hint = compiled.get_property(hints.inference_precision).get_type_name()
+    ran = HINT_NAMES.get(hint, hint)
+    if requested == "int8":
+        quantised = any(p in ("i8", "u8") for p in exec_precisions(compiled))
+        return "int8" if quantised else ran
+    return ran
+
+
+def exec_precisions(compiled: Any) -> dict[str, int]:
+    """How many compute layers (matmuls, convolutions) of the executed graph run in each precision."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in COMPUTE_LAYERS:
+            key = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else "unknown"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def output_names(compiled: Any) -> list[str]:
+    """Names of the compiled model's outputs (the HF output fields), positional where a result has no name."""
+    names = []
+    for i, port in enumerate(compiled.outputs):  # a port may also carry numeric tensor names: prefer field names
+        names.append(min(port.get_names(), key=lambda n: (n[:1].isdigit(), n), default=f"{i}"))
+    return names
+
+
+def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]:
+    """What the compiled model says it runs with: precision, hint, streams, threads and execution devices."""
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    return {"precision_ran": precision_ran(compiled, precision),
+            "precision_hint": PRECISION_HINTS[precision],
+            "precision_hint_read_back": compiled.get_property(hints.inference_precision).get_type_name(),
+            "performance_hint": str(compiled.get_property(hints.performance_mode)),
+            "num_streams": int(compiled.get_property(props.streams.num)),
+            "inference_num_threads": _optional_property(compiled, props.inference_num_threads),
+            "execution_devices": list(compiled.get_property(props.execution_devices)),
+            "exec_precisions": exec_precisions(compiled),
+            "ov_device": device}
+
+
+def _optional_property(compiled: Any, name: str) -> Any:
+    """A compiled-model property that not every device plugin reports, else None."""
+    try:
+        return compiled.get_property(name)
+    except RuntimeError:
+        return None
+
+
+@register_backend("openvino")
+class OpenVinoBackend(Backend):
+    """OpenVINO runtime on an OpenVINO device (the CPU here; subclasses pick GPU or NPU)."""
+
+    ov_device = "CPU"
+
+    def available(self) -> tuple[bool, str]:
+        """Present when openvino is installed and lists the device."""
+        if not installed("openvino"):
+            return False, "openvino is not installed"
+        import openvino as ov
+
+        devices = core().available_devices
+        if not any(d.split(".")[0] == self.ov_device for d in devices):
+            return False, f"OpenVINO sees no {self.ov_device} device (available: {', '.join(devices) or 'none'})"
+        return True, f"OpenVINO {ov.__version__} on {self.ov_device}: {self.device_name()}"
+
+    def device_name(self) -> str:
+        """The device's full name as OpenVINO reports it."""
+        import openvino.properties as props
+
+        return str(core().get_property(self.ov_device, props.device.full_name))
+
+    def capabilities(self) -> list[str]:
+        """The device's OPTIMIZATION_CAPABILITIES (FP32, BF16, FP16, INT8...)."""
+        import openvino.properties as props
+
+        return list(core().get_property(self.ov_device, props.device.capabilities))
+
+    def supports(self, precision: str, mode: str) -> tuple[bool, str]:
+        """Inference only; bf16/fp16/int8 only where the device has them natively; int8 needs nncf."""
+        if mode == "training":
+            return False, "OpenVINO runs inference only"
+        if not installed("openvino"):
+            return False, "openvino is not installed"
+        needed = CAPABILITIES.get(precision)
+        if needed and needed not in self.capabilities():
+            caps = ", ".join(self.capabilities())
+            return False, (f"OpenVINO {self.ov_device} ({self.device_name()}) has no native {precision} "
+                           f"(capabilities: {caps}); a {PRECISION_HINTS[precision]} hint would run another precision")
+        if precision == "int8" and not installed("nncf"):
+            return False, "int8 needs nncf for post-training quantisation, and nncf is not installed"
+        return True, ""
+
+    def device(self) -> str:
+        """The OpenVINO device name (full name in the facts)."""
+        return self.ov_device
+
+    def threads(self) -> int | None:
+        """Threads given to the CPU plugin: torch's count, so that both engines use the same cores."""
+        return torch.get_num_threads() if self.ov_device == "CPU" else None
+
+    def prepare(
+        self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str
+    ) -> tuple[Runnable, dict[str, Any]]:
+        """Convert (and quantise), compile, and return a call of one synchronous infer request, with its facts."""
+        import openvino as ov
+
+        facts: dict[str, Any] = {"openvino_version": ov.__version__, "device_full_name": self.device_name()}
+        arrays = numpy_inputs(inputs)
+        t0 = time.perf_counter()
+        ov_model = convert(loaded.model, inputs)
+        facts["convert_s"] = time.perf_counter() - t0
+        if precision == "int8":
+            import nncf
+
+            t0 = time.perf_counter()
+            ov_model = quantize_int8(ov_model, loaded)
+            facts.update(quantize_s=time.perf_counter() - t0, nncf_version=nncf.__version__,
+                         calibration_samples=CALIBRATION_SAMPLES)
+        facts["static_shapes"], why = make_static(ov_model, arrays)
+        if why:
+            facts["static_shapes_error"] = why
+        t0 = time.perf_counter()
+        compiled = compile_model(ov_model, self.ov_device, precision, self.threads())
+        facts["compile_s"] = time.perf_counter() - t0
+        facts.update(compiled_facts(compiled, self.ov_device, precision), extra_warmup_calls=EXTRA_WARMUP_CALLS)
+        return _infer_call(compiled, arrays), facts
+
+
+def _infer_call(compiled: Any, arrays: dict[str, np.ndarray]) -> Runnable:
+    """A zero-argument call that runs one synchronous inference and returns {output name: numpy array}."""
+    request = compiled.create_infer_request()
+    feed = {}
+    for port in compiled.inputs:
+        name = port.get_any_name()
+        if name not in arrays:
+            raise ConversionError(f"converted model wants input {name!r}; the zoo gives {sorted(arrays)}")
+        feed[name] = arrays[name]
+    names = output_names(compiled)
+
+    def call() -> dict[str, np.ndarray]:
+        return dict(zip(names, request.infer(feed).to_tuple(), strict=True))
+
+    return call
+
+
+@register_backend("openvino-gpu")
+class OpenVinoGpuBackend(OpenVinoBackend):
+    """OpenVINO runtime on an Intel GPU (the default one, GPU.0, where there are several)."""
+
+    ov_device = "GPU"
+
+
+@register_backend("openvino-npu")
+class OpenVinoNpuBackend(OpenVinoBackend):
+    """OpenVINO runtime on an Intel NPU."""
+
+    ov_device = "NPU"
