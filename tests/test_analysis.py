@@ -1,0 +1,229 @@
+"""Analysis on synthetic seeded samples (testing the logic, not measuring anything): speed-ups, rankings,
+regression detection from the database and from exported CSVs, metric history, training vs inference, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit import analysis, storage
+from kit.errors import ConfigError
+from kit.records import Record
+
+
+def env(torch_version: str = "2.4.0", commit: str = "aaaa") -> dict:
+    """A run environment whose software versions and commit the history test can vary."""
+    return {"env_id": f"env-{torch_version}", "git_commit": commit,
+            "software": {"python": "3.11", "torch": torch_version},
+            "hardware": {"hardware_id": "hw-1", "hostname": "box", "cpu_model": "Test CPU"}}
+
+
+def rec(run_id: str, platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny",
+        mode: str = "inference", batch_size: int = 2, scale: float = 1.0, seed: int = 0, n: int = 60,
+        sigma: float = 0.03, **extra_fields) -> Record:
+    """An ok record with seeded log-normal samples around 10 ms x scale."""
+    samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale), sigma, size=n)
+    key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
+    return Record.from_samples(list(samples), run_id=run_id, config_key=key, model=model, family=model.split("-")[0],
+                               size="tiny", mode=mode, platform=platform, device=platform, precision=precision,
+                               batch_size=batch_size, **extra_fields)
+
+
+def store(con, run_id: str, records: list[Record], environment: dict | None = None) -> None:
+    """Start a run and insert its records."""
+    storage.start_run(con, run_id, {}, environment or env())
+    for record in records:
+        storage.insert_record(con, record)
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    con = storage.connect(tmp_path / "bench.duckdb")
+    yield con
+    con.close()
+
+
+def two_runs(con, slow_factor: float = 1.30, noise_factor: float = 1.015) -> None:
+    """Baseline run-1 and run-2 where cpu/fp32 bs2 is slower by slow_factor and bs4 by noise_factor only."""
+    store(con, "run-1", [rec("run-1", seed=1), rec("run-1", batch_size=4, seed=2), rec("run-1", "cuda", seed=3),
+                         rec("run-1", model="gpt2-tiny", seed=4)])
+    store(con, "run-2", [rec("run-2", scale=slow_factor, seed=11), rec("run-2", batch_size=4, scale=noise_factor,
+                                                                         seed=12),
+                         rec("run-2", "cpu", "bf16", seed=13),
+                         Record.failure("failed", "RuntimeError: out of memory", run_id="run-2",
+                                        config_key="bert-tiny|tiny|inference|cuda|fp32|bs2|seqdefault",
+                                        model="bert-tiny", family="bert", size="tiny", mode="inference",
+                                        platform="cuda", device="cuda", precision="fp32", batch_size=2)])
+
+
+def by_config(df: pd.DataFrame, **where) -> pd.Series:
+    """The single row of df matching the given column values."""
+    mask = np.ones(len(df), dtype=bool)
+    for column, value in where.items():
+        mask &= (df[column] == value).to_numpy()
+    assert mask.sum() == 1, (where, df)
+    return df[mask].iloc[0]
+
+
+def test_regression_detection_finds_planted_slowdown_and_ignores_noise(con):
+    two_runs(con)
+    df = analysis.detect_regressions("run-2", "run-1", con=con)
+    slow = by_config(df, model="bert-tiny", platform="cpu", precision="fp32", batch_size=2)
+    assert slow["status"] == "regression" and slow["significant"] and 25 < slow["change_pct"] < 35
+    assert slow["ratio_ci_low"] <= slow["ratio"] <= slow["ratio_ci_high"]
+    assert by_config(df, platform="cpu", precision="fp32", batch_size=4)["status"] == "unchanged"
+    assert by_config(df, platform="cpu", precision="bf16")["status"] == "added"
+    assert by_config(df, model="gpt2-tiny")["status"] == "removed"
+    assert "out of memory" in by_config(df, platform="cuda")["note"]
+    assert by_config(df, platform="cuda")["status"] == "failed"
+    tested = df[df["tested"]]
+    assert (tested["p_holm"] >= tested["p_value"]).all() and len(tested) == 2
+    assert analysis.regression_exit_code(df) == 1
+
+
+def test_no_regression_when_only_noise(con):
+    two_runs(con, slow_factor=0.99, noise_factor=1.02)
+    df = analysis.detect_regressions("run-2", "run-1", con=con)
+    assert not (df["status"] == "regression").any() and analysis.regression_exit_code(df) == 0
+
+
+def test_large_but_insignificant_slowdown_is_not_a_regression(con):
+    store(con, "a", [rec("a", n=3, seed=1)])
+    store(con, "b", [rec("b", n=3, scale=1.5, seed=2)])
+    row = analysis.detect_regressions("b", "a", con=con).iloc[0]
+    assert row["status"] == "unchanged" and "not significant" in row["note"]
+
+
+def test_improvement_is_reported(con):
+    store(con, "a", [rec("a", seed=1)])
+    store(con, "b", [rec("b", scale=0.5, seed=2)])
+    assert analysis.detect_regressions("b", "a", con=con).iloc[0]["status"] == "improvement"
+
+
+def test_csv_baseline_with_and_without_samples(con, tmp_path):
+    two_runs(con)
+    csv = storage.export_csv(con, tmp_path / "exports" / "baseline.csv", run_id="run-1")
+    df = analysis.detect_regressions("run-2", str(csv), con=con)
+    assert by_config(df, model="bert-tiny", platform="cpu", precision="fp32", batch_size=2)["status"] == "regression"
+    assert by_config(df, model="gpt2-tiny")["status"] == "removed"
+    (tmp_path / "exports" / "baseline_samples.csv").unlink()
+    df = analysis.detect_regressions("run-2", csv, con=con)
+    slow = by_config(df, model="bert-tiny", platform="cpu", precision="fp32", batch_size=2)
+    assert slow["status"] == "possible_regression" and not slow["tested"] and math.isnan(slow["p_value"])
+    assert "test not run" in slow["note"] and "_samples" in slow["note"]
+    assert analysis.regression_exit_code(df) == 0
+
+
+def test_bad_comparison_inputs_raise_config_errors(con, tmp_path):
+    two_runs(con)
+    with pytest.raises(ConfigError, match="run-9"):
+        analysis.detect_regressions("run-2", "run-9", con=con)
+    with pytest.raises(ConfigError, match="no database connection"):
+        analysis.detect_regressions("run-2", "run-1")
+    with pytest.raises(ConfigError, match="missing.csv"):
+        analysis.detect_regressions("run-2", tmp_path / "missing.csv", con=con)
+    with pytest.raises(ConfigError, match="threshold"):
+        analysis.detect_regressions("run-2", "run-1", threshold=-0.1, con=con)
+
+
+def test_cmd_compare_prints_table_and_fails_on_regression(tmp_path, capsys):
+    db = tmp_path / "bench.duckdb"
+    con = storage.connect(db)
+    two_runs(con)
+    con.close()
+    parser = argparse.ArgumentParser()
+    analysis.add_compare_arguments(parser)
+    assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "--db", str(db)])) == 0
+    assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "--db", str(db),
+                                                   "--fail-on-regression"])) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "current run-2 vs baseline run-1" in out
+    same = parser.parse_args(["--baseline", "run-1", "--run-id", "run-1", "--db", str(db), "--fail-on-regression"])
+    assert analysis.cmd_compare(same) == 0
+
+
+def test_speedup_table_with_ci_holm_and_missing_baseline(con):
+    store(con, "r", [rec("r", seed=1), rec("r", "cuda", "fp32", scale=0.5, seed=2),
+                     rec("r", "cuda", "fp16", scale=0.25, seed=3), rec("r", "cpu", "bf16", scale=0.99, seed=4),
+                     rec("r", "cuda", model="vit-tiny", scale=0.5, seed=5)])
+    df = analysis.speedup_table(con, run_id="r")
+    fp16 = by_config(df, model="bert-tiny", platform="cuda", precision="fp16")
+    assert 3.6 < fp16["speedup"] < 4.4 and fp16["speedup_ci_low"] <= fp16["speedup"] <= fp16["speedup_ci_high"]
+    assert fp16["significant"] and fp16["baseline_throughput_items_per_s"] < fp16["candidate_throughput_items_per_s"]
+    assert by_config(df, model="bert-tiny", platform="cpu", precision="fp32")["note"] == "baseline"
+    missing = by_config(df, model="vit-tiny")
+    assert math.isnan(missing["speedup"]) and "no cpu/fp32 baseline" in missing["note"]
+    tested = df[df["p_value"].notna()]
+    assert len(tested) == 3 and (tested["p_holm"] >= tested["p_value"]).all()
+    assert (analysis.speedup_table(con, run_id="r")["speedup"].fillna(-1) == df["speedup"].fillna(-1)).all()
+
+
+def test_speedup_pairs_each_candidate_with_its_own_runs_baseline(con):
+    two_runs(con)  # the cpu/fp32 baseline is 30% slower in run-2; cuda was measured in run-1 only
+    df = analysis.speedup_table(con)
+    cuda = by_config(df, platform="cuda")
+    assert cuda["baseline_run_id"] == "run-1" and cuda["speedup"] == pytest.approx(1.0, abs=0.05)
+    bf16 = by_config(df, platform="cpu", precision="bf16")
+    assert bf16["baseline_run_id"] == "run-2" and bf16["speedup"] == pytest.approx(1.3, rel=0.05)
+    store(con, "run-3", [rec("run-3", "cuda", "fp16", seed=21)])
+    fp16 = by_config(analysis.speedup_table(con), platform="cuda", precision="fp16")
+    assert fp16["baseline_run_id"] == "run-2" and "baseline from run run-2" in fp16["note"]
+
+
+def test_speedup_table_from_records_and_other_baseline():
+    records = [rec("r", seed=1), rec("r", "cuda", scale=0.5, seed=2)]
+    df = analysis.speedup_table(records, baseline_platform="cuda")
+    assert by_config(df, platform="cpu")["speedup"] == pytest.approx(0.5, rel=0.05)
+    assert analysis.speedup_table([]).empty
+
+
+def test_ranking_table_ranks_throughput_and_latency(con):
+    store(con, "r", [rec("r", batch_size=1, scale=0.6, seed=1), rec("r", batch_size=8, scale=2.0, seed=2),
+                     rec("r", "cuda", batch_size=8, scale=0.5, seed=3)])
+    df = analysis.ranking_table(con)
+    assert list(df["throughput_rank"]) == [1, 2, 3]
+    assert by_config(df, platform="cuda")["throughput_rank"] == 1
+    assert by_config(df, platform="cpu", batch_size=1)["latency_rank"] == 2
+
+
+def test_history_across_runs_shows_software_change(con):
+    store(con, "run-1", [rec("run-1", seed=1)], env("2.4.0", "aaaa"))
+    store(con, "run-2", [rec("run-2", seed=2, scale=1.2)], env("2.5.0", "bbbb"))
+    store(con, "run-3", [rec("run-3", seed=3, scale=1.2)], env("2.5.0", "bbbb"))
+    df = analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2)
+    assert list(df["run_id"]) == ["run-1", "run-2", "run-3"]
+    assert list(df["software_changes"]) == ["(first run)", "torch 2.4.0 -> 2.5.0", ""]
+    assert list(df["commit_changed"]) == [False, True, False] and df["git_commit"].iloc[1] == "bbbb"
+    assert df["change_pct"].iloc[1] == pytest.approx(-100 / 6, abs=3)  # throughput falls by ~1/6
+    latency = analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2, metric="latency_p50_s")
+    assert latency["value"].iloc[1] > latency["value"].iloc[0] and (latency["metric"] == "latency_p50_s").all()
+    with pytest.raises(ConfigError, match="latency_ms"):
+        analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2, metric="latency_ms")
+    assert analysis.metric_history(con, "nope", "cpu", "fp32", 2).empty
+
+
+def test_training_vs_inference_ratios_and_phases():
+    phases = {"forward_s": 0.004, "backward_s": 0.008, "optimizer_s": 0.003, "zero_grad_s": 0.001}
+    records = [rec("r", peak_memory_bytes=100 * 2**20, seed=1),
+               rec("r", mode="training", scale=3.0, peak_memory_bytes=300 * 2**20, extra={"phases_mean_s": phases},
+                   seed=2),
+               rec("r", "cuda", peak_memory_bytes=2**20, seed=3)]
+    df = analysis.training_vs_inference(records)
+    cpu = by_config(df, platform="cpu")
+    assert cpu["throughput_ratio"] == pytest.approx(1 / 3, rel=0.05) and cpu["memory_ratio"] == pytest.approx(3)
+    assert cpu["backward_pct"] == pytest.approx(50) and cpu["note"] == ""
+    assert "no training result" in by_config(df, platform="cuda")["note"]
+
+
+def test_export_analysis_frames(con, tmp_path):
+    store(con, "r", [rec("r", seed=1), rec("r", "cuda", scale=0.5, seed=2)])
+    df = analysis.speedup_table(con)
+    csv = analysis.export_csv(df, tmp_path / "out" / "speedup.csv")
+    parquet = analysis.export_parquet(analysis.results_with_samples(con), tmp_path / "out" / "results.parquet")
+    assert pd.read_csv(csv)["speedup"].notna().all()
+    assert len(pd.read_parquet(parquet)["samples"].iloc[0]) > 10

@@ -1,0 +1,100 @@
+"""Every chart returns a titled, labelled Figure from results or records frames, and a "no data" Figure when empty."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from kit import analysis, plots, storage
+from kit.records import Record, records_frame
+
+matplotlib.use("Agg")
+PHASES = {"forward_s": 0.004, "backward_s": 0.008, "optimizer_s": 0.003, "zero_grad_s": 0.001}
+
+
+def rec(platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny", mode: str = "inference",
+        batch_size: int = 2, scale: float = 1.0, seed: int = 0, **fields) -> Record:
+    """An ok record with seeded samples (synthetic, for drawing only) and a peak memory."""
+    samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale * batch_size ** 0.5), 0.05, size=40)
+    key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
+    fields.setdefault("peak_memory_bytes", int(200 * 2**20 * scale))
+    return Record.from_samples(list(samples), run_id="r", config_key=key, model=model, family="bert", size="tiny",
+                               mode=mode, platform=platform, device=platform, precision=precision,
+                               batch_size=batch_size, **fields)
+
+
+RECORDS = [rec(batch_size=b, seed=b) for b in (1, 2, 4)] + [
+    rec("cuda", "fp16", batch_size=b, scale=0.2, seed=10 + b) for b in (1, 2, 4)] + [
+    rec(model="gpt2-tiny", batch_size=2, seed=20), rec(mode="training", scale=3, seed=30,
+                                                       extra={"phases_mean_s": PHASES}),
+    Record.failure("skipped", "platform rocm unavailable", run_id="r", config_key="x", model="bert-tiny",
+                   family="bert", size="tiny", mode="inference", platform="rocm", device="", precision="fp32",
+                   batch_size=2)]
+FRAME_CHARTS = [plots.throughput_by_platform, plots.latency_by_platform, plots.memory_by_platform,
+                plots.batch_scaling, plots.training_vs_inference_chart]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> pd.DataFrame:
+    con = storage.connect(tmp_path_factory.mktemp("db") / "bench.duckdb")
+    storage.start_run(con, "r", {}, {"env_id": "e", "software": {}, "hardware": {}})
+    for record in RECORDS:
+        storage.insert_record(con, record)
+    frame = storage.results_frame(con)
+    con.close()
+    return frame
+
+
+def check_figure(fig: Figure) -> None:
+    """A Figure with a title, labelled axes, and a legend where more than one series is drawn; it renders."""
+    assert isinstance(fig, Figure)
+    titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+    assert any(t.strip() for t in titles)
+    main = fig.axes[0]
+    assert main.get_xlabel().strip() and main.get_ylabel().strip()
+    fig.savefig(io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("chart", FRAME_CHARTS, ids=lambda f: f.__name__)
+def test_charts_from_results_and_records_frames(chart, results):
+    for frame in (results, records_frame(RECORDS)):
+        fig = chart(frame)
+        check_figure(fig)
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+        assert legends and all(leg.get_title().get_text() for leg in legends)
+
+
+@pytest.mark.parametrize("chart", [*FRAME_CHARTS, plots.speedup_heatmap], ids=lambda f: f.__name__)
+def test_empty_frame_gives_no_data_figure(chart):
+    for empty in (pd.DataFrame(), records_frame([])):
+        fig = chart(empty)
+        check_figure(fig)
+        assert any("no data" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_units_in_axis_labels(results):
+    assert "(items/s)" in plots.throughput_by_platform(results).axes[0].get_ylabel()
+    assert "(ms)" in plots.latency_by_platform(results).axes[0].get_ylabel()
+    assert "(MiB)" in plots.memory_by_platform(results).axes[0].get_ylabel()
+    assert plots.batch_scaling(results).axes[0].get_xscale() == "log"
+
+
+def test_latency_error_bars_are_the_median_ci_in_ms(results):
+    ax = plots.latency_by_platform(results[results["status"] == "ok"].head(1)).axes[0]
+    height = ax.patches[0].get_height()
+    assert height == pytest.approx(results["latency_p50_s"].iloc[0] * 1e3)
+
+
+def test_speedup_heatmap_marks_significance(results):
+    fig = plots.speedup_heatmap(analysis.speedup_table(RECORDS))
+    check_figure(fig)
+    assert any(t.get_text().endswith("x*") for t in fig.axes[0].texts)
+    assert "cpu/fp32" in fig.axes[0].get_title()
+    only_missing = analysis.speedup_table([rec("cuda")])
+    assert "no data" in plots.speedup_heatmap(only_missing).axes[0].texts[0].get_text()
