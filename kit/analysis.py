@@ -310,7 +310,18 @@ def _regression_row(row: pd.Series, missing_note: str) -> dict[str, Any]:
         return {**out, "ratio": ratio, "note": f"{reason}: medians compared, significance test not run"}
     c = compare(row["samples_cur"], row["samples_base"])
     return {**out, "ratio": c.ratio, "ratio_ci_low": c.ratio_ci_low, "ratio_ci_high": c.ratio_ci_high,
-            "p_value": c.p_value, "tested": True}
+            "p_value": c.p_value, "tested": True, "note": _caveats(row)}
+
+
+def _caveats(row: pd.Series) -> str:
+    """Warnings that the test cannot see: it treats samples as independent, so a run measured under different load
+    or one that never reached its CI target can differ 'significantly' without any change in the code."""
+    noisy = [side for side, suffix in (("baseline", "_base"), ("current", "_cur")) if row.get("noisy" + suffix) is True]
+    notes = [f"noisy (CI target missed): {' and '.join(noisy)}"] if noisy else []
+    load_cur, load_base = row.get("load_avg_1m_cur"), row.get("load_avg_1m_base")
+    if not (pd.isna(load_cur) or pd.isna(load_base)) and abs(float(load_cur) - float(load_base)) >= 1:
+        notes.append(f"1-min load {float(load_base):.1f} -> {float(load_cur):.1f}")
+    return "; ".join(notes)
 
 
 def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
@@ -322,9 +333,11 @@ def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
     if row["significant"] and (slower or faster):
         return ("regression" if slower else "improvement"), row["note"]
     if slower or faster:
-        return "unchanged", f"{abs(row['change_pct']):.1f}% {'slower' if slower else 'faster'} but not significant " \
-                            f"after Holm correction (p={row['p_holm']:.3g})"
-    return "unchanged", "significant but within the threshold" if row["significant"] else ""
+        why = f"{abs(row['change_pct']):.1f}% {'slower' if slower else 'faster'} but not significant after Holm " \
+              f"correction (p={row['p_holm']:.3g})"
+    else:
+        why = "significant but within the threshold" if row["significant"] else ""
+    return "unchanged", "; ".join(filter(None, [why, row["note"]]))
 
 
 def regression_exit_code(df: pd.DataFrame) -> int:
@@ -433,7 +446,7 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     out["current_p50_ms"] = (df["current_p50_s"].astype(float) * 1e3).round(3)
     out["change_pct"] = df["change_pct"].astype(float).round(1)
     out["p_holm"] = df["p_holm"].astype(float).map(lambda p: f"{p:.2g}" if not pd.isna(p) else "")
-    out["note"] = df["note"].fillna("").astype(str).str.slice(0, 80)
+    out["note"] = df["note"].fillna("").astype(str).str.slice(0, 100)
     return out
 
 

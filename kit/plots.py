@@ -8,6 +8,7 @@ without pyplot, so they work under the Agg backend, in notebooks and in worker t
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def training_vs_inference_chart(df: pd.DataFrame) -> Figure:
     left.legend(title="mode", fontsize="small")
     left.set(title="Throughput (training: whole optimizer steps)", xlabel="configuration",
              ylabel="throughput (items/s)")
-    phases = tvi.set_index("_label")[list(analysis.PHASES)].dropna(how="all") * 1e3
+    phases = tvi.set_index("_label")[list(analysis.PHASES)].dropna(how="all").iloc[::-1] * 1e3  # top = first
     if phases.empty:
         right.text(0.5, 0.5, "no training phase timings", ha="center", va="center", transform=right.transAxes)
     else:
@@ -190,7 +191,9 @@ def speedup_heatmap(speedup_df: pd.DataFrame) -> Figure:
     fig = _figure(max(7.5, 1.4 * values.shape[1] + 5), max(3.0, 0.5 * values.shape[0] + 2))
     ax = fig.add_subplot()
     limit = max(1.0, float(np.nanmax(np.abs(values.to_numpy()))))
-    sns.heatmap(values, ax=ax, annot=text.fillna("").to_numpy(), fmt="", cmap="RdYlGn", center=0, vmin=-limit,
-                vmax=limit, linewidths=0.5, cbar_kws={"label": "log2 speed-up (+1 = twice as fast, -1 = half)"})
+    with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 plans to deprecate
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(values, ax=ax, annot=text.fillna("").to_numpy(), fmt="", cmap="RdYlGn", center=0, vmin=-limit,
+                    vmax=limit, linewidths=0.5, cbar_kws={"label": "log2 speed-up (+1 = twice as fast, -1 = half)"})
     ax.set(title=title, xlabel=HUE_TITLE, ylabel=f"workload ({described})")
     return fig

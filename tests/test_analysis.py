@@ -119,6 +119,21 @@ def test_csv_baseline_with_and_without_samples(con, tmp_path):
     assert analysis.regression_exit_code(df) == 0
 
 
+def test_both_sides_from_exports_without_a_database(con, tmp_path):
+    two_runs(con)
+    base = storage.export_parquet(con, tmp_path / "a.parquet", run_id="run-1")
+    current = storage.export_csv(con, tmp_path / "b.csv", run_id="run-2")
+    df = analysis.detect_regressions(current, base)
+    assert by_config(df, model="bert-tiny", platform="cpu", precision="fp32", batch_size=2)["status"] == "regression"
+
+
+def test_noisy_runs_are_flagged_in_the_note(con):
+    store(con, "a", [rec("a", seed=1, target_rel_ci=1e-9)])
+    store(con, "b", [rec("b", seed=2, scale=1.5)])
+    row = analysis.detect_regressions("b", "a", con=con).iloc[0]
+    assert row["status"] == "regression" and "noisy (CI target missed): baseline" in row["note"]
+
+
 def test_bad_comparison_inputs_raise_config_errors(con, tmp_path):
     two_runs(con)
     with pytest.raises(ConfigError, match="run-9"):
