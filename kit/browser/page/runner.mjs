@@ -1,0 +1,127 @@
+// The in-page half of the kit's browser platforms: load an ONNX model with onnxruntime-web on one execution
+// provider (wasm, webgpu, webnn), run it once per call and return the time measured here with performance.now().
+// Python (kit/browser/page.py) drives this page over the DevTools protocol; nothing here decides what to measure.
+import * as ort from '/ort/ort.all.min.mjs';
+
+const state = { session: null, feeds: null, lastOutput: null, runs: 0 };
+
+const TYPED = {
+  float32: (buf) => new Float32Array(buf),
+  int64: (buf) => new BigInt64Array(buf),
+  int32: (buf) => new Int32Array(buf),
+  bool: (buf) => new Uint8Array(buf),
+};
+
+// Smallest non-zero step of performance.now() (5 us when cross-origin isolated in Chromium, 100 us otherwise).
+function timerResolutionMs() {
+  let best = Infinity;
+  for (let i = 0; i < 50; i++) {
+    const a = performance.now();
+    let b = performance.now();
+    while (b === a) b = performance.now();
+    best = Math.min(best, b - a);
+  }
+  return best;
+}
+
+async function webgpuInfo() {
+  if (!navigator.gpu) return { available: false, error: 'navigator.gpu is undefined (WebGPU disabled)' };
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return { available: false, error: 'navigator.gpu.requestAdapter() returned null' };
+  const info = adapter.info || {};
+  const fallback = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  return {
+    available: true, vendor: info.vendor, architecture: info.architecture, device: info.device,
+    description: info.description, isFallbackAdapter: fallback,
+    emulated: fallback || text.includes('swiftshader') || text.includes('llvmpipe'),
+    features: [...adapter.features].sort(),
+  };
+}
+
+async function webnnInfo(deviceType) {
+  if (!navigator.ml) return { available: false, error: 'navigator.ml is undefined (WebNN disabled in this build)' };
+  try {
+    await navigator.ml.createContext({ deviceType });
+    return { available: true, deviceType };
+  } catch (e) {
+    return { available: false, error: `${e.name}: ${e.message}` };
+  }
+}
+
+// Facts about this browser: isolation (threads), cores, timer resolution, WebGPU adapter, WebNN context.
+async function probe(webnnDeviceType = 'cpu') {
+  return {
+    userAgent: navigator.userAgent, crossOriginIsolated: self.crossOriginIsolated,
+    hardwareConcurrency: navigator.hardwareConcurrency, timerResolutionMs: timerResolutionMs(),
+    ortVersions: ort.env.versions, webgpu: await webgpuInfo(), webnn: await webnnInfo(webnnDeviceType),
+  };
+}
+
+function providerOption(config) {
+  if (config.provider === 'webnn') return { name: 'webnn', deviceType: config.webnnDeviceType || 'cpu' };
+  return config.provider;
+}
+
+async function loadFeeds(manifestUrl) {
+  const manifest = await (await fetch(manifestUrl)).json();
+  const data = await (await fetch(manifest.data)).arrayBuffer();
+  const feeds = {};
+  for (const t of manifest.tensors) {
+    const buf = data.slice(t.offset, t.offset + t.nbytes);
+    feeds[t.name] = new ort.Tensor(t.dtype, TYPED[t.dtype](buf), t.shape);
+  }
+  return feeds;
+}
+
+// Create the session on one execution provider and read the inputs; returns timings and what ORT reports.
+async function load(config) {
+  ort.env.wasm.wasmPaths = '/ort/';
+  ort.env.wasm.numThreads = config.numThreads;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = 'warning';
+  const t0 = performance.now();
+  const options = {
+    executionProviders: [providerOption(config)], graphOptimizationLevel: 'all',
+    freeDimensionOverrides: config.freeDimensionOverrides || {}, logSeverityLevel: 2,
+  };
+  if (config.externalData) options.externalData = config.externalData;
+  state.session = await ort.InferenceSession.create(config.model, options);
+  const t1 = performance.now();
+  state.feeds = await loadFeeds(config.inputs);
+  state.lastOutput = null;
+  state.runs = 0;
+  document.getElementById('status').textContent = `loaded on ${config.provider}`;
+  const wasm = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.endsWith('.wasm'));
+  return {
+    sessionCreateMs: t1 - t0, inputNames: state.session.inputNames, outputNames: state.session.outputNames,
+    numThreads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated, wasmFiles: wasm,
+  };
+}
+
+// One inference; the time between the two performance.now() calls is what the kit records.
+async function run() {
+  const t0 = performance.now();
+  const outputs = await state.session.run(state.feeds);
+  const t1 = performance.now();
+  state.lastOutput = outputs[state.session.outputNames[0]];
+  state.runs += 1;
+  return t1 - t0;
+}
+
+function toBase64(bytes) {
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+// The last run's output, as base64 of its bytes, for the deviation checks in Python (read only after timing).
+async function lastOutput() {
+  const t = state.lastOutput;
+  if (t === null) throw new Error('no run yet');
+  const data = t.location === 'cpu' ? t.data : await t.getData();
+  return { dtype: t.type, shape: t.dims, b64: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+}
+
+window.bench = { probe, load, run, lastOutput };
+document.getElementById('status').textContent = 'ready';

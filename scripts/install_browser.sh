@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what the browser platforms (wasm, webgpu, webnn) need; safe to run again (each step checks first).
+#   1. Debian's chromium (apt), unless $BENCHKIT_CHROMIUM or /usr/bin/chromium is already there;
+#   2. onnxruntime-web, pinned by kit/browser/package-lock.json, into kit/browser/node_modules (git-ignored),
+#      with --ignore-scripts so that no package install script runs or reaches the network;
+#   3. the Python ONNX packages (export + reference check) into the project's venv.
+# Usage: scripts/install_browser.sh [python]   (default python: .venv/bin/python)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${1:-.venv/bin/python}"
+CHROMIUM="${BENCHKIT_CHROMIUM:-/usr/bin/chromium}"
+NPM_DIR=kit/browser
+ORT_WEB_VERSION=1.30.0
+PY_PACKAGES=(onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if [ -x "$CHROMIUM" ]; then
+    echo "chromium: $("$CHROMIUM" --version 2>/dev/null)"
+else
+    echo "chromium: installing Debian's package"
+    apt_install chromium
+fi
+
+if ! command -v npm >/dev/null; then
+    echo "npm: installing Debian's nodejs and npm"
+    apt_install nodejs npm
+fi
+
+installed=$(node -p "require('./$NPM_DIR/node_modules/onnxruntime-web/package.json').version" 2>/dev/null || true)
+if [ "$installed" = "$ORT_WEB_VERSION" ]; then
+    echo "onnxruntime-web: $installed already in $NPM_DIR/node_modules"
+else
+    echo "onnxruntime-web: installing $ORT_WEB_VERSION into $NPM_DIR/node_modules"
+    (cd "$NPM_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+if "$PYTHON" -c "import onnx, onnxruntime, onnxscript" 2>/dev/null; then
+    echo "python: onnx, onnxruntime and onnxscript present"
+else
+    echo "python: installing ${PY_PACKAGES[*]}"
+    "$PYTHON" -m pip install --quiet "${PY_PACKAGES[@]}"
+fi
