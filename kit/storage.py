@@ -174,6 +174,19 @@ def _upsert_hardware(con: Connection, hardware: dict) -> None:
     con.execute(_insert_sql("hardware", columns, f"ON CONFLICT (hardware_id) DO UPDATE SET {updates}"), values)
 
 
+def set_hardware_peaks(con: Connection, hardware_id: str, peak_flops: dict,
+                       mem_bandwidth_bytes_per_s: float | None = None) -> None:
+    """Store microbenchmark peaks with a hardware row (created if absent): top-level keys of peak_flops (one per
+    platform) replace the stored ones, others are kept; the bandwidth column is set only when a value is given."""
+    with _transaction(con):
+        row = con.execute("SELECT peak_flops_json FROM hardware WHERE hardware_id = ?", [hardware_id]).fetchone()
+        merged = {**json.loads(row[0] or "{}"), **peak_flops} if row else dict(peak_flops)
+        con.execute("INSERT INTO hardware (hardware_id, peak_flops_json, mem_bandwidth_bytes_per_s) VALUES (?, ?, ?) "
+                    "ON CONFLICT (hardware_id) DO UPDATE SET peak_flops_json = excluded.peak_flops_json, "
+                    "mem_bandwidth_bytes_per_s = coalesce(excluded.mem_bandwidth_bytes_per_s, "
+                    "hardware.mem_bandwidth_bytes_per_s)", [hardware_id, _json(merged), mem_bandwidth_bytes_per_s])
+
+
 def finish_run(con: Connection, run_id: str) -> None:
     """Mark a run finished; a run without finished_at was interrupted (and can be resumed)."""
     if not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]:

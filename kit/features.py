@@ -1,0 +1,148 @@
+"""Features of measured configurations for prediction: model facts, input size, settings, platform peaks, roofline.
+
+Input is a results frame (`storage.results_frame`, or any frame with its columns); synthetic frames may give
+`n_layers`, `hidden_size`, `modality`, `seq_len_effective` and the peak columns directly instead of `extra` JSON.
+The roofline is deliberately simple (compute or weight traffic, whichever is slower) and is used as a baseline and
+as a feature, never as a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TARGETS = {"throughput": "throughput_items_per_s", "latency": "latency_p50_s", "memory": "peak_memory_bytes"}
+BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+PEAK_PRECISION = {"int8": "fp32"}  # dynamic int8 has no matmul microbenchmark: its roofline uses the fp32 peak
+TRAINING_FLOP_FACTOR = 3.0  # forward + backward (two products per forward one)
+# Training traffic per parameter and step: weights read (forward, backward), gradients written and read, AdamW reads
+# and writes weights and both moments, all fp32 master copies under autocast.
+TRAINING_TRAFFIC_BYTES_PER_PARAM = 4 * 8
+TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW moments
+NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "n_layers",
+           "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes", "log_roofline_s",
+           "log_intensity", "training"]
+CATEGORICAL = ["platform", "precision", "mode", "modality"]
+FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective")
+
+
+def _extra(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        return json.loads(value)
+    return {}
+
+
+def _overrides(params_json: Any) -> str:
+    params = _extra(params_json)
+    return json.dumps(params.get("overrides") or {}, sort_keys=True)
+
+
+def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
+    """n_layers, hidden_size, modality, seq_len_effective and overrides per row, from columns or the extra JSON."""
+    extras = frame["extra"].map(_extra) if "extra" in frame else pd.Series([{}] * len(frame), index=frame.index)
+    facts = extras.map(lambda e: e.get("model_facts") or {})
+    out = pd.DataFrame(index=frame.index)
+    out["n_layers"] = facts.map(lambda f: f.get("n_layers"))
+    out["hidden_size"] = facts.map(lambda f: f.get("hidden_size"))
+    out["modality"] = extras.map(lambda e: e.get("modality")).fillna(facts.map(lambda f: f.get("modality")))
+    out["seq_len_effective"] = extras.map(lambda e: e.get("seq_len_effective"))
+    for column in FACT_COLUMNS:
+        if column in frame:
+            out[column] = frame[column].where(frame[column].notna(), out[column])
+    if "seq_len" in frame:
+        out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
+    out["overrides"] = frame["params_json"].map(_overrides) if "params_json" in frame else "{}"
+    for column in ("n_layers", "hidden_size", "seq_len_effective"):
+        out[column] = pd.to_numeric(out[column], errors="coerce")
+    out["modality"] = out["modality"].fillna("unknown").astype(str)
+    return out
+
+
+def variant_key(frame: pd.DataFrame) -> pd.Series:
+    """One model variant per value: model, size, config overrides and sequence length (not platform or batch)."""
+    facts = model_facts(frame) if "overrides" not in frame else frame
+    seq = facts["seq_len_effective"].fillna(-1).astype(int).astype(str)
+    return frame["model"].astype(str) + "|" + frame["size"].astype(str) + "|" + facts["overrides"] + "|seq" + seq
+
+
+def attach_peaks(frame: pd.DataFrame, peaks: pd.DataFrame | None) -> pd.DataFrame:
+    """The frame with peak_flops_per_s and mem_bandwidth_bytes_per_s of its hardware, platform and precision."""
+    out = frame.copy()
+    if peaks is None or peaks.empty or "hardware_id" not in out:
+        for column in ("peak_flops_per_s", "mem_bandwidth_bytes_per_s"):
+            if column not in out:
+                out[column] = np.nan
+        return out
+    table = {(h, p, prec): (flops, bw) for h, p, prec, flops, bw in
+             peaks[["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
+             .itertuples(index=False)}
+    keys = zip(out["hardware_id"], out["platform"], out["precision"].map(lambda p: PEAK_PRECISION.get(p, p)),
+               strict=True)
+    found = [table.get(key, (np.nan, np.nan)) for key in keys]
+    out["peak_flops_per_s"] = [f for f, _ in found]
+    out["mem_bandwidth_bytes_per_s"] = [b for _, b in found]
+    return out
+
+
+def _log(values: pd.Series) -> pd.Series:
+    return np.log(pd.to_numeric(values, errors="coerce").astype(float).where(lambda v: v > 0))
+
+
+def roofline(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per row: FLOPs per item and batch, traffic, and the roofline time of one batch (NaN without peaks)."""
+    training = (frame["mode"] == "training").astype(float)
+    flops_item = frame["flops_per_sample"].astype(float) * np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
+    bytes_per_param = frame["precision"].map(BYTES_PER_PARAM).fillna(4).astype(float)
+    weight_bytes = frame["n_params"].astype(float) * bytes_per_param
+    traffic = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
+    flops_batch = flops_item * frame["batch_size"].astype(float)
+    compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
+    memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
+    return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch, "weight_bytes": weight_bytes,
+                         "traffic_bytes": traffic, "bytes_per_param": bytes_per_param, "training": training,
+                         "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
+
+
+def roofline_efficiency(frame: pd.DataFrame) -> pd.Series:
+    """Achieved FLOP/s (flops_per_sample x throughput, x3 for training) over the measured peak; NaN without one."""
+    roof = roofline(frame)
+    return roof["flops_per_item"] * frame["throughput_items_per_s"].astype(float) / frame["peak_flops_per_s"]
+
+
+def static_memory_bytes(frame: pd.DataFrame) -> pd.Series:
+    """Bytes of weights (inference) or weights, gradients and AdamW state (training): a floor of the peak memory."""
+    roof = roofline(frame)
+    state = frame["n_params"].astype(float) * TRAINING_STATE_BYTES_PER_PARAM
+    return pd.Series(np.where(roof["training"] > 0, state, roof["weight_bytes"]), index=frame.index)
+
+
+def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Identity, targets, model facts, roofline and the model's input features (NUMERIC + CATEGORICAL) per row."""
+    frame = attach_peaks(frame, peaks) if peaks is not None or "peak_flops_per_s" not in frame else frame.copy()
+    facts = model_facts(frame)
+    frame = frame.drop(columns=[c for c in facts if c in frame]).join(facts)
+    roof = roofline(frame)
+    out = frame.copy()
+    out["roofline_s"] = roof["roofline_s"]
+    out["flops_per_item"] = roof["flops_per_item"]
+    out["static_memory_bytes"] = static_memory_bytes(frame)
+    out["log_params"] = _log(frame["n_params"])
+    out["log_flops_per_item"] = _log(roof["flops_per_item"])
+    out["log_flops_per_batch"] = _log(roof["flops_per_batch"])
+    out["log_batch"] = _log(frame["batch_size"])
+    out["log_seq"] = _log(frame["seq_len_effective"])
+    out["log_peak_flops"] = _log(frame["peak_flops_per_s"])
+    out["log_bandwidth"] = _log(frame["mem_bandwidth_bytes_per_s"])
+    out["bytes_per_param"] = roof["bytes_per_param"]
+    out["log_weight_bytes"] = _log(roof["weight_bytes"])
+    out["log_roofline_s"] = _log(roof["roofline_s"])
+    out["log_intensity"] = _log(roof["flops_per_batch"] / roof["traffic_bytes"])
+    out["training"] = roof["training"]
+    if "throughput_items_per_s" in frame:
+        out["roofline_efficiency"] = roofline_efficiency(frame)
+    return out

@@ -1,0 +1,166 @@
+"""Peak compute (a large matmul per precision) and memory bandwidth (a large copy) of a platform, measured in seconds.
+
+The numbers put results on a roofline: achieved FLOP/s over the measured peak. They are best-of-N rates, the least
+disturbed repetition, because a peak is what the hardware can do, not what it usually does while shared. Matrices
+grow until one product takes a measurable time; copies are larger than the CPU's last-level cache. Stored with the
+hardware row (peak_flops_json, keyed by platform) so each machine is measured once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from kit.errors import ConfigError
+
+PLATFORM_DEVICES = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda", "mps": "mps"}
+MATMUL_PRECISIONS = ("fp32", "bf16", "fp16")
+MAX_MATMUL_N = {"cpu": 2048, "cuda": 8192, "rocm": 8192, "mps": 4096}
+COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30, "rocm": 2 * 2**30, "mps": 512 * 2**20}
+MIN_CALL_S = 0.01  # a product shorter than this is dominated by call overhead; the matrix grows until it is longer
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Measured peaks of one platform: FLOP/s per precision, copy bandwidth (bytes read + written per second)."""
+
+    platform: str
+    device: str
+    flops_per_s: dict[str, float]
+    mem_bandwidth_bytes_per_s: float
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form, one entry of the hardware row's peak_flops_json."""
+        return asdict(self)
+
+
+def _sync(device: str) -> Callable[[], None]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    if device == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def _best_time_s(fn: Callable[[], Any], sync: Callable[[], None], budget_s: float, max_reps: int = 50) -> float:
+    """The shortest of repeated timed calls (one untimed warm-up first), within about budget_s."""
+    fn()
+    sync()
+    best, start = float("inf"), time.perf_counter()
+    for _ in range(max_reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s:
+            break
+    return best
+
+
+def matmul_flops_per_s(device: str, precision: str, budget_s: float = 0.4, max_n: int = 2048) -> tuple[float, int]:
+    """Best FLOP/s of an n x n x n product (2 n^3 FLOPs), n doubled from 256 until one call takes >= MIN_CALL_S."""
+    import torch
+
+    from kit.backends.torch_backends import DTYPES
+
+    dtype, sync, n = DTYPES[precision], _sync(device), 256
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        best = _best_time_s(lambda a=a, b=b: torch.mm(a, b), sync, budget_s if n >= max_n else budget_s / 4, 3)
+        if best >= MIN_CALL_S or n >= max_n:
+            break
+        n *= 2
+    best = _best_time_s(lambda: torch.mm(a, b), sync, budget_s)
+    return 2.0 * n**3 / best, n
+
+
+def copy_bandwidth_bytes_per_s(device: str, n_bytes: int, budget_s: float = 0.4) -> float:
+    """Best bandwidth of copying an n_bytes float32 tensor into another, counting bytes read plus bytes written."""
+    import torch
+
+    src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    best = _best_time_s(lambda: dst.copy_(src), _sync(device), budget_s)
+    return 2.0 * src.numel() * 4 / best
+
+
+def measure_peaks(platform: str = "cpu", precisions: tuple[str, ...] = MATMUL_PRECISIONS,
+                  budget_s: float = 0.4) -> Peaks:
+    """Measure one platform's matmul peak per precision and its copy bandwidth (a few seconds in all)."""
+    if platform not in PLATFORM_DEVICES:
+        raise ConfigError(f"no microbenchmark for platform {platform!r}; known: {', '.join(PLATFORM_DEVICES)}")
+    unknown = [p for p in precisions if p not in MATMUL_PRECISIONS]
+    if unknown:
+        raise ConfigError(f"unknown matmul precision(s) {unknown}; known: {', '.join(MATMUL_PRECISIONS)}")
+    from kit.backends import get_backend
+
+    ok, reason = get_backend(platform).available()
+    if not ok:
+        raise ConfigError(f"platform {platform} is not available here: {reason}")
+    device, start = PLATFORM_DEVICES[platform], time.perf_counter()
+    flops, sizes = {}, {}
+    for precision in precisions:
+        flops[precision], sizes[precision] = matmul_flops_per_s(device, precision, budget_s, MAX_MATMUL_N[platform])
+    bandwidth = copy_bandwidth_bytes_per_s(device, COPY_BYTES[platform], budget_s)
+    details = {"matmul_n": sizes, "copy_bytes": COPY_BYTES[platform], "method": "best of repeated calls",
+               "device_name": _device_name(device)}
+    return Peaks(platform, device, flops, bandwidth, time.perf_counter() - start, details)
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    from kit.environment import cpu_model
+
+    return cpu_model() if device == "cpu" else device
+
+
+def store_peaks(con: Any, peaks: Peaks, hardware_id: str | None = None) -> str:
+    """Store peaks with this machine's hardware row (or the given one); returns the hardware_id."""
+    from kit import storage
+    from kit.environment import hardware_info
+
+    hardware_id = hardware_id or hardware_info()["hardware_id"]
+    bandwidth = peaks.mem_bandwidth_bytes_per_s if peaks.platform == "cpu" else None
+    storage.set_hardware_peaks(con, hardware_id, {peaks.platform: peaks.to_json()}, bandwidth)
+    return hardware_id
+
+
+def ensure_peaks(con: Any, platforms: tuple[str, ...] = ("cpu",), budget_s: float = 0.4) -> pd.DataFrame:
+    """Measure and store the peaks of each available platform not yet measured on this machine; return all peaks."""
+    from kit.backends import get_backend
+    from kit.environment import hardware_info
+
+    hardware_id = hardware_info()["hardware_id"]
+    stored = stored_peaks(con)
+    have = set(stored.loc[stored["hardware_id"] == hardware_id, "platform"])
+    for platform in platforms:
+        if platform not in have and get_backend(platform).available()[0]:
+            store_peaks(con, measure_peaks(platform, budget_s=budget_s), hardware_id)
+    return stored_peaks(con)
+
+
+PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]
+
+
+def stored_peaks(con: Any) -> pd.DataFrame:
+    """Stored peaks in long form: one row per hardware x platform x precision."""
+    rows = []
+    for hardware_id, text in con.execute("SELECT hardware_id, peak_flops_json FROM hardware "
+                                         "WHERE peak_flops_json IS NOT NULL").fetchall():
+        for platform, entry in json.loads(text).items():
+            for precision, value in (entry.get("flops_per_s") or {}).items():
+                rows.append([hardware_id, platform, precision, value, entry.get("mem_bandwidth_bytes_per_s")])
+    return pd.DataFrame(rows, columns=PEAK_COLUMNS)

@@ -1,0 +1,337 @@
+"""Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
+
+Each target is predicted on a log scale as a calibrated roofline baseline times a gradient-boosted correction (scikit-
+learn's HistGradientBoostingRegressor, which handles missing peaks). Intervals are split-conformal on residuals from
+group-wise cross-fitting inside the training data, so they are widened by what an unseen model family costs. Accuracy
+is only ever reported from leave-one-family-out validation (`leave_one_group_out`), never on training rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
+from threadpoolctl import threadpool_limits
+
+from kit.errors import ConfigError
+from kit.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame
+
+if TYPE_CHECKING:
+    from kit.config import SweepSpec
+
+GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
+             "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
+BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
+
+
+def _check_targets(targets: tuple[str, ...]) -> None:
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise ConfigError(f"unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
+
+
+def _roof_s(features: pd.DataFrame) -> pd.Series:
+    """Roofline seconds per batch; without measured peaks, FLOPs per batch (a 1 FLOP/s machine) for calibration."""
+    flops = features["flops_per_item"] * features["batch_size"].astype(float)
+    return features["roofline_s"].where(features["roofline_s"] > 0, flops)
+
+
+def _baseline_input(features: pd.DataFrame, target: str) -> pd.Series:
+    """The uncalibrated analytic value: batch/roofline (throughput), roofline (latency), static bytes (memory)."""
+    if target == "throughput":
+        return np.log(features["batch_size"].astype(float) / _roof_s(features))
+    if target == "latency":
+        return np.log(_roof_s(features))
+    return np.log(features["static_memory_bytes"].clip(lower=1.0))
+
+
+@dataclass
+class Baseline:
+    """The roofline made honest by one calibration per group: median log offset (time) or extra bytes (memory)."""
+
+    target: str
+    offsets: dict[tuple, dict] = field(default_factory=dict)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> Baseline:
+        """Learn the per-group medians from measured rows."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        if self.target == "memory":
+            data = data.assign(_offset=(y - features["static_memory_bytes"]).clip(lower=0))
+        else:
+            data = data.assign(_offset=np.log(y) - _baseline_input(features, self.target))
+        for level in BASELINE_LEVELS:
+            self.offsets[tuple(level)] = data.groupby(level)["_offset"].median().to_dict()
+        self.offsets[()] = {(): float(data["_offset"].median())}
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> pd.Series:
+        """Log of the calibrated baseline, from the most specific group seen in training."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        offset = pd.Series(self.offsets[()][()], index=features.index, dtype=float)
+        for level in reversed(BASELINE_LEVELS):
+            keys = list(data[level].itertuples(index=False, name=None))
+            found = pd.Series([self.offsets[tuple(level)].get(k, np.nan) for k in keys], index=features.index)
+            offset = found.where(found.notna(), offset)
+        if self.target == "memory":
+            return np.log(features["static_memory_bytes"] + offset)
+        return _baseline_input(features, self.target) + offset
+
+
+def _design(features: pd.DataFrame, vocab: dict[str, list[str]]) -> pd.DataFrame:
+    """Numeric features plus one-hot categoricals from a fixed vocabulary (unseen values are all zeros)."""
+    design = features[NUMERIC].astype(float).copy()
+    for column, values in vocab.items():
+        for value in values:
+            design[f"{column}={value}"] = (features[column].astype(str) == value).astype(float)
+    return design
+
+
+def _target_rows(features: pd.DataFrame, target: str) -> pd.Series:
+    y = pd.to_numeric(features[TARGETS[target]], errors="coerce") if TARGETS[target] in features else None
+    if y is None:
+        return pd.Series(dtype=float)
+    return y[(y > 0) & np.isfinite(y) & features["flops_per_item"].gt(0) & features["n_params"].gt(0)]
+
+
+@dataclass
+class TargetModel:
+    """Baseline and boosted log-correction for one target, with conformal log-residual bounds."""
+
+    target: str
+    vocab: dict[str, list[str]]
+    use_baseline: bool = True
+    gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
+    baseline: Baseline | None = None
+    model: HistGradientBoostingRegressor | None = None
+    residual_bounds: tuple[float, float] = (0.0, 0.0)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> TargetModel:
+        """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
+        self.baseline = Baseline(self.target).fit(features, y)
+        offset = self.baseline.predict_log(features) if self.use_baseline else 0.0
+        self.model = HistGradientBoostingRegressor(**self.gb_params)
+        with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
+            self.model.fit(_design(features, self.vocab), np.log(y) - offset)
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """(log point prediction, log baseline) per row."""
+        base = self.baseline.predict_log(features)
+        with threadpool_limits(1, user_api="openmp"):
+            correction = self.model.predict(_design(features, self.vocab))
+        return (base if self.use_baseline else 0.0) + correction, base
+
+
+@dataclass
+class Predictor:
+    """Throughput, latency and peak-memory predictor trained on measured rows (status ok) of a results frame."""
+
+    targets: tuple[str, ...] = tuple(TARGETS)
+    coverage: float = 0.9
+    use_baseline: bool = True
+    group_column: str = "family"
+    gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
+    calibration_folds: int = 5
+    models: dict[str, TargetModel] = field(default_factory=dict)
+    train_groups: set[str] = field(default_factory=set)
+
+    def fit(self, frame: pd.DataFrame) -> Predictor:
+        """Fit every target that has measured rows; conformal bounds come from group-wise cross-fitting."""
+        _check_targets(self.targets)
+        if not 0 < self.coverage < 1:
+            raise ConfigError(f"coverage must be in (0, 1), got {self.coverage!r}")
+        features = _ok_features(frame)
+        self.train_groups = set(features[self.group_column].astype(str))
+        vocab = {c: sorted(features[c].astype(str).unique()) for c in CATEGORICAL}
+        for target in self.targets:
+            y = _target_rows(features, target)
+            if len(y) < 2:
+                continue
+            rows = features.loc[y.index]
+            make = functools.partial(self._target_model, target, vocab)
+            model = make().fit(rows, y)
+            model.residual_bounds = self._conformal_bounds(make, rows, y)
+            self.models[target] = model
+        if not self.models:
+            raise ConfigError("no measured rows with positive targets, FLOPs and parameter counts to learn from")
+        return self
+
+    def _target_model(self, target: str, vocab: dict[str, list[str]]) -> TargetModel:
+        return TargetModel(target, vocab, self.use_baseline, dict(self.gb_params))
+
+    def _conformal_bounds(self, make: Callable[[], TargetModel], rows: pd.DataFrame, y: pd.Series) -> tuple:
+        """Quantiles of out-of-group log residuals, with the split-conformal finite-sample correction."""
+        groups = rows[self.group_column].astype(str).to_numpy()
+        n_groups = len(set(groups))
+        splitter = (GroupKFold(min(self.calibration_folds, n_groups)) if n_groups >= 2
+                    else KFold(min(self.calibration_folds, len(y)), shuffle=True, random_state=0))
+        residuals = []
+        for train, test in splitter.split(rows, y, groups if n_groups >= 2 else None):
+            if len(train) < 2:
+                continue
+            point, _ = make().fit(rows.iloc[train], y.iloc[train]).predict_log(rows.iloc[test])
+            residuals.extend(np.log(y.iloc[test]) - point)
+        if not residuals:
+            return (-np.inf, np.inf)
+        alpha, n = 1 - self.coverage, len(residuals)
+        level = lambda q: min(1.0, max(0.0, q))  # noqa: E731
+        low = np.quantile(residuals, level(math.floor((n + 1) * alpha / 2) / n))
+        high = np.quantile(residuals, level(math.ceil((n + 1) * (1 - alpha / 2)) / n))
+        return (float(low), float(high))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per row and fitted target: `<t>_pred`, `<t>_low`, `<t>_high` (interval) and `<t>_baseline` (roofline)."""
+        features = feature_frame(frame)
+        out = pd.DataFrame(index=frame.index)
+        for target, model in self.models.items():
+            point, base = model.predict_log(features)
+            low, high = model.residual_bounds
+            out[f"{target}_pred"] = np.exp(point)
+            out[f"{target}_low"] = np.exp(point + low)
+            out[f"{target}_high"] = np.exp(point + high)
+            out[f"{target}_baseline"] = np.exp(base)
+        return out
+
+    def importances(self, frame: pd.DataFrame, target: str = "throughput", n_repeats: int = 5) -> pd.DataFrame:
+        """Permutation importance of each input of the boosted correction, on the given (ideally held-out) rows."""
+        if target not in self.models:
+            raise ConfigError(f"target {target!r} was not fitted; fitted: {', '.join(self.models)}")
+        model = self.models[target]
+        features = _ok_features(frame)
+        y = _target_rows(features, target)
+        rows = features.loc[y.index]
+        offset = model.baseline.predict_log(rows) if model.use_baseline else 0.0
+        result = permutation_importance(model.model, _design(rows, model.vocab), np.log(y) - offset,
+                                        n_repeats=n_repeats, random_state=0)
+        names = _design(rows.head(1), model.vocab).columns
+        table = pd.DataFrame({"feature": names, "importance": result.importances_mean,
+                              "std": result.importances_std})
+        return table.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def _ok_features(frame: pd.DataFrame) -> pd.DataFrame:
+    if "status" in frame:
+        frame = frame[frame["status"] == "ok"]
+    if frame.empty:
+        raise ConfigError("no ok results to learn from")
+    return feature_frame(frame)
+
+
+def accuracy(measured: Any, predicted: Any) -> dict[str, float]:
+    """MAPE, median APE and the share of predictions within 10% and 15% of the measurement."""
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    ape = np.abs(predicted - measured) / measured
+    return {"n": int(len(ape)), "mape": float(ape.mean()) if len(ape) else math.nan,
+            "median_ape": float(np.median(ape)) if len(ape) else math.nan,
+            "within_10": float((ape <= 0.10).mean()) if len(ape) else math.nan,
+            "within_15": float((ape <= 0.15).mean()) if len(ape) else math.nan}
+
+
+@dataclass
+class Validation:
+    """Leave-one-group-out predictions of one target and the folds they came from."""
+
+    target: str
+    predictions: pd.DataFrame
+    folds: list[dict[str, Any]]
+
+    def scores(self) -> pd.DataFrame:
+        """Accuracy of the boosted model and of the calibrated roofline baseline, and the interval coverage."""
+        p = self.predictions
+        rows = [{"method": "gradient boosting", **accuracy(p["measured"], p["pred"]),
+                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean())},
+                {"method": "roofline baseline", **accuracy(p["measured"], p["baseline"]), "coverage": math.nan}]
+        return pd.DataFrame(rows)
+
+    def per_group(self) -> pd.DataFrame:
+        """Accuracy of the boosted model per held-out group."""
+        return pd.DataFrame([{"group": g, **accuracy(d["measured"], d["pred"])}
+                             for g, d in self.predictions.groupby("group")])
+
+
+def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_column: str = "family",
+                        make_predictor: Callable[[], Predictor] | None = None) -> Validation:
+    """Score predictions of each group from a predictor trained on all other groups (sklearn LeaveOneGroupOut)."""
+    _check_targets((target,))
+    make_predictor = make_predictor or (lambda: Predictor(targets=(target,), group_column=group_column))
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    measured = pd.to_numeric(ok.get(TARGETS[target]), errors="coerce")
+    ok = ok[measured > 0]
+    groups = ok[group_column].astype(str).to_numpy()
+    if len(set(groups)) < 2:
+        raise ConfigError(f"leave-one-group-out needs two or more values of {group_column!r}: {sorted(set(groups))}")
+    parts, folds = [], []
+    for train, test in LeaveOneGroupOut().split(ok, groups=groups):
+        predictor = make_predictor().fit(ok.iloc[train])
+        held = ok.iloc[test]
+        pred = predictor.predict(held)
+        folds.append({"held_out": groups[test[0]], "train_groups": sorted(set(groups[train])),
+                      "n_train": len(train), "n_test": len(test)})
+        parts.append(pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
+                                   "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
+                                   "high": pred[f"{target}_high"], "baseline": pred[f"{target}_baseline"]}))
+    return Validation(target, pd.concat(parts), folds)
+
+
+SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
+SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
+                 *SWEEP_AXES}
+PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
+                  "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
+                  "training"}
+
+
+def _variants(model: str, params: dict[str, Any]) -> list[tuple[int, int, int | None]]:
+    """(layers, hidden size, seq_len) combinations of one model, a seeded sample when variants_per_model is set."""
+    seqs = (params.get("seq_lens_by_model") or {}).get(model, params.get("seq_lens", [None]))
+    grid = list(itertools.product(params.get("num_hidden_layers", [2]), params.get("hidden_size", [32]), seqs))
+    limit = params.get("variants_per_model")
+    if limit and limit < len(grid):
+        rng = np.random.default_rng([params.get("seed", 0), *model.encode()])
+        grid = [grid[i] for i in sorted(rng.choice(len(grid), size=limit, replace=False))]
+    return grid
+
+
+def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
+    """One SweepSpec per model variant (depth, width and sequence length; batch sizes inside), each with its own
+    run id `<run_id>-<model>-L<layers>-H<hidden>-S<seq>` so that re-running resumes, from a mapping like
+    parameters/prediction_data.yaml."""
+    from kit.config import SweepSpec
+
+    unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
+    if unknown:
+        raise ConfigError(f"unknown prediction-data parameter(s) {unknown}; known: "
+                          f"{', '.join(sorted(SWEEP_OPTIONS | PASSED_TO_SPEC))}")
+    if not params.get("models"):
+        raise ConfigError("prediction data needs a non-empty 'models' list")
+    ratio = params.get("intermediate_ratio")
+    common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
+    specs = []
+    for model in params["models"]:
+        for layers, hidden, seq in _variants(model, params):
+            overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
+            if ratio:
+                overrides["intermediate_size"] = int(ratio * hidden)
+            run_id = f"{params.get('run_id', 'pred-data')}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"
+            specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, run_id=run_id, **common))
+    return specs
+
+
+def run_prediction_sweep(params: dict[str, Any] | str | Path, db: Any = None, *, progress: bool = True) -> list:
+    """Run every spec of prediction_sweep_specs in turn (from a mapping or a YAML path); returns all records."""
+    from kit.config import load_parameters
+    from kit.runners.sweep import run_sweep
+
+    params = params if isinstance(params, dict) else load_parameters(params)
+    specs = prediction_sweep_specs(params)
+    return [r for spec in specs for r in run_sweep(spec, db, progress=progress)]
