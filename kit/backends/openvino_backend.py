@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ import torch
 
 from kit.backends import register_backend
 from kit.backends.base import Backend, Runnable
+from kit.deviation import flatten_outputs
 from kit.errors import KitError
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}  # int8: non-quantised ops in f32
@@ -83,22 +85,63 @@ def numpy_inputs(inputs: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
 
 
-def convert(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
-    """The torch model converted to an OpenVINO model by tracing it with the inputs; ConversionError on failure."""
+class TraceableModel(torch.nn.Module):
+    """A HF model seen by the tracer: positional tensor inputs, fixed other arguments, a flat {name: tensor} output.
+
+    The flat output (kit.deviation.flatten_outputs) gives the OpenVINO outputs the names the deviation check compares;
+    a KV cache object, which neither the tracer nor the converter handles, is switched off (use_cache=False).
+    """
+
+    def __init__(self, model: torch.nn.Module, names: list[str], fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.model, self.names, self.fixed = model, names, fixed
+
+    def forward(self, *tensors: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The wrapped model's flattened outputs."""
+        return flatten_outputs(self.model(**dict(zip(self.names, tensors, strict=True)), **self.fixed))
+
+
+def traceable(model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[TraceableModel, tuple[torch.Tensor, ...]]:
+    """The model wrapped for tracing, and its positional example inputs."""
+    names = [k for k, v in inputs.items() if isinstance(v, torch.Tensor)]
+    fixed = {k: v for k, v in inputs.items() if k not in names}
+    config = getattr(model, "config", None)
+    if any(getattr(c, "use_cache", False) for c in (config, getattr(config, "text_config", None))):  # LLaVA: text
+        fixed["use_cache"] = False
+    return TraceableModel(model, names, fixed), tuple(inputs[n] for n in names)
+
+
+def convert(model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The model converted by tracing it with the inputs, and the fixed arguments it was traced with (use_cache)."""
     import openvino as ov
 
+    wrapped, example = traceable(model, inputs)
     try:
-        with no_telemetry(), torch.no_grad():
-            return ov.convert_model(model, example_input=dict(inputs))
+        with no_telemetry(), torch.no_grad(), warnings.catch_warnings():
+            # TracerWarnings say the trace may not generalise to other shapes; it runs on these shapes only
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            ov_model = ov.convert_model(wrapped, example_input=example)
     except Exception as exc:  # the converter's message is the reason stored with the failed record
-        raise ConversionError(f"openvino.convert_model failed: {type(exc).__name__}: {exc}") from exc
+        raise ConversionError(f"openvino.convert_model failed ({_summary(exc)}): {type(exc).__name__}: {exc}") from exc
+    for port, name in zip(ov_model.inputs, wrapped.names, strict=True):
+        port.get_tensor().set_names({name})
+    return ov_model, wrapped.fixed
+
+
+def _summary(exc: Exception) -> str:
+    """The converter's summary lines ('-- No conversion rule found for operations: ...'), else its first line."""
+    text = str(exc)
+    if "Summary:" in text:
+        lines = [ln.strip("- ").strip() for ln in text.split("Summary:", 1)[1].splitlines()]
+        return "; ".join(ln for ln in lines if ln)
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
 
 
 def make_static(ov_model: Any, arrays: dict[str, np.ndarray]) -> tuple[bool, str]:
     """Reshape the model's inputs to the arrays' shapes; (False, why) leaves it dynamic when OpenVINO refuses."""
     shapes = {}
     for port in ov_model.inputs:
-        name = port.get_any_name()
+        name = port_name(port)
         if name not in arrays:
             return False, f"model input {name!r} is not among the zoo inputs {sorted(arrays)}"
         shapes[port] = list(arrays[name].shape)
@@ -111,7 +154,7 @@ def make_static(ov_model: Any, arrays: dict[str, np.ndarray]) -> tuple[bool, str
 
 def calibration_items(loaded: Any, ov_model: Any, samples: int = CALIBRATION_SAMPLES) -> list[dict[str, np.ndarray]]:
     """Synthetic calibration inputs: batch 1 at the model's default sequence length, seeds 1..samples."""
-    names = [port.get_any_name() for port in ov_model.inputs]
+    names = [port_name(port) for port in ov_model.inputs]
     items = []
     for seed in range(1, samples + 1):
         arrays = numpy_inputs(loaded.make_inputs(1, seed=seed))
@@ -170,12 +213,14 @@ def exec_precisions(compiled: Any) -> dict[str, int]:
     return counts
 
 
+def port_name(port: Any, fallback: str = "") -> str:
+    """A port's field name: compiled models may add numeric tensor names to a port (input_ids + '226'), skip those."""
+    return min(port.get_names(), key=lambda n: (n[:1].isdigit(), n), default=fallback)
+
+
 def output_names(compiled: Any) -> list[str]:
-    """Names of the compiled model's outputs (the HF output fields), positional where a result has no name."""
-    names = []
-    for i, port in enumerate(compiled.outputs):  # a port may also carry numeric tensor names: prefer field names
-        names.append(min(port.get_names(), key=lambda n: (n[:1].isdigit(), n), default=f"{i}"))
-    return names
+    """Names of the compiled model's outputs (the flattened HF output fields), positional where one has no name."""
+    return [port_name(port, str(i)) for i, port in enumerate(compiled.outputs)]
 
 
 def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]:
@@ -263,8 +308,8 @@ class OpenVinoBackend(Backend):
         facts: dict[str, Any] = {"openvino_version": ov.__version__, "device_full_name": self.device_name()}
         arrays = numpy_inputs(inputs)
         t0 = time.perf_counter()
-        ov_model = convert(loaded.model, inputs)
-        facts["convert_s"] = time.perf_counter() - t0
+        ov_model, fixed = convert(loaded.model, inputs)
+        facts.update(convert_s=time.perf_counter() - t0, traced_arguments={k: repr(v) for k, v in fixed.items()})
         if precision == "int8":
             import nncf
 
@@ -287,7 +332,7 @@ def _infer_call(compiled: Any, arrays: dict[str, np.ndarray]) -> Runnable:
     request = compiled.create_infer_request()
     feed = {}
     for port in compiled.inputs:
-        name = port.get_any_name()
+        name = port_name(port)
         if name not in arrays:
             raise ConversionError(f"converted model wants input {name!r}; the zoo gives {sorted(arrays)}")
         feed[name] = arrays[name]

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from kit import zoo
+from kit.backends import get_backend, known_platforms
+from kit.backends import openvino_backend as ovb
+from kit.config import SweepSpec
+from kit.deviation import deviation_metrics
+from kit.runners.isolation import run_in_child
+from kit.runners.sweep import precheck
+
+
+@pytest.fixture(scope="module")
+def ov():
+    return pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    loaded = zoo.load_model("bert", "tiny")
+    inputs = loaded.make_inputs(2)
+    with torch.inference_mode():
+        reference = loaded.model(**inputs).logits
+    return loaded, inputs, reference
+
+
+def _job(precision: str, mode: str = "inference"):
+    return SweepSpec(models=["bert"], platforms=["openvino"], precisions=[precision], modes=[mode],
+                     run_id="ov").jobs()[0]
+
+
+def test_registered_and_says_when_openvino_is_missing(monkeypatch):
+    assert {"openvino", "openvino-gpu", "openvino-npu"} <= set(known_platforms())
+    monkeypatch.setattr(ovb, "installed", lambda package: False)
+    backend = get_backend("openvino")
+    assert backend.available() == (False, "openvino is not installed")
+    assert backend.supports("fp32", "inference") == (False, "openvino is not installed")
+
+
+def test_cpu_is_available_and_absent_devices_say_why(ov):
+    ok, reason = get_backend("openvino").available()
+    assert ok and "CPU" in reason and get_backend("openvino").device() == "CPU"
+    if "NPU" not in ov.Core().available_devices:
+        ok, reason = get_backend("openvino-npu").available()
+        assert not ok and "no NPU device" in reason
+
+
+@pytest.mark.parametrize(("precision", "rel_tol"), [("fp32", 1e-5), ("bf16", 0.05)])
+def test_tiny_model_converts_and_runs_close_to_pytorch(ov, tiny_bert, precision, rel_tol):
+    loaded, inputs, reference = tiny_bert
+    backend = get_backend("openvino")
+    ok, reason = backend.supports(precision, "inference")
+    if not ok:
+        pytest.skip(reason)
+    call, facts = backend.prepare(loaded, inputs, precision, "inference")
+    output = call()
+    assert deviation_metrics(reference, output["logits"])["rel_l2"] < rel_tol
+    assert facts["precision_ran"] == precision and facts["exec_precisions"] == {facts["precision_hint"]: 14}
+    assert facts["convert_s"] > 0 and facts["compile_s"] > 0 and facts["static_shapes"] is True
+    assert facts["performance_hint"] == "LATENCY" and facts["num_streams"] >= 1
+    assert facts["inference_num_threads"] == torch.get_num_threads() == backend.threads()
+
+
+def test_recorded_precision_is_read_back_from_the_compiled_model(ov, tiny_bert):
+    import openvino.properties.hint as hints
+
+    loaded, inputs, _ = tiny_bert
+    ov_model, _ = ovb.convert(loaded.model, inputs)
+    capabilities = get_backend("openvino").capabilities()
+    for precision in ("fp32", "bf16", "fp16"):
+        compiled = ovb.compile_model(ov_model, "CPU", precision, None)
+        read_back = compiled.get_property(hints.inference_precision).get_type_name()
+        assert ovb.precision_ran(compiled, precision) == ovb.HINT_NAMES[read_back]
+        if precision == "fp32":  # set explicitly: the CPU plugin's own default is bf16 where the CPU has it
+            assert read_back == "f32"
+        if precision == "fp16" and "FP16" not in capabilities:  # the plugin falls back, and we record that
+            assert ovb.precision_ran(compiled, precision) == ("bf16" if "BF16" in capabilities else "fp32")
+
+
+def test_int8_is_quantised_and_runs(ov, tiny_bert):
+    pytest.importorskip("nncf")
+    loaded, inputs, reference = tiny_bert
+    call, facts = get_backend("openvino").prepare(loaded, inputs, "int8", "inference")
+    output = call()["logits"]
+    assert output.shape == tuple(reference.shape) and torch.isfinite(torch.from_numpy(output)).all()
+    assert facts["precision_ran"] == "int8" and facts["quantize_s"] > 0 and facts["precision_hint"] == "f32"
+    assert set(facts["exec_precisions"]) & {"u8", "i8"}
+
+
+def test_impossible_precision_and_training_become_skipped_records(ov, monkeypatch):
+    capabilities = get_backend("openvino").capabilities()
+    if "FP16" not in capabilities:  # this CPU: an f16 hint would silently run as bf16
+        record = precheck(_job("fp16"))
+        assert record.status == "skipped" and "no native fp16" in record.reason
+    monkeypatch.setattr(ovb.OpenVinoBackend, "capabilities", lambda self: ["FP32"])
+    record = precheck(_job("bf16"))
+    assert record.status == "skipped" and "no native bf16" in record.reason and record.platform == "openvino"
+    record = precheck(_job("fp32", mode="training"))
+    assert record.status == "skipped" and "inference only" in record.reason
+
+
+class Histogram(torch.nn.Module):
+    """A model with an op that OpenVINO's PyTorch frontend cannot convert (aten::histc)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.histc(x, bins=4)
+
+
+def convert_unconvertible(payload: dict) -> None:
+    """Child-process target: prepare a model that fails to convert."""
+    loaded = type("Loaded", (), {"model": Histogram()})()
+    get_backend("openvino").prepare(loaded, {"x": torch.randn(4, 4)}, "fp32", "inference")
+
+
+def test_conversion_failure_reason_is_the_converters_message(ov):
+    outcome = run_in_child("tests.test_openvino:convert_unconvertible", {}, timeout_s=120)
+    assert not outcome.ok
+    assert outcome.reason.startswith("ConversionError: openvino.convert_model failed (No conversion rule found for "
+                                     "operations: aten::histc)")
+    assert "OpConversionFailure" in outcome.reason
