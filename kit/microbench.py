@@ -67,16 +67,16 @@ def _best_time_s(fn: Callable[[], Any], sync: Callable[[], None], budget_s: floa
 
 
 def matmul_flops_per_s(device: str, precision: str, budget_s: float = 0.4, max_n: int = 2048) -> tuple[float, int]:
-    """Best FLOP/s of an n x n x n product (2 n^3 FLOPs), n doubled from 256 until one call takes >= MIN_CALL_S."""
+    """Best FLOP/s of an n x n x n product (2 n^3 FLOPs), n doubled from 512 until one call takes >= MIN_CALL_S."""
     import torch
 
     from kit.backends.torch_backends import DTYPES
 
-    dtype, sync, n = DTYPES[precision], _sync(device), 256
+    dtype, sync, n = DTYPES[precision], _sync(device), min(512, max_n)
     while True:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        best = _best_time_s(lambda a=a, b=b: torch.mm(a, b), sync, budget_s if n >= max_n else budget_s / 4, 3)
+        best = _best_time_s(lambda a=a, b=b: torch.mm(a, b), sync, budget_s / 4, 5)
         if best >= MIN_CALL_S or n >= max_n:
             break
         n *= 2
@@ -102,7 +102,10 @@ def measure_peaks(platform: str = "cpu", precisions: tuple[str, ...] = MATMUL_PR
     unknown = [p for p in precisions if p not in MATMUL_PRECISIONS]
     if unknown:
         raise ConfigError(f"unknown matmul precision(s) {unknown}; known: {', '.join(MATMUL_PRECISIONS)}")
+    import torch
+
     from kit.backends import get_backend
+    from kit.timing import load_average_1m
 
     ok, reason = get_backend(platform).available()
     if not ok:
@@ -113,7 +116,8 @@ def measure_peaks(platform: str = "cpu", precisions: tuple[str, ...] = MATMUL_PR
         flops[precision], sizes[precision] = matmul_flops_per_s(device, precision, budget_s, MAX_MATMUL_N[platform])
     bandwidth = copy_bandwidth_bytes_per_s(device, COPY_BYTES[platform], budget_s)
     details = {"matmul_n": sizes, "copy_bytes": COPY_BYTES[platform], "method": "best of repeated calls",
-               "device_name": _device_name(device)}
+               "device_name": _device_name(device), "threads": torch.get_num_threads(),
+               "load_avg_1m": load_average_1m()}  # shared machines: a high load means lower, noisier peaks
     return Peaks(platform, device, flops, bandwidth, time.perf_counter() - start, details)
 
 

@@ -1,0 +1,344 @@
+"""Recommend a platform, precision and batch size for a model under constraints, from measurements or predictions.
+
+Candidates are platform x precision x batch size. A measured candidate uses its latest measurement; an unmeasured one
+uses `kit.predict` with its interval, and only on platforms the predictor has seen measurements of. Constraints are
+checked conservatively: a prediction must fit with its upper memory (and latency) bound, and a memory budget drops
+any candidate whose memory is unknown. Platforms are tried in the order allowed; when the preferred ones have no
+feasible candidate, the others are used and each row says why (the fallback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.features import TARGETS, model_facts, variant_key
+from kit.predict import Predictor
+
+OBJECTIVES = ("throughput", "latency", "memory", "cost")
+FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
+                "seq_len", "seq_len_effective", "overrides", "variant"]
+RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "throughput_items_per_s",
+                  "throughput_low", "throughput_high", "latency_s", "latency_low_s", "latency_high_s",
+                  "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "fallback_reason", "variant"]
+SORT = {"throughput": ("throughput_items_per_s", False), "latency": ("latency_s", True),
+        "memory": ("memory_high_bytes", True), "cost": ("cost_per_million", True)}
+
+
+def _check(objective: str, memory_budget_bytes: float | None, latency_bound_s: float | None,
+           hourly_prices: dict[str, float] | None) -> None:
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    for name, value in (("memory_budget_bytes", memory_budget_bytes), ("latency_bound_s", latency_bound_s)):
+        if value is not None and not (isinstance(value, int | float) and value > 0):
+            raise ConfigError(f"{name} must be positive or None, got {value!r}")
+    for platform, price in (hourly_prices or {}).items():
+        if not (isinstance(price, int | float) and price >= 0 and math.isfinite(price)):
+            raise ConfigError(f"hourly price of {platform!r} must be a non-negative number, got {price!r}")
+    if objective == "cost" and not hourly_prices:
+        raise ConfigError("objective 'cost' needs hourly_prices, e.g. {'cpu': 0.1, 'cuda': 2.5}")
+
+
+def measured_frame(data: Any) -> pd.DataFrame:
+    """Ok results with peaks and model facts: from a DuckDB connection (results + hardware) or a results frame."""
+    from kit.features import attach_peaks
+
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        from kit import microbench, storage
+
+        frame = attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data))
+    if "status" in frame:
+        frame = frame[frame["status"] == "ok"]
+    frame = attach_peaks(frame, None) if "peak_flops_per_s" not in frame else frame
+    facts = model_facts(frame)
+    frame = frame.drop(columns=[c for c in facts if c in frame]).join(facts)
+    return frame.assign(variant=variant_key(frame))
+
+
+def _variant_rows(frame: pd.DataFrame, model: str, size: str | None, overrides: dict | None,
+                  seq_len: int | None) -> tuple[pd.DataFrame, list[str]]:
+    """Rows of the requested variant; without overrides, the plain config, else the most measured variant."""
+    rows, notes = frame[frame["model"] == model], []
+    if size is not None:
+        rows = rows[rows["size"] == size]
+    if seq_len is not None:
+        rows = rows[rows["seq_len_effective"] == seq_len]
+    wanted = json.dumps(overrides or {}, sort_keys=True)
+    exact = rows[rows["overrides"] == wanted]
+    if exact.empty and overrides is None and not rows.empty:
+        variant = rows["variant"].value_counts().index[0]
+        notes.append(f"{model} has no measurements without config overrides; using its most measured variant "
+                     f"{variant}")
+        exact = rows[rows["variant"] == variant]
+    if exact["variant"].nunique() > 1:  # several sizes or sequence lengths: the most measured one
+        exact = exact[exact["variant"] == exact["variant"].value_counts().index[0]]
+    return exact, notes
+
+
+def zoo_facts(model: str, size: str = "tiny", overrides: dict | None = None, seq_len: int | None = None) -> dict:
+    """Model facts of an unmeasured zoo model, by building it (random weights) and counting its FLOPs."""
+    from kit import zoo
+
+    loaded = zoo.load_model(model, size, overrides=overrides)
+    described = loaded.describe()
+    seq = seq_len or loaded.default_seq_len
+    return {"model": loaded.name, "family": loaded.family, "size": size, "n_params": loaded.n_params(),
+            "flops_per_sample": zoo.flops_per_sample(loaded, seq_len), "n_layers": described["n_layers"],
+            "hidden_size": described["hidden_size"], "modality": loaded.modality, "seq_len": seq_len,
+            "seq_len_effective": seq, "overrides": json.dumps(overrides or {}, sort_keys=True),
+            "variant": f"{loaded.name}|{size}|{json.dumps(overrides or {}, sort_keys=True)}|seq{seq or -1}"}
+
+
+def _platform_peaks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per platform and precision, the peaks of the machine with most measurements there."""
+    if frame.empty:
+        return pd.DataFrame(columns=["platform", "precision", "hardware_id", "peak_flops_per_s",
+                                     "mem_bandwidth_bytes_per_s"])
+    data = frame.assign(hardware_id=frame.get("hardware_id", pd.Series("", index=frame.index)).fillna(""))
+    counts = data.groupby(["platform", "precision", "hardware_id"], dropna=False).size().rename("n").reset_index()
+    best = counts.sort_values("n", ascending=False).drop_duplicates(["platform", "precision"])
+    peaks = data.groupby(["platform", "precision", "hardware_id"], dropna=False)[
+        ["peak_flops_per_s", "mem_bandwidth_bytes_per_s"]].first().reset_index()
+    return best.drop(columns="n").merge(peaks, on=["platform", "precision", "hardware_id"], how="left")
+
+
+def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode: str,
+                   batch_sizes: list[int] | None = None, precisions: list[str] | None = None) -> pd.DataFrame:
+    """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts and peaks."""
+    seen = frame[(frame["mode"] == mode) & frame["platform"].isin(platforms)]
+    pairs = _platform_peaks(seen)
+    if precisions is not None:
+        pairs = pairs[pairs["precision"].isin(precisions)]
+    sizes = sorted(set(batch_sizes or seen["batch_size"].astype(int)))
+    grid = pairs.merge(pd.DataFrame({"batch_size": sizes}), how="cross")
+    return grid.assign(mode=mode, status="ok", **{k: facts.get(k) for k in FACT_COLUMNS})
+
+
+def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor | None) -> pd.DataFrame:
+    """Measured values where this variant was measured (latest run), predictions with intervals elsewhere."""
+    out = candidates.copy()
+    for column in ("throughput", "latency", "memory"):
+        for suffix in ("", "_low", "_high"):
+            out[f"{column}{suffix}"] = np.nan
+    out["source"] = ""
+    keys = ["platform", "precision", "batch_size", "mode"]
+    if not measured.empty:
+        latest = measured.sort_values("created_at").drop_duplicates(keys, keep="last")
+        found = out[keys].merge(latest, on=keys, how="left").set_index(out.index)
+        hit = found["throughput_items_per_s"].notna()
+        batch = found["batch_size"].astype(float)
+        values = {"throughput": found["throughput_items_per_s"], "throughput_low": batch / found["ci_high_s"],
+                  "throughput_high": batch / found["ci_low_s"], "latency": found["latency_p50_s"],
+                  "latency_low": found["ci_low_s"], "latency_high": found["ci_high_s"],
+                  "memory": found["peak_memory_bytes"], "memory_low": found["peak_memory_bytes"],
+                  "memory_high": found["peak_memory_bytes"]}
+        for column, value in values.items():
+            out.loc[hit, column] = value[hit].astype(float)
+        out.loc[hit, "source"] = "measured"
+    todo = out["source"] == ""
+    if predictor is not None and todo.any():
+        known = set(next(iter(predictor.models.values())).vocab.get("platform", []))
+        todo &= out["platform"].isin(known)
+        predicted = predictor.predict(out[todo])
+        for target in predictor.models:
+            out.loc[todo, target] = predicted[f"{target}_pred"]
+            out.loc[todo, f"{target}_low"] = predicted[f"{target}_low"]
+            out.loc[todo, f"{target}_high"] = predicted[f"{target}_high"]
+        out.loc[todo, "source"] = "predicted"
+    return out[out["source"] != ""]
+
+
+def _constraint_reason(row: pd.Series, memory_budget_bytes: float | None, latency_bound_s: float | None,
+                       hourly_prices: dict | None, objective: str) -> str:
+    if memory_budget_bytes is not None:
+        if not row["memory_high"] > 0:
+            return "memory unknown under a memory budget"
+        if row["memory_high"] > memory_budget_bytes:
+            return f"memory (upper bound) {row['memory_high'] / 2**30:.2f} GiB exceeds the budget"
+    if latency_bound_s is not None and not row["latency_high"] <= latency_bound_s:
+        return f"latency (upper bound) {row['latency_high'] * 1e3:.3g} ms exceeds the bound"
+    if objective == "cost" and row["platform"] not in hourly_prices:
+        return f"no hourly price for {row['platform']}"
+    if not row["throughput"] > 0 and objective in ("throughput", "cost"):
+        return "throughput unknown"
+    return ""
+
+
+def _tidy(table: pd.DataFrame, hourly_prices: dict | None) -> pd.DataFrame:
+    prices = table["platform"].map(hourly_prices or {}).astype(float)
+    return table.assign(
+        throughput_items_per_s=table["throughput"], latency_s=table["latency"], latency_low_s=table["latency_low"],
+        latency_high_s=table["latency_high"], peak_memory_bytes=table["memory"], memory_high_bytes=table["memory_high"],
+        cost_per_million=prices / 3600 / table["throughput"] * 1e6)
+
+
+def rank(table: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """Sort candidates by the objective (measured before predicted on ties) and number them from 1."""
+    column, ascending = SORT[objective]
+    order = table.assign(_measured=table["source"] != "measured")
+    order = order.sort_values([column, "_measured", "throughput_items_per_s"], ascending=[ascending, True, False],
+                              na_position="last", kind="stable").drop(columns="_measured")
+    return order.assign(rank=range(1, len(order) + 1)).reset_index(drop=True)
+
+
+def _platform_reasons(platforms: list[str], frame: pd.DataFrame, table: pd.DataFrame,
+                      reasons: pd.Series) -> dict[str, str]:
+    """Why each platform without a feasible candidate has none."""
+    why = {}
+    for platform in platforms:
+        mine = reasons[table["platform"] == platform]
+        if platform not in set(frame["platform"]):
+            why[platform] = f"no measurements on {platform} in the data, so nothing to measure or predict from"
+        elif mine.empty:
+            why[platform] = f"no candidate on {platform} could be measured or predicted for this model and mode"
+        elif (mine != "").all():
+            why[platform] = f"all {len(mine)} candidates on {platform} fail the constraints ({mine.iloc[0]}, ...)"
+    return why
+
+
+def recommend(data: Any, model: str, objective: str = "throughput", *, memory_budget_bytes: float | None = None,
+              latency_bound_s: float | None = None, platforms_allowed: list[str] | None = None,
+              hourly_prices: dict[str, float] | None = None, predictor: Predictor | None = None,
+              mode: str = "inference", size: str | None = None, overrides: dict | None = None,
+              seq_len: int | None = None, batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
+              facts: dict | None = None, fallback: bool = True) -> pd.DataFrame:
+    """Feasible platform x precision x batch configurations of a model, best first for the objective.
+
+    `data` is a DuckDB connection or a results frame. `platforms_allowed` is an order of preference; with `fallback`,
+    other measured platforms are used when none of them has a feasible candidate, and `fallback_reason` says why.
+    `attrs` holds `notes`, `excluded` (candidates that fail a constraint, with the reason) and `model_facts`.
+    """
+    _check(objective, memory_budget_bytes, latency_bound_s, hourly_prices)
+    if mode not in ("inference", "training"):
+        raise ConfigError(f"mode must be 'inference' or 'training', got {mode!r}")
+    frame = measured_frame(data)
+    rows, notes = _variant_rows(frame, model, size, overrides, seq_len)
+    if facts is None:
+        facts = rows.iloc[0][FACT_COLUMNS].to_dict() if not rows.empty else zoo_facts(model, size or "tiny",
+                                                                                       overrides, seq_len)
+    in_data = sorted(frame["platform"].unique())
+    preferred = list(platforms_allowed or in_data)
+    platforms = preferred + ([p for p in in_data if p not in preferred] if fallback else [])
+    if predictor is None and len(frame) >= 2:
+        predictor = Predictor().fit(frame)
+    table = _fill(candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions), rows, predictor)
+    reasons = table.apply(_constraint_reason, axis=1, args=(memory_budget_bytes, latency_bound_s, hourly_prices,
+                                                             objective)) if not table.empty else pd.Series(dtype=str)
+    feasible = table[reasons == ""]
+    why = _platform_reasons(preferred, frame, table, reasons)
+    usable = [p for p in preferred if p in set(feasible["platform"])]
+    fallback_reason = ""
+    if usable:
+        feasible = feasible[feasible["platform"].isin(usable)]
+    elif not feasible.empty:
+        fallback_reason = "; ".join(why.values()) + f"; fell back to {', '.join(sorted(set(feasible['platform'])))}"
+    notes += [f"{p}: {reason}" for p, reason in why.items()]
+    result = rank(_tidy(feasible.assign(fallback_reason=fallback_reason), hourly_prices), objective)
+    result = result.reindex(columns=RESULT_COLUMNS)
+    result.attrs = {"notes": notes, "excluded": table[reasons != ""].assign(reason=reasons[reasons != ""]),
+                    "model_facts": facts}
+    return result
+
+
+def best_under_budget(data: Any, model: str, memory_budget_bytes: float, objective: str = "throughput",
+                      **kwargs: Any) -> pd.Series | None:
+    """The best precision and batch size whose memory (upper bound if predicted) fits the budget; None if none."""
+    ranked = recommend(data, model, objective, memory_budget_bytes=memory_budget_bytes, **kwargs)
+    return None if ranked.empty else ranked.iloc[0]
+
+
+def evaluate_recommendations(data: Any, objective: str = "throughput", group_column: str = "family",
+                             make_predictor: Any = None, mode: str = "inference") -> pd.DataFrame:
+    """Per model variant: the configuration recommended from predictions trained without its family (none of its
+    own measurements) against the measured best; `attrs` holds top-1 hit rate and mean/median regret."""
+    if objective not in ("throughput", "latency"):
+        raise ConfigError(f"evaluation supports objectives 'throughput' and 'latency', not {objective!r}")
+    frame = measured_frame(data)
+    frame = frame[frame["mode"] == mode]
+    column = TARGETS[objective]
+    keys = ["platform", "precision", "batch_size", "mode"]
+    out = []
+    for group in sorted(frame[group_column].astype(str).unique()):
+        held = frame[frame[group_column].astype(str) == group]
+        train = frame[frame[group_column].astype(str) != group]
+        if train.empty:
+            continue
+        predictor = (make_predictor or (lambda: Predictor(targets=(objective,))))().fit(train)
+        for variant, vrows in held.groupby("variant"):
+            configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
+            if len(configs) < 2:
+                continue
+            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
+            ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), None), objective)
+            chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
+            best = configs.loc[configs[column].idxmax() if objective == "throughput" else configs[column].idxmin()]
+            ratio = best[column] / chosen[column] if objective == "throughput" else chosen[column] / best[column]
+            out.append({"variant": variant, "group": group, "n_configs": len(configs),
+                        "chosen": "|".join(map(str, ranked.iloc[0][keys])), "best": "|".join(map(str, best[keys])),
+                        "hit": bool(ratio == 1.0), "regret": float(ratio - 1.0)})
+    result = pd.DataFrame(out, columns=["variant", "group", "n_configs", "chosen", "best", "hit", "regret"])
+    result.attrs = {"top1_hit_rate": float(result["hit"].mean()) if len(result) else math.nan,
+                    "mean_regret": float(result["regret"].mean()) if len(result) else math.nan,
+                    "median_regret": float(result["regret"].median()) if len(result) else math.nan,
+                    "n_variants": len(result)}
+    return result
+
+
+def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `benchkit recommend` arguments."""
+    parser.add_argument("--model", required=True, help="zoo name or local folder, as stored in results")
+    parser.add_argument("--objective", default="throughput", choices=OBJECTIVES)
+    parser.add_argument("--mode", default="inference", choices=("inference", "training"))
+    parser.add_argument("--size", help="tiny or base (default: the most measured)")
+    parser.add_argument("--memory-budget-gb", type=float, help="GiB; predictions must fit with their upper bound")
+    parser.add_argument("--latency-bound-ms", type=float, help="per-batch latency bound in milliseconds")
+    parser.add_argument("--platforms", nargs="+", help="allowed platforms, most preferred first")
+    parser.add_argument("--price", nargs="+", default=[], metavar="PLATFORM=USD_PER_HOUR",
+                        help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
+    parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
+    parser.add_argument("--top", type=int, default=10, help="rows to print")
+    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+
+
+def parse_prices(items: list[str]) -> dict[str, float]:
+    """{'cpu': 0.1} from ['cpu=0.1']; ConfigError naming a malformed item."""
+    prices = {}
+    for item in items:
+        platform, _, value = item.partition("=")
+        try:
+            prices[platform.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--price items look like cpu=0.1, got {item!r}") from None
+        if not platform.strip() or prices[platform.strip()] < 0:
+            raise ConfigError(f"--price items look like cpu=0.1 with a non-negative price, got {item!r}")
+    return prices
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    """Print the ranked configurations and the notes (fallbacks, exclusions); exit 1 when nothing is feasible."""
+    from kit import storage
+
+    prices = parse_prices(args.price)
+    budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
+    bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
+    _check(args.objective, budget, bound, prices)
+    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
+    table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
+                      platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
+                      fallback=not args.no_fallback)
+    for note in table.attrs["notes"]:
+        print(f"note: {note}")
+    if table.empty:
+        print(f"no configuration of {args.model} satisfies the constraints")
+        return 1
+    columns = [c for c in RESULT_COLUMNS if c != "variant" and (c != "cost_per_million" or prices)]
+    print(table[columns].head(args.top).to_string(index=False))
+    return 0

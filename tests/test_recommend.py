@@ -1,0 +1,169 @@
+"""Recommendations on synthetic frames (test data from a formula): sources, memory budget, cost order, fallbacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit import recommend, storage
+from kit.errors import ConfigError
+from kit.records import Record
+from tests.test_predict import fast_predictor, synthetic_frame
+
+VARIANT = {"overrides": {"num_hidden_layers": 2, "hidden_size": 64}, "seq_len": 64}
+
+
+@pytest.fixture(scope="module")
+def two_platforms() -> pd.DataFrame:
+    """cpu and cuda rows of four families; fam0's batch-16 rows are left out so they must be predicted."""
+    frame = synthetic_frame(n_families=4, platforms=("cpu", "cuda"))
+    return frame[~((frame["model"] == "fam0") & (frame["batch_size"] == 16))].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def predictor(two_platforms: pd.DataFrame):
+    return fast_predictor().fit(two_platforms)
+
+
+def test_measured_where_measured_predicted_elsewhere(two_platforms, predictor) -> None:
+    table = recommend.recommend(two_platforms, "fam0", predictor=predictor, **VARIANT)
+    assert len(table) == 4 * 3 and table["rank"].tolist() == list(range(1, 13))
+    assert set(table.loc[table["batch_size"] == 16, "source"]) == {"predicted"}
+    assert set(table.loc[table["batch_size"] < 16, "source"]) == {"measured"}
+    predicted = table[table["source"] == "predicted"]
+    assert (predicted["throughput_low"] < predicted["throughput_items_per_s"]).all()
+    assert (predicted["memory_high_bytes"] > predicted["peak_memory_bytes"]).all()
+    assert table["throughput_items_per_s"].is_monotonic_decreasing
+    assert table.iloc[0]["platform"] == "cuda" and table.iloc[0]["precision"] == "fp16"
+
+
+def test_memory_budget_is_respected_with_upper_bounds(two_platforms, predictor) -> None:
+    free = recommend.recommend(two_platforms, "fam0", predictor=predictor, platforms_allowed=["cpu"], **VARIANT)
+    cpu = free[free["platform"] == "cpu"]
+    budget = float(cpu["memory_high_bytes"].median())
+    table = recommend.recommend(two_platforms, "fam0", predictor=predictor, platforms_allowed=["cpu"],
+                                memory_budget_bytes=budget, **VARIANT)
+    assert len(table) and (table["memory_high_bytes"] <= budget).all()
+    excluded = table.attrs["excluded"]
+    assert len(excluded) and (excluded["memory_high"] > budget).all()
+    best = recommend.best_under_budget(two_platforms, "fam0", budget, predictor=predictor, platforms_allowed=["cpu"],
+                                       **VARIANT)
+    assert best is not None and best["memory_high_bytes"] <= budget
+    assert best["throughput_items_per_s"] == table["throughput_items_per_s"].max()
+
+
+def test_unknown_memory_never_passes_a_budget(two_platforms, predictor) -> None:
+    frame = two_platforms.assign(peak_memory_bytes=np.nan)
+    model = fast_predictor(targets=("throughput", "latency")).fit(frame)
+    table = recommend.recommend(frame, "fam0", predictor=model, memory_budget_bytes=1e12, **VARIANT)
+    assert table.empty and "memory unknown" in table.attrs["excluded"]["reason"].iloc[0]
+
+
+def test_prices_order_cost(two_platforms, predictor) -> None:
+    expensive_gpu = recommend.recommend(two_platforms, "fam0", "cost", predictor=predictor,
+                                        hourly_prices={"cpu": 0.1, "cuda": 2.5}, **VARIANT)
+    costs = expensive_gpu["cost_per_million"]
+    assert costs.is_monotonic_increasing
+    row = expensive_gpu.iloc[0]
+    assert row["cost_per_million"] == pytest.approx(2.5 / 3600 / row["throughput_items_per_s"] * 1e6
+                                                    if row["platform"] == "cuda" else
+                                                    0.1 / 3600 / row["throughput_items_per_s"] * 1e6)
+    cuda_fp32 = expensive_gpu[(expensive_gpu["platform"] == "cuda") & (expensive_gpu["precision"] == "fp32")]
+    cpu_bf16 = expensive_gpu[(expensive_gpu["platform"] == "cpu") & (expensive_gpu["precision"] == "bf16")]
+    assert cpu_bf16["rank"].min() < cuda_fp32["rank"].min()  # 25x cheaper beats ~10x faster
+    pricey_cpu = recommend.recommend(two_platforms, "fam0", "cost", predictor=predictor,
+                                     hourly_prices={"cpu": 100.0, "cuda": 1.0}, **VARIANT)
+    assert set(pricey_cpu.head(6)["platform"]) == {"cuda"}
+    only_cpu_priced = recommend.recommend(two_platforms, "fam0", "cost", predictor=predictor,
+                                          hourly_prices={"cpu": 0.1}, **VARIANT)
+    assert set(only_cpu_priced["platform"]) == {"cpu"}
+
+
+def test_latency_bound_and_latency_objective(two_platforms, predictor) -> None:
+    table = recommend.recommend(two_platforms, "fam0", "latency", predictor=predictor, latency_bound_s=1e-4,
+                                **VARIANT)
+    assert len(table) and (table["latency_high_s"] <= 1e-4).all() and table["latency_s"].is_monotonic_increasing
+
+
+def test_fallback_to_cpu_with_the_reason(two_platforms) -> None:
+    cpu = two_platforms[two_platforms["platform"] == "cpu"]
+    model = fast_predictor().fit(cpu)
+    table = recommend.recommend(cpu, "fam0", predictor=model, platforms_allowed=["cuda", "cpu"], **VARIANT)
+    assert set(table["platform"]) == {"cpu"} and (table["fallback_reason"] == "").all()
+    assert any("cuda" in note for note in table.attrs["notes"])
+    fallen = recommend.recommend(cpu, "fam0", predictor=model, platforms_allowed=["cuda"], **VARIANT)
+    assert set(fallen["platform"]) == {"cpu"}
+    assert fallen["fallback_reason"].str.contains("no measurements on cuda").all()
+    strict = recommend.recommend(cpu, "fam0", predictor=model, platforms_allowed=["cuda"], fallback=False, **VARIANT)
+    assert strict.empty
+
+
+def test_evaluation_leaves_the_family_out(two_platforms) -> None:
+    frame = synthetic_frame(n_families=3, platforms=("cpu", "cuda"))
+    trained_on: list[set[str]] = []
+
+    def make():
+        class Spy(type(fast_predictor())):
+            def fit(self, data):
+                trained_on.append(set(data["family"]))
+                return super().fit(data)
+
+        return Spy(targets=("throughput",), gb_params=fast_predictor().gb_params)
+
+    result = recommend.evaluate_recommendations(frame, make_predictor=make)
+    assert len(trained_on) == 3 and all(len(families) == 2 for families in trained_on)
+    assert result.attrs["n_variants"] == 3 * 6 and set(result["group"]) == {"fam0", "fam1", "fam2"}
+    assert result.attrs["top1_hit_rate"] >= 0.6 and result.attrs["mean_regret"] < 0.06
+    assert (result["regret"] >= 0).all() and (result.loc[result["hit"], "regret"] == 0).all()
+
+
+def test_bad_input_is_a_config_error(two_platforms) -> None:
+    with pytest.raises(ConfigError, match="unknown objective 'speed'"):
+        recommend.recommend(two_platforms, "fam0", "speed")
+    with pytest.raises(ConfigError, match="needs hourly_prices"):
+        recommend.recommend(two_platforms, "fam0", "cost")
+    with pytest.raises(ConfigError, match="memory_budget_bytes"):
+        recommend.recommend(two_platforms, "fam0", memory_budget_bytes=-1)
+    with pytest.raises(ConfigError, match="cpu=0.1"):
+        recommend.parse_prices(["cpu:0.1"])
+    assert recommend.parse_prices(["cpu=0.1", "cuda=2.5"]) == {"cpu": 0.1, "cuda": 2.5}
+
+
+def _store(con, frame: pd.DataFrame) -> None:
+    """Synthetic rows as stored Records (ten samples around the law's latency) on one hardware row with peaks."""
+    storage.start_run(con, "synthetic", {}, {"hardware": {"hardware_id": "hw-cpu", "hostname": "h"}, "env_id": "e"})
+    storage.set_hardware_peaks(con, "hw-cpu", {"cpu": {"flops_per_s": {"fp32": 2e11, "bf16": 8e11},
+                                                       "mem_bandwidth_bytes_per_s": 3e10}}, 3e10)
+    for row in frame.itertuples(index=False):
+        extra = json.loads(row.extra)
+        key = f"{row.model}|{row.precision}|bs{row.batch_size}|{row.params_json}|{row.seq_len}"
+        samples = [row.latency_p50_s * (1 + 0.01 * np.sin(i)) for i in range(10)]
+        record = Record.from_samples(
+            samples, run_id="synthetic", config_key=key, model=row.model, family=row.family, size="tiny",
+            mode="inference", platform="cpu", device="cpu", precision=row.precision, batch_size=row.batch_size,
+            seq_len=row.seq_len, n_params=row.n_params, flops_per_sample=row.flops_per_sample,
+            peak_memory_bytes=int(row.peak_memory_bytes), params_json=row.params_json,
+            extra={**extra, "model_facts": {**extra["model_facts"], "modality": "text"}})
+        storage.insert_record(con, record)
+
+
+def test_cmd_recommend_reads_the_database(tmp_path, capsys) -> None:
+    db = tmp_path / "b.duckdb"
+    con = storage.connect(db)
+    _store(con, synthetic_frame(n_families=3, batch_sizes=(1, 4)))
+    frame = recommend.measured_frame(con)
+    assert frame["peak_flops_per_s"].notna().all()  # peaks come from the hardware row
+    con.close()
+    parser = argparse.ArgumentParser()
+    recommend.add_recommend_arguments(parser)
+    args = parser.parse_args(["--model", "fam1", "--objective", "cost", "--price", "cpu=0.1", "--platforms", "cuda",
+                              "cpu", "--memory-budget-gb", "8", "--db", str(db), "--top", "3"])
+    assert recommend.cmd_recommend(args) == 0
+    out = capsys.readouterr().out
+    assert "note: cuda: no measurements on cuda" in out and "cost_per_million" in out and "measured" in out
+    args = parser.parse_args(["--model", "fam1", "--memory-budget-gb", "0.001", "--db", str(db)])
+    assert recommend.cmd_recommend(args) == 1
