@@ -1,0 +1,366 @@
+"""Distributed training benchmarks (DDP, FSDP2) under torchrun, turned into Records, and their scaling analysis.
+
+One machine: `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.runners.ddp_worker --config C
+--out D` (what `run_distributed_benchmark` runs, gloo on CPU, NCCL on CUDA with one GPU per LOCAL_RANK). Several
+machines: the same command on every node with `--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID`
+instead of `--standalone` (see `launch_command`); the rank files then land in each node's D, which must be shared.
+
+A record's samples are global step times (the slowest rank's time for each step), its batch_size the global batch, so
+throughput_items_per_s is global samples/s. Scaling efficiency = throughput(N) / (N x throughput(1)) at equal per-rank
+batch, against the world-size-1 run of the same call. The configuration advisor is kit.memory.advise_distributed_config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.records import Record
+
+STRATEGIES = ("ddp", "fsdp")
+PLATFORMS = ("cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("sgd", "adamw")
+WORKER_MODULE = "kit.runners.ddp_worker"
+COMM_METHOD = ("torch.profiler over profiled forward+backward steps after the timed ones: union of the intervals of "
+               "gloo collectives (CPU) or NCCL kernels (CUDA) over the profiled wall time; includes waiting for the "
+               "slower rank")
+EXPOSED_METHOD = "DDP only: median forward+backward time with gradient sync minus under no_sync(), over the mean step"
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+             f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DistributedSpec:
+    """One distributed benchmark: a model, a strategy and the world sizes to run, validated on construction."""
+
+    model: str
+    size: str = "tiny"
+    strategy: str = "ddp"
+    world_sizes: tuple[int, ...] = (1, 2)
+    batch_per_rank: int = 2
+    steps: int = 10
+    warmup_steps: int = 2
+    seq_len: int | None = None
+    precision: str = "fp32"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    threads_per_rank: int = 1
+    platform: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    seed: int = 0
+    profile_steps: int = 2
+    disable_dropout: bool = True
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        from kit import zoo
+
+        object.__setattr__(self, "model", zoo.resolve_model(self.model))
+        zoo.validate_size(self.size)
+        for name, allowed in (("strategy", STRATEGIES), ("platform", PLATFORMS), ("precision", PRECISIONS),
+                              ("optimizer", OPTIMIZERS)):
+            value = getattr(self, name)
+            _require(value in allowed, f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        sizes = self.world_sizes if isinstance(self.world_sizes, list | tuple) else [self.world_sizes]
+        _require(len(sizes) > 0, "world_sizes must not be empty")
+        for n in sizes:
+            _positive_int("world_sizes entries", n)
+        object.__setattr__(self, "world_sizes", tuple(sorted(set(sizes))))
+        for name in ("batch_per_rank", "steps", "threads_per_rank"):
+            _positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "seed", "profile_steps"):
+            _positive_int(name, getattr(self, name), minimum=0)
+        _require(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len > 0),
+                 f"seq_len must be a positive integer or None, got {self.seq_len!r}")
+        for name in ("lr", "timeout_s"):
+            value = getattr(self, name)
+            _require(isinstance(value, int | float) and value > 0, f"{name} must be positive, got {value!r}")
+        _require(isinstance(self.overrides, dict), f"overrides must be a mapping, got {self.overrides!r}")
+
+    def worker_config(self, world_size: int) -> dict[str, Any]:
+        """The JSON the worker reads (the same for every rank)."""
+        return {**asdict(self), "world_sizes": list(self.world_sizes), "world_size": world_size}
+
+    def config_key(self, world_size: int) -> str:
+        """A readable key naming every axis, unique within a run."""
+        parts = [self.model, self.size, "training", self.platform, self.precision,
+                 f"bs{self.batch_per_rank * world_size}", f"seq{self.seq_len}" if self.seq_len else "seqdefault",
+                 self.strategy, f"ws{world_size}", f"t{self.threads_per_rank}", self.optimizer]
+        if self.overrides or self.gradient_checkpointing:
+            text = json.dumps([self.overrides, self.gradient_checkpointing], sort_keys=True)
+            parts.append("ov" + hashlib.sha1(text.encode()).hexdigest()[:8])
+        return "|".join(parts)
+
+
+def launch_command(config_path: Path, out_dir: Path, nproc_per_node: int, *, nnodes: int = 1,
+                   rdzv_endpoint: str | None = None, rdzv_id: str = "benchkit") -> list[str]:
+    """The torchrun command: `--standalone` on one node, c10d rendezvous at rdzv_endpoint across nnodes."""
+    if nnodes > 1 and not rdzv_endpoint:
+        raise ConfigError(f"nnodes={nnodes} needs rdzv_endpoint (HOST:PORT of the rendezvous node)")
+    rendezvous = ["--standalone"] if nnodes == 1 else [
+        "--nnodes", str(nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", str(rdzv_endpoint), "--rdzv-id", rdzv_id]
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--nproc-per-node", str(nproc_per_node),
+            "-m", WORKER_MODULE, "--config", str(config_path), "--out", str(out_dir)]
+
+
+def unavailable_reason(platform: str, world_size: int) -> str | None:
+    """Why a platform cannot run a world size here (no CUDA, too few GPUs, no NCCL), or None when it can."""
+    if platform == "cpu":
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not torch.cuda.is_available():
+        return "platform cuda unavailable: no CUDA device"
+    if not dist.is_nccl_available():
+        return "platform cuda unavailable: torch was built without NCCL"
+    if torch.cuda.device_count() < world_size:
+        return f"world size {world_size} needs {world_size} GPUs (one per rank); found {torch.cuda.device_count()}"
+    return None
+
+
+def _child_env(spec: DistributedSpec) -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    threads = str(spec.threads_per_rank)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
+
+
+def run_world(spec: DistributedSpec, world_size: int, workdir: Path) -> tuple[list[dict[str, Any]], str]:
+    """Launch one world size under torchrun with a timeout; return the rank results and the launcher's complaint."""
+    out = workdir / f"ws{world_size}"
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "config.json"
+    config.write_text(json.dumps(spec.worker_config(world_size), default=str))
+    log = out / "launcher.log"
+    reason = ""
+    with log.open("w") as handle:
+        process = subprocess.Popen(launch_command(config, out, world_size), stdout=handle, stderr=subprocess.STDOUT,
+                                   env=_child_env(spec), start_new_session=True)
+        try:
+            code = process.wait(timeout=spec.timeout_s)
+            if code != 0:
+                reason = f"torchrun exited with code {code}: {_tail(log)}"
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            reason = f"timed out after {spec.timeout_s:g} s; torchrun and its workers killed"
+    ranks = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
+    return sorted(ranks, key=lambda r: r["rank"]), reason
+
+
+def _tail(log: Path, lines: int = 6) -> str:
+    text = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(text[-lines:])
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Stop the process group this launcher started (torchrun and its workers): SIGTERM, then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _identity(spec: DistributedSpec, world_size: int, run_id: str, env_id: str, device: str) -> dict[str, Any]:
+    from kit.runners.sweep import family_of
+
+    return {"run_id": run_id, "config_key": spec.config_key(world_size), "model": spec.model,
+            "family": family_of(spec.model), "size": spec.size, "mode": "training", "platform": spec.platform,
+            "device": device, "precision": spec.precision, "batch_size": spec.batch_per_rank * world_size,
+            "seq_len": spec.seq_len, "env_id": env_id,
+            "params_json": json.dumps(spec.worker_config(world_size), sort_keys=True, default=str)}
+
+
+def _base_extra(spec: DistributedSpec, world_size: int) -> dict[str, Any]:
+    return {"strategy": spec.strategy, "world_size": world_size, "nnodes": 1, "nproc_per_node": world_size,
+            "threads_per_rank": spec.threads_per_rank, "threads_total": world_size * spec.threads_per_rank,
+            "cores_available": os.cpu_count(), "backend": "nccl" if spec.platform == "cuda" else "gloo",
+            "launcher": "torchrun --standalone", "optimizer_name": spec.optimizer, "lr": spec.lr,
+            "batch_per_rank": spec.batch_per_rank, "global_batch": spec.batch_per_rank * world_size,
+            "steps": spec.steps, "warmup_steps": spec.warmup_steps, "disable_dropout": spec.disable_dropout,
+            "gradient_checkpointing": spec.gradient_checkpointing}
+
+
+def failure_record(spec: DistributedSpec, world_size: int, ranks: list[dict[str, Any]], launcher_reason: str,
+                   run_id: str, env_id: str) -> Record:
+    """A failed (or, for FSDP2 set-up on CPU/gloo, skipped) record with the first failing rank's exact error."""
+    import torch
+
+    identity = _identity(spec, world_size, run_id, env_id, ranks[0].get("device", "") if ranks else "")
+    extra = {**_base_extra(spec, world_size), "launcher_reason": launcher_reason}
+    bad = [r for r in ranks if not r.get("ok")]
+    if not bad:
+        reason = launcher_reason or f"only {len(ranks)} of {world_size} ranks wrote a result"
+        return Record.failure("failed", reason, **identity, extra=extra)
+    first = bad[0]
+    extra.update(failed_phase=first.get("phase"), traceback=first.get("traceback", ""))
+    if spec.strategy == "fsdp" and spec.platform == "cpu" and first.get("phase") in ("setup", "first_step"):
+        reason = f"FSDP2 fully_shard did not run on CPU/gloo in torch {torch.__version__}: {first.get('error')}"
+        return Record.failure("skipped", reason, **identity, extra=extra)
+    reason = f"rank {first['rank']} failed in phase {first.get('phase')}: {first.get('error')}"
+    return Record.failure("failed", reason, **identity, extra=extra)
+
+
+def ok_record(spec: DistributedSpec, world_size: int, ranks: list[dict[str, Any]], run_id: str, env_id: str,
+              base_throughput: float | None) -> Record:
+    """An ok record: global step times, global samples/s, communication share, per-rank memory and efficiency."""
+    from kit.timing import load_average_1m
+
+    steps = [max(times) for times in zip(*(r["step_times_s"] for r in ranks), strict=True)]
+    mean_step = statistics.fmean(steps)
+    throughput = spec.batch_per_rank * world_size / mean_step
+    shares = [r["profiled_comm"]["comm_share"] for r in ranks if r["profiled_comm"].get("comm_share") is not None]
+    exposed = [r["exposed_comm"]["exposed_comm_s"] for r in ranks if r.get("exposed_comm")]
+    extra = {
+        **_base_extra(spec, world_size), "backend": ranks[0]["backend"],
+        "per_rank_step_times_s": [r["step_times_s"] for r in ranks],
+        "per_rank_mean_step_s": [statistics.fmean(r["step_times_s"]) for r in ranks],
+        "per_rank_peak_memory_bytes": [r["peak_memory_bytes"] for r in ranks],
+        "per_rank_baseline_bytes": [r["baseline_rss_bytes"] if r["memory_method"] != "torch.cuda.max_memory_allocated"
+                                    else 0 for r in ranks],
+        "per_rank_memory_split_bytes": [r["memory_split_bytes"] for r in ranks],
+        "memory_split_bytes": ranks[0]["memory_split_bytes"], "losses": ranks[0]["losses"],
+        "per_rank_local_losses": [r["local_losses"] for r in ranks],
+        "comm_share": statistics.fmean(shares) if shares else None, "comm_share_per_rank": shares,
+        "comm_method": COMM_METHOD, "profiled_comm_per_rank": [r["profiled_comm"] for r in ranks],
+        "exposed_comm_s": statistics.fmean(exposed) if exposed else None,
+        "exposed_comm_share": statistics.fmean(exposed) / mean_step if exposed else None,
+        "exposed_comm_method": EXPOSED_METHOD if exposed else "", "sample_unit": "global step = slowest rank's step",
+        "scaling_efficiency": throughput / (world_size * base_throughput) if base_throughput else None,
+        "scaling_baseline": "throughput of world size 1 in the same call, equal per-rank batch",
+    }
+    extra["per_rank_peak_above_baseline_bytes"] = [p - b for p, b in zip(extra["per_rank_peak_memory_bytes"],
+                                                                          extra["per_rank_baseline_bytes"],
+                                                                          strict=True)]
+    devices = sorted({r["device"] for r in ranks})
+    return Record.from_samples(
+        steps, **_identity(spec, world_size, run_id, env_id, ",".join(devices)),
+        first_inference_s=max(r["first_step_s"] for r in ranks),
+        peak_memory_bytes=max(extra["per_rank_peak_memory_bytes"]), memory_method=ranks[0]["memory_method"],
+        threads=spec.threads_per_rank, n_params=ranks[0]["n_params"], load_avg_1m=load_average_1m(), extra=extra)
+
+
+def measure_world(spec: DistributedSpec, world_size: int, workdir: Path, run_id: str, env_id: str,
+                  base_throughput: float | None) -> Record:
+    """One world size as a Record: skipped when the platform cannot run it, failed when a rank or torchrun fails."""
+    skip = unavailable_reason(spec.platform, world_size)
+    if skip:
+        return Record.failure("skipped", skip, **_identity(spec, world_size, run_id, env_id, ""),
+                              extra=_base_extra(spec, world_size))
+    ranks, launcher_reason = run_world(spec, world_size, workdir)
+    if len(ranks) == world_size and all(r.get("ok") for r in ranks):
+        return ok_record(spec, world_size, ranks, run_id, env_id, base_throughput)
+    return failure_record(spec, world_size, ranks, launcher_reason, run_id, env_id)
+
+
+def run_distributed_benchmark(model: str, size: str = "tiny", strategy: str = "ddp",
+                              world_sizes: tuple[int, ...] = (1, 2), batch_per_rank: int = 2, steps: int = 10, *,
+                              db: Any = None, run_id: str | None = None, workdir: str | Path | None = None,
+                              **options: Any) -> list[Record]:
+    """Run each world size under torchrun (smallest first) and return its Records, stored under run_id if db is given.
+
+    options are the other DistributedSpec fields (seq_len, precision, optimizer, lr, threads_per_rank, platform,
+    overrides, timeout_s, warmup_steps, seed, profile_steps, disable_dropout, gradient_checkpointing).
+    """
+    from kit import storage
+    from kit.config import new_run_id
+    from kit.environment import collect_environment
+
+    spec = DistributedSpec(model=model, size=size, strategy=strategy, world_sizes=tuple(world_sizes),
+                           batch_per_rank=batch_per_rank, steps=steps, **options)
+    run_id = run_id or new_run_id()
+    environment = collect_environment()
+    con = storage.connect(db) if isinstance(db, str | Path) else db
+    if con is not None:
+        storage.start_run(con, run_id, {"distributed": spec.worker_config(0)}, environment)
+    records: list[Record] = []
+    base: float | None = None
+    with tempfile.TemporaryDirectory(prefix="benchkit-ddp-") as tmp:
+        for world_size in spec.world_sizes:
+            record = measure_world(spec, world_size, Path(workdir or tmp), run_id, environment["env_id"], base)
+            if world_size == 1 and record.status == "ok":
+                base = record.throughput_items_per_s
+            if con is not None:
+                storage.insert_record(con, record)
+            records.append(record)
+    if con is not None:
+        storage.finish_run(con, run_id)
+    return records
+
+
+def scaling_table(records: list[Record]) -> pd.DataFrame:
+    """One row per distributed record: throughput, scaling efficiency, communication share and peak per rank."""
+    rows = []
+    for r in records:
+        e = r.extra
+        rows.append({"model": r.model, "strategy": e.get("strategy"), "backend": e.get("backend"),
+                     "world_size": e.get("world_size"), "threads_per_rank": e.get("threads_per_rank"),
+                     "cores_available": e.get("cores_available"), "status": r.status,
+                     "global_batch": r.batch_size, "step_mean_s": r.latency_mean_s,
+                     "throughput_items_per_s": r.throughput_items_per_s,
+                     "scaling_efficiency": e.get("scaling_efficiency"), "comm_share": e.get("comm_share"),
+                     "exposed_comm_share": e.get("exposed_comm_share"),
+                     "peak_above_baseline_per_rank_bytes": max(e.get("per_rank_peak_above_baseline_bytes") or [0]),
+                     "reason": r.reason})
+    return pd.DataFrame(rows)
+
+
+def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `benchkit distributed-bench`."""
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--size", default="tiny")
+    parser.add_argument("--strategy", default="ddp", choices=STRATEGIES)
+    parser.add_argument("--world-sizes", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--batch-per-rank", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--seq-len", type=int)
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
+    parser.add_argument("--threads-per-rank", type=int, default=1)
+    parser.add_argument("--platform", default="cpu", choices=PLATFORMS)
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--run-id")
+    parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+
+
+def cmd_distributed_bench(args: argparse.Namespace) -> int:
+    """Run a distributed benchmark, store it, print the scaling table; 1 when no world size ran."""
+    from kit import storage
+
+    records = run_distributed_benchmark(
+        args.model, args.size, args.strategy, tuple(args.world_sizes), args.batch_per_rank, args.steps,
+        db=args.db or storage.DEFAULT_DB, run_id=args.run_id, seq_len=args.seq_len, precision=args.precision,
+        optimizer=args.optimizer, threads_per_rank=args.threads_per_rank, platform=args.platform,
+        timeout_s=args.timeout_s)
+    print(scaling_table(records).to_string(index=False))
+    return 0 if any(r.status == "ok" for r in records) else 1

@@ -1,0 +1,118 @@
+"""Distributed benchmarks under torchrun on gloo/CPU: DDP with 2 processes follows the 1-process loss trajectory at
+the same global batch, FSDP2 runs (or is skipped with its exact error), failures become records, CUDA skips cleanly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kit import storage
+from kit.distributed import DistributedSpec, launch_command, ok_record, run_distributed_benchmark
+from kit.errors import ConfigError
+from kit.runners.ddp_worker import local_slice, union_length_us
+
+TINY = {"seq_len": 16, "warmup_steps": 1, "optimizer": "sgd", "lr": 0.1, "profile_steps": 1, "timeout_s": 180}
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    """World size 1 with the whole global batch of 4."""
+    return run_distributed_benchmark("bert", "tiny", "ddp", (1,), 4, STEPS, **TINY)[0]
+
+
+def test_two_process_ddp_matches_one_process_loss_trajectory(one_process, tmp_path):
+    con = storage.connect(tmp_path / "ddp.duckdb")
+    [two] = run_distributed_benchmark("bert", "tiny", "ddp", (2,), 2, STEPS, db=con, run_id="ddp-test", **TINY)
+    assert one_process.status == "ok", one_process.reason
+    assert two.status == "ok", two.reason
+    assert two.extra["losses"] == pytest.approx(one_process.extra["losses"], rel=1e-4, abs=1e-5)
+    assert len(two.extra["losses"]) == 1 + TINY["warmup_steps"] + STEPS  # first step, warm-up, timed steps
+    assert two.extra["losses"][-1] < two.extra["losses"][0]
+    e = two.extra
+    assert (e["world_size"], e["threads_per_rank"], e["backend"], two.batch_size) == (2, 1, "gloo", 4)
+    assert [len(t) for t in e["per_rank_step_times_s"]] == [STEPS, STEPS] and two.n_samples == STEPS
+    assert 0 <= e["comm_share"] <= 1 and e["comm_method"]
+    assert len(e["per_rank_peak_memory_bytes"]) == 2 and all(p > 0 for p in e["per_rank_peak_above_baseline_bytes"])
+    assert e["scaling_efficiency"] is None  # no world size 1 in this call
+    assert [r.config_key for r in storage.load_records(con, "ddp-test")] == [two.config_key]
+
+
+def test_fsdp2_on_gloo_runs_or_is_skipped_with_its_error(one_process):
+    [record] = run_distributed_benchmark("bert", "tiny", "fsdp", (2,), 2, STEPS, **TINY)
+    if record.status == "skipped":
+        assert "fully_shard" in record.reason and torch.__version__ in record.reason
+        return
+    assert record.status == "ok", record.reason
+    assert record.extra["losses"] == pytest.approx(one_process.extra["losses"], rel=1e-4, abs=1e-5)
+    sharded, whole = (r.extra["memory_split_bytes"]["weights_bytes"] for r in (record, one_process))
+    assert sharded < whole
+
+
+def test_a_failing_rank_becomes_a_failed_record_with_its_error():
+    [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, **{**TINY, "seq_len": 4096})
+    assert record.status == "failed"
+    assert "rank 0 failed in phase setup" in record.reason and "seq_len 4096" in record.reason
+
+
+def test_timeout_kills_torchrun_and_fails_the_record():
+    [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, **{**TINY, "timeout_s": 0.5})
+    assert record.status == "failed" and "timed out" in record.reason
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip without CUDA")
+def test_cuda_path_is_skipped_without_a_gpu():
+    [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, platform="cuda", **TINY)
+    assert record.status == "skipped" and "no CUDA device" in record.reason
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_nccl_ddp_on_one_gpu():
+    [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 4, STEPS, platform="cuda", **TINY)
+    assert record.status == "ok", record.reason
+    assert record.extra["backend"] == "nccl" and record.memory_method == "torch.cuda.max_memory_allocated"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"strategy": "zero9"}, "strategy"), ({"world_sizes": (0, 2)}, "world_sizes"), ({"platform": "tpu"}, "platform"),
+    ({"batch_per_rank": 0}, "batch_per_rank"), ({"model": "no-such-model"}, "unknown model"),
+    ({"precision": "int8"}, "precision"), ({"timeout_s": 0}, "timeout_s"),
+])
+def test_spec_rejects_bad_values_before_work(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DistributedSpec(**{"model": "bert", **kwargs})
+
+
+def test_launch_command_single_node_and_multi_node(tmp_path):
+    single = launch_command(tmp_path / "c.json", tmp_path, 2)
+    assert single[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    multi = launch_command(tmp_path / "c.json", tmp_path, 8, nnodes=2, rdzv_endpoint="node0:29400")
+    assert "--standalone" not in multi and multi[multi.index("--rdzv-endpoint") + 1] == "node0:29400"
+    with pytest.raises(ConfigError, match="rdzv_endpoint"):
+        launch_command(tmp_path / "c.json", tmp_path, 8, nnodes=2)
+
+
+def _rank(rank: int, step_s: float) -> dict:
+    split = {"weights_bytes": 1, "gradients_bytes": 1, "optimizer_state_bytes": 0}
+    return {"rank": rank, "ok": True, "device": "cpu", "backend": "gloo", "step_times_s": [step_s, step_s],
+            "first_step_s": step_s, "peak_memory_bytes": 300, "baseline_rss_bytes": 100, "memory_method": "vmhwm",
+            "memory_split_bytes": split, "losses": [1.0, 0.9], "local_losses": [1.0, 0.9], "n_params": 10,
+            "profiled_comm": {"comm_share": 0.25}, "exposed_comm": {"exposed_comm_s": 0.5}}
+
+
+def test_scaling_efficiency_and_global_throughput_arithmetic():
+    spec = DistributedSpec(model="bert", batch_per_rank=4)
+    record = ok_record(spec, 2, [_rank(0, 1.0), _rank(1, 2.0)], "r", "", base_throughput=4.0)
+    assert record.samples_s == (2.0, 2.0)  # a global step lasts as long as the slowest rank's
+    assert record.throughput_items_per_s == pytest.approx(8 / 2.0)
+    assert record.extra["scaling_efficiency"] == pytest.approx(4.0 / (2 * 4.0))
+    assert record.extra["per_rank_peak_above_baseline_bytes"] == [200, 200]
+    assert record.extra["exposed_comm_share"] == pytest.approx(0.25)
+
+
+def test_local_slice_and_interval_union():
+    batch = {"input_ids": torch.arange(8).reshape(4, 2), "labels": torch.arange(4), "scalar": 3}
+    part = local_slice(batch, 1, 2, 4)
+    assert part["labels"].tolist() == [2, 3] and part["input_ids"].shape == (2, 2) and part["scalar"] == 3
+    assert union_length_us([(0, 10), (5, 15), (20, 25), (21, 22)]) == 20
