@@ -3,11 +3,15 @@
 #   1. Debian's chromium (apt), unless $BENCHKIT_CHROMIUM or /usr/bin/chromium is already there;
 #   2. onnxruntime-web, pinned by kit/browser/package-lock.json, into kit/browser/node_modules (git-ignored),
 #      with --ignore-scripts so that no package install script runs or reaches the network;
-#   3. the Python ONNX packages (export + reference check) into the project's venv.
-# Usage: scripts/install_browser.sh [python]   (default python: .venv/bin/python)
+#   3. the Python ONNX packages (export + reference check) into the project's venv;
+#   4. with --webnn only: @sparticuz/chromium (a Chromium 147 build whose WebNN works on the CPU; Debian's has no
+#      WebNN backend), pinned by kit/browser/webnn/package-lock.json, unpacked to kit/browser/webnn/node_modules/.chromium.
+# Usage: scripts/install_browser.sh [--webnn] [python]   (default python: .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+WEBNN=0
+if [ "${1:-}" = "--webnn" ]; then WEBNN=1; shift; fi
 PYTHON="${1:-.venv/bin/python}"
 CHROMIUM="${BENCHKIT_CHROMIUM:-/usr/bin/chromium}"
 NPM_DIR=kit/browser
@@ -46,4 +50,25 @@ if "$PYTHON" -c "import onnx, onnxruntime, onnxscript" 2>/dev/null; then
 else
     echo "python: installing ${PY_PACKAGES[*]}"
     "$PYTHON" -m pip install --quiet "${PY_PACKAGES[@]}"
+fi
+
+WEBNN_DIR=kit/browser/webnn
+WEBNN_BIN="$WEBNN_DIR/node_modules/.chromium/chromium"
+if [ "$WEBNN" = 1 ]; then
+    if [ -x "$WEBNN_BIN" ]; then
+        echo "webnn chromium: $("$WEBNN_BIN" --version 2>/dev/null) at $WEBNN_BIN"
+    else
+        echo "webnn chromium: installing @sparticuz/chromium into $WEBNN_DIR/node_modules and unpacking it"
+        (cd "$WEBNN_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        # the package unpacks itself into /tmp at run time; unpack once here instead, with node's own brotli:
+        # the binary, and SwiftShader beside it (without a GPU process WebNN says it "is disabled")
+        (cd "$WEBNN_DIR" && node -e "
+            const fs = require('fs'), zlib = require('zlib');
+            const unbrotli = (name) => zlib.brotliDecompressSync(fs.readFileSync('node_modules/@sparticuz/chromium/bin/' + name));
+            fs.mkdirSync('node_modules/.chromium', { recursive: true });
+            fs.writeFileSync('node_modules/.chromium/swiftshader.tar', unbrotli('swiftshader.tar.br'));
+            fs.writeFileSync('node_modules/.chromium/chromium', unbrotli('chromium.br'), { mode: 0o755 });")
+        (cd "$WEBNN_DIR/node_modules/.chromium" && tar -xf swiftshader.tar && rm swiftshader.tar)
+        echo "webnn chromium: $("$WEBNN_BIN" --version 2>/dev/null)"
+    fi
 fi

@@ -16,6 +16,7 @@ import torch
 
 from kit.backends import get_backend
 from kit.backends.browser import _probe, _static_check
+from kit.browser.chromium import DEFAULT_CHROMIUM, chromium_version
 from kit.browser.measures import InPageClock, PageCall, RunningMedian, audio_duration_s
 from kit.browser.server import StaticServer
 from kit.config import Job
@@ -46,6 +47,7 @@ def test_supports_fp32_inference_only():
 
 def test_unavailable_without_chromium_names_path_and_fix(monkeypatch):
     monkeypatch.setenv("BENCHKIT_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("BENCHKIT_WEBNN_CHROMIUM", "/nonexistent/chromium")
     _probe.cache_clear()
     try:
         for name in ("wasm", "webgpu", "webnn"):
@@ -132,14 +134,26 @@ def test_wasm_audio_model_records_real_time_factor():
 
 
 @needs_browser
-def test_webnn_on_a_browser_without_webnn_is_skipped_with_the_browsers_message():
+@pytest.mark.skipif("Debian" not in chromium_version(DEFAULT_CHROMIUM), reason="needs Debian's chromium (no WebNN)")
+def test_webnn_in_debians_chromium_is_skipped_with_the_browsers_message(monkeypatch):
+    monkeypatch.setenv("BENCHKIT_WEBNN_CHROMIUM", DEFAULT_CHROMIUM)
+    _probe.cache_clear()
+    try:
+        record = run_job(_job("bert", "webnn").to_dict())
+    finally:
+        _probe.cache_clear()
+    assert record["status"] == "skipped"
+    assert "NotSupportedError: Failed to execute 'createContext' on 'ML'" in record["reason"]
+
+
+@needs_browser
+def test_webnn_runs_a_vision_model_where_the_browser_has_webnn():
     ok, reason = get_backend("webnn").available()
-    if ok:
-        pytest.skip(f"this Chromium has WebNN: {reason}")
-    record = run_job(_job("bert", "webnn").to_dict())
-    assert record["status"] == "skipped" and "WebNN" in record["reason"]
-    if "Debian" in reason:
-        assert "NotSupportedError" in record["reason"]
+    if not ok:
+        pytest.skip(f"no WebNN-capable Chromium (scripts/install_browser.sh --webnn): {reason}")
+    record = run_job(_job("vit", "webnn").to_dict())
+    assert record["status"] == "ok", record["reason"]
+    assert record["extra"]["webnn"]["available"] and record["extra"]["deviation"]["rel_l2"] < 1e-4
 
 
 @needs_browser

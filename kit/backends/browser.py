@@ -22,12 +22,12 @@ PYTHON_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 PRECISIONS_RUN = ("fp32",)
 
 
-def _static_check() -> tuple[bool, str]:
+def _static_check(provider: str = "wasm") -> tuple[bool, str]:
     """Chromium, onnxruntime-web's files and the Python export packages, without starting anything."""
-    from kit.browser.chromium import chromium_path, chromium_version
+    from kit.browser.chromium import browser_binary, chromium_version
     from kit.browser.page import ort_dist_dir, ort_web_version
 
-    binary = chromium_path()
+    binary = browser_binary(provider)
     if not (Path(binary).is_file() and os.access(binary, os.X_OK)):
         return False, f"chromium not found at {binary}; run `make browser`"
     dist = ort_dist_dir()
@@ -45,7 +45,7 @@ def _probe(provider: str) -> tuple[bool, str]:
     from kit.browser.page import probe_browser
     from kit.browser.session import check_provider
 
-    ok, what = _static_check()
+    ok, what = _static_check(provider)
     if not ok:
         return ok, what
     try:

@@ -24,6 +24,7 @@ from typing import Any
 from kit.errors import KitError
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+WEBNN_CHROMIUM = Path(__file__).resolve().parent / "webnn" / "node_modules" / ".chromium" / "chromium"
 # Quiet, offline, reproducible: no first-run UI, no background traffic, no extensions; only loopback is resolvable.
 BASE_FLAGS: tuple[str, ...] = (
     "--headless", "--no-sandbox", "--disable-quic", "--no-first-run", "--no-default-browser-check",
@@ -43,6 +44,19 @@ def chromium_path() -> str:
     return os.environ.get("BENCHKIT_CHROMIUM", DEFAULT_CHROMIUM)
 
 
+def webnn_chromium_path() -> str:
+    """The Chromium for WebNN: $BENCHKIT_WEBNN_CHROMIUM, else the build `install_browser.sh --webnn` unpacked, else
+    the default one (Debian's, which has no WebNN backend: its runs are skipped with the browser's message)."""
+    if "BENCHKIT_WEBNN_CHROMIUM" in os.environ:
+        return os.environ["BENCHKIT_WEBNN_CHROMIUM"]
+    return str(WEBNN_CHROMIUM) if WEBNN_CHROMIUM.is_file() else chromium_path()
+
+
+def browser_binary(provider: str) -> str:
+    """The Chromium binary a provider runs in."""
+    return webnn_chromium_path() if provider == "webnn" else chromium_path()
+
+
 def chromium_version(binary: str | None = None) -> str:
     """`chromium --version` text (e.g. 'Chromium 156.0.8078.79 built on Debian ...'), '' when it cannot run."""
     try:
@@ -58,6 +72,18 @@ def launch_flags(features: list[str], extra: list[str], user_data_dir: str) -> l
     if features:
         flags.append("--enable-features=" + ",".join(features))
     return flags
+
+
+def private_temp_dir(kind: str) -> str:
+    """A new temporary folder named for this process (benchkit-<kind>-<pid>-...), after removing the folders of
+    processes that no longer exist (killed with SIGKILL, when no cleanup could run)."""
+    import psutil
+
+    for stale in Path(tempfile.gettempdir()).glob(f"benchkit-{kind}-*-*"):
+        pid = stale.name.split("-")[2]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"benchkit-{kind}-{os.getpid()}-")
 
 
 def _high_fd(fd: int) -> int:
@@ -89,7 +115,7 @@ class Chromium:
         self.binary = binary or chromium_path()
         if not (Path(self.binary).is_file() and os.access(self.binary, os.X_OK)):
             raise BrowserError(f"chromium not found at {self.binary}; run `make browser`")
-        self._profile = tempfile.mkdtemp(prefix="benchkit-chromium-")
+        self._profile = private_temp_dir("chromium")
         self.flags = launch_flags(list(features or []), list(extra_flags or []), self._profile)
         self._next_id = 0
         self._buffer = b""

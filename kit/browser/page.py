@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.browser.chromium import BrowserError, Chromium
+from kit.browser.chromium import BrowserError, Chromium, browser_binary
 from kit.browser.server import StaticServer
 from kit.errors import ConfigError
 
@@ -25,6 +25,8 @@ NPM_DIR = PACKAGE_DIR / "node_modules"
 PROVIDERS: tuple[str, ...] = ("wasm", "webgpu", "webnn")
 PROVIDER_FEATURES: dict[str, list[str]] = {"wasm": [], "webgpu": [], "webnn": ["WebMachineLearningNeuralNetwork"]}
 PROVIDER_FLAGS: dict[str, list[str]] = {"wasm": [], "webgpu": ["--enable-unsafe-webgpu"], "webnn": []}
+# The bundle an application would ship for each provider: the wasm-only one avoids the JSEP build's asyncify cost.
+PROVIDER_BUNDLES: dict[str, str] = {"wasm": "ort.wasm.min.mjs", "webgpu": "ort.webgpu.min.mjs", "webnn": "ort.min.mjs"}
 READY_TIMEOUT_S = 120.0
 
 
@@ -50,7 +52,7 @@ class BrowserPage:
         self.provider = provider
         self.server = StaticServer({"page": PAGE_DIR, "ort": ort_dist_dir(), "work": Path(work_dir)})
         try:
-            self.chromium = Chromium(binary=binary, features=PROVIDER_FEATURES[provider],
+            self.chromium = Chromium(binary=binary or browser_binary(provider), features=PROVIDER_FEATURES[provider],
                                      extra_flags=PROVIDER_FLAGS[provider])
             self._open(timeout_s)
         except BaseException:
@@ -65,7 +67,9 @@ class BrowserPage:
         self._session = attached["sessionId"]
         for domain in ("Page", "Runtime"):
             self.chromium.send(f"{domain}.enable", session_id=self._session)
-        self.chromium.send("Page.navigate", {"url": self.server.url("page", "index.html")}, session_id=self._session)
+        self.bundle = PROVIDER_BUNDLES[self.provider]
+        url = self.server.url("page", f"index.html?bundle={self.bundle}")
+        self.chromium.send("Page.navigate", {"url": url}, session_id=self._session)
         self.chromium.wait_event("Page.loadEventFired", session_id=self._session, timeout_s=timeout_s)
         wait = "new Promise(r => { const t = () => window.bench ? r(true) : setTimeout(t, 20); t(); })"
         self.evaluate(wait, timeout_s=timeout_s)

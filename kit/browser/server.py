@@ -6,6 +6,7 @@ exported model and its inputs). The server runs in a daemon thread of the proces
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -48,13 +49,23 @@ class _Handler(SimpleHTTPRequestHandler):
         """Quiet: requests are not logged."""
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threading server that ignores clients hanging up early (a closing browser), and reports other errors."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore dropped connections; print anything else as the base class does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class StaticServer:
     """A loopback HTTP server over route folders; `url(route, name)` gives the address of a file."""
 
     def __init__(self, routes: dict[str, Path]) -> None:
         self.routes = {name: Path(folder) for name, folder in routes.items()}
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), partial(_Handler, routes=self.routes))
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer((LOOPBACK, 0), partial(_Handler, routes=self.routes))
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="benchkit-static", daemon=True)
         self._thread.start()

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.browser.chromium import chromium_version
+from kit.browser.chromium import chromium_version, private_temp_dir
 from kit.browser.export import deviation, export_onnx, reference_output, write_inputs
 from kit.browser.measures import PageCall
 from kit.browser.page import BrowserPage, ort_web_version
@@ -95,12 +94,12 @@ def check_provider(provider: str, probe: dict[str, Any]) -> dict[str, Any]:
     if provider == "webgpu":
         gpu = probe["webgpu"]
         if not gpu["available"]:
-            raise UnsupportedConfiguration(f"WebGPU unavailable: {gpu['error']}")
+            raise UnsupportedConfiguration(f"this browser offers no WebGPU adapter: {gpu['error']}")
         return {"webgpu_adapter": gpu, "emulated": bool(gpu["emulated"])}
     if provider == "webnn":
         nn = probe["webnn"]
         if not nn["available"]:
-            raise UnsupportedConfiguration(f"WebNN unavailable: {nn['error']}")
+            raise UnsupportedConfiguration(f"this browser has no usable WebNN: {nn['error']}")
         return {"webnn": nn, "emulated": False}
     return {"emulated": False}
 
@@ -110,6 +109,7 @@ def browser_facts(page: BrowserPage, probe: dict[str, Any]) -> dict[str, Any]:
     return {"browser": page.chromium.version.get("product", ""), "browser_binary": page.chromium.binary,
             "browser_build": chromium_version(page.chromium.binary), "user_agent": probe["userAgent"],
             "onnxruntime_web": probe["ortVersions"].get("web", ort_web_version()), "provider": page.provider,
+            "onnxruntime_web_bundle": page.bundle,
             "cross_origin_isolated": probe["crossOriginIsolated"], "hardware_concurrency": probe["hardwareConcurrency"],
             "timer_resolution_s": probe["timerResolutionMs"] / 1000.0, "load_avg_1m_at_prepare": load_average_1m(),
             "browser_flags": [f for f in page.chromium.flags if not f.startswith("--user-data-dir")]}
@@ -119,7 +119,7 @@ def start_browser_run(model: Any, inputs: dict[str, Any], provider: str, *, thre
                       binary: str | None = None, webnn_device_type: str = "cpu",
                       load_timeout_s: float = LOAD_TIMEOUT_S, run_timeout_s: float = RUN_TIMEOUT_S) -> BrowserRun:
     """Export the model, start server and browser, check the provider, and load the model in the page."""
-    work_dir = Path(tempfile.mkdtemp(prefix="benchkit-browser-"))
+    work_dir = Path(private_temp_dir("browser"))
     page = None
     try:
         info = export_onnx(model, inputs, work_dir / "model.onnx")

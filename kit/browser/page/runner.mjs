@@ -1,7 +1,9 @@
 // The in-page half of the kit's browser platforms: load an ONNX model with onnxruntime-web on one execution
 // provider (wasm, webgpu, webnn), run it once per call and return the time measured here with performance.now().
 // Python (kit/browser/page.py) drives this page over the DevTools protocol; nothing here decides what to measure.
-import * as ort from '/ort/ort.all.min.mjs';
+// The onnxruntime-web bundle comes from the page's ?bundle= parameter (the wasm-only one for the wasm provider).
+const bundle = new URLSearchParams(location.search).get('bundle') || 'ort.all.min.mjs';
+const ort = await import(`/ort/${bundle}`);
 
 const state = { session: null, feeds: null, lastOutput: null, runs: 0 };
 
