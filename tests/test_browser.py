@@ -1,5 +1,6 @@
 """Browser platforms: unit checks everywhere, real runs in headless Chromium where it is installed (`make browser`)."""
 
+import argparse
 import os
 import signal
 import statistics
@@ -17,6 +18,7 @@ import torch
 from kit.backends import get_backend
 from kit.backends.browser import _probe, _static_check
 from kit.browser.chromium import DEFAULT_CHROMIUM, chromium_version
+from kit.browser.commands import cmd_browser
 from kit.browser.measures import InPageClock, PageCall, RunningMedian, audio_duration_s
 from kit.browser.server import StaticServer
 from kit.config import Job
@@ -194,3 +196,15 @@ def test_webgpu_runs_and_labels_an_emulated_adapter():
     if adapter["architecture"] == "swiftshader":
         assert extra["emulated"] is True and record["device"].endswith("(emulated)")
     assert extra["deviation"]["rel_l2"] < 1e-3
+
+
+def test_browser_command_reports_a_missing_chromium(monkeypatch, capsys):
+    monkeypatch.setenv("BENCHKIT_CHROMIUM", "/nonexistent/chromium")
+    assert cmd_browser(argparse.Namespace(providers=["wasm"], json=False)) == 1
+    assert "chromium not found at /nonexistent/chromium; run `make browser`" in capsys.readouterr().out
+
+
+@needs_browser
+def test_browser_command_probes_the_wasm_page(capsys):
+    assert cmd_browser(argparse.Namespace(providers=["wasm"], json=False)) == 0
+    assert "isolated=True" in capsys.readouterr().out

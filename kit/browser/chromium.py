@@ -39,6 +39,10 @@ class BrowserError(KitError):
     """The browser failed to start, answered a command with an error, crashed, or did not answer in time."""
 
 
+class BrowserTimeout(BrowserError):
+    """The browser did not answer a command within its timeout (it may still be computing)."""
+
+
 def chromium_path() -> str:
     """The Chromium binary to use: $BENCHKIT_CHROMIUM, else /usr/bin/chromium."""
     return os.environ.get("BENCHKIT_CHROMIUM", DEFAULT_CHROMIUM)
@@ -176,7 +180,7 @@ class Chromium:
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BrowserError(f"{method}: no answer from the browser within the timeout")
+                raise BrowserTimeout(f"{method}: no answer from the browser within the timeout")
             ready, _, _ = select.select([self._from], [], [], left)
             if not ready:
                 continue

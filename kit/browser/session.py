@@ -8,6 +8,7 @@ browser and deletes the files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,13 +16,14 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kit.browser.chromium import chromium_version, private_temp_dir
+from kit.browser.chromium import BrowserTimeout, chromium_version, private_temp_dir
 from kit.browser.export import deviation, export_onnx, reference_output, write_inputs
 from kit.browser.measures import PageCall
 from kit.browser.page import BrowserPage, ort_web_version
@@ -30,6 +32,8 @@ from kit.timing import load_average_1m
 
 LOAD_TIMEOUT_S = float(os.environ.get("BENCHKIT_BROWSER_LOAD_TIMEOUT_S", 300))
 RUN_TIMEOUT_S = float(os.environ.get("BENCHKIT_BROWSER_RUN_TIMEOUT_S", 300))
+# SwiftShader runs WebGPU 50-200x slower than wasm: a model that is slow there becomes a skipped record, not a hang
+EMULATED_TIMEOUT_S = float(os.environ.get("BENCHKIT_EMULATED_WEBGPU_TIMEOUT_S", 120))
 DEVIATION_TOLERANCE = 1e-3  # rel_l2 of an fp32 result against onnxruntime on the CPU
 
 
@@ -48,7 +52,8 @@ class BrowserRun:
     def call(self) -> PageCall:
         """One inference in the page: in-page seconds, the Python round trip around it, and the output on demand."""
         start = time.perf_counter()
-        in_page_s = self.page.run(timeout_s=self.run_timeout_s)
+        with _emulation_limit(self.facts, self.run_timeout_s, "one inference"):
+            in_page_s = self.page.run(timeout_s=self.run_timeout_s)
         round_trip_s = time.perf_counter() - start
         if not self._checked:
             self._checked = True
@@ -81,6 +86,19 @@ def _cleanup(page: BrowserPage, work_dir: Path) -> None:
         page.close()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _emulation_limit(facts: dict[str, Any], timeout_s: float, what: str) -> Iterator[None]:
+    """Turn a timeout on an emulated adapter into UnsupportedConfiguration (a skipped record with the reason)."""
+    try:
+        yield
+    except BrowserTimeout as exc:
+        if not facts.get("emulated"):
+            raise
+        raise UnsupportedConfiguration(
+            f"emulated WebGPU (SwiftShader, no GPU) needed over {timeout_s:g} s for {what} of this model; skipped "
+            "(BENCHKIT_EMULATED_WEBGPU_TIMEOUT_S sets the limit)") from exc
 
 
 def _exit_on_sigterm() -> None:
@@ -132,8 +150,13 @@ def start_browser_run(model: Any, inputs: dict[str, Any], provider: str, *, thre
         config = {"model": "/work/model.onnx", "inputs": "/work/inputs.json", "provider": provider,
                   "numThreads": threads, "webnnDeviceType": webnn_device_type,
                   "externalData": [{"path": f, "data": f"/work/{f}"} for f in info.external_data]}
+        if facts["emulated"]:
+            load_timeout_s = min(load_timeout_s, EMULATED_TIMEOUT_S)
+            run_timeout_s = min(run_timeout_s, EMULATED_TIMEOUT_S)
+        facts.update(load_timeout_s=load_timeout_s, run_timeout_s=run_timeout_s)
         t0 = time.perf_counter()
-        loaded = page.load(config, timeout_s=load_timeout_s)
+        with _emulation_limit(facts, load_timeout_s, "loading"):
+            loaded = page.load(config, timeout_s=load_timeout_s)
         facts.update(page_load_s=time.perf_counter() - t0, session_create_s=loaded["sessionCreateMs"] / 1000.0,
                      num_threads=loaded["numThreads"], wasm_files=[Path(f).name for f in loaded["wasmFiles"]])
         run = BrowserRun(page, work_dir, reference, info.output_name, facts, run_timeout_s)
