@@ -3,10 +3,13 @@
 Platforms: "openvino" (the CPU), "openvino-gpu" and "openvino-npu" (Intel GPU/NPU where OpenVINO sees one).
 How a configuration runs, and what `prepare` records in its facts:
 
-- convert: ``openvino.convert_model`` traces the fp32 torch model with the zoo's inputs (convert_s); the model is then
-  reshaped to the static shapes of those inputs, so compilation does the shape-specific work once (static_shapes).
-- int8: ``nncf.quantize`` post-training quantisation, calibrated on CALIBRATION_SAMPLES synthetic zoo inputs of
-  other seeds (quantize_s). Random-weight models calibrated on random inputs: timing is meaningful, accuracy is not.
+- convert: ``openvino.convert_model`` traces the fp32 torch model with the zoo's inputs (convert_s), through a wrapper
+  that flattens the HF output to named tensors and turns the KV cache off (use_cache=False, in traced_arguments: the
+  converter cannot trace cache objects; torch eager still builds its cache). The model is then reshaped to the static
+  shapes of those inputs, so compilation does the shape-specific work once (static_shapes).
+- int8: ``nncf.quantize`` post-training quantisation, calibrated on CALIBRATION_SAMPLES synthetic zoo inputs of other
+  seeds, in batches of the job's size (quantize_s). Random weights calibrated on random inputs: the timing means
+  something, the accuracy does not (the deviation from fp32 is still measured and stored).
 - compile: INFERENCE_PRECISION_HINT is always set (f32 for fp32 and int8, bf16, f16), because the CPU plugin's default
   is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
   precisions of its executed layers (exec_precisions). PERFORMANCE_HINT is LATENCY (the runner times one synchronous
@@ -152,27 +155,29 @@ def make_static(ov_model: Any, arrays: dict[str, np.ndarray]) -> tuple[bool, str
     return True, ""
 
 
-def calibration_items(loaded: Any, ov_model: Any, samples: int = CALIBRATION_SAMPLES) -> list[dict[str, np.ndarray]]:
-    """Synthetic calibration inputs: batch 1 at the model's default sequence length, seeds 1..samples."""
+def calibration_items(loaded: Any, ov_model: Any, batch_size: int) -> list[dict[str, np.ndarray]]:
+    """Synthetic calibration batches of the job's batch size (traces may bake it in, as LLaVA's image split does)
+    at the model's default sequence length, seeds 1, 2...: CALIBRATION_SAMPLES samples in all, at least one batch."""
     names = [port_name(port) for port in ov_model.inputs]
     items = []
-    for seed in range(1, samples + 1):
-        arrays = numpy_inputs(loaded.make_inputs(1, seed=seed))
+    for seed in range(1, max(1, CALIBRATION_SAMPLES // batch_size) + 1):
+        arrays = numpy_inputs(loaded.make_inputs(batch_size, seed=seed))
         items.append({name: arrays[name] for name in names})
     return items
 
 
-def quantize_int8(ov_model: Any, loaded: Any) -> Any:
-    """NNCF post-training int8 quantisation (transformer preset) of a dynamic-shape OpenVINO model."""
+def quantize_int8(ov_model: Any, loaded: Any, batch_size: int) -> tuple[Any, int]:
+    """NNCF post-training int8 quantisation (transformer preset) of a dynamic-shape model; also the samples used."""
     with no_telemetry():
         import nncf
 
-        items = calibration_items(loaded, ov_model)
+        items = calibration_items(loaded, ov_model, batch_size)
         try:
-            return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
-                                 model_type=nncf.ModelType.TRANSFORMER)
+            quantised = nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items),
+                                      model_type=nncf.ModelType.TRANSFORMER)
         except Exception as exc:  # the quantiser's message is the reason stored with the failed record
             raise ConversionError(f"nncf.quantize failed: {type(exc).__name__}: {exc}") from exc
+    return quantised, len(items) * batch_size
 
 
 def compile_model(ov_model: Any, device: str, precision: str, threads: int | None) -> Any:
@@ -314,9 +319,9 @@ class OpenVinoBackend(Backend):
             import nncf
 
             t0 = time.perf_counter()
-            ov_model = quantize_int8(ov_model, loaded)
+            ov_model, samples = quantize_int8(ov_model, loaded, batch_size=len(next(iter(arrays.values()))))
             facts.update(quantize_s=time.perf_counter() - t0, nncf_version=nncf.__version__,
-                         calibration_samples=CALIBRATION_SAMPLES)
+                         calibration_samples=samples)
         facts["static_shapes"], why = make_static(ov_model, arrays)
         if why:
             facts["static_shapes_error"] = why
