@@ -55,7 +55,10 @@ class ConversionError(KitError):
 
 def installed(package: str) -> bool:
     """Whether a package can be imported, without importing it."""
-    return importlib.util.find_spec(package) is not None
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken install, or a module set to None in sys.modules
+        return False
 
 
 @functools.cache
@@ -285,8 +288,9 @@ class OpenVinoBackend(Backend):
         """Inference only; bf16/fp16/int8 only where the device has them natively; int8 needs nncf."""
         if mode == "training":
             return False, "OpenVINO runs inference only"
-        if not installed("openvino"):
-            return False, "openvino is not installed"
+        ok, reason = self.available()
+        if not ok:
+            return False, reason
         needed = CAPABILITIES.get(precision)
         if needed and needed not in self.capabilities():
             caps = ", ".join(self.capabilities())
@@ -310,7 +314,10 @@ class OpenVinoBackend(Backend):
         """Convert (and quantise), compile, and return a call of one synchronous infer request, with its facts."""
         import openvino as ov
 
-        facts: dict[str, Any] = {"openvino_version": ov.__version__, "device_full_name": self.device_name()}
+        # the runner keeps the torch model alive, so the process's peak memory includes it: stored to subtract
+        torch_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+        facts: dict[str, Any] = {"openvino_version": ov.__version__, "device_full_name": self.device_name(),
+                                 "torch_model_bytes_resident": torch_bytes}
         arrays = numpy_inputs(inputs)
         t0 = time.perf_counter()
         ov_model, fixed = convert(loaded.model, inputs)
