@@ -191,11 +191,15 @@ def _kill_group(process: subprocess.Popen) -> None:
             continue
 
 
-def _identity(spec: DistributedSpec, world_size: int, run_id: str, env_id: str, device: str) -> dict[str, Any]:
-    from kit.runners.sweep import family_of
+def _family(model: str) -> str:
+    """A zoo model's family is its canonical name; a local folder's is its config's model_type."""
+    config = Path(model) / "config.json"
+    return json.loads(config.read_text()).get("model_type", "local") if config.is_file() else model
 
+
+def _identity(spec: DistributedSpec, world_size: int, run_id: str, env_id: str, device: str) -> dict[str, Any]:
     return {"run_id": run_id, "config_key": spec.config_key(world_size), "model": spec.model,
-            "family": family_of(spec.model), "size": spec.size, "mode": "training", "platform": spec.platform,
+            "family": _family(spec.model), "size": spec.size, "mode": "training", "platform": spec.platform,
             "device": device, "precision": spec.precision, "batch_size": spec.batch_per_rank * world_size,
             "seq_len": spec.seq_len, "env_id": env_id,
             "params_json": json.dumps(spec.worker_config(world_size), sort_keys=True, default=str)}
@@ -292,14 +296,20 @@ def run_distributed_benchmark(model: str, size: str = "tiny", strategy: str = "d
     options are the other DistributedSpec fields (seq_len, precision, optimizer, lr, threads_per_rank, platform,
     overrides, timeout_s, warmup_steps, seed, profile_steps, disable_dropout, gradient_checkpointing).
     """
-    from kit import storage
+    spec = DistributedSpec(model=model, size=size, strategy=strategy, world_sizes=tuple(world_sizes),
+                           batch_per_rank=batch_per_rank, steps=steps, **options)
+    return run_spec(spec, db=db, run_id=run_id, workdir=workdir)
+
+
+def run_spec(spec: DistributedSpec, *, db: Any = None, run_id: str | None = None,
+             workdir: str | Path | None = None) -> list[Record]:
+    """Run a validated DistributedSpec; each record is stored (when db is given) as soon as it exists."""
     from kit.config import new_run_id
     from kit.environment import collect_environment
 
-    spec = DistributedSpec(model=model, size=size, strategy=strategy, world_sizes=tuple(world_sizes),
-                           batch_per_rank=batch_per_rank, steps=steps, **options)
     run_id = run_id or new_run_id()
     environment = collect_environment()
+    storage = _storage() if db is not None else None
     con = storage.connect(db) if isinstance(db, str | Path) else db
     if con is not None:
         storage.start_run(con, run_id, {"distributed": spec.worker_config(0)}, environment)
@@ -316,6 +326,20 @@ def run_distributed_benchmark(model: str, size: str = "tiny", strategy: str = "d
     if con is not None:
         storage.finish_run(con, run_id)
     return records
+
+
+def spec_from_parameters(params: dict[str, Any]) -> DistributedSpec:
+    """A DistributedSpec from a parameter mapping (e.g. parameters/distributed.yaml); unknown keys are rejected."""
+    known = set(DistributedSpec.__dataclass_fields__)
+    unknown = sorted(set(params) - known - {"db_path", "run_id"})
+    _require(not unknown, f"unknown distributed parameter(s) {unknown}; known: {', '.join(sorted(known))}")
+    return DistributedSpec(**{k: v for k, v in params.items() if k in known})
+
+
+def _storage() -> Any:
+    from kit import storage  # late: DuckDB is needed only when results are stored
+
+    return storage
 
 
 def scaling_table(records: list[Record]) -> pd.DataFrame:
@@ -336,31 +360,35 @@ def scaling_table(records: list[Record]) -> pd.DataFrame:
 
 
 def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `benchkit distributed-bench`."""
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--size", default="tiny")
-    parser.add_argument("--strategy", default="ddp", choices=STRATEGIES)
-    parser.add_argument("--world-sizes", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--batch-per-rank", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
+    """Arguments of `benchkit distributed-bench`; flags given override the --params YAML."""
+    parser.add_argument("--params", type=Path, help="YAML of DistributedSpec fields, e.g. parameters/distributed.yaml")
+    parser.add_argument("--model")
+    parser.add_argument("--size")
+    parser.add_argument("--strategy", choices=STRATEGIES)
+    parser.add_argument("--world-sizes", nargs="+", type=int)
+    parser.add_argument("--batch-per-rank", type=int)
+    parser.add_argument("--steps", type=int)
     parser.add_argument("--seq-len", type=int)
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
-    parser.add_argument("--threads-per-rank", type=int, default=1)
-    parser.add_argument("--platform", default="cpu", choices=PLATFORMS)
-    parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--precision", choices=PRECISIONS)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--threads-per-rank", type=int)
+    parser.add_argument("--platform", choices=PLATFORMS)
+    parser.add_argument("--timeout-s", type=float)
     parser.add_argument("--run-id")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
 
 def cmd_distributed_bench(args: argparse.Namespace) -> int:
     """Run a distributed benchmark, store it, print the scaling table; 1 when no world size ran."""
-    from kit import storage
+    from kit.config import load_parameters
 
-    records = run_distributed_benchmark(
-        args.model, args.size, args.strategy, tuple(args.world_sizes), args.batch_per_rank, args.steps,
-        db=args.db or storage.DEFAULT_DB, run_id=args.run_id, seq_len=args.seq_len, precision=args.precision,
-        optimizer=args.optimizer, threads_per_rank=args.threads_per_rank, platform=args.platform,
-        timeout_s=args.timeout_s)
+    params = load_parameters(args.params) if args.params else {}
+    for name in ("model", "size", "strategy", "world_sizes", "batch_per_rank", "steps", "seq_len", "precision",
+                 "optimizer", "threads_per_rank", "platform", "timeout_s"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    _require("model" in params, "distributed-bench needs --model or a --params file with 'model'")
+    db = args.db or params.get("db_path") or _storage().DEFAULT_DB
+    records = run_spec(spec_from_parameters(params), db=db, run_id=args.run_id or params.get("run_id"))
     print(scaling_table(records).to_string(index=False))
     return 0 if any(r.status == "ok" for r in records) else 1

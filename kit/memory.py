@@ -5,6 +5,7 @@ weights Ψ·p, gradients Ψ·g, optimizer state Ψ·(o + m), with p/g/m from the
 fp32 weights, as kit's training runner does, 4/4/0; ZeRO-style mixed bf16/fp16 2/2/4, so mixed Adam is 2Ψ+2Ψ+12Ψ) and
 o from the optimizer (AdamW 8, 8-bit AdamW 2, SGD 0). ZeRO-1 divides the optimizer state by N, ZeRO-2 the gradients
 too, ZeRO-3/FSDP the weights too (plus gathered blocks as a transient); CPU offload moves the sharded state to host.
+DDP keeps its gradient buckets (one more gradient-sized buffer, measured: +1x gradients over single-process peaks).
 Activations: bytes saved for backward per layer and token, per family (`ACTIVATION_COEFFS`), counted with autograd
 saved-tensor hooks (`saved_activation_bytes`) on transformers' SDPA models with dropout off. Like Korthikanti et al.
 (2022) but without their 5·a·s² term (fused attention keeps only a log-sum-exp) and without dropout masks; with
@@ -135,20 +136,27 @@ def activation_bytes(shape: ModelShape, batch_size: int, tokens: int, mode: str,
 
 @dataclass(frozen=True)
 class Calibration:
-    """Measured constants of one platform, per family ('default' otherwise): overhead bytes and activation factor."""
+    """Measured constants of a platform: overhead bytes and activation factor by family, else formula, else default."""
 
     platform: str
     overhead_bytes: dict[str, float]
     activation_factor: dict[str, float]
     source: str
 
+    @staticmethod
+    def _lookup(table: dict[str, float], family: str, fallback: float) -> float:
+        for key in (family, FAMILY_FORMULA.get(family, "encoder"), "default"):
+            if key in table:
+                return table[key]
+        return fallback
+
     def overhead(self, family: str) -> float:
         """Process overhead above the pre-model baseline for a family."""
-        return self.overhead_bytes.get(family, self.overhead_bytes.get("default", 0.0))
+        return self._lookup(self.overhead_bytes, family, 0.0)
 
     def factor(self, family: str) -> float:
         """Measured peak activations over the formula's saved activations for a family."""
-        return self.activation_factor.get(family, self.activation_factor.get("default", 1.0))
+        return self._lookup(self.activation_factor, family, 1.0)
 
 
 UNCALIBRATED = Calibration("any", {"default": 0.0}, {"default": 1.0}, "not calibrated: overhead 0, activation factor 1")
@@ -156,8 +164,8 @@ UNCALIBRATED = Calibration("any", {"default": 0.0}, {"default": 1.0}, "not calib
 # (torch 2.13 CPU, glibc malloc; 2026-11-23), from 2 sizes per family: tiny b2 s16, and h256 L4 ffn1024 b8 s128.
 # Valid for peaks measured as VmHWM above the pre-model baseline on a similar machine; re-fit elsewhere.
 CPU_CALIBRATION = Calibration(
-    "cpu", {"bert": 134.79e6, "llama": 132.02e6, "default": 133.40e6},
-    {"bert": 2.210, "llama": 1.279, "default": 1.744},
+    "cpu", {"bert": 134.79e6, "llama": 132.02e6, "encoder": 134.79e6, "decoder": 132.02e6, "default": 133.40e6},
+    {"bert": 2.210, "llama": 1.279, "encoder": 2.210, "decoder": 1.279, "default": 1.744},
     "CPU RSS, fitted on 4 records of run memval-cpu (bert, llama; tiny and h256/L4 sizes)")
 
 
@@ -225,7 +233,7 @@ def estimate_memory(model: str | ModelShape, *, batch_size: int, seq_len: int | 
     check_settings(precision, strategy, optimizer, world_size, batch_size, accumulation_steps, cpu_offload)
     _check("attention", attention, ("sdpa", "eager"))
     shape = model if isinstance(model, ModelShape) else model_shape(model, size, overrides)
-    tokens = seq_len or shape.tokens_per_sample or 1
+    tokens = shape.tokens_per_sample if shape.input_elements else seq_len or shape.tokens_per_sample or 1  # ViT: fixed
     w_bytes, g_bytes, master, mode = PRECISION_SCHEMES[precision]
     sharded = SHARDED[strategy]
     n = world_size
@@ -243,6 +251,8 @@ def estimate_memory(model: str | ModelShape, *, batch_size: int, seq_len: int | 
     transient = 2 * batch_size * tokens * shape.vocab_size * 4 if shape.formula == "decoder" else 0
     if "weights" in sharded:  # two gathered blocks (current + prefetched) and one block's unsharded gradients
         transient += shape.block_params * (2 * (2 if mode == "half" else 4) + g_bytes)
+    if strategy == "ddp":  # the reducer's gradient buckets stay allocated while backward produces new gradients
+        transient += gradients
     offloaded = 0
     if cpu_offload:
         offloaded, optimizer_state = optimizer_state, 0
@@ -348,8 +358,13 @@ def fit_calibration(records: list[Any], platform: str = "cpu", source: str = "")
             factor[family], overhead[family] = 1.0, float(np.mean(y - x))
     if not points:
         raise ConfigError("fit_calibration needs ok training records with a measured peak and baseline")
-    overhead["default"] = float(np.mean(list(overhead.values())))
-    factor["default"] = float(np.mean(list(factor.values())))
+    for table in (overhead, factor):
+        fitted = dict(table)
+        for formula in ("encoder", "decoder"):
+            values = [v for f, v in fitted.items() if FAMILY_FORMULA.get(f, "encoder") == formula]
+            if values:
+                table[formula] = float(np.mean(values))
+        table["default"] = float(np.mean(list(fitted.values())))
     return Calibration(platform, overhead, factor, source or f"fitted on {sum(map(len, points.values()))} records")
 
 
@@ -376,7 +391,9 @@ def validate_estimates(records: list[Any], calibration: Calibration | None = Non
 
 
 GIB = 1024**3
-GPU_RESERVED_BYTES = int(1.5 * GIB)  # assumed, not measured here: CUDA context, NCCL and cuBLAS buffers
+# CUDA context measured at 0.65 GB on an H100 (torch 2.11, total minus free after the first allocation); the rest of
+# the reserve, for NCCL and cuBLAS workspaces and allocator fragmentation, is assumed
+GPU_RESERVED_BYTES = int(1.5 * GIB)
 MIN_EFFICIENT_MICRO_BATCH = 4  # below this a GPU is usually under-used; accepted only when nothing larger fits
 ADVISED_STRATEGIES = ("ddp", "zero1", "zero2", "fsdp")  # by communication: DDP = ZeRO-1/2 (2Ψ) < ZeRO-3/FSDP (3Ψ)
 STRATEGY_NAMES = {"single": "single GPU", "ddp": "DDP", "zero1": "ZeRO-1 (optimizer state sharded)",

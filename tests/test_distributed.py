@@ -84,6 +84,18 @@ def test_spec_rejects_bad_values_before_work(kwargs, message):
         DistributedSpec(**{"model": "bert", **kwargs})
 
 
+def test_parameters_file_is_a_valid_spec():
+    from pathlib import Path
+
+    from kit.config import load_parameters
+    from kit.distributed import spec_from_parameters
+
+    params = load_parameters(Path(__file__).parent.parent / "parameters" / "distributed.yaml")
+    assert spec_from_parameters(params).world_sizes == (1, 2)
+    with pytest.raises(ConfigError, match="unknown distributed parameter"):
+        spec_from_parameters({**params, "wrold_sizes": [2]})
+
+
 def test_launch_command_single_node_and_multi_node(tmp_path):
     single = launch_command(tmp_path / "c.json", tmp_path, 2)
     assert single[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]

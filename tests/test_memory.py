@@ -60,6 +60,15 @@ def test_offload_checkpointing_and_8bit_adam_each_lower_the_device_total():
     assert accumulated.total_bytes == estimate_memory(STACK, batch_size=8).total_bytes
 
 
+def test_ddp_keeps_gradient_buckets_and_calibration_falls_back_by_formula():
+    single = estimate_memory(STACK, batch_size=2)
+    ddp = estimate_memory(STACK, batch_size=2, strategy="ddp", world_size=2)
+    assert ddp.transient_bytes - single.transient_bytes == single.gradients_bytes
+    cpu = memory.CPU_CALIBRATION
+    assert cpu.factor("qwen2") == cpu.factor("llama") and cpu.factor("t5") == cpu.factor("bert")
+    assert memory.UNCALIBRATED.overhead("bert") == 0 and memory.UNCALIBRATED.factor("bert") == 1
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"strategy": "zero4"}, "strategy"), ({"precision": "int3"}, "precision"), ({"optimizer": "lion"}, "optimizer"),
     ({"world_size": 0}, "world_size"), ({"strategy": "single", "world_size": 2}, "single"),
