@@ -2,17 +2,22 @@
 
 Input is a results frame (`storage.results_frame`, or any frame with its columns); synthetic frames may give
 `n_layers`, `hidden_size`, `modality`, `seq_len_effective` and the peak columns directly instead of `extra` JSON.
-The roofline is deliberately simple (compute or weight traffic, whichever is slower) and is used as a baseline and
-as a feature, never as a measurement.
+The roofline is deliberately simple (compute or weight traffic, whichever is slower). It is a feature, and the
+analytic baselines here (which kit.predict builds on and is compared with) calibrate it on measured rows; it is
+never presented as a measurement.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
+
+from kit.errors import ConfigError
 
 TARGETS = {"throughput": "throughput_items_per_s", "latency": "latency_p50_s", "memory": "peak_memory_bytes"}
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -27,6 +32,8 @@ NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch
            "log_intensity", "training"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective")
+BASELINE_KINDS = ("overhead", "roofline")
+BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
 def _extra(value: Any) -> dict:
@@ -105,7 +112,8 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch, "weight_bytes": weight_bytes,
                          "traffic_bytes": traffic, "bytes_per_param": bytes_per_param, "training": training,
-                         "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
+                         "compute_s": compute_s, "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)},
+                        index=frame.index)
 
 
 def roofline_efficiency(frame: pd.DataFrame) -> pd.Series:
@@ -128,7 +136,8 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     frame = frame.drop(columns=[c for c in facts if c in frame]).join(facts)
     roof = roofline(frame)
     out = frame.copy()
-    out["roofline_s"] = roof["roofline_s"]
+    for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes"):
+        out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
     out["log_params"] = _log(frame["n_params"])
@@ -146,3 +155,108 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out
+
+
+def _roof_s(features: pd.DataFrame) -> pd.Series:
+    """Roofline seconds per batch; without measured peaks, FLOPs per batch (a 1 FLOP/s machine) for calibration."""
+    flops = features["flops_per_item"] * features["batch_size"].astype(float)
+    return features["roofline_s"].where(features["roofline_s"] > 0, flops)
+
+
+def _baseline_input(features: pd.DataFrame, target: str) -> pd.Series:
+    """The uncalibrated analytic value: batch/roofline (throughput), roofline (latency), static bytes (memory)."""
+    if target == "throughput":
+        return np.log(features["batch_size"].astype(float) / _roof_s(features))
+    if target == "latency":
+        return np.log(_roof_s(features))
+    return np.log(features["static_memory_bytes"].clip(lower=1.0))
+
+
+@dataclass
+class Baseline:
+    """The roofline made honest by one calibration per group: median log offset (time) or extra bytes (memory)."""
+
+    target: str
+    offsets: dict[tuple, dict] = field(default_factory=dict)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> Baseline:
+        """Learn the per-group medians from measured rows."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        if self.target == "memory":
+            data = data.assign(_offset=(y - features["static_memory_bytes"]).clip(lower=0))
+        else:
+            data = data.assign(_offset=np.log(y) - _baseline_input(features, self.target))
+        for level in BASELINE_LEVELS:
+            self.offsets[tuple(level)] = data.groupby(level)["_offset"].median().to_dict()
+        self.offsets[()] = {(): float(data["_offset"].median())}
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> pd.Series:
+        """Log of the calibrated baseline, from the most specific group seen in training."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        offset = pd.Series(self.offsets[()][()], index=features.index, dtype=float)
+        for level in reversed(BASELINE_LEVELS):
+            keys = list(data[level].itertuples(index=False, name=None))
+            found = pd.Series([self.offsets[tuple(level)].get(k, np.nan) for k in keys], index=features.index)
+            offset = found.where(found.notna(), offset)
+        if self.target == "memory":
+            return np.log(features["static_memory_bytes"] + offset)
+        return _baseline_input(features, self.target) + offset
+
+
+def _overhead_design(features: pd.DataFrame) -> np.ndarray:
+    """Columns of the time model: fixed cost, cost per layer, roofline compute time, roofline traffic time.
+
+    Without measured peaks the last two are FLOPs and bytes (in units of 1e12), whose coefficients absorb the rates.
+    """
+    compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
+    memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
+    layers = features["n_layers"].astype(float).fillna(1.0)
+    return np.column_stack([np.ones(len(features)), layers, compute.astype(float), memory.astype(float)])
+
+
+@dataclass
+class OverheadBaseline:
+    """Seconds per batch = fixed + per-layer overhead + roofline compute and traffic times, each with a non-negative
+    coefficient fitted for relative error (NNLS) per platform and mode: the roofline plus the call overheads that
+    dominate small models. Throughput is batch / time; latency is the time."""
+
+    target: str
+    min_rows: int = 4
+    coefs: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> OverheadBaseline:
+        """Fit one coefficient vector per (platform, mode, peaks known) group with enough rows, and one for all."""
+        seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
+        groups = _overhead_groups(features)
+        for key in [None, *sorted(set(groups))]:
+            mask = np.ones(len(features), bool) if key is None else np.array([g == key for g in groups])
+            if mask.sum() >= self.min_rows:
+                design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
+                coef, _ = nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
+                if coef.any():
+                    self.coefs[key] = coef
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> pd.Series:
+        """Log throughput or log latency of the group's (else the global) time model."""
+        design = np.nan_to_num(_overhead_design(features))
+        fallback = self.coefs.get(None, np.zeros(4))
+        coefs = np.array([self.coefs.get(g, fallback) for g in _overhead_groups(features)])
+        seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
+        if self.target == "throughput":
+            return np.log(features["batch_size"].astype(float) / seconds)
+        return np.log(seconds)
+
+
+def _overhead_groups(features: pd.DataFrame) -> list[tuple]:
+    return list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
+                    strict=True))
+
+
+def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:
+    """The analytic baseline of a target: 'overhead' (fixed + per-layer + roofline times) or 'roofline' (constant
+    efficiency per group); memory always uses static bytes plus a per-group offset."""
+    if kind not in BASELINE_KINDS:
+        raise ConfigError(f"unknown baseline {kind!r}; known: {', '.join(BASELINE_KINDS)}")
+    return OverheadBaseline(target) if kind == "overhead" and target != "memory" else Baseline(target)

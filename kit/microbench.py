@@ -168,3 +168,27 @@ def stored_peaks(con: Any) -> pd.DataFrame:
             for precision, value in (entry.get("flops_per_s") or {}).items():
                 rows.append([hardware_id, platform, precision, value, entry.get("mem_bandwidth_bytes_per_s")])
     return pd.DataFrame(rows, columns=PEAK_COLUMNS)
+
+
+def add_microbench_arguments(parser: Any) -> None:
+    """The `benchkit microbench` arguments."""
+    parser.add_argument("--platforms", nargs="+", default=["cpu"], help="platforms to measure (cpu, cuda, ...)")
+    parser.add_argument("--budget-s", type=float, default=0.4, help="seconds per matmul precision and per copy")
+    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+
+
+def cmd_microbench(args: Any) -> int:
+    """Measure each platform's peaks, store them with this machine's hardware row and print them."""
+    from kit import storage
+
+    if not args.budget_s > 0:
+        raise ConfigError(f"--budget-s must be positive, got {args.budget_s!r}")
+    con = storage.connect(args.db or storage.DEFAULT_DB)
+    for platform in args.platforms:
+        peaks = measure_peaks(platform, budget_s=args.budget_s)
+        hardware_id = store_peaks(con, peaks)
+        flops = ", ".join(f"{p} {v / 1e9:,.1f} GFLOP/s" for p, v in peaks.flops_per_s.items())
+        print(f"{platform} ({peaks.details['device_name']}, hardware {hardware_id}): {flops}; copy "
+              f"{peaks.mem_bandwidth_bytes_per_s / 1e9:,.1f} GB/s; {peaks.seconds:.1f} s, "
+              f"load {peaks.details['load_avg_1m']}")
+    return 0

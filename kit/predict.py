@@ -1,14 +1,16 @@
 """Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
-Each target is predicted on a log scale as a calibrated roofline baseline times a gradient-boosted correction (scikit-
-learn's HistGradientBoostingRegressor, which handles missing peaks). Intervals are split-conformal on residuals from
-group-wise cross-fitting inside the training data, so they are widened by what an unseen model family costs. Accuracy
-is only ever reported from leave-one-family-out validation (`leave_one_group_out`), never on training rows.
+Each target is predicted on a log scale from an analytic baseline (kit.features: fixed + per-layer overhead + roofline
+times, or the roofline at a constant efficiency) times a gradient-boosted correction (scikit-learn's
+HistGradientBoostingRegressor, which handles missing peaks), or by either alone: the choice is made per target by
+leaving whole families out inside the training data. Intervals are conformal in the CV+ style: quantiles of those
+held-out residuals, so they are as wide as an unseen family makes the error (assuming the next family is like the
+others; check the coverage). Accuracy is only ever reported from leave-one-family-out validation
+(`leave_one_group_out`), never on training rows.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -24,67 +26,28 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 from threadpoolctl import threadpool_limits
 
 from kit.errors import ConfigError
-from kit.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame
+from kit.features import (
+    BASELINE_KINDS,
+    CATEGORICAL,
+    NUMERIC,
+    TARGETS,
+    Baseline,
+    OverheadBaseline,
+    feature_frame,
+    make_baseline,
+)
 
 if TYPE_CHECKING:
     from kit.config import SweepSpec
 
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
-BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
 def _check_targets(targets: tuple[str, ...]) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ConfigError(f"unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
-
-
-def _roof_s(features: pd.DataFrame) -> pd.Series:
-    """Roofline seconds per batch; without measured peaks, FLOPs per batch (a 1 FLOP/s machine) for calibration."""
-    flops = features["flops_per_item"] * features["batch_size"].astype(float)
-    return features["roofline_s"].where(features["roofline_s"] > 0, flops)
-
-
-def _baseline_input(features: pd.DataFrame, target: str) -> pd.Series:
-    """The uncalibrated analytic value: batch/roofline (throughput), roofline (latency), static bytes (memory)."""
-    if target == "throughput":
-        return np.log(features["batch_size"].astype(float) / _roof_s(features))
-    if target == "latency":
-        return np.log(_roof_s(features))
-    return np.log(features["static_memory_bytes"].clip(lower=1.0))
-
-
-@dataclass
-class Baseline:
-    """The roofline made honest by one calibration per group: median log offset (time) or extra bytes (memory)."""
-
-    target: str
-    offsets: dict[tuple, dict] = field(default_factory=dict)
-
-    def fit(self, features: pd.DataFrame, y: pd.Series) -> Baseline:
-        """Learn the per-group medians from measured rows."""
-        data = features.assign(has_peaks=features["roofline_s"].notna())
-        if self.target == "memory":
-            data = data.assign(_offset=(y - features["static_memory_bytes"]).clip(lower=0))
-        else:
-            data = data.assign(_offset=np.log(y) - _baseline_input(features, self.target))
-        for level in BASELINE_LEVELS:
-            self.offsets[tuple(level)] = data.groupby(level)["_offset"].median().to_dict()
-        self.offsets[()] = {(): float(data["_offset"].median())}
-        return self
-
-    def predict_log(self, features: pd.DataFrame) -> pd.Series:
-        """Log of the calibrated baseline, from the most specific group seen in training."""
-        data = features.assign(has_peaks=features["roofline_s"].notna())
-        offset = pd.Series(self.offsets[()][()], index=features.index, dtype=float)
-        for level in reversed(BASELINE_LEVELS):
-            keys = list(data[level].itertuples(index=False, name=None))
-            found = pd.Series([self.offsets[tuple(level)].get(k, np.nan) for k in keys], index=features.index)
-            offset = found.where(found.notna(), offset)
-        if self.target == "memory":
-            return np.log(features["static_memory_bytes"] + offset)
-        return _baseline_input(features, self.target) + offset
 
 
 def _design(features: pd.DataFrame, vocab: dict[str, list[str]]) -> pd.DataFrame:
@@ -105,51 +68,100 @@ def _target_rows(features: pd.DataFrame, target: str) -> pd.Series:
 
 @dataclass
 class TargetModel:
-    """Baseline and boosted log-correction for one target, with conformal log-residual bounds."""
+    """One target's model: an analytic baseline ('none' for plain boosting on the log target), optionally times a
+    boosted log-correction, with conformal log-residual bounds."""
 
     target: str
     vocab: dict[str, list[str]]
-    use_baseline: bool = True
+    baseline_kind: str = "overhead"
+    boosting: bool = True
     gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
-    baseline: Baseline | None = None
+    baseline: Baseline | OverheadBaseline | None = None
     model: HistGradientBoostingRegressor | None = None
-    residual_bounds: tuple[float, float] = (0.0, 0.0)
+    residual_bounds: tuple[float, float] = (-np.inf, np.inf)
+    selection: dict[str, float] = field(default_factory=dict)  # candidate -> mean |log residual| on held-out groups
+
+    @property
+    def method(self) -> str:
+        """A readable name of the model."""
+        if self.baseline_kind == "none":
+            return "boosting on the log target"
+        return f"{self.baseline_kind} baseline" + (" + boosting" if self.boosting else "")
+
+    def _offset(self, features: pd.DataFrame) -> pd.Series | float:
+        return self.baseline.predict_log(features) if self.baseline is not None else 0.0
 
     def fit(self, features: pd.DataFrame, y: pd.Series) -> TargetModel:
         """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
-        self.baseline = Baseline(self.target).fit(features, y)
-        offset = self.baseline.predict_log(features) if self.use_baseline else 0.0
-        self.model = HistGradientBoostingRegressor(**self.gb_params)
-        with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
-            self.model.fit(_design(features, self.vocab), np.log(y) - offset)
+        if self.baseline_kind != "none":
+            self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
+        if self.boosting:
+            self.model = HistGradientBoostingRegressor(**self.gb_params)
+            with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
+                self.model.fit(_design(features, self.vocab), np.log(y) - self._offset(features))
         return self
 
     def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        """(log point prediction, log baseline) per row."""
-        base = self.baseline.predict_log(features)
-        with threadpool_limits(1, user_api="openmp"):
-            correction = self.model.predict(_design(features, self.vocab))
-        return (base if self.use_baseline else 0.0) + correction, base
+        """(log point prediction, log baseline or NaN) per row."""
+        offset = self._offset(features)
+        correction = 0.0
+        if self.model is not None:
+            with threadpool_limits(1, user_api="openmp"):
+                correction = self.model.predict(_design(features, self.vocab))
+        point = pd.Series(offset + correction, index=features.index, dtype=float)
+        base = offset if self.baseline is not None else pd.Series(np.nan, index=features.index)
+        return point, base
+
+
+def _bounds(residuals: list[float], coverage: float) -> tuple[float, float]:
+    """Quantiles of held-out log residuals with the conformal finite-sample correction."""
+    if not residuals:
+        return (-np.inf, np.inf)
+    alpha, n = 1 - coverage, len(residuals)
+    low_level = math.floor((n + 1) * alpha / 2) / n
+    high_level = math.ceil((n + 1) * (1 - alpha / 2)) / n
+    low = np.quantile(residuals, low_level) if low_level > 0 else -np.inf
+    high = np.quantile(residuals, high_level) if high_level <= 1 else np.inf
+    return (float(low), float(high))
 
 
 @dataclass
 class Predictor:
-    """Throughput, latency and peak-memory predictor trained on measured rows (status ok) of a results frame."""
+    """Throughput, latency and peak-memory predictor trained on measured rows (status ok) of a results frame.
+
+    With baseline_kind='auto' and boosting=None, each target's model is chosen among the baselines with or without
+    a boosted correction (and plain boosting) by the smallest held-out error when whole families are left out inside
+    the training data; the same held-out residuals give the intervals (slightly optimistic after the choice).
+    """
 
     targets: tuple[str, ...] = tuple(TARGETS)
     coverage: float = 0.9
-    use_baseline: bool = True
+    baseline_kind: str = "auto"
+    boosting: bool | None = None
     group_column: str = "family"
     gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
     calibration_folds: int = 5
     models: dict[str, TargetModel] = field(default_factory=dict)
     train_groups: set[str] = field(default_factory=set)
 
+    def candidates(self) -> list[tuple[str, bool]]:
+        """(baseline kind, boosting) pairs to choose from."""
+        kinds = (*BASELINE_KINDS, "none") if self.baseline_kind == "auto" else (self.baseline_kind,)
+        if any(k not in (*BASELINE_KINDS, "none") for k in kinds):
+            raise ConfigError(f"unknown baseline_kind {self.baseline_kind!r}; known: auto, "
+                              f"{', '.join(BASELINE_KINDS)}, none")
+        boosts = (True, False) if self.boosting is None else (bool(self.boosting),)
+        pairs = [(k, b) for k in kinds for b in boosts if b or k != "none"]
+        if not pairs:
+            raise ConfigError("baseline_kind 'none' needs boosting")
+        return pairs
+
     def fit(self, frame: pd.DataFrame) -> Predictor:
-        """Fit every target that has measured rows; conformal bounds come from group-wise cross-fitting."""
+        """Fit every target that has measured rows, choosing its model and bounds by group-wise cross-fitting."""
         _check_targets(self.targets)
         if not 0 < self.coverage < 1:
             raise ConfigError(f"coverage must be in (0, 1), got {self.coverage!r}")
+        candidates = self.candidates()
         features = _ok_features(frame)
         self.train_groups = set(features[self.group_column].astype(str))
         vocab = {c: sorted(features[c].astype(str).unique()) for c in CATEGORICAL}
@@ -158,39 +170,37 @@ class Predictor:
             if len(y) < 2:
                 continue
             rows = features.loc[y.index]
-            make = functools.partial(self._target_model, target, vocab)
-            model = make().fit(rows, y)
-            model.residual_bounds = self._conformal_bounds(make, rows, y)
+            residuals = self._held_out_residuals(target, vocab, candidates, rows, y)
+            scores = {c: float(np.mean(np.abs(r))) if r else np.inf for c, r in residuals.items()}
+            best = min(candidates, key=lambda c: scores[c])
+            model = TargetModel(target, vocab, *best, dict(self.gb_params)).fit(rows, y)
+            model.residual_bounds = _bounds(residuals[best], self.coverage)
+            model.selection = {TargetModel(target, vocab, *c).method: scores[c] for c in candidates}
             self.models[target] = model
         if not self.models:
             raise ConfigError("no measured rows with positive targets, FLOPs and parameter counts to learn from")
         return self
 
-    def _target_model(self, target: str, vocab: dict[str, list[str]]) -> TargetModel:
-        return TargetModel(target, vocab, self.use_baseline, dict(self.gb_params))
-
-    def _conformal_bounds(self, make: Callable[[], TargetModel], rows: pd.DataFrame, y: pd.Series) -> tuple:
-        """Quantiles of out-of-group log residuals, with the split-conformal finite-sample correction."""
+    def _held_out_residuals(self, target: str, vocab: dict, candidates: list[tuple[str, bool]], rows: pd.DataFrame,
+                            y: pd.Series) -> dict[tuple[str, bool], list[float]]:
+        """Log residuals of each candidate on groups (else rows) held out inside the training data."""
         groups = rows[self.group_column].astype(str).to_numpy()
         n_groups = len(set(groups))
         splitter = (GroupKFold(min(self.calibration_folds, n_groups)) if n_groups >= 2
                     else KFold(min(self.calibration_folds, len(y)), shuffle=True, random_state=0))
-        residuals = []
+        residuals: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
         for train, test in splitter.split(rows, y, groups if n_groups >= 2 else None):
             if len(train) < 2:
                 continue
-            point, _ = make().fit(rows.iloc[train], y.iloc[train]).predict_log(rows.iloc[test])
-            residuals.extend(np.log(y.iloc[test]) - point)
-        if not residuals:
-            return (-np.inf, np.inf)
-        alpha, n = 1 - self.coverage, len(residuals)
-        level = lambda q: min(1.0, max(0.0, q))  # noqa: E731
-        low = np.quantile(residuals, level(math.floor((n + 1) * alpha / 2) / n))
-        high = np.quantile(residuals, level(math.ceil((n + 1) * (1 - alpha / 2)) / n))
-        return (float(low), float(high))
+            for candidate in candidates:
+                model = TargetModel(target, vocab, *candidate, dict(self.gb_params)).fit(rows.iloc[train],
+                                                                                       y.iloc[train])
+                point, _ = model.predict_log(rows.iloc[test])
+                residuals[candidate].extend(np.log(y.iloc[test]) - point)
+        return residuals
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per row and fitted target: `<t>_pred`, `<t>_low`, `<t>_high` (interval) and `<t>_baseline` (roofline)."""
+        """Per row and fitted target: `<t>_pred`, `<t>_low`, `<t>_high` (interval) and `<t>_baseline` (analytic)."""
         features = feature_frame(frame)
         out = pd.DataFrame(index=frame.index)
         for target, model in self.models.items():
@@ -203,20 +213,29 @@ class Predictor:
         return out
 
     def importances(self, frame: pd.DataFrame, target: str = "throughput", n_repeats: int = 5) -> pd.DataFrame:
-        """Permutation importance of each input of the boosted correction, on the given (ideally held-out) rows."""
+        """Permutation importance of each input of the boosted correction, on the given (ideally held-out) rows.
+
+        When the chosen model has no boosted part, a boosted correction of its baseline is fitted on these rows
+        to say which inputs would matter (the table's `attrs['note']` says so)."""
         if target not in self.models:
             raise ConfigError(f"target {target!r} was not fitted; fitted: {', '.join(self.models)}")
         model = self.models[target]
         features = _ok_features(frame)
         y = _target_rows(features, target)
         rows = features.loc[y.index]
-        offset = model.baseline.predict_log(rows) if model.use_baseline else 0.0
-        result = permutation_importance(model.model, _design(rows, model.vocab), np.log(y) - offset,
-                                        n_repeats=n_repeats, random_state=0)
+        note = ""
+        if model.model is None:
+            note = f"chosen model is '{model.method}'; importances are of a boosted correction fitted on these rows"
+            model = TargetModel(target, model.vocab, model.baseline_kind, True, dict(self.gb_params)).fit(rows, y)
+        with threadpool_limits(1, user_api="openmp"):
+            result = permutation_importance(model.model, _design(rows, model.vocab), np.log(y) - model._offset(rows),
+                                            n_repeats=n_repeats, random_state=0)
         names = _design(rows.head(1), model.vocab).columns
         table = pd.DataFrame({"feature": names, "importance": result.importances_mean,
                               "std": result.importances_std})
-        return table.sort_values("importance", ascending=False, ignore_index=True)
+        table = table.sort_values("importance", ascending=False, ignore_index=True)
+        table.attrs["note"] = note
+        return table
 
 
 def _ok_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -246,15 +265,18 @@ class Validation:
     folds: list[dict[str, Any]]
 
     def scores(self) -> pd.DataFrame:
-        """Accuracy of the boosted model and of the calibrated roofline baseline, and the interval coverage."""
+        """Accuracy of the predictor (the model chosen in each fold, with its interval coverage) and of both analytic
+        baselines alone."""
         p = self.predictions
-        rows = [{"method": "gradient boosting", **accuracy(p["measured"], p["pred"]),
-                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean())},
-                {"method": "roofline baseline", **accuracy(p["measured"], p["baseline"]), "coverage": math.nan}]
+        rows = [{"method": "predictor", **accuracy(p["measured"], p["pred"]),
+                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean())}]
+        for kind in BASELINE_KINDS:
+            rows.append({"method": f"{kind} baseline", **accuracy(p["measured"], p[f"baseline_{kind}"]),
+                         "coverage": math.nan})
         return pd.DataFrame(rows)
 
     def per_group(self) -> pd.DataFrame:
-        """Accuracy of the boosted model per held-out group."""
+        """Accuracy of the predictor per held-out group."""
         return pd.DataFrame([{"group": g, **accuracy(d["measured"], d["pred"])}
                              for g, d in self.predictions.groupby("group")])
 
@@ -275,11 +297,16 @@ def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_c
         predictor = make_predictor().fit(ok.iloc[train])
         held = ok.iloc[test]
         pred = predictor.predict(held)
+        train_features, held_features = _ok_features(ok.iloc[train]), feature_frame(held)
+        y = _target_rows(train_features, target)
+        baselines = {f"baseline_{kind}": np.exp(make_baseline(target, kind).fit(train_features.loc[y.index], y)
+                                                .predict_log(held_features)) for kind in BASELINE_KINDS}
         folds.append({"held_out": groups[test[0]], "train_groups": sorted(set(groups[train])),
-                      "n_train": len(train), "n_test": len(test)})
+                      "n_train": len(train), "n_test": len(test),
+                      "method": predictor.models[target].method if target in predictor.models else ""})
         parts.append(pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
                                    "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
-                                   "high": pred[f"{target}_high"], "baseline": pred[f"{target}_baseline"]}))
+                                   "high": pred[f"{target}_high"], **baselines}))
     return Validation(target, pd.concat(parts), folds)
 
 

@@ -134,9 +134,10 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
         latest = measured.sort_values("created_at").drop_duplicates(keys, keep="last")
         found = out[keys].merge(latest, on=keys, how="left").set_index(out.index)
         hit = found["throughput_items_per_s"].notna()
-        batch = found["batch_size"].astype(float)
-        values = {"throughput": found["throughput_items_per_s"], "throughput_low": batch / found["ci_high_s"],
-                  "throughput_high": batch / found["ci_low_s"], "latency": found["latency_p50_s"],
+        # throughput is batch / mean latency; its interval takes the relative width of the median's CI
+        throughput, p50 = found["throughput_items_per_s"], found["latency_p50_s"]
+        values = {"throughput": throughput, "throughput_low": throughput * p50 / found["ci_high_s"],
+                  "throughput_high": throughput * p50 / found["ci_low_s"], "latency": p50,
                   "latency_low": found["ci_low_s"], "latency_high": found["ci_high_s"],
                   "memory": found["peak_memory_bytes"], "memory_low": found["peak_memory_bytes"],
                   "memory_high": found["peak_memory_bytes"]}

@@ -62,3 +62,19 @@ def test_cuda_peaks() -> None:
     peaks = microbench.measure_peaks("cuda", budget_s=0.2)
     assert peaks.flops_per_s["fp16"] > peaks.flops_per_s["fp32"] > 1e11
     assert peaks.mem_bandwidth_bytes_per_s > 1e11
+
+
+def test_cmd_microbench_stores_and_prints(cpu_peaks, tmp_path, monkeypatch, capsys) -> None:
+    import argparse
+
+    peaks, _ = cpu_peaks
+    monkeypatch.setattr(microbench, "measure_peaks", lambda platform, budget_s: peaks)  # measured by the fixture
+    parser = argparse.ArgumentParser()
+    microbench.add_microbench_arguments(parser)
+    db = tmp_path / "b.duckdb"
+    assert microbench.cmd_microbench(parser.parse_args(["--db", str(db)])) == 0
+    assert "GFLOP/s" in capsys.readouterr().out
+    con = storage.connect(db, read_only=True)
+    assert set(microbench.stored_peaks(con)["precision"]) == set(peaks.flops_per_s)
+    with pytest.raises(ConfigError, match="budget-s"):
+        microbench.cmd_microbench(parser.parse_args(["--budget-s", "0"]))

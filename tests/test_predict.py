@@ -118,9 +118,9 @@ def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
     for fold, families in zip(validation.folds, seen, strict=True):
         assert fold["held_out"] not in families and fold["held_out"] not in fold["train_groups"]
     scores = validation.scores().set_index("method")
-    assert scores.loc["gradient boosting", "n"] == len(frame)
+    assert scores.loc["predictor", "n"] == len(frame)
     # the roofline baseline misses the batch saturation that the boosted correction learns
-    assert scores.loc["gradient boosting", "mape"] < 0.06 < scores.loc["roofline baseline", "mape"]
+    assert scores.loc["predictor", "mape"] < 0.06 < scores.loc["roofline baseline", "mape"]
     assert set(validation.per_group()["group"]) == {f"fam{i}" for i in range(4)}
 
 
@@ -161,3 +161,23 @@ def test_prediction_data_yaml_builds_specs() -> None:
 
     specs = predict.prediction_sweep_specs(load_parameters("parameters/prediction_data.yaml"))
     assert len(specs) >= 10 and all(s.platforms == ["cpu"] for s in specs)
+
+
+def test_overhead_baseline_recovers_fixed_and_per_layer_costs() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    feats = features.feature_frame(frame)
+    seconds = 2e-4 + 1e-4 * feats["n_layers"] + feats["compute_s"] / 0.3  # overhead + 30% of the peak
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds, latency_p50_s=seconds)
+    train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
+    train_features = features.feature_frame(train)
+    for target in ("throughput", "latency"):
+        y = train_features[features.TARGETS[target]]
+        baseline = features.make_baseline(target, "overhead").fit(train_features, y)
+        predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
+        assert np.allclose(predicted, test[features.TARGETS[target]], rtol=1e-3)
+    chosen = fast_predictor(targets=("latency",)).fit(train).models["latency"]
+    assert chosen.baseline_kind == "overhead" and len(chosen.selection) == 5  # chosen on held-out families
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        features.make_baseline("throughput", "magic")
+    with pytest.raises(ConfigError, match="unknown baseline_kind"):
+        predict.Predictor(baseline_kind="magic").fit(train)

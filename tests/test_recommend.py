@@ -34,6 +34,8 @@ def test_measured_where_measured_predicted_elsewhere(two_platforms, predictor) -
     assert len(table) == 4 * 3 and table["rank"].tolist() == list(range(1, 13))
     assert set(table.loc[table["batch_size"] == 16, "source"]) == {"predicted"}
     assert set(table.loc[table["batch_size"] < 16, "source"]) == {"measured"}
+    assert (table["throughput_low"] <= table["throughput_items_per_s"]).all()
+    assert (table["throughput_items_per_s"] <= table["throughput_high"]).all()
     predicted = table[table["source"] == "predicted"]
     assert (predicted["throughput_low"] < predicted["throughput_items_per_s"]).all()
     assert (predicted["memory_high_bytes"] > predicted["peak_memory_bytes"]).all()
