@@ -142,7 +142,7 @@ def ensure_schema(con: Connection) -> int:
         except duckdb.Error as exc:
             raise ConfigError(f"migrating the database to schema v{target} failed (read-only?): {exc}") from exc
         version = target
-    missing = set(STORED_FIELDS) - set(_table_columns(con, "results"))
+    missing = set(STORED_FIELDS) - set(_table_columns(con, "SELECT * FROM results"))
     if missing:
         raise KitError(f"results table lacks {sorted(missing)}: Record changed without a migration in storage")
     return version
