@@ -1,20 +1,23 @@
-# Benchkit: `make run` measures the default sweep on this machine; `make test` runs the test suite.
+# Benchkit: `make run` measures and reports on this machine; `make test` runs the test suite.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 PARAMS ?= parameters/default.yaml
+OUT ?= outputs
+# BROWSER=0 skips installing Chromium and onnxruntime-web (the wasm/webgpu/webnn platforms are then skipped, with why)
+BROWSER ?= 1
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.benchkit-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run bench test lint html clean
+.PHONY: help setup browser run bench report test lint html clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## create .venv: torch first (TORCH_SPEC), then the kit with its dev extras
+setup: $(STAMP) ## create .venv: torch first (TORCH_SPEC), then the kit with its dev extras (OpenVINO, ONNX)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,14 +25,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: setup ## run the default sweep (parameters/default.yaml) on the hardware present; results in outputs/
+browser: setup ## install Debian's Chromium, onnxruntime-web and a WebNN-capable Chromium (best effort)
+	@if [ "$(BROWSER)" = 1 ]; then bash scripts/install_browser.sh --webnn $(BIN)/python \
+	  || echo "browser install failed: the wasm/webgpu/webnn platforms will be reported as skipped"; fi
+
+run: setup browser ## execute every notebook on real sizes (sweep, analysis, prediction...): $(OUT)/index.html
+	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --out $(OUT)
+
+bench: setup ## only the default sweep (PARAMS=parameters/default.yaml) into $(OUT)/benchkit.duckdb
 	HF_HUB_OFFLINE=1 $(BIN)/benchkit bench --params $(PARAMS)
 
-test: setup ## run the whole test suite
+report: run ## same as run
+
+html: setup ## the notebooks on tiny parameters, a quick look: $(OUT)/tiny/index.html (own database)
+	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --tiny --out $(OUT)/tiny --db $(OUT)/tiny/benchkit.duckdb
+
+test: setup browser ## run the whole test suite
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff over the kit, tests and benchmarks
 	$(BIN)/ruff check kit tests benchmarks
 
 clean: ## remove generated outputs (keeps .venv)
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -1,8 +1,10 @@
-"""The `benchkit` command line: bench, platforms, models, results, export, import-json."""
+"""The `benchkit` command line: bench, report, compare, recommend, prediction-data, microbench, distributed-bench,
+distributed-config, browser, platforms, models, results, export, import-json."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -31,26 +33,82 @@ def _db_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per task."""
+def _add_bench(parser: argparse.ArgumentParser) -> None:
+    _add_sweep_args(parser)
+    _db_arg(parser)
+
+
+def _add_results(parser: argparse.ArgumentParser) -> None:
+    _db_arg(parser)
+    parser.add_argument("--run-id")
+
+
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    _add_results(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output file; .csv or .parquet")
+
+
+def _add_import_json(parser: argparse.ArgumentParser) -> None:
+    _add_results(parser)
+    parser.add_argument("files", nargs="+", type=Path)
+
+
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for executed notebooks and HTML")
+    parser.add_argument("--tiny", action="store_true", help="use parameters/<stem>.tiny.yaml (quick check)")
+    parser.add_argument("--notebooks", nargs="+", metavar="STEM", help="only these notebooks (default: all, in order)")
+    parser.add_argument("--db", type=Path, default=None, help="DuckDB file passed to every notebook as db_path")
+
+
+def _add_prediction_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("parameters/prediction_data.yaml"))
+    _db_arg(parser)
+
+
+def _add_nothing(_: argparse.ArgumentParser) -> None:
+    return None
+
+
+# name -> (help, "module:add_arguments", "module:command"); modules load only for the command being run
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "bench": ("run a sweep and store the results", "kit.cli:_add_bench", "kit.cli:cmd_bench"),
+    "platforms": ("list platforms and whether they are present here", "kit.cli:_add_nothing", "kit.cli:cmd_platforms"),
+    "models": ("list the model zoo", "kit.cli:_add_nothing", "kit.cli:cmd_models"),
+    "results": ("print stored results", "kit.cli:_add_results", "kit.cli:cmd_results"),
+    "export": ("export results (and samples) to CSV or Parquet", "kit.cli:_add_export", "kit.cli:cmd_export"),
+    "import-json": ("import earlier JSON result files", "kit.cli:_add_import_json", "kit.cli:cmd_import_json"),
+    "report": ("execute the notebooks with papermill, render HTML and outputs/index.html", "kit.cli:_add_report",
+               "kit.cli:cmd_report"),
+    "compare": ("regression check of a run against a baseline run or export", "kit.analysis:add_compare_arguments",
+                "kit.analysis:cmd_compare"),
+    "recommend": ("rank platform x precision x batch for a model under constraints",
+                  "kit.recommend:add_recommend_arguments", "kit.recommend:cmd_recommend"),
+    "microbench": ("measure peak FLOP/s and memory bandwidth per platform, stored with the hardware row",
+                   "kit.microbench:add_microbench_arguments", "kit.microbench:cmd_microbench"),
+    "prediction-data": ("run the data-generation sweep for the predictor (resumes)", "kit.cli:_add_prediction_data",
+                        "kit.cli:cmd_prediction_data"),
+    "distributed-bench": ("DDP/FSDP training benchmark under torchrun, with scaling efficiency",
+                          "kit.distributed:add_distributed_bench_args", "kit.distributed:cmd_distributed_bench"),
+    "distributed-config": ("advise a distributed training strategy that fits in GPU memory",
+                           "kit.memory:add_distributed_config_args", "kit.memory:cmd_distributed_config"),
+    "browser": ("probe the browser platforms (wasm, webgpu, webnn)", "kit.browser.commands:add_browser_arguments",
+                "kit.browser.commands:cmd_browser"),
+}
+
+
+def _resolve(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task; only `command`'s arguments are loaded (fast --help)."""
     parser = argparse.ArgumentParser(prog="benchkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="run a sweep and store the results")
-    _add_sweep_args(bench)
-    _db_arg(bench)
-    sub.add_parser("platforms", help="list platforms and whether they are present here")
-    sub.add_parser("models", help="list the model zoo")
-    results = sub.add_parser("results", help="print stored results")
-    _db_arg(results)
-    results.add_argument("--run-id")
-    export = sub.add_parser("export", help="export results (and samples) to CSV or Parquet")
-    _db_arg(export)
-    export.add_argument("--run-id")
-    export.add_argument("--out", type=Path, required=True, help="output file; .csv or .parquet")
-    imp = sub.add_parser("import-json", help="import earlier JSON result files")
-    _db_arg(imp)
-    imp.add_argument("files", nargs="+", type=Path)
-    imp.add_argument("--run-id")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            _resolve(add_arguments)(sub_parser)
     return parser
 
 
@@ -136,16 +194,37 @@ def cmd_import_json(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "platforms": cmd_platforms, "models": cmd_models, "results": cmd_results,
-            "export": cmd_export, "import-json": cmd_import_json}
+def cmd_report(args: argparse.Namespace) -> int:
+    """Execute the notebooks in order into --out, render HTML, write index.html; a failing cell stops it (exit 2)."""
+    from kit import pipeline
+
+    extra = {"db_path": str(args.db)} if args.db else None
+    executed = pipeline.run_all(args.out, tiny=args.tiny, stems=args.notebooks, extra_parameters=extra)
+    for item in executed:
+        print(f"{item.stem}: {item.html}")
+    print(f"index: {args.out / 'index.html'}")
+    return 0
+
+
+def cmd_prediction_data(args: argparse.Namespace) -> int:
+    """Run the predictor's data-generation sweep from a YAML file into the store; print a status count."""
+    from kit import storage
+    from kit.predict import run_prediction_sweep
+
+    records = run_prediction_sweep(args.params, storage.connect(args.db or storage.DEFAULT_DB))
+    counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}
+    print(f"{len(records)} configurations: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the sub-command; kit errors print one line and exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _resolve(COMMANDS[args.command][2])(args)
     except KitError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
         return 2

@@ -32,7 +32,17 @@ EXPECT = {
 
 @pytest.fixture(scope="module")
 def shared_db(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("nb") / "benchkit.duckdb")
+    """One database for the notebooks of this module, seeded with a tiny run so analysis notebooks have data in any
+    order (01 then adds a second run, so 02 has a baseline to compare with)."""
+    import kit
+
+    path = str(tmp_path_factory.mktemp("nb") / "benchkit.duckdb")
+    spec = kit.SweepSpec(models=["bert"], platforms=["cpu"], precisions=["fp32"], batch_sizes=[1, 2],
+                         time_budget_s=0.2, min_samples=5, run_id="nb-seed")
+    con = kit.connect(path)
+    kit.run_sweep(spec, con, progress=False)
+    con.close()
+    return path
 
 
 @pytest.mark.notebooks
