@@ -63,13 +63,13 @@ def tensor_bytes(tensors: list[torch.Tensor]) -> int:
     return int(sum(t.numel() * t.element_size() for t in tensors))
 
 
-def memory_split(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
-    """Bytes of weights, gradients and optimizer state, computed from the live tensors."""
-    params = list(model.parameters())
+def memory_split(model: torch.nn.Module, optimizer: torch.optim.Optimizer, gradients_bytes: int) -> dict[str, int]:
+    """Bytes of weights and optimizer state computed from the live tensors, with the gradient bytes counted after a
+    backward pass (each step ends with zero_grad(set_to_none=True), so none are live between steps)."""
     state = [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
     return {
-        "weights_bytes": tensor_bytes(params),
-        "gradients_bytes": tensor_bytes([p.grad for p in params if p.grad is not None]),
+        "weights_bytes": tensor_bytes(list(model.parameters())),
+        "gradients_bytes": gradients_bytes,
         "optimizer_state_bytes": tensor_bytes(state),
     }
 
@@ -101,6 +101,15 @@ class TrainingStep:
         self.phases["backward_s"].append(backward)
         self.phases["optimizer_s"].append(self.clock.time_call(self._step))
         self.phases["zero_grad_s"].append(self.clock.time_call(lambda: self.optimizer.zero_grad(set_to_none=True)))
+
+    def gradient_bytes(self) -> int:
+        """Bytes of the gradients one untimed forward+backward leaves (parameters outside the loss get none)."""
+        holder: dict[str, torch.Tensor] = {}
+        self._forward(holder)
+        self._backward(holder)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        self.optimizer.zero_grad(set_to_none=True)
+        return tensor_bytes(grads)
 
     def _forward(self, holder: dict[str, torch.Tensor]) -> None:
         with self.autocast():
@@ -137,7 +146,6 @@ def measure_training(job: Job) -> Record:
     apply_threads(job)
     options = training_options(job)
     backend, _ = check_supported(job)
-    baseline_rss = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
     loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
     _check_training_job(job, loaded, options)
@@ -154,6 +162,9 @@ def measure_training(job: Job) -> Record:
     inputs = cast_inputs(loaded.make_inputs(job.batch_size, job.seq_len, with_labels=True), device, torch.float32)
     scaler = torch.amp.GradScaler(device.split(":")[0]) if job.precision == "fp16" else None
     prepare_s = time.perf_counter() - t1
+    # the process without the model: RSS once the model is built and moved (imports, libraries, allocator arenas
+    # included) minus its weights; taken before it, the lazy imports of the model's classes counted as activations
+    baseline_rss = psutil.Process().memory_info().rss - tensor_bytes(list(model.parameters()))
     step = TrainingStep(model, loaded, inputs, optimizer, backend.clock(), _autocast(device, job.precision), scaler,
                         int(options["accumulation_steps"]))
     clock = backend.clock()
@@ -169,13 +180,13 @@ def measure_training(job: Job) -> Record:
                                        min_samples=job.min_samples, max_samples=job.max_samples)
     peak = tracker.peak_bytes()
     accumulation = int(options["accumulation_steps"])
-    split = memory_split(model, optimizer)
+    split = memory_split(model, optimizer, step.gradient_bytes())
     base = 0 if tracker.method.startswith("torch.cuda") else baseline_rss
     split["activations_bytes"] = max(0, peak - base - sum(split.values()))
     phases = {name: sum(values[skip:]) / len(values[skip:]) / accumulation for name, values in step.phases.items()}
     extra = {
         "phases_mean_s": phases, "first_loss": step.losses[0], "last_loss": step.losses[-1],
-        "n_steps": len(step.losses), "optimizer": f"AdamW ({optimizer_kind})", "amp": job.precision != "fp32",
+        "n_steps": len(step.losses), "loss_decreased": step.losses[-1] < step.losses[0], "optimizer": f"AdamW ({optimizer_kind})", "amp": job.precision != "fp32",
         "grad_scaler": scaler is not None, "accumulation_steps": accumulation,
         "gradient_checkpointing": bool(options["gradient_checkpointing"]), "lr": float(options["lr"]),
         "memory_split_bytes": split, "process_baseline_bytes": base, "build_s": build_s, "prepare_s": prepare_s,
