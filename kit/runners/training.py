@@ -186,7 +186,8 @@ def measure_training(job: Job) -> Record:
     phases = {name: sum(values[skip:]) / len(values[skip:]) / accumulation for name, values in step.phases.items()}
     extra = {
         "phases_mean_s": phases, "first_loss": step.losses[0], "last_loss": step.losses[-1],
-        "n_steps": len(step.losses), "loss_decreased": step.losses[-1] < step.losses[0], "optimizer": f"AdamW ({optimizer_kind})", "amp": job.precision != "fp32",
+        "n_steps": len(step.losses), "loss_decreased": step.losses[-1] < step.losses[0],
+        "optimizer": f"AdamW ({optimizer_kind})", "amp": job.precision != "fp32",
         "grad_scaler": scaler is not None, "accumulation_steps": accumulation,
         "gradient_checkpointing": bool(options["gradient_checkpointing"]), "lr": float(options["lr"]),
         "memory_split_bytes": split, "process_baseline_bytes": base, "build_s": build_s, "prepare_s": prepare_s,
