@@ -35,11 +35,26 @@ def cpu_model() -> str:
 
 
 def gpu_devices() -> list[dict[str, Any]]:
-    """Accelerators torch can see (CUDA or ROCm), with name, memory and driver/runtime versions; [] when none."""
+    """Accelerators torch can see (CUDA or ROCm), with name, memory and driver/runtime versions; [] when none.
+
+    Reading device properties creates a CUDA context (hundreds of MiB of GPU memory, held until the process ends), so
+    the properties are read in a short-lived child; the calling process (a sweep's parent) never touches the GPU."""
     try:
         import torch
     except ImportError:
         return []
+    if torch.cuda.device_count() == 0:  # NVML-based where available: no context is created
+        return []
+    from kit.runners.isolation import run_in_child
+
+    outcome = run_in_child("kit.environment:gpu_properties", None, timeout_s=120)
+    return outcome.value if outcome.ok else [{"error": outcome.reason.splitlines()[0]}]
+
+
+def gpu_properties(_: Any = None) -> list[dict[str, Any]]:
+    """Name, memory, capability and runtime of each visible GPU (creates a CUDA context: call it in a child)."""
+    import torch
+
     if not torch.cuda.is_available():
         return []
     devices = []
@@ -71,7 +86,7 @@ def hardware_info() -> dict[str, Any]:
         "driver": _nvidia_driver(),
     }
     fingerprint = {k: info[k] for k in ("hostname", "machine", "cpu_model", "cores_logical", "memory_bytes")}
-    fingerprint["gpus"] = [g["name"] for g in info["gpus"]]
+    fingerprint["gpus"] = [g.get("name", "unknown") for g in info["gpus"]]
     info["hardware_id"] = _stable_id(fingerprint)
     return info
 
