@@ -23,6 +23,7 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", help="tiny or base")
     parser.add_argument("--seq-len", type=int)
     parser.add_argument("--run-id", help="resume this run id (finished configurations are skipped)")
+    parser.add_argument("--retry-failed", action="store_true", help="when resuming, run failed configurations again")
     parser.add_argument("--time-budget-s", type=float)
     parser.add_argument("--target-rel-ci", type=float)
     parser.add_argument("--timeout-s", type=float)
@@ -139,7 +140,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     db = args.db or (load_parameters(args.params).get("db_path") if args.params else None) or storage.DEFAULT_DB
     spec = spec_from_parameters(params)
     print(f"run {spec.run_id}: {len(spec.jobs())} configurations -> {db}")
-    records = run_sweep(spec, storage.connect(db))
+    records = run_sweep(spec, storage.connect(db), retry_failed=args.retry_failed)
     print(summary_table(records).to_string(index=False))
     return 0
 

@@ -235,9 +235,12 @@ def _upsert_model(con: Connection, record: Record) -> None:
     con.execute(_insert_sql("models", columns, f"ON CONFLICT (model_key) DO UPDATE SET {updates}"), values)
 
 
-def finished_config_keys(con: Connection, run_id: str) -> set[str]:
-    """Config keys already stored for a run (any status), so a resumed sweep can skip them."""
-    return {k for (k,) in con.execute("SELECT config_key FROM results WHERE run_id = ?", [run_id]).fetchall()}
+def finished_config_keys(con: Connection, run_id: str, *, include_failed: bool = True) -> set[str]:
+    """Config keys already stored for a run, so a resumed sweep can skip them; without failed ones to retry those."""
+    statuses = ["ok", "skipped", "failed"] if include_failed else ["ok", "skipped"]
+    rows = con.execute("SELECT config_key FROM results WHERE run_id = ? AND list_contains(?, status)",
+                       [run_id, statuses]).fetchall()
+    return {k for (k,) in rows}
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:

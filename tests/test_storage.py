@@ -110,6 +110,7 @@ def test_finished_config_keys_drive_resume(con):
     storage.insert_record(con, failed("b"))
     storage.insert_record(con, ok("c", run_id="other"))
     assert storage.finished_config_keys(con, RUN) == {"a", "b"}
+    assert storage.finished_config_keys(con, RUN, include_failed=False) == {"a"}
 
 
 def test_runs_record_start_resume_and_finish(con):

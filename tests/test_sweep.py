@@ -93,3 +93,15 @@ def test_resume_after_parent_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert len(keys) == 6 and len(set(keys)) == 6
     rerun = {m.name.replace(".called", "").replace("_", "|") for m in marks.glob("*.called")}
     assert not (rerun & before), "finished configurations must not run again"
+
+
+def test_resume_retries_failed_configurations_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHKIT_TEST_MARKS", str(tmp_path))
+    db = tmp_path / "b.duckdb"
+    spec = SweepSpec(models=["bert"], batch_sizes=[1, 2], timeout_s=60, run_id="retry")
+    first = run_sweep(spec, db, progress=False, target="tests.child_targets:raise_error")
+    assert [r.status for r in first] == ["failed", "failed"] and "broken on purpose" in first[0].reason
+    again = run_sweep(spec, db, progress=False, target="tests.child_targets:fake_measure")
+    assert [r.status for r in again] == ["failed", "failed"]  # a plain resume keeps what is stored
+    retried = run_sweep(spec, db, progress=False, target="tests.child_targets:fake_measure", retry_failed=True)
+    assert [r.status for r in retried] == ["ok", "ok"] and len(list(tmp_path.glob("*.called"))) == 2

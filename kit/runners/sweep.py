@@ -66,12 +66,13 @@ def _open(db: duckdb.DuckDBPyConnection | str | Path | None) -> duckdb.DuckDBPyC
 
 
 def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None = None, *,
-              progress: bool = True, target: str = WORKER) -> list[Record]:
-    """Run every configuration not yet stored for spec.run_id; return all of the run's records from the store."""
+              progress: bool = True, target: str = WORKER, retry_failed: bool = False) -> list[Record]:
+    """Run every configuration not yet stored for spec.run_id (with retry_failed, failed ones again: the new record
+    replaces the failure); return all of the run's records from the store."""
     con = _open(db)
     environment = collect_environment()
     storage.start_run(con, spec.run_id, spec.to_dict(), environment)
-    done = storage.finished_config_keys(con, spec.run_id)
+    done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
     todo = [job for job in spec.jobs() if job.config_key not in done]
     bar = tqdm(todo, desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
     for job in bar:
