@@ -118,3 +118,17 @@ def test_conversion_failure_reason_is_the_converters_message(ov):
     assert outcome.reason.startswith("ConversionError: openvino.convert_model failed (No conversion rule found for "
                                      "operations: aten::histc)")
     assert "OpConversionFailure" in outcome.reason
+
+
+def test_measured_record_carries_precision_deviation_and_frees_the_torch_model(ov):
+    from dataclasses import replace
+
+    from kit.runners.inference import measure_inference
+
+    job = replace(_job("fp32"), time_budget_s=0.2, min_samples=5)
+    record = measure_inference(job)
+    assert record.status == "ok" and record.platform == "openvino" and record.latency_p50_s > 0
+    assert record.extra["precision_ran"] == "fp32" and record.extra["torch_model_released"] is True
+    deviation = record.extra["deviation"]
+    assert deviation["rel_l2"] < 1e-4, deviation  # fp32 engine vs fp32 torch on the same inputs
+    assert record.startup_s >= record.extra["convert_s"] > 0
