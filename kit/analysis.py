@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ KEY = ["model", "size", "mode", "platform", "precision", "batch_size", "_seq", "
 WORKLOAD = ["model", "size", "mode", "batch_size", "_seq", "variant"]  # one workload across platforms/precisions
 IDENTITY = ["model", "size", "mode", "platform", "precision", "batch_size", "seq_len", "variant"]
 FILE_SUFFIXES = (".csv", ".parquet")
+EXPORT_COLUMNS = ("run_id", "config_key", "status", "latency_p50_s")  # what a storage export holds
 Source = storage.Connection | list[Record] | pd.DataFrame | str | Path
 
 
@@ -65,6 +67,10 @@ def _read_export(path: Path) -> pd.DataFrame:
         raise ConfigError(f"{str(path)!r} is not an existing {' or '.join(FILE_SUFFIXES)} file from storage.export_*")
     read = pd.read_csv if path.suffix == ".csv" else pd.read_parquet
     frame = read(path)
+    missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{str(path)!r} is not a results export (no {', '.join(missing)} column); write one with "
+                          "`benchkit export` (storage.export_csv / export_parquet), not an analysis table")
     samples_path = path.with_name(f"{path.stem}_samples{path.suffix}")
     frame["samples"] = _group_samples(read(samples_path), frame["result_id"]) if samples_path.is_file() else None
     frame.attrs["samples_missing"] = not samples_path.is_file()
@@ -353,9 +359,13 @@ HISTORY_COLUMNS = ["run_id", "started_at", "git_commit", "kit_version", "config_
 
 def metric_history(con: storage.Connection, model: str, platform: str, precision: str, batch_size: int,
                    mode: str = "inference", metric: str = "throughput_items_per_s", *, size: str | None = None,
-                   seq_len: int | None = None) -> pd.DataFrame:
+                   seq_len: int | None = None, config_key: str | None = None) -> pd.DataFrame:
     """One configuration's metric across runs, oldest first, with what changed in software and commit since the
-    previous run that measured it (runs.software_json), to tell a code regression from an upgraded dependency."""
+    previous run that measured it (runs.software_json), to tell a code regression from an upgraded dependency.
+
+    When the filters match several configurations (e.g. two seq_lens, or an overrides variant), each row's change is
+    taken against the previous run of its own config_key; pass `config_key` to keep exactly one.
+    """
     if metric not in HISTORY_METRICS:
         raise ConfigError(f"metric must be one of {', '.join(HISTORY_METRICS)}, not {metric!r}")
     if mode not in MODES:
@@ -363,17 +373,18 @@ def metric_history(con: storage.Connection, model: str, platform: str, precision
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
     frame = storage.results_frame(con, model=model, platform=platform, precision=precision, batch_size=batch_size,
-                                  mode=mode, size=size, seq_len=seq_len, status="ok")
+                                  mode=mode, size=size, seq_len=seq_len, config_key=config_key, status="ok")
     software = storage.runs_frame(con).set_index("run_id")["software_json"]
     frame = frame.sort_values(["run_started_at", "created_at"], kind="stable").reset_index(drop=True)
-    runs = list(dict.fromkeys(frame["run_id"]))
-    previous = dict(zip(runs[1:], runs[:-1], strict=False))
-    commits = frame.groupby("run_id", sort=False)["git_commit"].first()
     out = frame.assign(started_at=frame["run_started_at"], metric=metric, value=frame[metric].astype(float))
-    out["change_pct"] = (out["value"] / out["value"].shift() - 1) * 100
-    out["commit_changed"] = [r in previous and commits[r] != commits[previous[r]] for r in out["run_id"]]
-    out["software_changes"] = [_software_diff(software.get(previous[r]), software.get(r)) if r in previous
-                               else "(first run)" for r in out["run_id"]]
+    by_config = out.groupby("config_key", sort=False)
+    previous, previous_value = by_config["run_id"].shift(), by_config["value"].shift()
+    commits = {r: c for r, c in zip(out["run_id"], out["git_commit"], strict=True) if isinstance(c, str) and c}
+    out["change_pct"] = (out["value"] / previous_value - 1) * 100
+    out["commit_changed"] = [isinstance(p, str) and r in commits and p in commits and commits[r] != commits[p]
+                             for r, p in zip(out["run_id"], previous, strict=True)]
+    out["software_changes"] = [_software_diff(software.get(p), software.get(r)) if isinstance(p, str)
+                               else "(first run)" for r, p in zip(out["run_id"], previous, strict=True)]
     return out[HISTORY_COLUMNS]
 
 
@@ -391,44 +402,145 @@ PHASES = ("forward_s", "backward_s", "optimizer_s", "zero_grad_s")  # as in kit.
 TVI_KEY = ["model", "size", "platform", "precision", "batch_size", "_seq", "_overrides"]
 TVI_COLUMNS = ["model", "size", "platform", "precision", "batch_size", "seq_len", "training_variant",
                "inference_throughput_items_per_s", "training_throughput_items_per_s", "throughput_ratio",
+               "throughput_ratio_p50",
                "inference_peak_memory_bytes", "training_peak_memory_bytes", "memory_ratio", *PHASES,
                *(p.replace("_s", "_pct") for p in PHASES), "note"]
+
+
+def _paired(source: Source, run_id: str | None = None) -> pd.DataFrame:
+    """Latest ok training rows (suffix _tr) outer-joined with the inference rows (_inf) of the same configuration."""
+    frame = latest_ok(results_with_samples(source, run_id, samples=False))
+    frame["_overrides"] = frame["variant"].map(lambda v: "|".join(p for p in v.split("|") if p.startswith("ov")))
+    training, inference = frame[frame["mode"] == "training"], frame[frame["mode"] == "inference"]
+    return training.merge(inference, on=TVI_KEY, how="outer", suffixes=("_tr", "_inf"))
+
+
+def _get(row: pd.Series, name: str) -> Any:
+    value = row.get(name)
+    return np.nan if value is None or (not isinstance(value, (str, dict)) and pd.isna(value)) else value
+
+
+def _extra(row: pd.Series, suffix: str = "_tr") -> dict[str, Any]:
+    value = _get(row, "extra" + suffix)
+    return json.loads(value) if isinstance(value, str) else value if isinstance(value, dict) else {}
 
 
 def training_vs_inference(df: Source, run_id: str | None = None) -> pd.DataFrame:
     """Per model/platform/precision/batch: training over inference throughput and peak memory, and how a training
     step splits into forward, backward, optimizer and zero_grad (mean seconds per item-batch, and % of the step)."""
-    frame = latest_ok(results_with_samples(df, run_id, samples=False))
-    frame["_overrides"] = frame["variant"].map(lambda v: "|".join(p for p in v.split("|") if p.startswith("ov")))
-    training, inference = frame[frame["mode"] == "training"], frame[frame["mode"] == "inference"]
-    merged = training.merge(inference, on=TVI_KEY, how="outer", suffixes=("_tr", "_inf"))
-    rows = [_tvi_row(row) for _, row in merged.iterrows()]
+    rows = [_tvi_row(row) for _, row in _paired(df, run_id).iterrows()]
     return pd.DataFrame(rows, columns=TVI_COLUMNS).sort_values(TVI_COLUMNS[:5], kind="stable").reset_index(drop=True)
 
 
 def _tvi_row(row: pd.Series) -> dict[str, Any]:
-    def get(name: str, suffix: str) -> Any:
-        value = row.get(name + suffix)
-        return np.nan if value is None or (not isinstance(value, (str, dict)) and pd.isna(value)) else value
-
     out = {name: row[name] for name in TVI_COLUMNS[:5]}
-    out["seq_len"] = get("seq_len", "_tr") if not pd.isna(get("seq_len", "_tr")) else get("seq_len", "_inf")
-    out["training_variant"] = get("variant", "_tr") if isinstance(get("variant", "_tr"), str) else ""
+    out["seq_len"] = _get(row, "seq_len_tr") if not pd.isna(_get(row, "seq_len_tr")) else _get(row, "seq_len_inf")
+    out["training_variant"] = _get(row, "variant_tr") if isinstance(_get(row, "variant_tr"), str) else ""
     for mode, suffix in (("inference", "_inf"), ("training", "_tr")):
-        out[f"{mode}_throughput_items_per_s"] = float(get("throughput_items_per_s", suffix))
-        out[f"{mode}_peak_memory_bytes"] = float(get("peak_memory_bytes", suffix))
+        out[f"{mode}_throughput_items_per_s"] = float(_get(row, "throughput_items_per_s" + suffix))
+        out[f"{mode}_peak_memory_bytes"] = float(_get(row, "peak_memory_bytes" + suffix))
     out["throughput_ratio"] = out["training_throughput_items_per_s"] / out["inference_throughput_items_per_s"]
+    # the same ratio from median latencies (same batch size on both sides): throughput is batch / mean latency, which a
+    # few preempted iterations on a busy machine can drag down on either side
+    out["throughput_ratio_p50"] = float(_get(row, "latency_p50_s_inf")) / float(_get(row, "latency_p50_s_tr"))
     out["memory_ratio"] = out["training_peak_memory_bytes"] / out["inference_peak_memory_bytes"]
-    extra = get("extra", "_tr")
-    phases = (json.loads(extra) if isinstance(extra, str) else extra if isinstance(extra, dict) else {})
-    phases = phases.get("phases_mean_s") or {}
+    phases = _extra(row).get("phases_mean_s") or {}
     total = sum(float(phases.get(p, 0.0)) for p in PHASES)
     for phase in PHASES:
         out[phase] = float(phases[phase]) if phase in phases else np.nan
         out[phase.replace("_s", "_pct")] = 100 * out[phase] / total if total > 0 else np.nan
-    missing = [m for m, s in (("training", "_tr"), ("inference", "_inf")) if pd.isna(get("throughput_items_per_s", s))]
+    missing = [m for m, s in (("training", "_tr"), ("inference", "_inf"))
+               if pd.isna(_get(row, "throughput_items_per_s" + s))]
     out["note"] = f"no {missing[0]} result for this configuration" if missing else ""
     return out
+
+
+TRAINING_ID = ["model", "size", "platform", "precision", "batch_size", "seq_len", "training_variant"]
+PHASE_COLUMNS = [*TRAINING_ID, *PHASES, "phase_sum_s", "step_mean_s", "phase_coverage", "n_measured_steps"]
+MEMORY_PARTS = ("weights_bytes", "gradients_bytes", "optimizer_state_bytes", "activations_bytes")
+MEMORY_COLUMNS = [*TRAINING_ID, "process_baseline_bytes", *MEMORY_PARTS, "training_peak_memory_bytes",
+                  "inference_peak_memory_bytes", "memory_method", "note"]
+CONVERGENCE_COLUMNS = [*TRAINING_ID, "first_loss", "last_loss", "loss_change_pct", "loss_decreased", "n_steps", "lr"]
+GRADIENTS_FREED = ("gradients_bytes is 0: stored before the kit counted gradients (zero_grad(set_to_none=True) had "
+                   "freed them when the split was taken), so their bytes are inside activations")
+
+
+def _training_rows(source: Source, run_id: str | None, columns: list[str], fill: Any) -> pd.DataFrame:
+    """One row per stored training result, built by `fill(row, extra, identity)`, in TRAINING_ID order."""
+    paired = _paired(source, run_id)
+    rows = []
+    for _, row in paired[paired["mode_tr"] == "training"].iterrows():
+        identity = {name: row[name] for name in TRAINING_ID[:5]}
+        identity["seq_len"] = _get(row, "seq_len_tr")
+        identity["training_variant"] = row["variant_tr"]
+        rows.append({**identity, **fill(row, _extra(row))})
+    return pd.DataFrame(rows, columns=columns).sort_values(TRAINING_ID[:5], kind="stable").reset_index(drop=True)
+
+
+def training_phases(source: Source, run_id: str | None = None) -> pd.DataFrame:
+    """Mean seconds per phase of a training step, their sum, the mean measured step, and coverage = sum / step.
+
+    The phases are timed inside the timed step, so coverage is at most 1; far below 1 means time the phase timers
+    do not see (synchronisation, Python overhead, or a step sample that is not one optimizer step).
+    """
+    def fill(row: pd.Series, extra: dict[str, Any]) -> dict[str, Any]:
+        phases = extra.get("phases_mean_s") or {}
+        out = {phase: float(phases[phase]) if phase in phases else np.nan for phase in PHASES}
+        out["phase_sum_s"] = sum(float(phases.get(p, 0.0)) for p in PHASES) if phases else np.nan
+        out["step_mean_s"] = float(row["latency_mean_s_tr"])
+        out["phase_coverage"] = out["phase_sum_s"] / out["step_mean_s"]
+        out["n_measured_steps"] = int(row["n_samples_tr"]) if not pd.isna(row["n_samples_tr"]) else 0
+        return out
+
+    return _training_rows(source, run_id, PHASE_COLUMNS, fill)
+
+
+def training_memory(source: Source, run_id: str | None = None) -> pd.DataFrame:
+    """Training peak memory split into process baseline, weights, gradients, optimizer state and activations (the
+    peak minus the rest), beside the inference peak of the same configuration, all in bytes."""
+    def fill(row: pd.Series, extra: dict[str, Any]) -> dict[str, Any]:
+        split = extra.get("memory_split_bytes") or {}
+        out = {part: float(split[part]) if part in split else np.nan for part in MEMORY_PARTS}
+        out["process_baseline_bytes"] = float(extra.get("process_baseline_bytes", np.nan))
+        out["training_peak_memory_bytes"] = float(_get(row, "peak_memory_bytes_tr"))
+        out["inference_peak_memory_bytes"] = float(_get(row, "peak_memory_bytes_inf"))
+        out["memory_method"] = _get(row, "memory_method_tr") if isinstance(_get(row, "memory_method_tr"), str) else ""
+        freed = split.get("gradients_bytes") == 0 and split.get("weights_bytes", 0) > 0
+        out["note"] = "; ".join(filter(None, [GRADIENTS_FREED if freed else "",
+                                              "" if split else "no memory split stored"]))
+        return out
+
+    return _training_rows(source, run_id, MEMORY_COLUMNS, fill)
+
+
+def training_convergence(source: Source, run_id: str | None = None) -> pd.DataFrame:
+    """First and last training loss of each configuration (same batch every step): a sanity check that the
+    optimizer steps really update the model, not a measure of model quality (the weights are random)."""
+    def fill(row: pd.Series, extra: dict[str, Any]) -> dict[str, Any]:
+        first, last = float(extra.get("first_loss", np.nan)), float(extra.get("last_loss", np.nan))
+        change = (last / first - 1) * 100 if first else np.nan
+        return {"first_loss": first, "last_loss": last, "loss_change_pct": change,
+                "loss_decreased": bool(last < first), "n_steps": int(extra.get("n_steps", 0)),
+                "lr": float(extra.get("lr", np.nan))}
+
+    return _training_rows(source, run_id, CONVERGENCE_COLUMNS, fill)
+
+
+def training_sweep_spec(**fields: Any) -> Any:
+    """A kit.SweepSpec measuring every configuration in both modes, with its training options checked up front.
+
+    `modes` is fixed to inference and training; other fields are SweepSpec's. Raises ConfigError before any work.
+    """
+    from kit.config import SweepSpec
+    from kit.runners.training import training_options  # imports torch: only when a training sweep is planned
+
+    if "modes" in fields:
+        raise ConfigError(f"modes are fixed to {list(MODES)} in a training-vs-inference sweep; got {fields['modes']!r}")
+    spec = SweepSpec(**fields, modes=list(MODES))
+    for job in spec.jobs():
+        if job.mode == "training":
+            training_options(job)
+    return spec
 
 
 def latest_run_id(con: storage.Connection) -> str:
@@ -437,6 +549,113 @@ def latest_run_id(con: storage.Connection) -> str:
     if runs.empty:
         raise ConfigError("the database holds no runs; run `benchkit bench` first")
     return str(runs.sort_values("started_at", kind="stable")["run_id"].iloc[-1])
+
+
+def previous_run_id(con: storage.Connection, run_id: str) -> str | None:
+    """The latest run before `run_id` (in start order) with an ok result for one of its configurations, else None.
+
+    Runs that share no configuration (another notebook's sweep, say) are passed over: comparing with them finds
+    nothing to compare.
+    """
+    runs = storage.runs_frame(con)["run_id"].tolist()
+    if run_id not in runs:
+        raise ConfigError(f"unknown run id {run_id!r}; stored runs: {', '.join(runs) or 'none'}")
+    ok = storage.results_frame(con, status="ok")[["run_id", "config_key"]]
+    keys = set(ok.loc[ok["run_id"] == run_id, "config_key"])
+    sharing = set(ok.loc[ok["config_key"].isin(keys), "run_id"])
+    earlier = [r for r in runs[:runs.index(run_id)] if r in sharing]
+    return earlier[-1] if earlier else None
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What a comparative analysis looks at: a run, its baseline (a run id, an export file, or None and why), the
+    speed-up reference platform/precision, the regression thresholds, the history metric and the export folder."""
+
+    run_id: str
+    baseline: str | None
+    baseline_note: str
+    baseline_platform: str
+    baseline_precision: str
+    threshold: float
+    alpha: float
+    history_metric: str
+    export_dir: Path
+
+    def describe(self) -> str:
+        """One line for a notebook: what is compared with what."""
+        against = f"baseline {self.baseline}" if self.baseline else f"no baseline ({self.baseline_note})"
+        return (f"run {self.run_id} vs {against}; speed-ups over {self.baseline_platform}/{self.baseline_precision}; "
+                f"regression = more than {self.threshold:.0%} slower and significant at alpha={self.alpha} (Holm)")
+
+
+def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline_run_id: str | None = None, *,
+                    baseline_platform: str = "cpu", baseline_precision: str = "fp32", threshold: float = 0.10,
+                    alpha: float = 0.05, history_metric: str = "throughput_items_per_s",
+                    export_dir: str | Path | None = None, db_path: str | Path | None = None) -> ComparisonPlan:
+    """Check a comparison's settings (ConfigError naming the bad value) and resolve its defaults.
+
+    run_id None = the latest run; baseline_run_id None = previous_run_id (None, with the reason, when there is
+    none); export_dir None = an `exports` folder beside db_path (outputs/exports without one).
+    """
+    from kit.backends import PRECISIONS, known_platforms  # imports torch: only when an analysis is planned
+
+    _check_thresholds(threshold, alpha)
+    if baseline_platform not in known_platforms():
+        raise ConfigError(f"unknown baseline_platform {baseline_platform!r}; known: {', '.join(known_platforms())}")
+    if baseline_precision not in PRECISIONS:
+        raise ConfigError(f"unknown baseline_precision {baseline_precision!r}; known: {', '.join(PRECISIONS)}")
+    if history_metric not in HISTORY_METRICS:
+        raise ConfigError(f"history_metric must be one of {', '.join(HISTORY_METRICS)}, not {history_metric!r}")
+    runs = storage.runs_frame(con)
+    run_id = latest_run_id(con) if run_id is None else run_id
+    if run_id not in set(runs["run_id"]):
+        raise ConfigError(f"unknown run_id {run_id!r}; stored runs: {', '.join(runs['run_id'])}")
+    if not int(runs.loc[runs["run_id"] == run_id, "n_ok"].iloc[0]):
+        raise ConfigError(f"run_id {run_id!r} has no ok result to analyse; choose another run")
+    note = ""
+    if baseline_run_id is None:
+        baseline_run_id = previous_run_id(con, run_id)
+        note = "" if baseline_run_id else f"no earlier run in the database measured any configuration of {run_id}"
+    elif _is_file_spec(baseline_run_id) and not Path(baseline_run_id).is_file():
+        raise ConfigError(f"baseline_run_id {str(baseline_run_id)!r} is not an existing exported file")
+    elif not _is_file_spec(baseline_run_id) and baseline_run_id not in set(runs["run_id"]):
+        raise ConfigError(f"unknown baseline_run_id {baseline_run_id!r}; stored runs: {', '.join(runs['run_id'])}")
+    folder = Path(db_path).parent if db_path is not None and str(db_path) != ":memory:" else Path("outputs")
+    return ComparisonPlan(run_id, None if baseline_run_id is None else str(baseline_run_id), note, baseline_platform,
+                          baseline_precision, float(threshold), float(alpha), history_metric,
+                          Path(export_dir) if export_dir else folder / "exports")
+
+
+def regressions_for(plan: ComparisonPlan, con: storage.Connection) -> pd.DataFrame:
+    """detect_regressions of the plan's run against its baseline; an empty table when the plan has no baseline."""
+    if plan.baseline is None:
+        return pd.DataFrame(columns=REGRESSION_COLUMNS)
+    return detect_regressions(plan.run_id, plan.baseline, plan.threshold, plan.alpha, con=con)
+
+
+def history_configuration(con: storage.Connection, run_id: str, platform: str = "cpu",
+                          precision: str = "fp32") -> dict[str, Any]:
+    """metric_history arguments for the run's configuration measured (ok) in the most runs; on a tie the one on
+    `platform`/`precision`, then the smallest batch. ConfigError when the run has no ok result."""
+    ok = storage.results_frame(con, status="ok")
+    mine = ok[ok["run_id"] == run_id]
+    if mine.empty:
+        raise ConfigError(f"run {run_id!r} has no ok result to follow across runs")
+    n_runs = ok[ok["config_key"].isin(set(mine["config_key"]))].groupby("config_key")["run_id"].nunique()
+    mine = mine.assign(_runs=mine["config_key"].map(n_runs),
+                       _other=~((mine["platform"] == platform) & (mine["precision"] == precision)))
+    best = mine.sort_values(["_runs", "_other", "batch_size", "config_key"], ascending=[False, True, True, True],
+                            kind="stable").iloc[0]
+    return {"model": best["model"], "platform": best["platform"], "precision": best["precision"],
+            "batch_size": int(best["batch_size"]), "mode": best["mode"], "config_key": best["config_key"]}
+
+
+def export_table(df: pd.DataFrame, directory: str | Path, stem: str) -> dict[str, str]:
+    """Write an analysis frame as `<directory>/<stem>.csv` and `.parquet`; returns {"csv": path, "parquet": path}."""
+    directory = Path(directory)
+    return {"csv": str(export_csv(df, directory / f"{stem}.csv")),
+            "parquet": str(export_parquet(df, directory / f"{stem}.parquet"))}
 
 
 def comparison_table(df: pd.DataFrame) -> pd.DataFrame:

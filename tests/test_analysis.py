@@ -144,6 +144,9 @@ def test_bad_comparison_inputs_raise_config_errors(con, tmp_path):
         analysis.detect_regressions("run-2", tmp_path / "missing.csv", con=con)
     with pytest.raises(ConfigError, match="threshold"):
         analysis.detect_regressions("run-2", "run-1", threshold=-0.1, con=con)
+    speedups = analysis.export_csv(analysis.speedup_table(con), tmp_path / "speedup.csv")
+    with pytest.raises(ConfigError, match="not a results export"):
+        analysis.detect_regressions("run-2", speedups, con=con)
 
 
 def test_cmd_compare_prints_table_and_fails_on_regression(tmp_path, capsys):
@@ -242,3 +245,153 @@ def test_export_analysis_frames(con, tmp_path):
     parquet = analysis.export_parquet(analysis.results_with_samples(con), tmp_path / "out" / "results.parquet")
     assert pd.read_csv(csv)["speedup"].notna().all()
     assert len(pd.read_parquet(parquet)["samples"].iloc[0]) > 10
+
+
+def keyed(run_id: str, seq_len: int | None = None, *, scale: float = 1.0, seed: int = 0, model: str = "bert-tiny",
+          platform: str = "cpu", **fields) -> Record:
+    """Like rec, with a config_key naming seq_len the way kit.config.Job does, so seq_lens are distinct configs."""
+    samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale), 0.03, size=40)
+    key = f"{model}|tiny|inference|{platform}|fp32|bs2|" + (f"seq{seq_len}" if seq_len else "seqdefault")
+    return Record.from_samples(list(samples), run_id=run_id, config_key=key, model=model, family=model.split("-")[0],
+                               size="tiny", mode="inference", platform=platform, device=platform, precision="fp32",
+                               batch_size=2, seq_len=seq_len, **fields)
+
+
+def test_history_changes_are_taken_within_one_configuration(con):
+    store(con, "run-1", [keyed("run-1", 16, seed=1), keyed("run-1", 64, scale=4, seed=2)])
+    store(con, "run-2", [keyed("run-2", 16, scale=1.1, seed=3)])
+    store(con, "run-3", [keyed("run-3", 64, scale=4, seed=4)])
+    df = analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2, metric="latency_p50_s")
+    seq64 = df[df["config_key"].str.endswith("seq64")]
+    assert seq64["change_pct"].iloc[1] == pytest.approx(0, abs=5)  # against run-1's seq64, not run-2's seq16
+    assert list(seq64["software_changes"]) == ["(first run)", ""]
+    one = analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2, config_key=seq64["config_key"].iloc[0])
+    assert list(one["run_id"]) == ["run-1", "run-3"]
+
+
+def test_commit_change_ignores_runs_without_a_commit(con):
+    store(con, "run-1", [keyed("run-1", seed=1)], {**env(), "git_commit": None})
+    store(con, "run-2", [keyed("run-2", seed=2)], env(commit="bbbb"))
+    store(con, "run-3", [keyed("run-3", seed=3)], env(commit="cccc"))
+    assert list(analysis.metric_history(con, "bert-tiny", "cpu", "fp32", 2)["commit_changed"]) == [False, False, True]
+
+
+def test_previous_run_id_skips_runs_sharing_no_configuration(con):
+    store(con, "run-1", [keyed("run-1", seed=1)])
+    store(con, "run-2", [keyed("run-2", model="vit-tiny", seed=2)])
+    store(con, "run-3", [keyed("run-3", seed=3), keyed("run-3", model="vit-tiny", platform="cuda", seed=4)])
+    assert analysis.previous_run_id(con, "run-3") == "run-1"
+    assert analysis.previous_run_id(con, "run-2") is None and analysis.previous_run_id(con, "run-1") is None
+    with pytest.raises(ConfigError, match="run-9"):
+        analysis.previous_run_id(con, "run-9")
+
+
+def test_plan_comparison_resolves_defaults(con, tmp_path):
+    two_runs(con)
+    plan = analysis.plan_comparison(con, db_path=tmp_path / "bench.duckdb")
+    assert (plan.run_id, plan.baseline, plan.export_dir) == ("run-2", "run-1", tmp_path / "exports")
+    assert "run-2 vs baseline run-1" in plan.describe() and "10%" in plan.describe()
+    assert analysis.regression_exit_code(analysis.regressions_for(plan, con)) == 1
+    first = analysis.plan_comparison(con, "run-1", export_dir=tmp_path / "x")
+    assert first.baseline is None and "no earlier run" in first.describe() and first.export_dir == tmp_path / "x"
+    empty = analysis.regressions_for(first, con)
+    assert empty.empty and list(empty.columns) == analysis.REGRESSION_COLUMNS
+    assert analysis.comparison_table(empty).empty
+    csv = storage.export_csv(con, tmp_path / "base.csv", run_id="run-1")
+    assert analysis.plan_comparison(con, baseline_run_id=str(csv)).baseline == str(csv)
+
+
+BAD_PLANS = [({"threshold": 0}, "threshold"), ({"alpha": 1.5}, "alpha"), ({"baseline_platform": "cdua"}, "cdua"),
+             ({"baseline_precision": "fp8"}, "fp8"), ({"history_metric": "latency_ms"}, "latency_ms"),
+             ({"run_id": "run-9"}, "run-9"), ({"baseline_run_id": "run-9"}, "run-9"),
+             ({"baseline_run_id": "missing.csv"}, "missing.csv")]
+
+
+@pytest.mark.parametrize("bad, match", BAD_PLANS)
+def test_plan_comparison_rejects_bad_values(con, bad, match):
+    two_runs(con)
+    with pytest.raises(ConfigError, match=match):
+        analysis.plan_comparison(con, **bad)
+
+
+def test_plan_comparison_needs_an_ok_result(con):
+    store(con, "r", [Record.failure("skipped", "platform cuda unavailable", run_id="r", config_key="k",
+                                    model="bert-tiny", family="bert", size="tiny", mode="inference", platform="cuda",
+                                    device="", precision="fp32", batch_size=2)])
+    with pytest.raises(ConfigError, match="no ok result"):
+        analysis.plan_comparison(con)
+
+
+def test_history_configuration_prefers_most_measured_then_baseline_platform(con):
+    store(con, "run-1", [keyed("run-1", 16, seed=1)])
+    store(con, "run-2", [keyed("run-2", 16, seed=2), keyed("run-2", 64, seed=3), keyed("run-2", platform="cuda")])
+    config = analysis.history_configuration(con, "run-2")
+    assert config["config_key"].endswith("seq16") and config["batch_size"] == 2
+    assert len(analysis.metric_history(con, **config)) == 2
+    store(con, "run-3", [keyed("run-3", platform="cuda", seed=4), keyed("run-3", 64, seed=5)])  # both in 2 runs
+    assert analysis.history_configuration(con, "run-3")["platform"] == "cpu"
+    assert analysis.history_configuration(con, "run-3", platform="cuda")["platform"] == "cuda"
+    with pytest.raises(ConfigError, match="no ok result"):
+        analysis.history_configuration(con, "run-9")
+
+
+def test_export_table_writes_csv_and_parquet(con, tmp_path):
+    store(con, "r", [rec("r", seed=1), rec("r", "cuda", scale=0.5, seed=2)])
+    paths = analysis.export_table(analysis.speedup_table(con), tmp_path / "exports", "speedup_r")
+    assert sorted(paths) == ["csv", "parquet"] and paths["csv"].endswith("speedup_r.csv")
+    assert len(pd.read_csv(paths["csv"])) == len(pd.read_parquet(paths["parquet"])) == 2
+
+
+def training_records(gradients_bytes: int = 1000) -> list[Record]:
+    """A cpu training/inference pair with phases, a memory split and losses, and a training result without a pair."""
+    phases = {"forward_s": 0.008, "backward_s": 0.016, "optimizer_s": 0.004, "zero_grad_s": 0.001}
+    split = {"weights_bytes": 1000, "gradients_bytes": gradients_bytes, "optimizer_state_bytes": 2000,
+             "activations_bytes": 5000}
+    extra = {"phases_mean_s": phases, "memory_split_bytes": split, "process_baseline_bytes": 10_000,
+             "first_loss": 2.0, "last_loss": 1.5, "n_steps": 20, "lr": 1e-4}
+    return [rec("r", peak_memory_bytes=12_000, seed=1),
+            rec("r", mode="training", scale=3.0, peak_memory_bytes=19_000, extra=extra, seed=2),
+            rec("r", "cuda", mode="training", scale=0.5, extra={**extra, "last_loss": 2.5}, seed=3)]
+
+
+def test_training_phases_cover_the_step():
+    df = analysis.training_phases(training_records())
+    cpu = by_config(df, platform="cpu")
+    assert cpu["phase_sum_s"] == pytest.approx(0.029) and cpu["step_mean_s"] == pytest.approx(0.03, rel=0.05)
+    assert 0.9 < cpu["phase_coverage"] < 1.05 and cpu["n_measured_steps"] == 60
+    assert list(df.columns) == analysis.PHASE_COLUMNS and len(df) == 2
+
+
+def test_training_memory_split_beside_inference_peak():
+    df = analysis.training_memory(training_records())
+    cpu = by_config(df, platform="cpu")
+    assert cpu["inference_peak_memory_bytes"] == 12_000 and cpu["training_peak_memory_bytes"] == 19_000
+    assert cpu["gradients_bytes"] == 1000 and cpu["process_baseline_bytes"] == 10_000 and cpu["note"] == ""
+    assert math.isnan(by_config(df, platform="cuda")["inference_peak_memory_bytes"])
+    legacy = analysis.training_memory(training_records(gradients_bytes=0))
+    assert "gradients_bytes is 0" in by_config(legacy, platform="cpu")["note"]
+
+
+def test_training_convergence_flags_the_loss_direction():
+    df = analysis.training_convergence(training_records())
+    assert list(df["loss_decreased"]) == [True, False]  # cpu 2.0 -> 1.5, cuda 2.0 -> 2.5
+    assert by_config(df, platform="cpu")["loss_change_pct"] == pytest.approx(-25)
+    assert analysis.training_convergence([rec("r", seed=1)]).empty
+
+
+def test_training_vs_inference_median_ratio():
+    cpu = by_config(analysis.training_vs_inference(training_records()), platform="cpu")
+    assert cpu["throughput_ratio_p50"] == pytest.approx(1 / 3, rel=0.05)
+    assert cpu["throughput_ratio"] == pytest.approx(cpu["throughput_ratio_p50"], rel=0.05)
+
+
+def test_training_sweep_spec_measures_both_modes_and_checks_options():
+    spec = analysis.training_sweep_spec(models=["bert"], batch_sizes=[2], training={"lr": 1e-3})
+    assert sorted({job.mode for job in spec.jobs()}) == ["inference", "training"]
+    assert all(job.training == ({"lr": 1e-3} if job.mode == "training" else {}) for job in spec.jobs())
+    with pytest.raises(ConfigError, match="learning_rate"):
+        analysis.training_sweep_spec(models=["bert"], training={"learning_rate": 1e-3})
+    with pytest.raises(ConfigError, match="modes"):
+        analysis.training_sweep_spec(models=["bert"], modes=["training"])
+    with pytest.raises(ConfigError, match="batch_sizes"):
+        analysis.training_sweep_spec(models=["bert"], batch_sizes=[0])

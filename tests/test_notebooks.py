@@ -27,6 +27,15 @@ def test_parameter_files_match_declared_parameters(stem, variant):
 
 EXPECT = {
     "01_benchmark": lambda r: r["n_ok"] >= 1 and r["percentiles_ordered"] and r["best_throughput_items_per_s"] > 0,
+    "02_comparative_analysis": lambda r: (
+        r["n_speedups"] >= 1 and r["cis_ordered"] and r["exports_exist"] and r["n_ranked"] >= 1
+        and r["n_history_runs"] >= 1 and (r["baseline"] is None or r["n_compared"] >= 1)
+        and 0 <= r["n_regressions"] <= r["n_compared"]),
+    "03_training_vs_inference": lambda r: (
+        r["n_pairs"] >= 1 and len(r["throughput_ratios"]) == len(r["throughput_ratios_p50"]) == r["n_pairs"]
+        and all(x > 0 for x in r["throughput_ratios"] + r["throughput_ratios_p50"] + r["memory_ratios"])
+        and all(0.5 <= c <= 1.0 + 1e-9 for c in r["phase_coverage"])
+        and all(a > 0 and b > 0 for a, b in zip(r["first_losses"], r["last_losses"])) and any(r["loss_decreased"])),
 }
 
 

@@ -98,3 +98,44 @@ def test_speedup_heatmap_marks_significance(results):
     assert "cpu/fp32" in fig.axes[0].get_title()
     only_missing = analysis.speedup_table([rec("cuda")])
     assert "no data" in plots.speedup_heatmap(only_missing).axes[0].texts[0].get_text()
+
+
+def test_speedup_chart_draws_candidates_with_their_ci():
+    speedups = analysis.speedup_table(RECORDS)
+    fig = plots.speedup_chart(speedups)
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "cpu/fp32" in ax.get_title() and ax.get_legend().get_title().get_text()
+    assert len(ax.get_yticks()) == int((speedups["note"] != "baseline").sum() - speedups["speedup"].isna().sum())
+    only_baseline = analysis.speedup_table([rec()])
+    assert "no candidate" in plots.speedup_chart(only_baseline).axes[0].texts[0].get_text()
+    assert "no data" in plots.speedup_chart(pd.DataFrame()).axes[0].texts[0].get_text()
+
+
+def test_history_chart_annotates_software_changes():
+    history = pd.DataFrame({"run_id": ["a", "b"], "started_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+                            "config_key": ["k", "k"], "metric": "latency_p50_s", "value": [0.010, 0.012],
+                            "ci_low_s": [0.009, 0.011], "ci_high_s": [0.011, 0.013], "commit_changed": [False, True],
+                            "software_changes": ["(first run)", "torch 2.4.0 -> 2.5.0"]})
+    fig = plots.history_chart(history)
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert "(ms)" in ax.get_ylabel() and ax.get_legend().get_title().get_text() == "configuration"
+    assert any("torch 2.4.0 -> 2.5.0; new commit" in t.get_text() for t in ax.texts)
+    throughput = history.assign(metric="throughput_items_per_s", value=[100.0, 90.0])
+    assert "(items/s)" in plots.history_chart(throughput).axes[0].get_ylabel()
+    assert "no data" in plots.history_chart(history.iloc[:0]).axes[0].texts[0].get_text()
+
+
+def test_training_memory_chart_stacks_parts_to_the_peak():
+    split = {"weights_bytes": 4 * 2**20, "gradients_bytes": 4 * 2**20, "optimizer_state_bytes": 8 * 2**20,
+             "activations_bytes": 16 * 2**20}
+    extra = {"phases_mean_s": PHASES, "memory_split_bytes": split, "process_baseline_bytes": 100 * 2**20}
+    records = [rec(peak_memory_bytes=110 * 2**20), rec(mode="training", peak_memory_bytes=132 * 2**20, extra=extra)]
+    fig = plots.training_memory_chart(analysis.training_memory(records))
+    check_figure(fig)
+    ax = fig.axes[0]
+    tops = [p.get_y() + p.get_height() for p in ax.patches]
+    assert max(tops) == pytest.approx(132) and 110 in [pytest.approx(t) for t in tops]
+    assert fig.legends and "(MiB)" in ax.get_ylabel()
+    assert "no data" in plots.training_memory_chart(pd.DataFrame()).axes[0].texts[0].get_text()
