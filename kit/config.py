@@ -16,6 +16,8 @@ from kit.backends import PRECISIONS, known_platforms
 from kit.errors import ConfigError
 from kit.records import MODES
 
+TRAINING_OPTIONS = {"lr": 1e-4, "accumulation_steps": 1, "gradient_checkpointing": False, "fused_optimizer": True}
+
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
@@ -140,6 +142,10 @@ class SweepSpec:
                  f"threads must be a positive integer or null, got {self.threads!r}")
         _require(self.memory_limit_bytes is None or self.memory_limit_bytes > 0,
                  f"memory_limit_bytes must be positive or null, got {self.memory_limit_bytes!r}")
+        unknown = sorted(set(self.training) - set(TRAINING_OPTIONS))
+        _require(not unknown, f"unknown training option(s) {unknown}; known: {sorted(TRAINING_OPTIONS)}")
+        steps = self.training.get("accumulation_steps", 1)
+        _require(isinstance(steps, int) and steps >= 1, f"accumulation_steps must be an integer >= 1, got {steps!r}")
         if self.run_id is None:
             object.__setattr__(self, "run_id", new_run_id())
 

@@ -23,6 +23,8 @@ def test_spec_expands_matrix_in_stable_order():
         ({"size": "huge"}, "huge"),
         ({"time_budget_s": 0}, "time_budget_s"),
         ({"min_samples": 50, "max_samples": 10}, "min_samples"),
+        ({"training": {"momentum": 0.9}}, "momentum"),
+        ({"training": {"accumulation_steps": 0}}, "accumulation_steps must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_parameters_are_rejected_by_name(kwargs, message):

@@ -21,7 +21,7 @@ import torch
 
 from kit import zoo
 from kit.backends.torch_backends import cast_inputs
-from kit.config import Job
+from kit.config import TRAINING_OPTIONS, Job
 from kit.errors import UnsupportedConfiguration
 from kit.records import Record
 from kit.runners.inference import apply_threads, check_supported, model_facts
@@ -29,7 +29,6 @@ from kit.timing import Clock, load_average_1m, measure_adaptive
 
 CONTRASTIVE = ("clip", "clap", "xclip")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-TRAINING_OPTIONS = {"lr": 1e-4, "accumulation_steps": 1, "gradient_checkpointing": False, "fused_optimizer": True}
 PHASES = ("forward_s", "backward_s", "optimizer_s", "zero_grad_s")
 
 
