@@ -19,3 +19,8 @@ class UnsupportedConfiguration(KitError):
 
 class MeasurementError(KitError):
     """A measurement produced values that fail the sanity checks (non-positive, unordered percentiles...)."""
+
+
+class ConversionError(KitError):
+    """A model could not be converted or exported for an engine (OpenVINO, ONNX); the sweep records a failure with the
+    converter's message."""

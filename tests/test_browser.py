@@ -208,3 +208,16 @@ def test_browser_command_reports_a_missing_chromium(monkeypatch, capsys):
 def test_browser_command_probes_the_wasm_page(capsys):
     assert cmd_browser(argparse.Namespace(providers=["wasm"], json=False)) == 0
     assert "isolated=True" in capsys.readouterr().out
+
+
+def test_a_model_neither_exporter_handles_is_a_conversion_error_naming_both(tmp_path, monkeypatch):
+    from kit.browser import export
+    from kit.errors import ConversionError
+
+    def refuse(wrapper, args, names, path, dynamo):
+        raise RuntimeError(f"no rule ({'dynamo' if dynamo else 'torchscript'})")
+
+    monkeypatch.setattr(export, "_export", refuse)
+    model = torch.nn.Linear(4, 2)
+    with pytest.raises(ConversionError, match=r"torch.export \(dynamo\): RuntimeError: no rule .*torchscript: Runtime"):
+        export.export_onnx(model, {"input": torch.ones(1, 4)}, tmp_path / "m.onnx")

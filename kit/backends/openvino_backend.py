@@ -35,7 +35,7 @@ import torch
 from kit.backends import register_backend
 from kit.backends.base import Backend, Runnable
 from kit.deviation import flatten_outputs
-from kit.errors import KitError
+from kit.errors import ConversionError
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}  # int8: non-quantised ops in f32
 HINT_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
@@ -49,8 +49,6 @@ EXTRA_WARMUP_CALLS = 0
 COMPUTE_LAYERS = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution")
 
 
-class ConversionError(KitError):
-    """OpenVINO or NNCF could not convert, quantise or compile a model; carries the converter's own message."""
 
 
 def installed(package: str) -> bool:

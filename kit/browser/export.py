@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from kit.deviation import flatten_outputs, main_output_name
-from kit.errors import UnsupportedConfiguration
+from kit.errors import ConversionError, UnsupportedConfiguration
 
 # numpy dtype name -> onnxruntime-web tensor type (bool tensors travel as one byte per element)
 WEB_DTYPES = {"float32": "float32", "int64": "int64", "int32": "int32", "bool": "bool"}
@@ -115,7 +115,7 @@ def export_onnx(model: torch.nn.Module, inputs: dict[str, Any], path: Path | str
         except Exception as exc:  # the next exporter is tried; both messages are reported if both fail
             errors.append(f"{exporter}: {type(exc).__name__}: {str(exc)[:300]}")
     else:
-        raise UnsupportedConfiguration("ONNX export failed: " + " | ".join(errors))
+        raise ConversionError("ONNX export failed: " + " | ".join(errors))
     export_s = time.perf_counter() - start
     with torch.inference_mode():
         expected = wrapper(*args).float().numpy()
