@@ -91,6 +91,16 @@ def test_latency_error_bars_are_the_median_ci_in_ms(results):
     assert height == pytest.approx(results["latency_p50_s"].iloc[0] * 1e3)
 
 
+def test_throughput_bars_are_batch_over_median_latency_with_ci(results):
+    row = results[results["status"] == "ok"].head(1)
+    ax = plots.throughput_by_platform(row).axes[0]
+    batch, p50 = float(row["batch_size"].iloc[0]), float(row["latency_p50_s"].iloc[0])
+    assert ax.patches[0].get_height() == pytest.approx(batch / p50)
+    (_, low), (_, high) = ax.collections[0].get_segments()[0]  # the error bar of the one bar
+    assert low == pytest.approx(batch / float(row["ci_high_s"].iloc[0]))
+    assert high == pytest.approx(batch / float(row["ci_low_s"].iloc[0]))
+
+
 def test_speedup_heatmap_marks_significance(results):
     fig = plots.speedup_heatmap(analysis.speedup_table(RECORDS))
     check_figure(fig)
