@@ -27,11 +27,11 @@ TRAINING_FLOP_FACTOR = 3.0  # forward + backward (two products per forward one)
 # and writes weights and both moments, all fp32 master copies under autocast.
 TRAINING_TRAFFIC_BYTES_PER_PARAM = 4 * 8
 TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW moments
-NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "n_layers",
-           "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes", "log_roofline_s",
-           "log_intensity", "training"]
+NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
+           "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
+           "log_roofline_s", "log_intensity", "training"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
-FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective")
+FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size")
 BASELINE_KINDS = ("overhead", "roofline")
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
@@ -44,13 +44,32 @@ def _extra(value: Any) -> dict:
     return {}
 
 
+def image_size_of(facts: dict) -> float | None:
+    """Image side in pixels from the stored config (vision models, or a multimodal model's vision tower)."""
+    try:
+        config = json.loads(facts.get("config_json") or "{}")
+    except (TypeError, ValueError):
+        return None
+    size = config.get("image_size") or (config.get("vision_config") or {}).get("image_size")
+    size = size[0] if isinstance(size, list | tuple) and size else size
+    return float(size) if isinstance(size, int | float) and size > 0 else None
+
+
+def single_process(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of single-process runs: distributed runs (extra holds a world_size) follow another cost model."""
+    if "extra" not in frame or frame.empty:
+        return frame
+    return frame[~frame["extra"].map(lambda e: "world_size" in _extra(e))]
+
+
 def _overrides(params_json: Any) -> str:
     params = _extra(params_json)
     return json.dumps(params.get("overrides") or {}, sort_keys=True)
 
 
 def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
-    """n_layers, hidden_size, modality, seq_len_effective and overrides per row, from columns or the extra JSON."""
+    """n_layers, hidden_size, modality, seq_len_effective (tokens, or audio samples), image_size (pixels) and overrides
+    per row, from columns or the extra JSON."""
     extras = frame["extra"].map(_extra) if "extra" in frame else pd.Series([{}] * len(frame), index=frame.index)
     facts = extras.map(lambda e: e.get("model_facts") or {})
     out = pd.DataFrame(index=frame.index)
@@ -58,13 +77,14 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     out["hidden_size"] = facts.map(lambda f: f.get("hidden_size"))
     out["modality"] = extras.map(lambda e: e.get("modality")).fillna(facts.map(lambda f: f.get("modality")))
     out["seq_len_effective"] = extras.map(lambda e: e.get("seq_len_effective"))
+    out["image_size"] = facts.map(image_size_of)
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
     if "seq_len" in frame:
         out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
     out["overrides"] = frame["params_json"].map(_overrides) if "params_json" in frame else "{}"
-    for column in ("n_layers", "hidden_size", "seq_len_effective"):
+    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size"):
         out[column] = pd.to_numeric(out[column], errors="coerce")
     out["modality"] = out["modality"].fillna("unknown").astype(str)
     return out
@@ -145,6 +165,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     out["log_flops_per_batch"] = _log(roof["flops_per_batch"])
     out["log_batch"] = _log(frame["batch_size"])
     out["log_seq"] = _log(frame["seq_len_effective"])
+    out["log_image_size"] = _log(frame["image_size"])
     out["log_peak_flops"] = _log(frame["peak_flops_per_s"])
     out["log_bandwidth"] = _log(frame["mem_bandwidth_bytes_per_s"])
     out["bytes_per_param"] = roof["bytes_per_param"]

@@ -142,18 +142,38 @@ def store_peaks(con: Any, peaks: Peaks, hardware_id: str | None = None) -> str:
     return hardware_id
 
 
+def check_settings(platforms: list[str] | tuple[str, ...], budget_s: float) -> None:
+    """ConfigError, before any work, for a platform without a microbenchmark or a budget that is not positive."""
+    unknown = [p for p in platforms if p not in PLATFORM_DEVICES]
+    if unknown:
+        raise ConfigError(f"no microbenchmark for platform(s) {unknown}; known: {', '.join(PLATFORM_DEVICES)}")
+    if isinstance(budget_s, bool) or not (isinstance(budget_s, int | float) and budget_s > 0):
+        raise ConfigError(f"microbenchmark budget_s must be a positive number of seconds, got {budget_s!r}")
+
+
 def ensure_peaks(con: Any, platforms: tuple[str, ...] = ("cpu",), budget_s: float = 0.4) -> pd.DataFrame:
-    """Measure and store the peaks of each available platform not yet measured on this machine; return all peaks."""
+    """Measure and store the peaks of each available platform not yet measured on this machine; return all peaks.
+
+    `attrs['this_machine']` is this hardware_id, `attrs['skipped']` maps each platform not measured to the reason
+    (absent here), `attrs['measured_now']` lists those measured by this call."""
     from kit.backends import get_backend
     from kit.environment import hardware_info
 
+    check_settings(platforms, budget_s)
     hardware_id = hardware_info()["hardware_id"]
     stored = stored_peaks(con)
     have = set(stored.loc[stored["hardware_id"] == hardware_id, "platform"])
+    skipped, measured = {}, []
     for platform in platforms:
-        if platform not in have and get_backend(platform).available()[0]:
+        ok, reason = get_backend(platform).available()
+        if not ok:
+            skipped[platform] = f"unavailable: {reason}"
+        elif platform not in have:
             store_peaks(con, measure_peaks(platform, budget_s=budget_s), hardware_id)
-    return stored_peaks(con)
+            measured.append(platform)
+    peaks = stored_peaks(con)
+    peaks.attrs = {"this_machine": hardware_id, "skipped": skipped, "measured_now": measured}
+    return peaks
 
 
 PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]

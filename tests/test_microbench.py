@@ -78,3 +78,38 @@ def test_cmd_microbench_stores_and_prints(cpu_peaks, tmp_path, monkeypatch, caps
     assert set(microbench.stored_peaks(con)["precision"]) == set(peaks.flops_per_s)
     with pytest.raises(ConfigError, match="budget-s"):
         microbench.cmd_microbench(parser.parse_args(["--budget-s", "0"]))
+
+
+def test_settings_are_checked_before_any_work() -> None:
+    microbench.check_settings(["cpu", "cuda"], 0.2)
+    with pytest.raises(ConfigError, match="no microbenchmark for platform"):
+        microbench.check_settings(["cpu", "openvino"], 0.2)
+    with pytest.raises(ConfigError, match="budget_s"):
+        microbench.check_settings(["cpu"], 0)
+
+
+def test_ensure_peaks_measures_once_and_names_absent_platforms(cpu_peaks, tmp_path, monkeypatch) -> None:
+    import kit.backends
+
+    peaks, _ = cpu_peaks
+    calls: list[str] = []
+
+    def fake_measure(platform: str, budget_s: float) -> microbench.Peaks:
+        calls.append(platform)
+        return peaks
+
+    class Absent:
+        def available(self) -> tuple[bool, str]:
+            return False, "no device here"
+
+    real = kit.backends.get_backend
+    monkeypatch.setattr(microbench, "measure_peaks", fake_measure)
+    monkeypatch.setattr(kit.backends, "get_backend", lambda name: real(name) if name == "cpu" else Absent())
+    con = storage.connect(tmp_path / "b.duckdb")
+    first = microbench.ensure_peaks(con, ("cpu", "cuda"), budget_s=0.1)
+    second = microbench.ensure_peaks(con, ("cpu", "cuda"), budget_s=0.1)
+    assert calls == ["cpu"] and first.attrs["measured_now"] == ["cpu"] and second.attrs["measured_now"] == []
+    assert second.attrs["skipped"] == {"cuda": "unavailable: no device here"}
+    assert set(second["platform"]) == {"cpu"} and (second["hardware_id"] == second.attrs["this_machine"]).all()
+    with pytest.raises(ConfigError, match="budget_s"):
+        microbench.ensure_peaks(con, ("cpu",), budget_s=-1)

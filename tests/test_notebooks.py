@@ -36,6 +36,17 @@ EXPECT = {
         and all(x > 0 for x in r["throughput_ratios"] + r["throughput_ratios_p50"] + r["memory_ratios"])
         and all(0.5 <= c <= 1.0 + 1e-9 for c in r["phase_coverage"])
         and all(a > 0 and b > 0 for a, b in zip(r["first_losses"], r["last_losses"])) and any(r["loss_decreased"])),
+    "04_prediction": lambda r: (
+        r["n_train"] >= 12 and r["n_families"] >= 3 and r["n_peaks"] >= 1 and r["throughput_mape"] >= 0
+        and 0 <= r["throughput_within_10"] <= 1 and 0 <= r["throughput_coverage"] <= 1
+        and r["n_unmeasured_predicted"] >= 1 and r["intervals_ordered"] is True
+        and r["mape_goal_met"] == (r["throughput_mape"] <= 0.10)),
+    "05_recommendation": lambda r: (
+        r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
+        and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]
+        and (r["top1_hit_rate"] is None or 0 <= r["top1_hit_rate"] <= 1)
+        and (r["top1_hit_rate"] is not None or r["evaluation_skipped_reason"] != "")
+        and (r["mean_regret"] is None or r["mean_regret"] >= 0)),
 }
 
 

@@ -181,3 +181,155 @@ def test_overhead_baseline_recovers_fixed_and_per_layer_costs() -> None:
         features.make_baseline("throughput", "magic")
     with pytest.raises(ConfigError, match="unknown baseline_kind"):
         predict.Predictor(baseline_kind="magic").fit(train)
+
+
+def test_an_input_without_any_value_in_training_does_not_break_boosting() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    feats = features.feature_frame(frame)
+    y = feats["throughput_items_per_s"]
+    # log_image_size is empty for text models: scikit-learn cannot bin a column without any value
+    model = predict.TargetModel("throughput", {c: ["cpu"] for c in features.CATEGORICAL}, "roofline", True,
+                                dict(FAST)).fit(feats, y)
+    assert "log_image_size" in model.empty_columns
+    point, _ = model.predict_log(feats.assign(log_image_size=5.0))  # a vision row later on: still a number
+    assert np.isfinite(point).all()
+
+
+def test_conformal_bounds_need_enough_residuals() -> None:
+    from kit.predict.model import _bounds
+
+    assert predict.min_residuals(0.9) == 19 and predict.min_residuals(0.8) == 9
+    residuals = list(np.linspace(-1, 1, 19))
+    assert np.isfinite(_bounds(residuals, 0.9)).all()
+    assert not np.isfinite(_bounds(residuals[:18], 0.9)).all()
+
+
+def test_predictor_settings_are_checked_on_construction() -> None:
+    assert predict.Predictor(targets=["latency"]).targets == ("latency",)
+    with pytest.raises(ConfigError, match="unknown target"):
+        predict.Predictor(targets=["speed"])
+    with pytest.raises(ConfigError, match="coverage"):
+        predict.Predictor(coverage=0)
+    with pytest.raises(ConfigError, match="unknown baseline_kind"):
+        predict.Predictor(baseline_kind="magic")
+
+
+def test_distributed_rows_are_not_training_data() -> None:
+    frame = synthetic_frame(n_families=2)
+    ddp = frame.head(5).assign(extra=json.dumps({"world_size": 2, "strategy": "ddp"}), throughput_items_per_s=1.0)
+    model = fast_predictor(targets=("throughput",)).fit(pd.concat([frame, ddp], ignore_index=True))
+    assert model.models["throughput"].n_train == len(frame)
+
+
+def test_image_size_comes_from_the_stored_config() -> None:
+    configs = [{"image_size": 224}, {"vision_config": {"image_size": 32}}, {"hidden_size": 8}]
+    frame = pd.DataFrame({"extra": [json.dumps({"model_facts": {"config_json": json.dumps(c)}}) for c in configs]})
+    assert features.model_facts(frame)["image_size"].tolist()[:2] == [224, 32]
+    assert pd.isna(features.model_facts(frame)["image_size"].iloc[2])
+
+
+def test_report_tables_score_every_target_on_held_out_families() -> None:
+    frame = synthetic_frame(n_families=3)
+    template = fast_predictor(targets=("throughput", "memory"), coverage=0.8)
+    validations = predict.validate_targets(frame, template)
+    scores = predict.scores_table(validations)
+    assert set(scores.index.get_level_values("target")) == {"throughput", "memory"}
+    assert ("memory", "static-bytes baseline") in scores.index and ("memory", "roofline baseline") not in scores.index
+    assert scores.loc[("throughput", "predictor"), "n"] == len(frame)
+    groups = predict.per_group_table(validations)
+    assert len(groups) == 2 * 3 and (groups["n_train"] == len(frame) * 2 // 3).all()
+    goal = predict.goal_table(validations).set_index("target")
+    assert goal.loc["throughput", "met"] == (goal.loc["throughput", "mape"] <= predict.MAPE_GOAL)
+    long = predict.validation_frame(validations)
+    assert {"target", "group", "measured", "pred", "low", "high"} <= set(long.columns) and len(long) == 2 * len(frame)
+    fitted = template.fit(frame)
+    unmeasured = predict.predict_unmeasured(fitted, frame, [2, 16])
+    h = predict.headline(validations, fitted, unmeasured)
+    assert h["n_families"] == 3 and h["n_train"] == len(frame) and h["intervals_ordered"]
+    assert 0 <= h["throughput_within_10"] <= 1 and h["throughput_mape"] >= 0
+    assert h["mape_goal_met"] == (h["throughput_mape"] <= predict.MAPE_GOAL)
+
+
+def test_unmeasured_configurations_are_new_batch_sizes_of_measured_variants() -> None:
+    frame = synthetic_frame(n_families=2, platforms=("cpu", "cuda"))  # batch sizes 1, 4, 16
+    rows = predict.unmeasured_configurations(frame, [2, 4])
+    variants = frame.drop_duplicates(["model", "params_json", "seq_len", "platform", "precision"])
+    assert len(rows) == len(variants) and set(rows["batch_size"]) == {2}
+    assert rows["throughput_items_per_s"].isna().all()
+    predicted = predict.predict_unmeasured(fast_predictor(targets=("throughput",)).fit(frame), frame, [2])
+    assert (predicted["source"] == "predicted").all()
+    assert (predicted["throughput_low"] <= predicted["throughput_pred"]).all()
+    assert (predicted["throughput_pred"] <= predicted["throughput_high"]).all()
+    with pytest.raises(ConfigError, match="positive integers"):
+        predict.check_batch_sizes([2, 0])
+
+
+def store_synthetic(con, frame: pd.DataFrame) -> None:
+    """Synthetic rows as stored Records, shaped like the runner's (extra with modality, seq_len_effective and
+    model_facts), on one hardware row with microbenchmark peaks."""
+    from kit import storage
+    from kit.records import Record
+
+    storage.start_run(con, "synthetic", {}, {"hardware": {"hardware_id": "hw-cpu", "hostname": "h"}, "env_id": "e"})
+    storage.set_hardware_peaks(con, "hw-cpu", {"cpu": {"flops_per_s": {"fp32": 2e11, "bf16": 8e11},
+                                                       "mem_bandwidth_bytes_per_s": 3e10}}, 3e10)
+    for row in frame.itertuples(index=False):
+        extra = json.loads(row.extra)
+        key = f"{row.model}|{row.precision}|bs{row.batch_size}|{row.params_json}|{row.seq_len}"
+        samples = [row.latency_p50_s * (1 + 0.01 * np.sin(i)) for i in range(10)]
+        record = Record.from_samples(
+            samples, run_id="synthetic", config_key=key, model=row.model, family=row.family, size="tiny",
+            mode="inference", platform="cpu", device="cpu", precision=row.precision, batch_size=row.batch_size,
+            seq_len=row.seq_len, n_params=row.n_params, flops_per_sample=row.flops_per_sample,
+            peak_memory_bytes=int(row.peak_memory_bytes), params_json=row.params_json,
+            extra={**extra, "model_facts": {**extra["model_facts"], "modality": "text",
+                                            "config_json": json.dumps({"hidden_size": extra["model_facts"]
+                                                                       ["hidden_size"]})}})
+        storage.insert_record(con, record)
+
+
+def test_end_to_end_on_what_the_store_holds(tmp_path) -> None:
+    from kit import storage
+
+    con = storage.connect(tmp_path / "b.duckdb")
+    store_synthetic(con, synthetic_frame(n_families=3, batch_sizes=(1, 4)))
+    frame = predict.training_frame(con)
+    assert frame["peak_flops_per_s"].notna().all() and frame["roofline_efficiency"].between(0, 1).all()
+    assert frame["n_layers"].notna().all() and frame["seq_len_effective"].notna().all()
+    template = fast_predictor(targets=("throughput", "latency", "memory"), coverage=0.8)
+    validations = predict.validate_targets(frame, template)
+    assert predict.scores_table(validations).loc[("throughput", "predictor"), "mape"] < 0.2
+    fitted = template.fit(frame)
+    assert fitted.summary()["n_train"].tolist() == [len(frame)] * 3
+    assert len(predict.predict_unmeasured(fitted, frame, [2])) == 3 * 6 * 2  # families x variants x precisions
+    empty = storage.connect(tmp_path / "empty.duckdb")
+    with pytest.raises(ConfigError, match="no ok results"):
+        predict.training_frame(empty)
+
+
+def test_timed_sweep_counts_what_it_measured(tmp_path, monkeypatch) -> None:
+    from kit import storage
+    from kit.predict import data
+    from kit.records import Record
+
+    params = {"run_id": "pd", "models": ["bert"], "num_hidden_layers": [1], "hidden_size": [32], "seq_lens": [16],
+              "batch_sizes": [1, 2]}
+    run_id = predict.prediction_sweep_specs(params)[0].run_id
+
+    def fake_sweep(params, con, progress=False):  # stores one result per call: the sweep resumes
+        done = storage.finished_config_keys(con, run_id)
+        storage.start_run(con, run_id, {}, {"env_id": "e"})
+        key = f"k{len(done)}"
+        storage.insert_record(con, Record.failure("skipped", "fake", run_id=run_id, config_key=key, model="bert",
+                                                  family="bert", size="tiny", mode="inference", platform="cpu",
+                                                  device="", precision="fp32", batch_size=1))
+        return storage.load_records(con, run_id)
+
+    monkeypatch.setattr(data, "run_prediction_sweep", fake_sweep)
+    con = storage.connect(tmp_path / "b.duckdb")
+    first = predict.timed_prediction_sweep(params, con)
+    second = predict.timed_prediction_sweep(params, con)
+    assert (first.n_new, second.n_new) == (1, 1) and len(second.records) == 2
+    summary = second.summary().iloc[0]
+    assert summary["measured_now"] == 1 and summary["already_stored"] == 1 and summary["n_skipped"] == 2
+    assert predict.describe_specs(predict.prediction_sweep_specs(params))["n_configurations"].tolist() == [2]

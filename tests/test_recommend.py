@@ -169,3 +169,80 @@ def test_cmd_recommend_reads_the_database(tmp_path, capsys) -> None:
     assert "note: cuda: no measurements on cuda" in out and "cost_per_million" in out and "measured" in out
     args = parser.parse_args(["--model", "fam1", "--memory-budget-gb", "0.001", "--db", str(db)])
     assert recommend.cmd_recommend(args) == 1
+
+
+def test_request_checks_every_parameter_before_any_work() -> None:
+    request = recommend.Request(model="BERT", memory_budget_gb=2, latency_bound_ms=50, platforms=["cuda", "cpu"],
+                                batch_sizes=[1, 8], budgets_gb=[0.5, 1])
+    kwargs = request.kwargs()
+    assert request.model == "bert" and kwargs["memory_budget_bytes"] == 2 * 2**30
+    assert kwargs["latency_bound_s"] == pytest.approx(0.05) and kwargs["platforms_allowed"] == ["cuda", "cpu"]
+    for bad, match in (({"platforms": ["cdua"]}, "unknown platforms"), ({"memory_budget_gb": -1}, "memory_budget_gb"),
+                       ({"budgets_gb": [1, 0]}, "budgets_gb"), ({"batch_sizes": [0]}, "positive integers"),
+                       ({"objective": "cost"}, "needs hourly_prices"), ({"mode": "serving"}, "mode"),
+                       ({"precisions": ["fp64"]}, "unknown precisions"), ({"model": "nope"}, "unknown model")):
+        with pytest.raises(ConfigError, match=match):
+            recommend.Request(**{"model": "bert", **bad})
+
+
+def test_evaluation_with_one_family_says_why_it_is_skipped(two_platforms) -> None:
+    one = two_platforms[two_platforms["family"] == "fam1"]
+    result = recommend.evaluate_recommendations(one, make_predictor=lambda: fast_predictor(targets=("throughput",)))
+    assert result.empty and "two or more" in result.attrs["skipped_reason"]
+    summary = recommend.evaluation_summary(result).iloc[0]
+    assert summary["n_variants"] == 0 and "two or more" in summary["skipped_reason"]
+    request = recommend.Request(model="bert")
+    assert recommend.headline(one.iloc[:0].assign(source=[], fallback_reason=[]), request, result)[
+        "top1_hit_rate"] is None
+
+
+def test_evaluation_of_cost_and_latency_objectives() -> None:
+    frame = synthetic_frame(n_families=3, platforms=("cpu", "cuda"))
+    prices = {"cpu": 0.1, "cuda": 2.5}
+    for objective, target in (("cost", "throughput"), ("latency", "latency")):
+        result = recommend.evaluate_recommendations(
+            frame, objective, hourly_prices=prices if objective == "cost" else None,
+            make_predictor=lambda target=target: fast_predictor(targets=(target,)))
+        assert result.attrs["n_variants"] == 3 * 6 and 0 <= result.attrs["top1_hit_rate"] <= 1
+        assert (result["regret"] >= 0).all() and (result.loc[result["hit"], "regret"] == 0).all()
+    with pytest.raises(ConfigError, match="needs hourly_prices"):
+        recommend.evaluate_recommendations(frame, "cost")
+
+
+def test_budget_search_notes_and_headline(two_platforms, predictor) -> None:
+    cpu = two_platforms[two_platforms["platform"] == "cpu"]
+    model = fast_predictor().fit(cpu)
+    median = float(cpu["peak_memory_bytes"].median()) / 2**30
+    request = recommend.Request(model="bert", platforms=["cuda", "cpu"], memory_budget_gb=median * 1.5,
+                                budgets_gb=[median / 100, median * 1.5, median * 100])
+    kwargs = {**request.kwargs(), "overrides": VARIANT["overrides"], "seq_len": VARIANT["seq_len"]}
+    table = recommend.recommend(cpu, "fam0", predictor=model, **kwargs)
+    notes = recommend.notes_table(table)
+    assert (notes["kind"] == "note").any() and notes["detail"].str.contains("cuda").any()
+    assert (recommend.excluded_table(table)["memory_high"] > request.memory_budget_bytes).all()
+    h = recommend.headline(table, request)
+    assert h["pick_platform"] in h["candidate_platforms"] and h["pick_within_budget"]
+    assert h["n_ranked"] == len(table) == h["n_measured"] + h["n_predicted"] and not h["fell_back"]
+    search = recommend.budget_search(cpu, request, model)
+    assert len(search) == 3 and search["source"].iloc[0] == "nothing fits"
+    fits = search.iloc[1:]
+    assert (fits["memory_high_bytes"] <= fits["memory_budget_gb"] * 2**30).all()
+    assert fits["throughput_items_per_s"].is_monotonic_increasing  # a larger budget never picks a slower one
+    overview = recommend.data_overview(recommend.measured_frame(cpu))
+    assert overview["n_results"].sum() == len(cpu) and set(overview["platform"]) == {"cpu"}
+    assert "none" in recommend.predictor_summary(None)["method"].iloc[0]
+
+
+def test_a_seed_only_database_ranks_measurements_and_never_an_unbounded_prediction(tmp_path) -> None:
+    """Two measurements of one model (like the notebooks' seed run): predictions have no held-out residuals, so
+    their intervals are unbounded and a memory budget excludes them; the measured ones are ranked."""
+    con = storage.connect(tmp_path / "b.duckdb")
+    frame = synthetic_frame(n_families=1, batch_sizes=(1, 2))
+    _store(con, frame[(frame["params_json"] == frame["params_json"].iloc[0]) & (frame["precision"] == "fp32")])
+    data = recommend.measured_frame(con)
+    model = recommend.fit_predictor(data, coverage=0.8)
+    assert model is not None and not np.isfinite(model.summary()["high_factor"]).any()
+    table = recommend.recommend(data, "fam0", predictor=model, memory_budget_bytes=2**40, batch_sizes=[1, 2, 4])
+    assert set(table["source"]) == {"measured"} and len(table) == 2
+    assert (table.attrs["excluded"]["source"] == "predicted").all()
+    assert recommend.evaluate_recommendations(data).attrs["skipped_reason"]

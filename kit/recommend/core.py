@@ -1,4 +1,4 @@
-"""Recommend a platform, precision and batch size for a model under constraints, from measurements or predictions.
+"""Ranking: a platform, precision and batch size for a model under constraints, from measurements or predictions.
 
 Candidates are platform x precision x batch size. A measured candidate uses its latest measurement; an unmeasured one
 uses `kit.predict` with its interval, and only on platforms the predictor has seen measurements of. Constraints are
@@ -9,7 +9,6 @@ feasible candidate, the others are used and each row says why (the fallback).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from typing import Any
@@ -18,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import TARGETS, model_facts, variant_key
+from kit.features import image_size_of, model_facts, single_process, variant_key
 from kit.predict import Predictor
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
-                "seq_len", "seq_len_effective", "overrides", "variant"]
+                "seq_len", "seq_len_effective", "image_size", "overrides", "variant"]
 RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "throughput_items_per_s",
                   "throughput_low", "throughput_high", "latency_s", "latency_low_s", "latency_high_s",
                   "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "fallback_reason", "variant"]
@@ -57,6 +56,7 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data))
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
+    frame = single_process(frame)
     frame = attach_peaks(frame, None) if "peak_flops_per_s" not in frame else frame
     facts = model_facts(frame)
     frame = frame.drop(columns=[c for c in facts if c in frame]).join(facts)
@@ -93,7 +93,8 @@ def zoo_facts(model: str, size: str = "tiny", overrides: dict | None = None, seq
     return {"model": loaded.name, "family": loaded.family, "size": size, "n_params": loaded.n_params(),
             "flops_per_sample": zoo.flops_per_sample(loaded, seq_len), "n_layers": described["n_layers"],
             "hidden_size": described["hidden_size"], "modality": loaded.modality, "seq_len": seq_len,
-            "seq_len_effective": seq, "overrides": json.dumps(overrides or {}, sort_keys=True),
+            "seq_len_effective": seq, "image_size": image_size_of(described),
+            "overrides": json.dumps(overrides or {}, sort_keys=True),
             "variant": f"{loaded.name}|{size}|{json.dumps(overrides or {}, sort_keys=True)}|seq{seq or -1}"}
 
 
@@ -245,7 +246,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     result = rank(_tidy(feasible.assign(fallback_reason=fallback_reason), hourly_prices), objective)
     result = result.reindex(columns=RESULT_COLUMNS)
     result.attrs = {"notes": notes, "excluded": table[reasons != ""].assign(reason=reasons[reasons != ""]),
-                    "model_facts": facts}
+                    "model_facts": facts, "platforms_in_data": in_data}
     return result
 
 
@@ -254,92 +255,3 @@ def best_under_budget(data: Any, model: str, memory_budget_bytes: float, objecti
     """The best precision and batch size whose memory (upper bound if predicted) fits the budget; None if none."""
     ranked = recommend(data, model, objective, memory_budget_bytes=memory_budget_bytes, **kwargs)
     return None if ranked.empty else ranked.iloc[0]
-
-
-def evaluate_recommendations(data: Any, objective: str = "throughput", group_column: str = "family",
-                             make_predictor: Any = None, mode: str = "inference") -> pd.DataFrame:
-    """Per model variant: the configuration recommended from predictions trained without its family (none of its
-    own measurements) against the measured best; `attrs` holds top-1 hit rate and mean/median regret."""
-    if objective not in ("throughput", "latency"):
-        raise ConfigError(f"evaluation supports objectives 'throughput' and 'latency', not {objective!r}")
-    frame = measured_frame(data)
-    frame = frame[frame["mode"] == mode]
-    column = TARGETS[objective]
-    keys = ["platform", "precision", "batch_size", "mode"]
-    out = []
-    for group in sorted(frame[group_column].astype(str).unique()):
-        held = frame[frame[group_column].astype(str) == group]
-        train = frame[frame[group_column].astype(str) != group]
-        if train.empty:
-            continue
-        predictor = (make_predictor or (lambda: Predictor(targets=(objective,))))().fit(train)
-        for variant, vrows in held.groupby("variant"):
-            configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
-            if len(configs) < 2:
-                continue
-            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
-            ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), None), objective)
-            chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
-            best = configs.loc[configs[column].idxmax() if objective == "throughput" else configs[column].idxmin()]
-            ratio = best[column] / chosen[column] if objective == "throughput" else chosen[column] / best[column]
-            out.append({"variant": variant, "group": group, "n_configs": len(configs),
-                        "chosen": "|".join(map(str, ranked.iloc[0][keys])), "best": "|".join(map(str, best[keys])),
-                        "hit": bool(ratio == 1.0), "regret": float(ratio - 1.0)})
-    result = pd.DataFrame(out, columns=["variant", "group", "n_configs", "chosen", "best", "hit", "regret"])
-    result.attrs = {"top1_hit_rate": float(result["hit"].mean()) if len(result) else math.nan,
-                    "mean_regret": float(result["regret"].mean()) if len(result) else math.nan,
-                    "median_regret": float(result["regret"].median()) if len(result) else math.nan,
-                    "n_variants": len(result)}
-    return result
-
-
-def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `benchkit recommend` arguments."""
-    parser.add_argument("--model", required=True, help="zoo name or local folder, as stored in results")
-    parser.add_argument("--objective", default="throughput", choices=OBJECTIVES)
-    parser.add_argument("--mode", default="inference", choices=("inference", "training"))
-    parser.add_argument("--size", help="tiny or base (default: the most measured)")
-    parser.add_argument("--memory-budget-gb", type=float, help="GiB; predictions must fit with their upper bound")
-    parser.add_argument("--latency-bound-ms", type=float, help="per-batch latency bound in milliseconds")
-    parser.add_argument("--platforms", nargs="+", help="allowed platforms, most preferred first")
-    parser.add_argument("--price", nargs="+", default=[], metavar="PLATFORM=USD_PER_HOUR",
-                        help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
-    parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
-    parser.add_argument("--top", type=int, default=10, help="rows to print")
-    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
-
-
-def parse_prices(items: list[str]) -> dict[str, float]:
-    """{'cpu': 0.1} from ['cpu=0.1']; ConfigError naming a malformed item."""
-    prices = {}
-    for item in items:
-        platform, _, value = item.partition("=")
-        try:
-            prices[platform.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(f"--price items look like cpu=0.1, got {item!r}") from None
-        if not platform.strip() or prices[platform.strip()] < 0:
-            raise ConfigError(f"--price items look like cpu=0.1 with a non-negative price, got {item!r}")
-    return prices
-
-
-def cmd_recommend(args: argparse.Namespace) -> int:
-    """Print the ranked configurations and the notes (fallbacks, exclusions); exit 1 when nothing is feasible."""
-    from kit import storage
-
-    prices = parse_prices(args.price)
-    budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
-    bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
-    _check(args.objective, budget, bound, prices)
-    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
-    table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
-                      platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
-                      fallback=not args.no_fallback)
-    for note in table.attrs["notes"]:
-        print(f"note: {note}")
-    if table.empty:
-        print(f"no configuration of {args.model} satisfies the constraints")
-        return 1
-    columns = [c for c in RESULT_COLUMNS if c != "variant" and (c != "cost_per_million" or prices)]
-    print(table[columns].head(args.top).to_string(index=False))
-    return 0

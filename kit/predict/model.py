@@ -1,4 +1,4 @@
-"""Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
+"""The predictor: throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
 Each target is predicted on a log scale from an analytic baseline (kit.features: fixed + per-layer overhead + roofline
 times, or the roofline at a constant efficiency) times a gradient-boosted correction (scikit-learn's
@@ -11,12 +11,10 @@ others; check the coverage). Accuracy is only ever reported from leave-one-famil
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,10 +33,8 @@ from kit.features import (
     OverheadBaseline,
     feature_frame,
     make_baseline,
+    single_process,
 )
-
-if TYPE_CHECKING:
-    from kit.config import SweepSpec
 
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
@@ -80,25 +76,39 @@ class TargetModel:
     model: HistGradientBoostingRegressor | None = None
     residual_bounds: tuple[float, float] = (-np.inf, np.inf)
     selection: dict[str, float] = field(default_factory=dict)  # candidate -> mean |log residual| on held-out groups
+    empty_columns: list[str] = field(default_factory=list)  # inputs with no value in training (e.g. no seq_len)
+    n_train: int = 0
+    n_residuals: int = 0  # held-out residuals behind the interval
 
     @property
     def method(self) -> str:
         """A readable name of the model."""
         if self.baseline_kind == "none":
             return "boosting on the log target"
-        return f"{self.baseline_kind} baseline" + (" + boosting" if self.boosting else "")
+        kind = "static-bytes" if self.target == "memory" else self.baseline_kind  # memory has one baseline
+        return f"{kind} baseline" + (" + boosting" if self.boosting else "")
 
     def _offset(self, features: pd.DataFrame) -> pd.Series | float:
         return self.baseline.predict_log(features) if self.baseline is not None else 0.0
 
+    def design(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The boosted part's inputs; columns empty in training are constant zeros (scikit-learn cannot bin a column
+        without any value, and a tree never splits on a constant)."""
+        design = _design(features, self.vocab)
+        design[self.empty_columns] = 0.0
+        return design
+
     def fit(self, features: pd.DataFrame, y: pd.Series) -> TargetModel:
         """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
+        self.n_train = len(y)
         if self.baseline_kind != "none":
             self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
         if self.boosting:
+            raw = _design(features, self.vocab)
+            self.empty_columns = [c for c in raw if raw[c].isna().all()]
             self.model = HistGradientBoostingRegressor(**self.gb_params)
             with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
-                self.model.fit(_design(features, self.vocab), np.log(y) - self._offset(features))
+                self.model.fit(self.design(features), np.log(y) - self._offset(features))
         return self
 
     def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -107,19 +117,33 @@ class TargetModel:
         correction = 0.0
         if self.model is not None:
             with threadpool_limits(1, user_api="openmp"):
-                correction = self.model.predict(_design(features, self.vocab))
+                correction = self.model.predict(self.design(features))
         point = pd.Series(offset + correction, index=features.index, dtype=float)
         base = offset if self.baseline is not None else pd.Series(np.nan, index=features.index)
         return point, base
+
+
+def min_residuals(coverage: float) -> int:
+    """The fewest held-out residuals that give a finite conformal interval at this coverage."""
+    n = 1
+    while _levels(n, coverage)[0] <= 0 or _levels(n, coverage)[1] > 1:
+        n += 1
+    return n
+
+
+def _levels(n: int, coverage: float) -> tuple[float, float]:
+    """Conformal quantile levels of n residuals (rounded first, so that 0.1 / 2 x 20 counts as 1, not 0.999...)."""
+    alpha = 1 - coverage
+    low = math.floor(round((n + 1) * alpha / 2, 9)) / n
+    high = math.ceil(round((n + 1) * (1 - alpha / 2), 9)) / n
+    return low, high
 
 
 def _bounds(residuals: list[float], coverage: float) -> tuple[float, float]:
     """Quantiles of held-out log residuals with the conformal finite-sample correction."""
     if not residuals:
         return (-np.inf, np.inf)
-    alpha, n = 1 - coverage, len(residuals)
-    low_level = math.floor((n + 1) * alpha / 2) / n
-    high_level = math.ceil((n + 1) * (1 - alpha / 2)) / n
+    low_level, high_level = _levels(len(residuals), coverage)
     low = np.quantile(residuals, low_level) if low_level > 0 else -np.inf
     high = np.quantile(residuals, high_level) if high_level <= 1 else np.inf
     return (float(low), float(high))
@@ -143,6 +167,13 @@ class Predictor:
     calibration_folds: int = 5
     models: dict[str, TargetModel] = field(default_factory=dict)
     train_groups: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.targets = tuple([self.targets] if isinstance(self.targets, str) else self.targets)
+        _check_targets(self.targets)
+        if not (isinstance(self.coverage, int | float) and 0 < self.coverage < 1):
+            raise ConfigError(f"coverage must be in (0, 1), got {self.coverage!r}")
+        self.candidates()
 
     def candidates(self) -> list[tuple[str, bool]]:
         """(baseline kind, boosting) pairs to choose from."""
@@ -175,6 +206,7 @@ class Predictor:
             best = min(candidates, key=lambda c: scores[c])
             model = TargetModel(target, vocab, *best, dict(self.gb_params)).fit(rows, y)
             model.residual_bounds = _bounds(residuals[best], self.coverage)
+            model.n_residuals = len(residuals[best])
             model.selection = {TargetModel(target, vocab, *c).method: scores[c] for c in candidates}
             self.models[target] = model
         if not self.models:
@@ -198,6 +230,19 @@ class Predictor:
                 point, _ = model.predict_log(rows.iloc[test])
                 residuals[candidate].extend(np.log(y.iloc[test]) - point)
         return residuals
+
+    def summary(self) -> pd.DataFrame:
+        """Per fitted target: the chosen model, its training rows and the interval as factors of the point prediction
+        (an infinite factor: too few held-out residuals for the nominal coverage)."""
+        table = pd.DataFrame([{"target": t, "method": m.method, "n_train": m.n_train,
+                               "n_groups": len(self.train_groups), "n_residuals": m.n_residuals,
+                               "coverage_nominal": self.coverage, "low_factor": float(np.exp(m.residual_bounds[0])),
+                               "high_factor": float(np.exp(m.residual_bounds[1]))} for t, m in self.models.items()])
+        need = min_residuals(self.coverage)
+        short = [t for t, m in self.models.items() if m.n_residuals < need]
+        table.attrs["note"] = (f"{', '.join(short)}: fewer than {need} held-out residuals, so the "
+                               f"{self.coverage:.0%} interval is unbounded" if short else "")
+        return table
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per row and fitted target: `<t>_pred`, `<t>_low`, `<t>_high` (interval) and `<t>_baseline` (analytic)."""
@@ -228,9 +273,9 @@ class Predictor:
             note = f"chosen model is '{model.method}'; importances are of a boosted correction fitted on these rows"
             model = TargetModel(target, model.vocab, model.baseline_kind, True, dict(self.gb_params)).fit(rows, y)
         with threadpool_limits(1, user_api="openmp"):
-            result = permutation_importance(model.model, _design(rows, model.vocab), np.log(y) - model._offset(rows),
+            result = permutation_importance(model.model, model.design(rows), np.log(y) - model._offset(rows),
                                             n_repeats=n_repeats, random_state=0)
-        names = _design(rows.head(1), model.vocab).columns
+        names = model.design(rows.head(1)).columns
         table = pd.DataFrame({"feature": names, "importance": result.importances_mean,
                               "std": result.importances_std})
         table = table.sort_values("importance", ascending=False, ignore_index=True)
@@ -241,6 +286,7 @@ class Predictor:
 def _ok_features(frame: pd.DataFrame) -> pd.DataFrame:
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
+    frame = single_process(frame)
     if frame.empty:
         raise ConfigError("no ok results to learn from")
     return feature_frame(frame)
@@ -269,10 +315,14 @@ class Validation:
         baselines alone."""
         p = self.predictions
         rows = [{"method": "predictor", **accuracy(p["measured"], p["pred"]),
-                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean())}]
-        for kind in BASELINE_KINDS:
-            rows.append({"method": f"{kind} baseline", **accuracy(p["measured"], p[f"baseline_{kind}"]),
-                         "coverage": math.nan})
+                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean()),
+                 "finite_intervals": float((np.isfinite(p["high"]) & (p["low"] > 0)).mean())}]
+        # memory has one analytic baseline (static bytes + a per-group offset) whatever the kind
+        names = {"roofline": "static-bytes baseline"} if self.target == "memory" else {
+            kind: f"{kind} baseline" for kind in BASELINE_KINDS}
+        for kind, name in names.items():
+            rows.append({"method": name, **accuracy(p["measured"], p[f"baseline_{kind}"]), "coverage": math.nan,
+                         "finite_intervals": math.nan})
         return pd.DataFrame(rows)
 
     def per_group(self) -> pd.DataFrame:
@@ -286,7 +336,7 @@ def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_c
     """Score predictions of each group from a predictor trained on all other groups (sklearn LeaveOneGroupOut)."""
     _check_targets((target,))
     make_predictor = make_predictor or (lambda: Predictor(targets=(target,), group_column=group_column))
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
     measured = pd.to_numeric(ok.get(TARGETS[target]), errors="coerce")
     ok = ok[measured > 0]
     groups = ok[group_column].astype(str).to_numpy()
@@ -308,57 +358,3 @@ def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_c
                                    "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
                                    "high": pred[f"{target}_high"], **baselines}))
     return Validation(target, pd.concat(parts), folds)
-
-
-SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
-SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
-                 *SWEEP_AXES}
-PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
-                  "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
-                  "training"}
-
-
-def _variants(model: str, params: dict[str, Any]) -> list[tuple[int, int, int | None]]:
-    """(layers, hidden size, seq_len) combinations of one model, a seeded sample when variants_per_model is set."""
-    seqs = (params.get("seq_lens_by_model") or {}).get(model, params.get("seq_lens", [None]))
-    grid = list(itertools.product(params.get("num_hidden_layers", [2]), params.get("hidden_size", [32]), seqs))
-    limit = params.get("variants_per_model")
-    if limit and limit < len(grid):
-        rng = np.random.default_rng([params.get("seed", 0), *model.encode()])
-        grid = [grid[i] for i in sorted(rng.choice(len(grid), size=limit, replace=False))]
-    return grid
-
-
-def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
-    """One SweepSpec per model variant (depth, width and sequence length; batch sizes inside), each with its own
-    run id `<run_id>-<model>-L<layers>-H<hidden>-S<seq>` so that re-running resumes, from a mapping like
-    parameters/prediction_data.yaml."""
-    from kit.config import SweepSpec
-
-    unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
-    if unknown:
-        raise ConfigError(f"unknown prediction-data parameter(s) {unknown}; known: "
-                          f"{', '.join(sorted(SWEEP_OPTIONS | PASSED_TO_SPEC))}")
-    if not params.get("models"):
-        raise ConfigError("prediction data needs a non-empty 'models' list")
-    ratio = params.get("intermediate_ratio")
-    common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
-    specs = []
-    for model in params["models"]:
-        for layers, hidden, seq in _variants(model, params):
-            overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
-            if ratio:
-                overrides["intermediate_size"] = int(ratio * hidden)
-            run_id = f"{params.get('run_id', 'pred-data')}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"
-            specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, run_id=run_id, **common))
-    return specs
-
-
-def run_prediction_sweep(params: dict[str, Any] | str | Path, db: Any = None, *, progress: bool = True) -> list:
-    """Run every spec of prediction_sweep_specs in turn (from a mapping or a YAML path); returns all records."""
-    from kit.config import load_parameters
-    from kit.runners.sweep import run_sweep
-
-    params = params if isinstance(params, dict) else load_parameters(params)
-    specs = prediction_sweep_specs(params)
-    return [r for spec in specs for r in run_sweep(spec, db, progress=progress)]

@@ -1,0 +1,45 @@
+"""Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
+
+`model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
+validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show.
+"""
+
+from kit.predict.data import (
+    PASSED_TO_SPEC,
+    SWEEP_AXES,
+    SWEEP_OPTIONS,
+    SweepOutcome,
+    check_batch_sizes,
+    describe_specs,
+    prediction_sweep_specs,
+    run_prediction_sweep,
+    timed_prediction_sweep,
+    training_frame,
+)
+from kit.predict.model import (
+    GB_PARAMS,
+    Predictor,
+    TargetModel,
+    Validation,
+    accuracy,
+    leave_one_group_out,
+    min_residuals,
+)
+from kit.predict.report import (
+    MAPE_GOAL,
+    SHOWN_FEATURES,
+    goal_table,
+    headline,
+    per_group_table,
+    predict_unmeasured,
+    scores_table,
+    unmeasured_configurations,
+    validate_targets,
+    validation_frame,
+)
+
+__all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
+           "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "describe_specs",
+           "goal_table", "headline", "leave_one_group_out", "min_residuals", "per_group_table", "predict_unmeasured",
+           "prediction_sweep_specs", "run_prediction_sweep", "scores_table", "timed_prediction_sweep",
+           "training_frame", "unmeasured_configurations", "validate_targets", "validation_frame"]

@@ -1,0 +1,128 @@
+"""Training data for the predictor: the data-generation sweep (parameters/prediction_data.yaml), which resumes by run
+id, and the feature frame of what the store holds."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.features import feature_frame, single_process
+
+if TYPE_CHECKING:
+    from kit.config import SweepSpec
+
+SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
+SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
+                 *SWEEP_AXES}
+PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
+                  "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
+                  "training"}
+
+
+def _variants(model: str, params: dict[str, Any]) -> list[tuple[int, int, int | None]]:
+    """(layers, hidden size, seq_len) combinations of one model, a seeded sample when variants_per_model is set."""
+    seqs = (params.get("seq_lens_by_model") or {}).get(model, params.get("seq_lens", [None]))
+    grid = list(itertools.product(params.get("num_hidden_layers", [2]), params.get("hidden_size", [32]), seqs))
+    limit = params.get("variants_per_model")
+    if limit and limit < len(grid):
+        rng = np.random.default_rng([params.get("seed", 0), *model.encode()])
+        grid = [grid[i] for i in sorted(rng.choice(len(grid), size=limit, replace=False))]
+    return grid
+
+
+def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
+    """One SweepSpec per model variant (depth, width and sequence length; batch sizes inside), each with its own
+    run id `<run_id>-<model>-L<layers>-H<hidden>-S<seq>` so that re-running resumes, from a mapping like
+    parameters/prediction_data.yaml."""
+    from kit.config import SweepSpec
+
+    unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
+    if unknown:
+        raise ConfigError(f"unknown prediction-data parameter(s) {unknown}; known: "
+                          f"{', '.join(sorted(SWEEP_OPTIONS | PASSED_TO_SPEC))}")
+    if not params.get("models"):
+        raise ConfigError("prediction data needs a non-empty 'models' list")
+    ratio = params.get("intermediate_ratio")
+    common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
+    specs = []
+    for model in params["models"]:
+        for layers, hidden, seq in _variants(model, params):
+            overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
+            if ratio:
+                overrides["intermediate_size"] = int(ratio * hidden)
+            run_id = f"{params.get('run_id', 'pred-data')}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"
+            specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, run_id=run_id, **common))
+    return specs
+
+
+def run_prediction_sweep(params: dict[str, Any] | str | Path, db: Any = None, *, progress: bool = True) -> list:
+    """Run every spec of prediction_sweep_specs in turn (from a mapping or a YAML path); returns all records."""
+    from kit.config import load_parameters
+    from kit.runners.sweep import run_sweep
+
+    params = params if isinstance(params, dict) else load_parameters(params)
+    specs = prediction_sweep_specs(params)
+    return [r for spec in specs for r in run_sweep(spec, db, progress=progress)]
+
+
+def check_batch_sizes(batch_sizes: list[int]) -> list[int]:
+    """The batch sizes, or ConfigError naming the first that is not a positive integer."""
+    for b in batch_sizes or []:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ConfigError(f"batch sizes must be positive integers, got {b!r} in {batch_sizes!r}")
+    return list(batch_sizes or [])
+
+
+def describe_specs(specs: list[SweepSpec]) -> pd.DataFrame:
+    """One row per model variant of the prediction-data sweep: run id, depth, width, sequence, configurations."""
+    return pd.DataFrame([{"run_id": s.run_id, "model": s.models[0], "layers": s.overrides.get("num_hidden_layers"),
+                          "hidden_size": s.overrides.get("hidden_size"), "seq_len": s.seq_len,
+                          "batch_sizes": s.batch_sizes, "n_configurations": len(s.jobs())} for s in specs])
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """Records of a prediction-data sweep, its wall time and how many configurations it measured now."""
+
+    records: list
+    seconds: float
+    n_new: int
+
+    def summary(self) -> pd.DataFrame:
+        """One row: configurations by status, measured now vs already stored (resumed), and the time taken."""
+        counts = {f"n_{s}": sum(r.status == s for r in self.records) for s in ("ok", "skipped", "failed")}
+        return pd.DataFrame([{"n_configurations": len(self.records), **counts, "measured_now": self.n_new,
+                              "already_stored": len(self.records) - self.n_new, "wall_s": round(self.seconds, 1),
+                              "s_per_new_configuration": round(self.seconds / self.n_new, 1) if self.n_new else None}])
+
+
+def timed_prediction_sweep(params: dict[str, Any] | str | Path, con: Any, *, progress: bool = False) -> SweepOutcome:
+    """run_prediction_sweep on an open connection, timed, counting the configurations it had to measure."""
+    from kit import storage
+    from kit.config import load_parameters
+
+    params = params if isinstance(params, dict) else load_parameters(params)
+    run_ids = [s.run_id for s in prediction_sweep_specs(params)]
+    before = sum(len(storage.finished_config_keys(con, r)) for r in run_ids)
+    start = time.perf_counter()
+    records = run_prediction_sweep(params, con, progress=progress)
+    after = sum(len(storage.finished_config_keys(con, r)) for r in run_ids)
+    return SweepOutcome(records, time.perf_counter() - start, after - before)
+
+
+def training_frame(con: Any) -> pd.DataFrame:
+    """Ok single-process results of the store with their machine's measured peaks, as features (with roofline
+    efficiency): what the predictor learns from."""
+    from kit import microbench, storage
+
+    frame = single_process(storage.results_frame(con, status="ok"))
+    if frame.empty:
+        raise ConfigError("the database holds no ok results to learn from; run a sweep first")
+    return feature_frame(frame, microbench.stored_peaks(con))

@@ -1,0 +1,119 @@
+"""Validation tables of the predictor for notebooks and reports: held-out scores per target and family, the accuracy
+goal, and predictions of unmeasured configurations with their intervals."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.features import TARGETS, feature_frame, single_process, variant_key
+from kit.predict.data import SweepOutcome, check_batch_sizes
+from kit.predict.model import Predictor, Validation, leave_one_group_out
+
+MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
+SHOWN_FEATURES = ["model", "family", "platform", "precision", "mode", "batch_size", "n_layers", "hidden_size",
+                  "seq_len_effective", "image_size", "n_params", "flops_per_item", "peak_flops_per_s",
+                  "throughput_items_per_s", "roofline_s", "roofline_efficiency"]
+
+
+def validate_targets(frame: pd.DataFrame, template: Predictor | None = None) -> dict[str, Validation]:
+    """Leave-one-group-out validation of each of the template's targets, every fold fitted with its settings."""
+    template = template or Predictor()
+    out = {}
+    for target in template.targets:
+        def make(target: str = target) -> Predictor:
+            return dataclasses.replace(template, targets=(target,), models={}, train_groups=set())
+
+        out[target] = leave_one_group_out(frame, target, template.group_column, make)
+    return out
+
+
+def scores_table(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Held-out scores of every target: the predictor (with interval coverage) and the analytic baselines."""
+    return pd.concat([v.scores().assign(target=t, n_folds=len(v.folds)) for t, v in validations.items()],
+                     ignore_index=True).set_index(["target", "method"])
+
+
+def per_group_table(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Held-out accuracy per target and group, with the rows trained on and the model chosen in that fold."""
+    parts = []
+    for target, v in validations.items():
+        folds = pd.DataFrame(v.folds).rename(columns={"held_out": "group"})[["group", "n_train", "method"]]
+        parts.append(v.per_group().merge(folds, on="group").assign(target=target))
+    return pd.concat(parts, ignore_index=True).set_index(["target", "group"])
+
+
+def validation_frame(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Long frame of held-out predictions (target, group, measured, pred, low, high) for charts."""
+    return pd.concat([v.predictions.assign(target=t) for t, v in validations.items()], ignore_index=True)
+
+
+def goal_table(validations: dict[str, Validation], goal: float = MAPE_GOAL) -> pd.DataFrame:
+    """Held-out MAPE of each target against the accuracy goal, with the share within 10% and 15%."""
+    rows = []
+    for target, v in validations.items():
+        score = v.scores().iloc[0]
+        rows.append({"target": target, "mape": score["mape"], "goal_mape": goal, "met": bool(score["mape"] <= goal),
+                     "within_10": score["within_10"], "within_15": score["within_15"], "n": int(score["n"])})
+    return pd.DataFrame(rows)
+
+
+def unmeasured_configurations(frame: pd.DataFrame, batch_sizes: list[int]) -> pd.DataFrame:
+    """Measured model variants (per platform, precision, mode and machine) at batch sizes not measured for them,
+    as result-like rows with the targets left empty."""
+    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
+    if ok.empty or not batch_sizes:
+        return ok.iloc[:0]
+    keys = ["variant", "platform", "precision", "mode", "hardware_id"]
+    ok = ok.assign(variant=variant_key(ok), hardware_id=ok.get("hardware_id", pd.Series("", index=ok.index)))
+    ok = ok.assign(hardware_id=ok["hardware_id"].fillna(""))
+    measured = set(ok[[*keys, "batch_size"]].astype(str).itertuples(index=False, name=None))
+    latest = ok.sort_values("created_at").drop_duplicates(keys, keep="last").drop(columns="batch_size")
+    grid = latest.merge(pd.DataFrame({"batch_size": check_batch_sizes(batch_sizes)}), how="cross")
+    new = [tuple(map(str, row)) not in measured for row in grid[[*keys, "batch_size"]].itertuples(index=False)]
+    return grid[new].assign(**{c: np.nan for c in TARGETS.values()}).reset_index(drop=True)
+
+
+def predict_unmeasured(predictor: Predictor, frame: pd.DataFrame, batch_sizes: list[int]) -> pd.DataFrame:
+    """Predictions with intervals of the unmeasured configurations of `unmeasured_configurations`, labelled."""
+    rows = unmeasured_configurations(frame, batch_sizes)
+    shown = ["model", "family", "n_layers", "hidden_size", "seq_len_effective", "image_size", "platform",
+             "precision", "mode", "batch_size"]
+    if rows.empty:
+        return pd.DataFrame(columns=[*shown, "source"])
+    predicted = predictor.predict(rows)
+    facts = feature_frame(rows)[shown]
+    columns = [c for t in predictor.models for c in (f"{t}_low", f"{t}_pred", f"{t}_high")]
+    return facts.join(predicted[columns]).assign(source="predicted")
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def headline(validations: dict[str, Validation], predictor: Predictor, predictions: pd.DataFrame,
+             outcome: SweepOutcome | None = None) -> dict[str, Any]:
+    """Values a test or the report index can check: held-out MAPE, share within 10%, interval coverage per target
+    (and the best analytic baseline's MAPE), training size, the goal, and the sanity of predicted intervals."""
+    values: dict[str, Any] = {"n_train": max((m.n_train for m in predictor.models.values()), default=0),
+                              "n_families": len(predictor.train_groups)}
+    for target, validation in validations.items():
+        scores = validation.scores().set_index("method")
+        values[f"{target}_mape"] = _number(scores.loc["predictor", "mape"])
+        values[f"{target}_within_10"] = _number(scores.loc["predictor", "within_10"])
+        values[f"{target}_coverage"] = _number(scores.loc["predictor", "coverage"])
+        values[f"{target}_baseline_mape"] = _number(scores.drop(index="predictor")["mape"].min())
+    mape = values.get("throughput_mape")
+    values["mape_goal_met"] = None if mape is None else bool(mape <= MAPE_GOAL)
+    ordered = [(predictions[f"{t}_low"] <= predictions[f"{t}_pred"]) & (predictions[f"{t}_pred"]
+                                                                        <= predictions[f"{t}_high"])
+               for t in predictor.models if f"{t}_pred" in predictions]
+    values["n_unmeasured_predicted"] = len(predictions)
+    values["intervals_ordered"] = bool(all(o.all() for o in ordered))
+    if outcome is not None:
+        values.update({"n_configurations": len(outcome.records), "sweep_wall_s": round(outcome.seconds, 1),
+                       "sweep_measured_now": outcome.n_new})
+    return values

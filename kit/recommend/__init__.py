@@ -1,0 +1,35 @@
+"""Recommend a platform, precision and batch size for a model under constraints, from measurements or predictions.
+
+`core` ranks the candidates (measured where measured, predicted with intervals elsewhere, constraints checked on
+upper bounds, fallbacks named); `evaluation` scores recommendations made without a family's own measurements;
+`request` validates a request and holds the `benchkit recommend` command; `report` the notes, budget search and
+headline values.
+"""
+
+from kit.recommend.core import (
+    FACT_COLUMNS,
+    OBJECTIVES,
+    RESULT_COLUMNS,
+    best_under_budget,
+    candidate_grid,
+    measured_frame,
+    rank,
+    recommend,
+    zoo_facts,
+)
+from kit.recommend.evaluation import evaluate_recommendations, evaluation_summary
+from kit.recommend.report import (
+    budget_search,
+    data_overview,
+    excluded_table,
+    headline,
+    measured_platforms,
+    notes_table,
+    predictor_summary,
+)
+from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
+
+__all__ = ["FACT_COLUMNS", "OBJECTIVES", "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget",
+           "budget_search", "candidate_grid", "cmd_recommend", "data_overview", "evaluate_recommendations",
+           "evaluation_summary", "excluded_table", "fit_predictor", "headline", "measured_frame", "measured_platforms",
+           "notes_table", "parse_prices", "predictor_summary", "rank", "recommend", "zoo_facts"]

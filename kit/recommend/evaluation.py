@@ -1,0 +1,86 @@
+"""How good are recommendations made without a model's own measurements? Each family is left out in turn, its
+variants' configurations ranked from predictions trained on the others, and the pick compared with the measured best.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.features import TARGETS
+from kit.predict import Predictor
+from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, measured_frame, rank
+
+EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
+EVALUATION_COLUMNS = ["variant", "group", "n_configs", "chosen", "best", "hit", "regret"]
+
+
+def _objective_value(configs: pd.DataFrame, objective: str, hourly_prices: dict | None) -> pd.Series:
+    """The measured objective per configuration (cost per million from the hourly price; NaN without one)."""
+    if objective == "cost":
+        prices = configs["platform"].map(hourly_prices or {}).astype(float)
+        return prices / 3600 / configs["throughput_items_per_s"].astype(float) * 1e6
+    return configs[TARGETS[objective]].astype(float)
+
+
+def _evaluated(result: list[dict], reason: str) -> pd.DataFrame:
+    table = pd.DataFrame(result, columns=EVALUATION_COLUMNS)
+    table.attrs = {"top1_hit_rate": float(table["hit"].mean()) if len(table) else math.nan,
+                   "mean_regret": float(table["regret"].mean()) if len(table) else math.nan,
+                   "median_regret": float(table["regret"].median()) if len(table) else math.nan,
+                   "n_variants": len(table), "skipped_reason": "" if len(table) else reason}
+    return table
+
+
+def evaluate_recommendations(data: Any, objective: str = "throughput", group_column: str = "family",
+                             make_predictor: Any = None, mode: str = "inference",
+                             hourly_prices: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per model variant: the configuration recommended from predictions trained without its family (none of its
+    own measurements) against the measured best; `attrs` holds top-1 hit rate, mean/median regret (how much worse
+    the pick is than the best, as a fraction) and, when nothing could be evaluated, `skipped_reason`."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    _check(objective, None, None, hourly_prices)
+    frame = measured_frame(data)
+    frame = frame[frame["mode"] == mode]
+    keys = ["platform", "precision", "batch_size", "mode"]
+    groups = sorted(frame[group_column].astype(str).unique())
+    if len(groups) < 2:
+        return _evaluated([], f"evaluation leaves one {group_column} out at a time and needs measurements of two or "
+                              f"more; the {mode} data holds {len(groups)} ({', '.join(groups) or 'none'})")
+    target = EVALUATION_TARGET[objective]
+    out = []
+    for group in groups:
+        held = frame[frame[group_column].astype(str) == group]
+        train = frame[frame[group_column].astype(str) != group]
+        predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
+        for variant, vrows in held.groupby("variant"):
+            configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
+            configs = configs.assign(_value=_objective_value(configs, objective, hourly_prices))
+            configs = configs[configs["_value"].notna()].reset_index(drop=True)
+            if len(configs) < 2:
+                continue
+            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
+            ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices),
+                          objective)
+            if ranked.empty:  # e.g. a platform the training data never saw
+                continue
+            chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
+            best = configs.loc[configs["_value"].idxmax() if objective == "throughput" else configs["_value"].idxmin()]
+            ratio = (best["_value"] / chosen["_value"] if objective == "throughput"
+                     else chosen["_value"] / best["_value"])
+            out.append({"variant": variant, "group": group, "n_configs": len(configs),
+                        "chosen": "|".join(map(str, ranked.iloc[0][keys])), "best": "|".join(map(str, best[keys])),
+                        "hit": bool(ratio == 1.0), "regret": float(ratio - 1.0)})
+    return _evaluated(out, f"no held-out {mode} variant has two or more measured configurations to choose between")
+
+
+def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """One row: variants evaluated, top-1 hit rate, mean and median regret, or why the evaluation was skipped."""
+    a = evaluation.attrs
+    return pd.DataFrame([{"n_variants": a.get("n_variants", 0), "top1_hit_rate": a.get("top1_hit_rate"),
+                          "mean_regret": a.get("mean_regret"), "median_regret": a.get("median_regret"),
+                          "skipped_reason": a.get("skipped_reason", "")}])

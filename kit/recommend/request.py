@@ -1,0 +1,121 @@
+"""A recommendation request validated before any work (notebook parameters and `benchkit recommend` arguments), and
+the predictor it is answered with."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from kit.errors import ConfigError
+from kit.predict import Predictor, check_batch_sizes
+from kit.recommend.core import OBJECTIVES, RESULT_COLUMNS, _check, measured_frame, recommend
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to recommend, validated on construction; budgets in GiB and milliseconds as in the notebook."""
+
+    model: str
+    objective: str = "throughput"
+    memory_budget_gb: float | None = None
+    latency_bound_ms: float | None = None
+    platforms: list[str] | None = None
+    hourly_prices: dict[str, float] | None = None
+    mode: str = "inference"
+    batch_sizes: list[int] | None = None
+    precisions: list[str] | None = None
+    size: str | None = None
+    budgets_gb: list[float] | None = None  # for the memory-constrained search (report.budget_search)
+
+    def __post_init__(self) -> None:
+        from kit import zoo
+        from kit.backends import PRECISIONS, known_platforms
+
+        object.__setattr__(self, "model", zoo.resolve_model(self.model))
+        budgets = [("budgets_gb", b) for b in self.budgets_gb or []]
+        for name, value in (("memory_budget_gb", self.memory_budget_gb), ("latency_bound_ms", self.latency_bound_ms),
+                            *budgets):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ConfigError(f"{name} must be a positive number or null, got {value!r}")
+        _check(self.objective, None, None, self.hourly_prices)
+        if self.mode not in ("inference", "training"):
+            raise ConfigError(f"mode must be 'inference' or 'training', got {self.mode!r}")
+        for name, values, known in (("platforms", self.platforms, known_platforms()),
+                                    ("precisions", self.precisions, list(PRECISIONS))):
+            unknown = [v for v in values or [] if v not in known]
+            if unknown:
+                raise ConfigError(f"unknown {name} {unknown}; known: {', '.join(known)}")
+        check_batch_sizes(self.batch_sizes)
+        if self.size is not None:
+            zoo.validate_size(self.size)
+
+    @property
+    def memory_budget_bytes(self) -> float | None:
+        """The memory budget in bytes (GiB x 2**30), or None."""
+        return None if self.memory_budget_gb is None else self.memory_budget_gb * 2**30
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `recommend` (after data and model)."""
+        return {"objective": self.objective, "memory_budget_bytes": self.memory_budget_bytes,
+                "latency_bound_s": None if self.latency_bound_ms is None else self.latency_bound_ms / 1e3,
+                "platforms_allowed": self.platforms, "hourly_prices": self.hourly_prices, "mode": self.mode,
+                "size": self.size, "batch_sizes": self.batch_sizes, "precisions": self.precisions}
+
+
+def fit_predictor(data: Any, coverage: float = 0.9) -> Predictor | None:
+    """A predictor of every target fitted on all measurements, or None (measurements only) with fewer than two."""
+    frame = measured_frame(data)
+    return Predictor(coverage=coverage).fit(frame) if len(frame) >= 2 else None
+
+
+def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `benchkit recommend` arguments."""
+    parser.add_argument("--model", required=True, help="zoo name or local folder, as stored in results")
+    parser.add_argument("--objective", default="throughput", choices=OBJECTIVES)
+    parser.add_argument("--mode", default="inference", choices=("inference", "training"))
+    parser.add_argument("--size", help="tiny or base (default: the most measured)")
+    parser.add_argument("--memory-budget-gb", type=float, help="GiB; predictions must fit with their upper bound")
+    parser.add_argument("--latency-bound-ms", type=float, help="per-batch latency bound in milliseconds")
+    parser.add_argument("--platforms", nargs="+", help="allowed platforms, most preferred first")
+    parser.add_argument("--price", nargs="+", default=[], metavar="PLATFORM=USD_PER_HOUR",
+                        help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
+    parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
+    parser.add_argument("--top", type=int, default=10, help="rows to print")
+    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+
+
+def parse_prices(items: list[str]) -> dict[str, float]:
+    """{'cpu': 0.1} from ['cpu=0.1']; ConfigError naming a malformed item."""
+    prices = {}
+    for item in items:
+        platform, _, value = item.partition("=")
+        try:
+            prices[platform.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--price items look like cpu=0.1, got {item!r}") from None
+        if not platform.strip() or prices[platform.strip()] < 0:
+            raise ConfigError(f"--price items look like cpu=0.1 with a non-negative price, got {item!r}")
+    return prices
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    """Print the ranked configurations and the notes (fallbacks, exclusions); exit 1 when nothing is feasible."""
+    from kit import storage
+
+    prices = parse_prices(args.price)
+    budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
+    bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
+    _check(args.objective, budget, bound, prices)
+    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
+    table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
+                      platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
+                      fallback=not args.no_fallback)
+    for note in table.attrs["notes"]:
+        print(f"note: {note}")
+    if table.empty:
+        print(f"no configuration of {args.model} satisfies the constraints")
+        return 1
+    columns = [c for c in RESULT_COLUMNS if c != "variant" and (c != "cost_per_million" or prices)]
+    print(table[columns].head(args.top).to_string(index=False))
+    return 0
