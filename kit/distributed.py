@@ -359,6 +359,18 @@ def scaling_table(records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scaling_summary(records: list[Record]) -> dict[str, Any]:
+    """Headline values of a distributed run: ok world sizes, global samples/s and scaling efficiency per world size."""
+    ok = [r for r in records if r.status == "ok"]
+    return {"world_sizes": [r.extra.get("world_size") for r in records],
+            "ok_world_sizes": [r.extra.get("world_size") for r in ok], "n_ok_worlds": len(ok),
+            "throughput_items_per_s": {str(r.extra["world_size"]): r.throughput_items_per_s for r in ok},
+            "scaling_efficiency": {str(r.extra["world_size"]): r.extra.get("scaling_efficiency") for r in ok
+                                   if r.extra.get("world_size", 1) > 1},
+            "comm_share": {str(r.extra["world_size"]): r.extra.get("comm_share") for r in ok},
+            "not_ok": {str(r.extra.get("world_size")): f"{r.status}: {r.reason}" for r in records if r.status != "ok"}}
+
+
 def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of `benchkit distributed-bench`; flags given override the --params YAML."""
     parser.add_argument("--params", type=Path, help="YAML of DistributedSpec fields, e.g. parameters/distributed.yaml")

@@ -128,3 +128,38 @@ def test_local_slice_and_interval_union():
     part = local_slice(batch, 1, 2, 4)
     assert part["labels"].tolist() == [2, 3] and part["input_ids"].shape == (2, 2) and part["scalar"] == 3
     assert union_length_us([(0, 10), (5, 15), (20, 25), (21, 22)]) == 20
+
+
+def test_scaling_summary_and_chart_from_records():
+    from kit import plots
+    from kit.distributed import failure_record, scaling_summary, scaling_table
+
+    spec = DistributedSpec(model="bert", batch_per_rank=4, world_sizes=(1, 2, 4))
+    one = ok_record(spec, 1, [_rank(0, 1.0)], "r", "", base_throughput=None)
+    two = ok_record(spec, 2, [_rank(0, 1.0), _rank(1, 1.25)], "r", "", base_throughput=one.throughput_items_per_s)
+    four = failure_record(spec, 4, [], "timed out after 1 s", "r", "")
+    summary = scaling_summary([one, two, four])
+    assert summary["n_ok_worlds"] == 2 and summary["ok_world_sizes"] == [1, 2]
+    assert summary["throughput_items_per_s"] == {"1": 4.0, "2": 8 / 1.25}
+    assert summary["scaling_efficiency"] == {"2": pytest.approx(0.8)} and "timed out" in summary["not_ok"]["4"]
+    fig = plots.scaling_chart(scaling_table([one, two, four]))
+    left, middle, right = fig.axes
+    assert "samples/s" in left.get_ylabel() and "T(N) / (N x T(1))" in middle.get_ylabel()
+    assert list(middle.lines[0].get_ydata()) == [1.0, pytest.approx(0.8)]  # efficiency at N = 1 is 1 by definition
+    assert list(left.lines[1].get_ydata()) == [4.0, 8.0] and "ideal" in left.lines[1].get_label()  # N x T(1)
+    assert all(ax.get_legend() for ax in fig.axes) and right.get_xlabel() == "world size (processes)"
+    assert plots.scaling_chart(scaling_table([four])).axes[0].texts[0].get_text() == "no data"
+
+
+def test_worker_peak_is_measured_above_the_built_model_baseline(one_process):
+    """The worker reads its baseline once the model is built (minus the weights), as the training runner does, so the
+    estimate with the worker's calibration is close (read before the imports, the peak above it was ~10x larger)."""
+    from kit import memory
+
+    assert one_process.status == "ok", one_process.reason
+    baseline = one_process.extra["per_rank_baseline_bytes"][0]
+    assert 0 < one_process.extra["per_rank_peak_above_baseline_bytes"][0] < baseline
+    [row] = memory.validate_estimates([one_process], memory.record_calibration).to_dict("records")
+    assert row["calibration"] == memory.CPU_DISTRIBUTED_CALIBRATION.source
+    assert row["estimated_weights_bytes"] == row["measured_weights_bytes"]
+    assert abs(row["signed_error_pct"]) < 50  # ~0-5% on the machine it was fitted on; other machines differ

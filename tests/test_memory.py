@@ -146,3 +146,88 @@ def test_cli_distributed_config_prints_advice(capsys):
                               precision="bf16")
     assert memory.cmd_distributed_config(args) == 0
     assert "use DDP" in capsys.readouterr().out
+
+
+def _fake_training_record(batch_size: int, peak_above_baseline: int, world_size: int = 1):
+    """A stored-shape training Record of tiny bert, as kit's training runner writes it (no measurement)."""
+    from kit.records import Record
+
+    extra = {"process_baseline_bytes": 1000, "memory_split_bytes": {"weights_bytes": 4 * 54434}}
+    if world_size > 1:
+        extra = {**extra, "strategy": "ddp", "world_size": world_size, "batch_per_rank": batch_size,
+                 "per_rank_peak_above_baseline_bytes": [peak_above_baseline] * world_size}
+    return Record.from_samples([0.01, 0.011, 0.012], run_id="r", config_key=f"k{batch_size}-{world_size}",
+                               model="bert", family="bert", size="tiny", mode="training", platform="cpu",
+                               device="cpu", precision="fp32", batch_size=batch_size * world_size, seq_len=16,
+                               peak_memory_bytes=1000 + peak_above_baseline, extra=extra)
+
+
+def test_estimate_for_record_and_terms_table_say_formula_or_measured():
+    record = _fake_training_record(2, 100)
+    estimate = memory.estimate_for_record(record, memory.calibration_for("cpu"))
+    assert estimate == estimate_memory("bert", batch_size=2, seq_len=16, calibration=memory.CPU_CALIBRATION)
+    table = memory.terms_table(estimate).set_index("term")
+    assert table.loc["total", "bytes"] == estimate.total_bytes
+    assert table.loc["weights", "source"] == "formula" and table.loc["overhead", "source"].startswith("measured")
+    assert "measured factor" in table.loc["activations", "source"]
+    assert memory.calibration_for("cuda") is memory.UNCALIBRATED
+
+
+def test_error_summary_signs_errors_and_checks_the_single_process_target():
+    single, ddp = (memory.estimate_for_record(_fake_training_record(2, 1, n), memory.CPU_CALIBRATION).total_bytes
+                   for n in (1, 2))
+    records = [_fake_training_record(2, int(single / 1.05)), _fake_training_record(2, int(ddp / 0.5), 2)]
+    validation = memory.validate_estimates(records, memory.CPU_CALIBRATION)
+    summary = memory.error_summary(validation)
+    assert summary["n"] == 2 and summary["signed_error_pct"][0] == pytest.approx(5.0, abs=0.01)
+    assert summary["signed_error_pct"][1] == pytest.approx(-50.0, abs=0.01)  # the estimate is too small: negative
+    assert summary["single_max_abs_error_pct"] == pytest.approx(5.0, abs=0.01) and summary["single_within_target"]
+    assert summary["max_abs_error_pct"] == pytest.approx(50.0, abs=0.01)
+    assert memory.error_summary(validation.iloc[:0])["n"] == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("no-such-model", 8, 24 * GIB, 64), "unknown model"), (("t5", 8, 24 * GIB, 64, "int3"), "precision"),
+    (("llama", 0, 24 * GIB, 64), "n_gpus"), (("llama", 8, -1, 64), "gpu_memory_bytes"),
+    (("llama", 8, 24 * GIB, 60), "multiple of n_gpus"),
+])
+def test_check_advice_inputs_names_the_bad_input(args, message):
+    with pytest.raises(ConfigError, match=message):
+        memory.check_advice_inputs(*args)
+
+
+def test_advice_for_tinyllama_on_eight_24_gib_gpus_and_its_table():
+    advice = advise_distributed_config("llama", 8, 24 * GIB, 64, 2048, "bf16", size="base")
+    table = memory.advice_table(advice)
+    assert advice.fits and len(table) == len(advice.considered) and table["fits"].iloc[-1]
+    assert not table["fits"].iloc[:-1].any()  # the advised option is the first one that fits
+    assert table["estimated_gib_per_gpu"].iloc[-1] <= table["usable_gib"].iloc[-1]
+
+
+def test_memory_validation_chart_draws_estimate_and_measurement():
+    from kit import plots
+
+    validation = memory.validate_estimates([_fake_training_record(2, 130 * 2**20)], memory.CPU_CALIBRATION)
+    fig = plots.memory_validation_chart(validation)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "memory per rank (MiB)" and "signed error" in ax.get_title()
+    assert len(ax.patches) == len(plots.MEMORY_TERMS) + 1 and fig.legends
+    assert plots.memory_validation_chart(validation.iloc[:0]).axes[0].texts[0].get_text() == "no data"
+
+
+def test_each_harness_has_its_calibration():
+    from kit.records import Record
+
+    training = _fake_training_record(2, 100)
+    distributed = Record.failure("failed", "x", run_id="r", config_key="k", model="bert", family="bert", size="tiny",
+                                 mode="training", platform="cpu", device="cpu", precision="fp32", batch_size=2,
+                                 extra={"launcher": "torchrun --standalone", "strategy": "ddp", "world_size": 1})
+    assert memory.record_calibration(training) is memory.CPU_CALIBRATION
+    assert memory.record_calibration(distributed) is memory.CPU_DISTRIBUTED_CALIBRATION
+    assert memory.calibration_for("cuda", "distributed") is memory.UNCALIBRATED
+    with pytest.raises(ConfigError, match="harness"):
+        memory.calibration_for("cpu", "notebook")
+    by_record = memory.validate_estimates([training], memory.record_calibration)
+    assert by_record["calibration"].iloc[0] == memory.CPU_CALIBRATION.source
+    assert memory.estimate_for_record(training, memory.record_calibration) == memory.estimate_for_record(
+        training, memory.CPU_CALIBRATION)

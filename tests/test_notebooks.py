@@ -47,6 +47,15 @@ EXPECT = {
         and (r["top1_hit_rate"] is None or 0 <= r["top1_hit_rate"] <= 1)
         and (r["top1_hit_rate"] is not None or r["evaluation_skipped_reason"] != "")
         and (r["mean_regret"] is None or r["mean_regret"] >= 0)),
+    "06_distributed": lambda r: (
+        r["n_ok_worlds"] == 2 and r["ok_world_sizes"] == [1, 2]
+        and all(v > 0 for v in r["throughput_items_per_s"].values()) and set(r["scaling_efficiency"]) == {"2"}
+        and all(0 < e < 2 for e in r["scaling_efficiency"].values()) and r["memory_n_validated"] >= 3
+        and all(abs(e) < 50 for e in r["memory_signed_error_pct"]) and r["memory_single_max_abs_error_pct"] is not None
+        and r["advisor_fits"] is True and r["advisor_strategy"] in ("ddp", "zero1", "zero2", "fsdp")),
+    "explore": lambda r: (
+        r["n_rows"] >= 2 and r["metric"] == "throughput_items_per_s" and r["metric_min"] > 0 and r["model"] == "bert"
+        and r["platforms"] == ["cpu"] and r["n_results_loaded"] >= r["n_rows"]),
 }
 
 
@@ -74,7 +83,9 @@ def test_notebook_runs_on_tiny_parameters(stem, tmp_path, shared_db):
     page = out.html.read_text()
     outputs = [o for c in nbformat.read(str(out.ipynb), as_version=4).cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"], "no error output in the executed notebook"
-    assert "data:image/png;base64" in page, "charts are embedded in the HTML"
+    charts = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert charts, "the notebook displays its charts as PNG images"
+    assert page.count("data:image/png;base64") >= len(charts), "every chart is embedded in the HTML"
     assert EXPECT.get(stem, lambda r: bool(r))(out.recorded), out.recorded
 
 

@@ -23,6 +23,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+# At module level so that they are in RSS before the process baseline is read: the harness's own imports (scipy through
+# kit.timing is ~65 MB) must not count as the model's training memory.
+from kit import zoo
+from kit.timing import CudaEventClock, CudaPeakTracker, PerfCounterClock, ProcessPeakTracker
+
 COMM_PREFIXES = ("gloo:", "nccl:", "ncclkernel", "nccldevkernel")  # CPU-side record names and NCCL kernel names
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 SYNC_PROBE_STEPS = 3
@@ -128,8 +133,6 @@ class Trainer:
 
     def __init__(self, cfg: dict[str, Any], model: torch.nn.Module, loaded: Any, inputs: dict[str, Any],
                  device: str) -> None:
-        from kit.timing import CudaEventClock, CudaPeakTracker, PerfCounterClock, ProcessPeakTracker
-
         self.cfg, self.model, self.loaded, self.inputs, self.device = cfg, model, loaded, inputs, device
         self.is_cuda = device.startswith("cuda")
         self.clock = CudaEventClock() if self.is_cuda else PerfCounterClock()
@@ -212,10 +215,18 @@ def union_length_us(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def build(cfg: dict[str, Any], rank: int, world: int, device: str) -> tuple[Any, torch.nn.Module, dict[str, Any]]:
-    """The zoo model (same seed on every rank), dropout off if asked, wrapped; and this rank's inputs."""
-    from kit import zoo
+def process_baseline_bytes(model: torch.nn.Module) -> int:
+    """RSS of the process without the model, as kit's training runner defines it: once the model is built and moved
+    (lazy imports of its classes, libraries and allocator arenas included), minus its weights."""
+    import psutil
 
+    return int(psutil.Process().memory_info().rss - local_bytes(list(model.parameters())))
+
+
+def build(cfg: dict[str, Any], rank: int, world: int, device: str) -> tuple[Any, torch.nn.Module, dict[str, Any], int]:
+    """The zoo model (same seed on every rank), dropout off if asked, wrapped; this rank's inputs; and the process
+    baseline, read before the wrap so that DDP's gradient buckets and FSDP's unsharded blocks count as training
+    memory."""
     loaded = zoo.load_model(cfg["model"], cfg["size"], overrides=cfg.get("overrides") or None)
     model = loaded.model
     if cfg.get("disable_dropout", True):
@@ -226,9 +237,10 @@ def build(cfg: dict[str, Any], rank: int, world: int, device: str) -> tuple[Any,
     global_batch = cfg["batch_per_rank"] * world
     full = loaded.make_inputs(global_batch, cfg.get("seq_len"), with_labels=True, seed=int(cfg.get("seed", 0)))
     inputs = to_device(local_slice(full, rank, world, global_batch), device)
+    baseline = process_baseline_bytes(model)
     wrapped = wrap_model(model, cfg["strategy"], device, cfg["precision"])
     loaded.model = wrapped  # loaded.loss calls loaded.model, which must be the wrapped module
-    return loaded, wrapped, inputs
+    return loaded, wrapped, inputs, baseline
 
 
 def global_mean(values: list[float], device: str) -> list[float]:
@@ -240,16 +252,13 @@ def global_mean(values: list[float], device: str) -> list[float]:
 
 def run_rank(cfg: dict[str, Any], env: dict[str, int], result: dict[str, Any]) -> None:
     """Everything one rank measures, written into `result` phase by phase (so a failure says where it happened)."""
-    import psutil
-
     torch.manual_seed(int(cfg.get("seed", 0)))
     torch.set_num_threads(int(cfg["threads_per_rank"]))
     result["phase"] = "init"
     backend, device = init_distributed(cfg["platform"], env["local_rank"])
     result.update(backend=backend, device=device, threads=torch.get_num_threads())
-    result["baseline_rss_bytes"] = psutil.Process().memory_info().rss
     result["phase"] = "setup"
-    loaded, model, inputs = build(cfg, env["rank"], env["world_size"], device)
+    loaded, model, inputs, result["baseline_rss_bytes"] = build(cfg, env["rank"], env["world_size"], device)
     result["n_params"] = sum(p.numel() for p in model.parameters())
     trainer = Trainer(cfg, model, loaded, inputs, device)
     result["phase"] = "first_step"
