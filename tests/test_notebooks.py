@@ -35,7 +35,8 @@ EXPECT = {
         r["n_pairs"] >= 1 and len(r["throughput_ratios"]) == len(r["throughput_ratios_p50"]) == r["n_pairs"]
         and all(x > 0 for x in r["throughput_ratios"] + r["throughput_ratios_p50"] + r["memory_ratios"])
         and all(0.5 <= c <= 1.0 + 1e-9 for c in r["phase_coverage"])
-        and all(a > 0 and b > 0 for a, b in zip(r["first_losses"], r["last_losses"])) and any(r["loss_decreased"])),
+        and all(a > 0 and b > 0 for a, b in zip(r["first_losses"], r["last_losses"], strict=True))
+        and any(r["loss_decreased"])),
     "04_prediction": lambda r: (
         r["n_train"] >= 12 and r["n_families"] >= 3 and r["n_peaks"] >= 1 and r["throughput_mape"] >= 0
         and 0 <= r["throughput_within_10"] <= 1 and 0 <= r["throughput_coverage"] <= 1

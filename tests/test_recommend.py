@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pandas as pd
@@ -11,8 +10,7 @@ import pytest
 
 from kit import recommend, storage
 from kit.errors import ConfigError
-from kit.records import Record
-from tests.test_predict import fast_predictor, synthetic_frame
+from tests.test_predict import fast_predictor, store_synthetic, synthetic_frame
 
 VARIANT = {"overrides": {"num_hidden_layers": 2, "hidden_size": 64}, "seq_len": 64}
 
@@ -135,22 +133,7 @@ def test_bad_input_is_a_config_error(two_platforms) -> None:
     assert recommend.parse_prices(["cpu=0.1", "cuda=2.5"]) == {"cpu": 0.1, "cuda": 2.5}
 
 
-def _store(con, frame: pd.DataFrame) -> None:
-    """Synthetic rows as stored Records (ten samples around the law's latency) on one hardware row with peaks."""
-    storage.start_run(con, "synthetic", {}, {"hardware": {"hardware_id": "hw-cpu", "hostname": "h"}, "env_id": "e"})
-    storage.set_hardware_peaks(con, "hw-cpu", {"cpu": {"flops_per_s": {"fp32": 2e11, "bf16": 8e11},
-                                                       "mem_bandwidth_bytes_per_s": 3e10}}, 3e10)
-    for row in frame.itertuples(index=False):
-        extra = json.loads(row.extra)
-        key = f"{row.model}|{row.precision}|bs{row.batch_size}|{row.params_json}|{row.seq_len}"
-        samples = [row.latency_p50_s * (1 + 0.01 * np.sin(i)) for i in range(10)]
-        record = Record.from_samples(
-            samples, run_id="synthetic", config_key=key, model=row.model, family=row.family, size="tiny",
-            mode="inference", platform="cpu", device="cpu", precision=row.precision, batch_size=row.batch_size,
-            seq_len=row.seq_len, n_params=row.n_params, flops_per_sample=row.flops_per_sample,
-            peak_memory_bytes=int(row.peak_memory_bytes), params_json=row.params_json,
-            extra={**extra, "model_facts": {**extra["model_facts"], "modality": "text"}})
-        storage.insert_record(con, record)
+_store = store_synthetic  # the same synthetic records the prediction tests store
 
 
 def test_cmd_recommend_reads_the_database(tmp_path, capsys) -> None:
