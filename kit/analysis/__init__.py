@@ -1,0 +1,66 @@
+"""Comparative analysis of stored results: speed-ups against a baseline, rankings, regressions between two runs,
+one metric's history across runs, and training against inference.
+
+Every comparison is computed from the raw latency samples (ratio of medians with a bootstrap CI, Mann-Whitney U),
+with Holm's correction across the table, because a table of many comparisons at alpha=0.05 would otherwise flag
+about one in twenty unchanged configurations by chance.
+
+`frames` reads results with their raw samples (a store, Records, a DataFrame or an export) and holds the shared
+helpers; `speedups` the speed-up and ranking tables; `regressions` regression detection, the planned comparison and
+`benchkit compare`; `history` one metric across runs; `training` training against inference; `exports` CSV/Parquet.
+"""
+
+from kit.analysis.exports import export_csv, export_parquet, export_table
+from kit.analysis.frames import (
+    EXPORT_COLUMNS,
+    FILE_SUFFIXES,
+    IDENTITY,
+    KEY,
+    WORKLOAD,
+    Source,
+    latest_ok,
+    results_with_samples,
+)
+from kit.analysis.history import HISTORY_COLUMNS, HISTORY_METRICS, history_configuration, metric_history
+from kit.analysis.regressions import (
+    REGRESSION_COLUMNS,
+    REGRESSION_STATUSES,
+    ComparisonPlan,
+    add_compare_arguments,
+    cmd_compare,
+    comparison_table,
+    detect_regressions,
+    latest_run_id,
+    plan_comparison,
+    previous_run_id,
+    regression_exit_code,
+    regressions_for,
+)
+from kit.analysis.speedups import RANKING_COLUMNS, SPEEDUP_COLUMNS, ranking_table, speedup_table
+from kit.analysis.training import (
+    CONVERGENCE_COLUMNS,
+    GRADIENTS_FREED,
+    MEMORY_COLUMNS,
+    MEMORY_PARTS,
+    PHASE_COLUMNS,
+    PHASES,
+    TRAINING_ID,
+    TVI_COLUMNS,
+    TVI_KEY,
+    training_convergence,
+    training_memory,
+    training_phases,
+    training_sweep_spec,
+    training_vs_inference,
+)
+
+__all__ = [
+    "CONVERGENCE_COLUMNS", "EXPORT_COLUMNS", "FILE_SUFFIXES", "GRADIENTS_FREED", "HISTORY_COLUMNS", "HISTORY_METRICS",
+    "IDENTITY", "KEY", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS", "RANKING_COLUMNS",
+    "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "TRAINING_ID", "TVI_COLUMNS", "TVI_KEY",
+    "WORKLOAD", "ComparisonPlan", "Source", "add_compare_arguments", "cmd_compare", "comparison_table",
+    "detect_regressions", "export_csv", "export_parquet", "export_table", "history_configuration", "latest_ok",
+    "latest_run_id", "metric_history", "plan_comparison", "previous_run_id", "ranking_table", "regression_exit_code",
+    "regressions_for", "results_with_samples", "speedup_table", "training_convergence", "training_memory",
+    "training_phases", "training_sweep_spec", "training_vs_inference",
+]

@@ -1,0 +1,263 @@
+"""Regressions between two runs, the planned comparison of a notebook, and the `benchkit compare` command.
+
+Each configuration is compared on its raw latency samples (ratio of medians with a bootstrap CI, Mann-Whitney U), with
+Holm's correction across the table, because a table of many comparisons at alpha=0.05 would otherwise flag about one
+in twenty unchanged configurations by chance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kit import storage
+from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _holm, _median_s, results_with_samples
+from kit.analysis.history import HISTORY_METRICS
+from kit.errors import ConfigError
+from kit.stats import compare
+
+REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
+                      "p_holm", "significant", "tested", "baseline_p50_s", "current_p50_s", "n_baseline", "n_current",
+                      "baseline_run_id", "current_run_id", "note"]
+REGRESSION_STATUSES = ("regression", "improvement", "unchanged", "possible_regression", "possible_improvement",
+                       "added", "removed", "failed", "skipped")
+
+
+def _check_thresholds(threshold: float, alpha: float) -> None:
+    if not (isinstance(threshold, (int, float)) and 0 < threshold < 10):
+        raise ConfigError(f"threshold must be a fraction > 0 (0.10 = 10% slower), got {threshold!r}")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+
+
+def _is_file_spec(spec: Any) -> bool:
+    return isinstance(spec, Path) or (isinstance(spec, str) and (spec.endswith(FILE_SUFFIXES) or Path(spec).is_file()))
+
+
+def _side(spec: Any, con: storage.Connection | None, name: str) -> pd.DataFrame:
+    """One side of a comparison: a DataFrame, an exported CSV/Parquet file, or a run id looked up in `con`."""
+    if isinstance(spec, (pd.DataFrame, list)) or _is_file_spec(spec):
+        return results_with_samples(spec)
+    if con is None:
+        raise ConfigError(f"{name} {spec!r} is not an exported .csv/.parquet file, and no database connection was "
+                          "given to look it up as a run id")
+    runs = set(storage.runs_frame(con)["run_id"])
+    if spec not in runs:
+        raise ConfigError(f"unknown {name} run id {spec!r}; stored runs: {', '.join(sorted(runs)) or 'none'}")
+    return results_with_samples(con, spec)
+
+
+def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alpha: float = 0.05, *,
+                       con: storage.Connection | None = None) -> pd.DataFrame:
+    """Compare two runs configuration by configuration and classify each (see REGRESSION_STATUSES).
+
+    Each side is a run id in `con`, a CSV/Parquet file from storage.export_csv/export_parquet (with its `_samples`
+    sibling), or a results DataFrame. A regression is a latency ratio (current/baseline median) above 1 + threshold
+    that is also significant (Mann-Whitney, Holm-corrected over all tested configurations); an improvement is the
+    mirror image (ratio below 1 / (1 + threshold)). Without raw samples on a side the medians alone are compared and
+    the result is only a `possible_*` status, never a regression.
+    """
+    _check_thresholds(threshold, alpha)
+    cur, base = _side(current, con, "current"), _side(baseline, con, "baseline")
+    cur, base = (side.sort_values("_order", kind="stable").drop_duplicates(KEY, keep="last") for side in (cur, base))
+    merged = cur.merge(base, on=KEY, how="outer", suffixes=("_cur", "_base"), indicator=True)
+    missing_note = "baseline file has no _samples sibling" if base.attrs.get("samples_missing") else ""
+    rows = [_regression_row(row, missing_note) for _, row in merged.iterrows()]
+    table = _holm(pd.DataFrame(rows, columns=REGRESSION_COLUMNS), alpha)
+    table["change_pct"] = (table["ratio"].astype(float) - 1) * 100
+    classified = [_classify(row, threshold) for _, row in table.iterrows()]
+    table["status"], table["note"] = [c[0] for c in classified], [c[1] for c in classified]
+    order = {status: i for i, status in enumerate(REGRESSION_STATUSES)}
+    table = table.sort_values(["status", "model", "mode", "platform", "precision", "batch_size"],
+                              key=lambda s: s.map(order) if s.name == "status" else s, kind="stable")
+    return table[REGRESSION_COLUMNS].reset_index(drop=True)
+
+
+def _regression_row(row: pd.Series, missing_note: str) -> dict[str, Any]:
+    side = "_cur" if row["_merge"] != "right_only" else "_base"
+    out = {name: row[name] if name in row else row[name + side] for name in IDENTITY if name != "variant"}
+    out.update(variant=row["variant"], status="", tested=False, p_value=math.nan, note="",
+               current_run_id=row.get("run_id_cur"), baseline_run_id=row.get("run_id_base"))
+    if row["_merge"] == "right_only":
+        return {**out, "status": "removed", "note": "only in the baseline"}
+    if row["status_cur"] != "ok":
+        return {**out, "status": row["status_cur"], "note": row["reason_cur"]}
+    out.update(current_p50_s=_median_s(row, "_cur"),
+               n_current=0 if row["samples_cur"] is None else len(row["samples_cur"]))
+    if row["_merge"] == "left_only" or row["status_base"] != "ok":
+        note = "only in the current run" if row["_merge"] == "left_only" else f"baseline {row['status_base']}"
+        return {**out, "status": "added", "note": note}
+    out.update(baseline_p50_s=_median_s(row, "_base"),
+               n_baseline=0 if row["samples_base"] is None else len(row["samples_base"]))
+    if row["samples_cur"] is None or row["samples_base"] is None:
+        which = "baseline" if row["samples_base"] is None else "current"
+        reason = missing_note if which == "baseline" and missing_note else f"no raw samples on the {which} side"
+        ratio = out["current_p50_s"] / out["baseline_p50_s"]
+        return {**out, "ratio": ratio, "note": f"{reason}: medians compared, significance test not run"}
+    c = compare(row["samples_cur"], row["samples_base"])
+    return {**out, "ratio": c.ratio, "ratio_ci_low": c.ratio_ci_low, "ratio_ci_high": c.ratio_ci_high,
+            "p_value": c.p_value, "tested": True, "note": _caveats(row)}
+
+
+def _caveats(row: pd.Series) -> str:
+    """Warnings that the test cannot see: it treats samples as independent, so a run measured under different load
+    or one that never reached its CI target can differ 'significantly' without any change in the code."""
+    noisy = [side for side, suffix in (("baseline", "_base"), ("current", "_cur")) if row.get("noisy" + suffix) is True]
+    notes = [f"noisy (CI target missed): {' and '.join(noisy)}"] if noisy else []
+    load_cur, load_base = row.get("load_avg_1m_cur"), row.get("load_avg_1m_base")
+    if not (pd.isna(load_cur) or pd.isna(load_base)) and abs(float(load_cur) - float(load_base)) >= 1:
+        notes.append(f"1-min load {float(load_base):.1f} -> {float(load_cur):.1f}")
+    return "; ".join(notes)
+
+
+def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
+    if row["status"]:
+        return row["status"], row["note"]
+    slower, faster = row["ratio"] > 1 + threshold, row["ratio"] < 1 / (1 + threshold)
+    if not row["tested"]:
+        return ("possible_regression" if slower else "possible_improvement" if faster else "unchanged"), row["note"]
+    if row["significant"] and (slower or faster):
+        return ("regression" if slower else "improvement"), row["note"]
+    if slower or faster:
+        why = f"{abs(row['change_pct']):.1f}% {'slower' if slower else 'faster'} but not significant after Holm " \
+              f"correction (p={row['p_holm']:.3g})"
+    else:
+        why = "significant but within the threshold" if row["significant"] else ""
+    return "unchanged", "; ".join(filter(None, [why, row["note"]]))
+
+
+def regression_exit_code(df: pd.DataFrame) -> int:
+    """1 when the comparison holds at least one regression, else 0 (for CI gates)."""
+    return int(bool((df["status"] == "regression").any())) if "status" in df else 0
+
+
+def latest_run_id(con: storage.Connection) -> str:
+    """The most recently started run in the store."""
+    runs = storage.runs_frame(con)
+    if runs.empty:
+        raise ConfigError("the database holds no runs; run `benchkit bench` first")
+    return str(runs.sort_values("started_at", kind="stable")["run_id"].iloc[-1])
+
+
+def previous_run_id(con: storage.Connection, run_id: str) -> str | None:
+    """The latest run before `run_id` (in start order) with an ok result for one of its configurations, else None.
+
+    Runs that share no configuration (another notebook's sweep, say) are passed over: comparing with them finds
+    nothing to compare.
+    """
+    runs = storage.runs_frame(con)["run_id"].tolist()
+    if run_id not in runs:
+        raise ConfigError(f"unknown run id {run_id!r}; stored runs: {', '.join(runs) or 'none'}")
+    ok = storage.results_frame(con, status="ok")[["run_id", "config_key"]]
+    keys = set(ok.loc[ok["run_id"] == run_id, "config_key"])
+    sharing = set(ok.loc[ok["config_key"].isin(keys), "run_id"])
+    earlier = [r for r in runs[:runs.index(run_id)] if r in sharing]
+    return earlier[-1] if earlier else None
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What a comparative analysis looks at: a run, its baseline (a run id, an export file, or None and why), the
+    speed-up reference platform/precision, the regression thresholds, the history metric and the export folder."""
+
+    run_id: str
+    baseline: str | None
+    baseline_note: str
+    baseline_platform: str
+    baseline_precision: str
+    threshold: float
+    alpha: float
+    history_metric: str
+    export_dir: Path
+
+    def describe(self) -> str:
+        """One line for a notebook: what is compared with what."""
+        against = f"baseline {self.baseline}" if self.baseline else f"no baseline ({self.baseline_note})"
+        return (f"run {self.run_id} vs {against}; speed-ups over {self.baseline_platform}/{self.baseline_precision}; "
+                f"regression = more than {self.threshold:.0%} slower and significant at alpha={self.alpha} (Holm)")
+
+
+def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline_run_id: str | None = None, *,
+                    baseline_platform: str = "cpu", baseline_precision: str = "fp32", threshold: float = 0.10,
+                    alpha: float = 0.05, history_metric: str = "throughput_items_per_s",
+                    export_dir: str | Path | None = None, db_path: str | Path | None = None) -> ComparisonPlan:
+    """Check a comparison's settings (ConfigError naming the bad value) and resolve its defaults.
+
+    run_id None = the latest run; baseline_run_id None = previous_run_id (None, with the reason, when there is
+    none); export_dir None = an `exports` folder beside db_path (outputs/exports without one).
+    """
+    from kit.backends import PRECISIONS, known_platforms  # imports torch: only when an analysis is planned
+
+    _check_thresholds(threshold, alpha)
+    if baseline_platform not in known_platforms():
+        raise ConfigError(f"unknown baseline_platform {baseline_platform!r}; known: {', '.join(known_platforms())}")
+    if baseline_precision not in PRECISIONS:
+        raise ConfigError(f"unknown baseline_precision {baseline_precision!r}; known: {', '.join(PRECISIONS)}")
+    if history_metric not in HISTORY_METRICS:
+        raise ConfigError(f"history_metric must be one of {', '.join(HISTORY_METRICS)}, not {history_metric!r}")
+    runs = storage.runs_frame(con)
+    run_id = latest_run_id(con) if run_id is None else run_id
+    if run_id not in set(runs["run_id"]):
+        raise ConfigError(f"unknown run_id {run_id!r}; stored runs: {', '.join(runs['run_id'])}")
+    if not int(runs.loc[runs["run_id"] == run_id, "n_ok"].iloc[0]):
+        raise ConfigError(f"run_id {run_id!r} has no ok result to analyse; choose another run")
+    note = ""
+    if baseline_run_id is None:
+        baseline_run_id = previous_run_id(con, run_id)
+        note = "" if baseline_run_id else f"no earlier run in the database measured any configuration of {run_id}"
+    elif _is_file_spec(baseline_run_id) and not Path(baseline_run_id).is_file():
+        raise ConfigError(f"baseline_run_id {str(baseline_run_id)!r} is not an existing exported file")
+    elif not _is_file_spec(baseline_run_id) and baseline_run_id not in set(runs["run_id"]):
+        raise ConfigError(f"unknown baseline_run_id {baseline_run_id!r}; stored runs: {', '.join(runs['run_id'])}")
+    folder = Path(db_path).parent if db_path is not None and str(db_path) != ":memory:" else Path("outputs")
+    return ComparisonPlan(run_id, None if baseline_run_id is None else str(baseline_run_id), note, baseline_platform,
+                          baseline_precision, float(threshold), float(alpha), history_metric,
+                          Path(export_dir) if export_dir else folder / "exports")
+
+
+def regressions_for(plan: ComparisonPlan, con: storage.Connection) -> pd.DataFrame:
+    """detect_regressions of the plan's run against its baseline; an empty table when the plan has no baseline."""
+    if plan.baseline is None:
+        return pd.DataFrame(columns=REGRESSION_COLUMNS)
+    return detect_regressions(plan.run_id, plan.baseline, plan.threshold, plan.alpha, con=con)
+
+
+def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A regression table for printing: medians in ms, change and p-values rounded."""
+    out = df[["status", "model", "mode", "platform", "precision", "batch_size", "seq_len"]].copy()
+    out["baseline_p50_ms"] = (df["baseline_p50_s"].astype(float) * 1e3).round(3)
+    out["current_p50_ms"] = (df["current_p50_s"].astype(float) * 1e3).round(3)
+    out["change_pct"] = df["change_pct"].astype(float).round(1)
+    out["p_holm"] = df["p_holm"].astype(float).map(lambda p: f"{p:.2g}" if not pd.isna(p) else "")
+    out["note"] = df["note"].fillna("").astype(str).str.slice(0, 100)
+    return out
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `benchkit compare` arguments, for kit.cli."""
+    parser.add_argument("--baseline", required=True, help="baseline run id, or a CSV/Parquet from `benchkit export`")
+    parser.add_argument("--run-id", help="current run id or exported file (default: the latest run in --db)")
+    parser.add_argument("--threshold", type=float, default=0.10, help="slow-down that counts (0.10 = 10%%)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
+    parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
+    parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare a run against a baseline run or export, print the table, exit 1 on regression when asked."""
+    _check_thresholds(args.threshold, args.alpha)
+    needs_db = args.run_id is None or not (_is_file_spec(args.run_id) and _is_file_spec(args.baseline))
+    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True) if needs_db else None
+    current = args.run_id or latest_run_id(con)
+    df = detect_regressions(current, args.baseline, args.threshold, args.alpha, con=con)
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
+        print(comparison_table(df).to_string(index=False))
+    counts = df["status"].value_counts()
+    print(f"current {current} vs baseline {args.baseline}: "
+          + (", ".join(f"{counts[s]} {s}" for s in REGRESSION_STATUSES if s in counts) or "nothing to compare"))
+    return regression_exit_code(df) if args.fail_on_regression else 0
