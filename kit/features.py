@@ -62,7 +62,8 @@ def single_process(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["extra"].map(lambda e: "world_size" in _extra(e))]
 
 
-def _overrides(params_json: Any) -> str:
+def overrides_json(params_json: Any) -> str:
+    """The config overrides a result was measured with, as sorted JSON text ("{}" for the plain config)."""
     params = _extra(params_json)
     return json.dumps(params.get("overrides") or {}, sort_keys=True)
 
@@ -83,7 +84,7 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
     if "seq_len" in frame:
         out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
-    out["overrides"] = frame["params_json"].map(_overrides) if "params_json" in frame else "{}"
+    out["overrides"] = frame["params_json"].map(overrides_json) if "params_json" in frame else "{}"
     for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size"):
         out[column] = pd.to_numeric(out[column], errors="coerce")
     out["modality"] = out["modality"].fillna("unknown").astype(str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pandas as pd
@@ -229,3 +230,21 @@ def test_a_seed_only_database_ranks_measurements_and_never_an_unbounded_predicti
     assert set(table["source"]) == {"measured"} and len(table) == 2
     assert (table.attrs["excluded"]["source"] == "predicted").all()
     assert recommend.evaluate_recommendations(data).attrs["skipped_reason"]
+
+
+def test_a_configuration_that_failed_or_ran_out_of_memory_is_never_recommended(two_platforms, predictor) -> None:
+    variant = two_platforms[(two_platforms["model"] == "fam0") & (two_platforms["params_json"] == json.dumps(
+        {"overrides": {"num_hidden_layers": 2, "hidden_size": 64}}))]
+    failed = variant[(variant["platform"] == "cpu") & (variant["precision"] == "fp32")].head(1).assign(
+        batch_size=8, status="failed", throughput_items_per_s=np.nan, created_at="2026-02-01T00:00:00",
+        reason="child process killed by SIGKILL (likely out of memory: the OOM killer sends SIGKILL)")
+    data = pd.concat([two_platforms, failed], ignore_index=True)
+    table = recommend.recommend(data, "fam0", predictor=predictor, batch_sizes=[1, 4, 8, 16], **VARIANT)
+    cpu_fp32 = table[(table["platform"] == "cpu") & (table["precision"] == "fp32")]
+    assert sorted(cpu_fp32["batch_size"]) == [1, 4]  # 8 failed, 16 is larger on the platform that ran out of memory
+    excluded = table.attrs["excluded"]
+    reasons = dict(zip(excluded["batch_size"][excluded["platform"] == "cpu"],
+                       excluded["reason"][excluded["platform"] == "cpu"], strict=True))
+    assert reasons[8].startswith("measured as failed: child process killed by SIGKILL")
+    assert reasons[16] == "ran out of memory when measured at batch 8"
+    assert {8, 16} <= set(table[table["platform"] == "cuda"]["batch_size"])  # other platforms are unaffected

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import image_size_of, model_facts, single_process, variant_key
+from kit.features import image_size_of, model_facts, overrides_json, single_process, variant_key
 from kit.predict import Predictor
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
@@ -158,6 +159,48 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
     return out[out["source"] != ""]
 
 
+MEMORY_FAILURE = re.compile(r"MemoryError|out of memory|OutOfMemory|SIGKILL", re.IGNORECASE)
+FAILURE_KEYS = ["platform", "precision", "batch_size", "mode"]
+
+
+def failed_measurements(data: Any, model: str, size: str | None, overrides: str) -> pd.DataFrame:
+    """The model variant's configurations whose latest measurement failed, with the reason and whether it was memory.
+
+    A configuration measured ok later (in any run) is not listed; `memory` marks out-of-memory deaths (MemoryError, an
+    OOM message, or SIGKILL from the kernel's OOM killer), which larger batches on the same platform would hit too."""
+    from kit import storage
+
+    if isinstance(data, pd.DataFrame):
+        frame = data[data["model"] == model] if "status" in data else data.iloc[0:0]
+    else:
+        frame = storage.results_frame(data, model=model)
+    if size is not None and not frame.empty:
+        frame = frame[frame["size"] == size]
+    if frame.empty or "params_json" not in frame:
+        return pd.DataFrame(columns=[*FAILURE_KEYS, "failure", "memory"])
+    frame = frame[frame["params_json"].map(overrides_json) == overrides]
+    latest = frame.sort_values("created_at").drop_duplicates(FAILURE_KEYS, keep="last")
+    failed = latest[latest["status"] == "failed"]
+    reasons = failed["reason"].fillna("").astype(str)
+    return failed[FAILURE_KEYS].assign(failure=reasons.map(lambda r: r.splitlines()[0][:120] if r else "failed"),
+                                       memory=reasons.map(lambda r: bool(MEMORY_FAILURE.search(r))))
+
+
+def failure_reasons(table: pd.DataFrame, failures: pd.DataFrame) -> pd.Series:
+    """Per candidate: why a failed measurement rules it out ('' if none): the same configuration failed, or the same
+    platform and precision ran out of memory at this batch size or a smaller one."""
+    out = pd.Series("", index=table.index, dtype=object)
+    for failure in failures.itertuples(index=False):
+        same = ((table["platform"] == failure.platform) & (table["precision"] == failure.precision)
+                & (table["mode"] == failure.mode))
+        exact = same & (table["batch_size"] == failure.batch_size) & (table["source"] != "measured")
+        out[exact & (out == "")] = f"measured as failed: {failure.failure}"
+        if failure.memory:
+            larger = same & (table["batch_size"] > failure.batch_size) & (table["source"] != "measured")
+            out[larger & (out == "")] = f"ran out of memory when measured at batch {failure.batch_size}"
+    return out
+
+
 def _constraint_reason(row: pd.Series, memory_budget_bytes: float | None, latency_bound_s: float | None,
                        hourly_prices: dict | None, objective: str) -> str:
     if memory_budget_bytes is not None:
@@ -234,6 +277,10 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     table = _fill(candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions), rows, predictor)
     reasons = table.apply(_constraint_reason, axis=1, args=(memory_budget_bytes, latency_bound_s, hourly_prices,
                                                              objective)) if not table.empty else pd.Series(dtype=str)
+    if not table.empty:
+        failures = failed_measurements(data, model, size, facts.get("overrides") or "{}")
+        failed = failure_reasons(table, failures)
+        reasons = reasons.where(failed == "", failed)
     feasible = table[reasons == ""]
     why = _platform_reasons(preferred, frame, table, reasons)
     usable = [p for p in preferred if p in set(feasible["platform"])]
