@@ -159,6 +159,9 @@ def speech2text(config: Any, batch: int, seq_len: int | None, labels: bool, gen:
     else:
         target[:, 0] = config.decoder_start_token_id
         out["decoder_input_ids"] = target
+        # an explicit (all-ones) mask: without one, transformers probes position ids for packed sequences with
+        # torch.diff, an op OpenVINO's PyTorch frontend cannot convert
+        out["decoder_attention_mask"] = torch.ones_like(target)
     return out
 
 
