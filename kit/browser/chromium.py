@@ -160,7 +160,7 @@ class Chromium:
         os.write(self._to, json.dumps(message).encode() + b"\0")
         deadline = time.monotonic() + timeout_s
         while True:
-            reply = self._read_message(deadline, method)
+            reply = self._read_message(deadline, method, timeout_s)
             if reply.get("id") == self._next_id:
                 if "error" in reply:
                     raise BrowserError(f"{method}: {reply['error'].get('message')} {reply['error'].get('data', '')}")
@@ -174,13 +174,13 @@ class Chromium:
             for i, event in enumerate(self.events):
                 if event.get("method") == method and (session_id is None or event.get("sessionId") == session_id):
                     return self.events.pop(i).get("params", {})
-            self.events.append(self._read_message(deadline, method))
+            self.events.append(self._read_message(deadline, method, timeout_s))
 
-    def _read_message(self, deadline: float, method: str) -> dict[str, Any]:
+    def _read_message(self, deadline: float, method: str, timeout_s: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BrowserTimeout(f"{method}: no answer from the browser within the timeout")
+                raise BrowserTimeout(f"{method}: no answer from the browser within {timeout_s:g} s")
             ready, _, _ = select.select([self._from], [], [], left)
             if not ready:
                 continue

@@ -105,9 +105,9 @@ class BrowserPage:
         """One inference; seconds measured in the page with performance.now()."""
         return float(self.evaluate("window.bench.run()", timeout_s=timeout_s)) / 1000.0
 
-    def last_output(self) -> np.ndarray:
-        """The last run's output as a numpy array."""
-        out = self.evaluate("window.bench.lastOutput()")
+    def last_output(self, *, timeout_s: float = 300.0) -> np.ndarray:
+        """The last run's output as a numpy array (base64 over the DevTools pipe: a large output takes a while)."""
+        out = self.evaluate("window.bench.lastOutput()", timeout_s=timeout_s)
         dtype = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}[out["dtype"]]
         return np.frombuffer(base64.b64decode(out["b64"]), dtype=dtype).reshape(out["shape"]).copy()
 
