@@ -132,3 +132,14 @@ def test_measured_record_carries_precision_deviation_and_frees_the_torch_model(o
     deviation = record.extra["deviation"]
     assert deviation["rel_l2"] < 1e-4, deviation  # fp32 engine vs fp32 torch on the same inputs
     assert record.startup_s >= record.extra["convert_s"] > 0
+
+
+def test_whisper_converts_now_that_the_decoder_mask_is_explicit(ov):
+    from dataclasses import replace
+
+    from kit.runners.inference import measure_inference
+
+    job = replace(SweepSpec(models=["whisper"], platforms=["openvino"], run_id="ov").jobs()[0], time_budget_s=0.2,
+                  min_samples=3)
+    record = measure_inference(job)
+    assert record.status == "ok" and record.extra["deviation"]["rel_l2"] < 1e-4

@@ -181,7 +181,7 @@ def failed_measurements(data: Any, model: str, size: str | None, overrides: str)
     frame = frame[frame["params_json"].map(overrides_json) == overrides]
     latest = frame.sort_values("created_at").drop_duplicates(FAILURE_KEYS, keep="last")
     failed = latest[latest["status"] == "failed"]
-    reasons = failed["reason"].fillna("").astype(str)
+    reasons = failed.get("reason", pd.Series("", index=failed.index)).fillna("").astype(str)
     return failed[FAILURE_KEYS].assign(failure=reasons.map(lambda r: r.splitlines()[0][:120] if r else "failed"),
                                        memory=reasons.map(lambda r: bool(MEMORY_FAILURE.search(r))))
 
