@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from kit.errors import MeasurementError
-from kit.stats import Summary, summarise
+from kit.stats import MIN_CI_SAMPLES, Summary, summarise
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "failed", "skipped"]
@@ -146,7 +146,8 @@ def _summary_fields(summary: Summary, batch_size: int, target_rel_ci: float) -> 
         "ci_low_s": summary.ci_low,
         "ci_high_s": summary.ci_high,
         "ci_rel_halfwidth": summary.rel_halfwidth,
-        "converged": summary.rel_halfwidth <= target_rel_ci,
+        # too few samples for a real CI (one sample has a zero-width stand-in) is never converged: it reads as noisy
+        "converged": summary.n >= MIN_CI_SAMPLES and summary.rel_halfwidth <= target_rel_ci,
         "throughput_items_per_s": batch_size / summary.mean,
     }
 

@@ -61,9 +61,12 @@ def summarise(samples: list[float] | np.ndarray) -> Summary:
     )
 
 
+MIN_CI_SAMPLES = 6  # below this the order-statistics CI of the median at 95% does not exist: (min, max) stands in
+
+
 def converged(samples: list[float], target_rel_ci: float, min_samples: int) -> bool:
     """True once there are `min_samples` samples and the median's CI half-width is within `target_rel_ci`."""
-    if len(samples) < max(min_samples, 6):
+    if len(samples) < max(min_samples, MIN_CI_SAMPLES):
         return False
     return summarise(samples).rel_halfwidth <= target_rel_ci
 

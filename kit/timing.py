@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from kit.stats import converged
+from kit.stats import MIN_CI_SAMPLES, converged
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -171,7 +171,7 @@ def measure_adaptive(
     result = Measurement()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     deadline = wall_start + time_budget_s
-    next_check = max(min_samples, 6)
+    next_check = max(min_samples, MIN_CI_SAMPLES)
     while len(result.samples_s) < max_samples:
         result.samples_s.append(clock.time_call(fn))
         n = len(result.samples_s)

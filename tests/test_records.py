@@ -56,3 +56,10 @@ def test_noisy_flag_follows_convergence():
     quiet = Record.from_samples([0.01] * 20, **IDENTITY)
     loud = Record.from_samples([0.01, 0.05] * 10, **IDENTITY)
     assert not quiet.noisy and loud.noisy
+
+
+def test_too_few_samples_for_a_ci_are_never_converged():
+    one = Record.from_samples([5.47], **IDENTITY)  # one slow call ran past the budget: a zero-width stand-in CI
+    assert one.ci_rel_halfwidth == 0 and one.converged is False and one.noisy
+    six = Record.from_samples([0.01] * 6, **IDENTITY)
+    assert six.converged is True and not six.noisy
