@@ -3,7 +3,9 @@
 One machine: `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.runners.ddp_worker --config C
 --out D` (what `run_distributed_benchmark` runs, gloo on CPU, NCCL on CUDA with one GPU per LOCAL_RANK). Several
 machines: the same command on every node with `--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID`
-instead of `--standalone` (see `launch_command`); the rank files then land in each node's D, which must be shared.
+instead of `--standalone` (see `launch_command`): run the same benchmark on every node with `nnodes` and `rdzv_endpoint`
+set (`benchkit distributed-bench --nnodes 2 --rdzv-endpoint HOST:PORT` on each); ranks gather their results, so every
+node writes every rank's file and stores the same global record in its own database.
 
 A record's samples are global step times (the slowest rank's time for each step), its batch_size the global batch, so
 throughput_items_per_s is global samples/s. Scaling efficiency = throughput(N) / (N x throughput(1)) at equal per-rank
@@ -16,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -74,6 +77,8 @@ class DistributedSpec:
     profile_steps: int = 2
     disable_dropout: bool = True
     gradient_checkpointing: bool = False
+    nnodes: int = 1  # machines; each world size is split evenly over them (world_size / nnodes processes per node)
+    rdzv_endpoint: str | None = None  # HOST:PORT of the c10d rendezvous, the same on every node, when nnodes > 1
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -99,6 +104,17 @@ class DistributedSpec:
             value = getattr(self, name)
             _require(isinstance(value, int | float) and value > 0, f"{name} must be positive, got {value!r}")
         _require(isinstance(self.overrides, dict), f"overrides must be a mapping, got {self.overrides!r}")
+        _positive_int("nnodes", self.nnodes)
+        if self.nnodes > 1:
+            _require(isinstance(self.rdzv_endpoint, str) and re.fullmatch(r"[^:\s]+:\d+", self.rdzv_endpoint),
+                     f"nnodes={self.nnodes} needs rdzv_endpoint HOST:PORT (the same on every node), "
+                     f"got {self.rdzv_endpoint!r}")
+            uneven = [n for n in self.world_sizes if n % self.nnodes]
+            _require(not uneven, f"world_sizes {uneven} do not split evenly over nnodes={self.nnodes}")
+
+    def nproc_per_node(self, world_size: int) -> int:
+        """Processes each node starts for a world size."""
+        return world_size // self.nnodes
 
     def worker_config(self, world_size: int) -> dict[str, Any]:
         """The JSON the worker reads (the same for every rank)."""
@@ -109,6 +125,8 @@ class DistributedSpec:
         parts = [self.model, self.size, "training", self.platform, self.precision,
                  f"bs{self.batch_per_rank * world_size}", f"seq{self.seq_len}" if self.seq_len else "seqdefault",
                  self.strategy, f"ws{world_size}", f"t{self.threads_per_rank}", self.optimizer]
+        if self.nnodes > 1:
+            parts.append(f"nodes{self.nnodes}")
         if self.overrides or self.gradient_checkpointing:
             text = json.dumps([self.overrides, self.gradient_checkpointing], sort_keys=True)
             parts.append("ov" + hashlib.sha1(text.encode()).hexdigest()[:8])
@@ -126,7 +144,7 @@ def launch_command(config_path: Path, out_dir: Path, nproc_per_node: int, *, nno
             "-m", WORKER_MODULE, "--config", str(config_path), "--out", str(out_dir)]
 
 
-def unavailable_reason(platform: str, world_size: int) -> str | None:
+def unavailable_reason(platform: str, nproc: int) -> str | None:
     """Why a platform cannot run a world size here (no CUDA, too few GPUs, no NCCL), or None when it can."""
     if platform == "cpu":
         return None
@@ -137,8 +155,8 @@ def unavailable_reason(platform: str, world_size: int) -> str | None:
         return "platform cuda unavailable: no CUDA device"
     if not dist.is_nccl_available():
         return "platform cuda unavailable: torch was built without NCCL"
-    if torch.cuda.device_count() < world_size:
-        return f"world size {world_size} needs {world_size} GPUs (one per rank); found {torch.cuda.device_count()}"
+    if torch.cuda.device_count() < nproc:
+        return f"{nproc} processes on this node need {nproc} GPUs (one per rank); found {torch.cuda.device_count()}"
     return None
 
 
@@ -159,8 +177,11 @@ def run_world(spec: DistributedSpec, world_size: int, workdir: Path) -> tuple[li
     log = out / "launcher.log"
     reason = ""
     with log.open("w") as handle:
-        process = subprocess.Popen(launch_command(config, out, world_size), stdout=handle, stderr=subprocess.STDOUT,
-                                   env=_child_env(spec), start_new_session=True)
+        rdzv_id = "benchkit-" + hashlib.sha1(spec.config_key(world_size).encode()).hexdigest()[:12]
+        command = launch_command(config, out, spec.nproc_per_node(world_size), nnodes=spec.nnodes,
+                                 rdzv_endpoint=spec.rdzv_endpoint, rdzv_id=rdzv_id)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=_child_env(spec),
+                                   start_new_session=True)
         try:
             code = process.wait(timeout=spec.timeout_s)
             if code != 0:
@@ -206,10 +227,12 @@ def _identity(spec: DistributedSpec, world_size: int, run_id: str, env_id: str, 
 
 
 def _base_extra(spec: DistributedSpec, world_size: int) -> dict[str, Any]:
-    return {"strategy": spec.strategy, "world_size": world_size, "nnodes": 1, "nproc_per_node": world_size,
+    return {"strategy": spec.strategy, "world_size": world_size, "nnodes": spec.nnodes,
+            "nproc_per_node": spec.nproc_per_node(world_size),
             "threads_per_rank": spec.threads_per_rank, "threads_total": world_size * spec.threads_per_rank,
             "cores_available": os.cpu_count(), "backend": "nccl" if spec.platform == "cuda" else "gloo",
-            "launcher": "torchrun --standalone", "optimizer_name": spec.optimizer, "lr": spec.lr,
+            "launcher": "torchrun --standalone" if spec.nnodes == 1 else f"torchrun c10d at {spec.rdzv_endpoint}",
+            "optimizer_name": spec.optimizer, "lr": spec.lr,
             "batch_per_rank": spec.batch_per_rank, "global_batch": spec.batch_per_rank * world_size,
             "steps": spec.steps, "warmup_steps": spec.warmup_steps, "disable_dropout": spec.disable_dropout,
             "gradient_checkpointing": spec.gradient_checkpointing}
@@ -277,7 +300,7 @@ def ok_record(spec: DistributedSpec, world_size: int, ranks: list[dict[str, Any]
 def measure_world(spec: DistributedSpec, world_size: int, workdir: Path, run_id: str, env_id: str,
                   base_throughput: float | None) -> Record:
     """One world size as a Record: skipped when the platform cannot run it, failed when a rank or torchrun fails."""
-    skip = unavailable_reason(spec.platform, world_size)
+    skip = unavailable_reason(spec.platform, spec.nproc_per_node(world_size))
     if skip:
         return Record.failure("skipped", skip, **_identity(spec, world_size, run_id, env_id, ""),
                               extra=_base_extra(spec, world_size))
@@ -386,6 +409,8 @@ def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads-per-rank", type=int)
     parser.add_argument("--platform", choices=PLATFORMS)
     parser.add_argument("--timeout-s", type=float)
+    parser.add_argument("--nnodes", type=int, help="machines taking part (run the same command on each)")
+    parser.add_argument("--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous, the same on every node")
     parser.add_argument("--run-id")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -396,7 +421,7 @@ def cmd_distributed_bench(args: argparse.Namespace) -> int:
 
     params = load_parameters(args.params) if args.params else {}
     for name in ("model", "size", "strategy", "world_sizes", "batch_per_rank", "steps", "seq_len", "precision",
-                 "optimizer", "threads_per_rank", "platform", "timeout_s"):
+                 "optimizer", "threads_per_rank", "platform", "timeout_s", "nnodes", "rdzv_endpoint"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     _require("model" in params, "distributed-bench needs --model or a --params file with 'model'")

@@ -163,3 +163,37 @@ def test_worker_peak_is_measured_above_the_built_model_baseline(one_process):
     assert row["calibration"] == memory.CPU_DISTRIBUTED_CALIBRATION.source
     assert row["estimated_weights_bytes"] == row["measured_weights_bytes"]
     assert abs(row["signed_error_pct"]) < 50  # ~0-5% on the machine it was fitted on; other machines differ
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_follow_the_one_process_trajectory(one_process, tmp_path):
+    """Two launchers with --nnodes 2 and one c10d rendezvous (as on two machines), one process each: every node gets
+    every rank's result and builds the same global record."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kit.distributed import measure_world
+
+    spec = DistributedSpec(model="bert", size="tiny", world_sizes=(2,), batch_per_rank=2, steps=STEPS, nnodes=2,
+                           rdzv_endpoint=f"127.0.0.1:{_free_port()}", **TINY)
+    with ThreadPoolExecutor(2) as pool:
+        nodes = list(pool.map(lambda d: measure_world(spec, 2, tmp_path / d, "nodes", "env", None), ["a", "b"]))
+    for record in nodes:
+        assert record.status == "ok", record.reason
+        assert (record.extra["nnodes"], record.extra["nproc_per_node"], record.extra["world_size"]) == (2, 1, 2)
+        assert record.extra["losses"] == pytest.approx(one_process.extra["losses"], rel=1e-4, abs=1e-5)
+        assert record.config_key.endswith("nodes2") and "c10d at 127.0.0.1" in record.extra["launcher"]
+    assert nodes[0].samples_s == nodes[1].samples_s  # the same global steps, seen from both nodes
+
+
+def test_several_nodes_need_a_rendezvous_and_an_even_split():
+    with pytest.raises(ConfigError, match="needs rdzv_endpoint HOST:PORT"):
+        DistributedSpec(model="bert", world_sizes=(2,), nnodes=2)
+    with pytest.raises(ConfigError, match=r"world_sizes \[3\] do not split evenly over nnodes=2"):
+        DistributedSpec(model="bert", world_sizes=(2, 3), nnodes=2, rdzv_endpoint="node0:29400")

@@ -34,8 +34,23 @@ SYNC_PROBE_STEPS = 3
 
 
 def rank_env() -> dict[str, int]:
-    """RANK, LOCAL_RANK and WORLD_SIZE as torchrun sets them."""
-    return {k.lower(): int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    """RANK, LOCAL_RANK, WORLD_SIZE, GROUP_RANK (the node) and LOCAL_WORLD_SIZE as torchrun sets them."""
+    env = {k.lower(): int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env["group_rank"] = int(os.environ.get("GROUP_RANK", "0"))
+    env["local_world_size"] = int(os.environ.get("LOCAL_WORLD_SIZE", env["world_size"]))
+    return env
+
+
+def other_nodes_results(result: dict[str, Any], env: dict[str, int]) -> list[dict[str, Any]]:
+    """Across nodes, every rank's result gathered (a collective: all ranks call it); those of other nodes returned to
+    local rank 0, so that each node's launcher sees every rank. [] on a single node."""
+    if env["local_world_size"] == env["world_size"]:
+        return []
+    gathered: list[Any] = [None] * env["world_size"]
+    dist.all_gather_object(gathered, result)
+    if env["local_rank"] != 0:
+        return []
+    return [r for r in gathered if r["group_rank"] != env["group_rank"]]
 
 
 def init_distributed(platform: str, local_rank: int) -> tuple[str, str]:
@@ -290,15 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     env = rank_env()
     result: dict[str, Any] = {**env, "ok": False, "pid": os.getpid()}
     code = 0
+    others: list[dict[str, Any]] = []
     try:
         run_rank(cfg, env, result)
         result["ok"] = True
+        others = other_nodes_results(result, env)
     except Exception as exc:  # written to the rank file so that the launcher can turn it into a failed record
+        result["ok"] = False
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = "".join(traceback.format_exception(exc)[-4:])
         code = 1
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"rank{env['rank']}.json").write_text(json.dumps(result, default=str))
+    for item in (result, *others):
+        (args.out / f"rank{item['rank']}.json").write_text(json.dumps(item, default=str))
     if dist.is_initialized():
         dist.destroy_process_group()
     return code
