@@ -114,8 +114,17 @@ def write_index(executed: list[Executed], path: Path) -> Path:
     return path
 
 
-def _short(value: Any) -> str:
+def _rounded(value: Any) -> Any:
+    """Floats to 4 significant digits, inside lists and dicts too, so the index stays readable."""
     if isinstance(value, float):
-        return f"{value:.4g}"
-    text = str(value)
+        return float(f"{value:.4g}")
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _short(value: Any) -> str:
+    text = str(_rounded(value))
     return text if len(text) < 200 else text[:197] + "..."

@@ -108,6 +108,7 @@ def test_index_links_every_notebook(tmp_path):
         (tmp_path / stem).mkdir()
         html = tmp_path / stem / "x.html"
         html.write_text("<html></html>")
-        items.append(pipeline.Executed(stem, html, html, html, {"n_ok": 3}))
+        items.append(pipeline.Executed(stem, html, html, html, {"n_ok": 3, "ratios": [0.197164097, 2.0]}))
     page = pipeline.write_index(items, tmp_path / "index.html").read_text()
     assert "a/x.html" in page and "b/x.html" in page and "n_ok" in page
+    assert "[0.1972, 2.0]" in page  # floats rounded inside lists
