@@ -248,3 +248,27 @@ def test_a_configuration_that_failed_or_ran_out_of_memory_is_never_recommended(t
     assert reasons[8].startswith("measured as failed: child process killed by SIGKILL")
     assert reasons[16] == "ran out of memory when measured at batch 8"
     assert {8, 16} <= set(table[table["platform"] == "cuda"]["batch_size"])  # other platforms are unaffected
+
+
+def test_a_deviation_bound_rules_out_inexact_precisions(two_platforms, predictor) -> None:
+    def with_deviation(row: pd.Series) -> str:
+        extra = json.loads(row["extra"])
+        if (row["platform"], row["precision"]) == ("cpu", "bf16"):
+            extra["deviation"] = {"rel_l2": 0.02 * (1 + row["batch_size"] / 100), "max_abs": 0.01}
+        if (row["platform"], row["precision"]) == ("cuda", "fp32"):
+            extra["deviation"] = {"rel_l2": 1e-6, "max_abs": 1e-7}
+        return json.dumps(extra)
+
+    data = two_platforms.assign(extra=two_platforms.apply(with_deviation, axis=1))
+    free = recommend.recommend(data, "fam0", predictor=predictor, **VARIANT)
+    assert {"cpu/bf16", "cuda/fp16"} <= set(free["platform"] + "/" + free["precision"])
+    bf16 = free[(free["platform"] == "cpu") & (free["precision"] == "bf16")]["output_rel_l2"]
+    assert bf16.eq(0.02 * 1.04).all()  # the largest measured at any batch size (fam0's largest measured batch is 4)
+    strict = recommend.recommend(data, "fam0", predictor=predictor, max_rel_l2=0.01, **VARIANT)
+    kept = set(strict["platform"] + "/" + strict["precision"])
+    assert kept == {"cpu/fp32", "cuda/fp32"}  # cpu fp32 is the reference; cuda fp16 was never compared: unknown
+    reasons = strict.attrs["excluded"].groupby(["platform", "precision"])["reason"].first()
+    assert reasons[("cpu", "bf16")].startswith("output deviation (relative L2 vs fp32 PyTorch) 0.0208 exceeds 0.01")
+    assert reasons[("cuda", "fp16")].startswith("output deviation unknown")
+    with pytest.raises(ConfigError, match="max_rel_l2"):
+        recommend.recommend(data, "fam0", predictor=predictor, max_rel_l2=-1, **VARIANT)

@@ -26,7 +26,8 @@ FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_la
                 "seq_len", "seq_len_effective", "image_size", "overrides", "variant"]
 RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "throughput_items_per_s",
                   "throughput_low", "throughput_high", "latency_s", "latency_low_s", "latency_high_s",
-                  "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "fallback_reason", "variant"]
+                  "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2", "fallback_reason",
+                  "variant"]
 SORT = {"throughput": ("throughput_items_per_s", False), "latency": ("latency_s", True),
         "memory": ("memory_high_bytes", True), "cost": ("cost_per_million", True)}
 
@@ -159,6 +160,26 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
     return out[out["source"] != ""]
 
 
+def _as_dict(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    return json.loads(value) if isinstance(value, str) and value else {}
+
+
+def output_deviation(measured: pd.DataFrame, reference: tuple[str, str] = ("cpu", "fp32")) -> pd.DataFrame:
+    """Per platform and precision, the largest relative L2 error of the output against fp32 PyTorch measured for this
+    model variant (at any batch size: precision error barely depends on the batch); 0 for the reference itself."""
+    rows = []
+    for (platform, precision), group in measured.groupby(["platform", "precision"]):
+        extras = group["extra"] if "extra" in group else pd.Series(dtype=object)
+        values = [(_as_dict(e).get("deviation") or {}).get("rel_l2") for e in extras]
+        values = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+        if (platform, precision) == reference:
+            values = [0.0]
+        rows.append({"platform": platform, "precision": precision, "output_rel_l2": max(values) if values else np.nan})
+    return pd.DataFrame(rows, columns=["platform", "precision", "output_rel_l2"])
+
+
 MEMORY_FAILURE = re.compile(r"MemoryError|out of memory|OutOfMemory|SIGKILL", re.IGNORECASE)
 FAILURE_KEYS = ["platform", "precision", "batch_size", "mode"]
 
@@ -198,6 +219,18 @@ def failure_reasons(table: pd.DataFrame, failures: pd.DataFrame) -> pd.Series:
         if failure.memory:
             larger = same & (table["batch_size"] > failure.batch_size) & (table["source"] != "measured")
             out[larger & (out == "")] = f"ran out of memory when measured at batch {failure.batch_size}"
+    return out
+
+
+def deviation_reasons(table: pd.DataFrame, max_rel_l2: float | None) -> pd.Series:
+    """Per candidate: why its output deviation rules it out under the bound ('' if it passes or there is no bound)."""
+    out = pd.Series("", index=table.index, dtype=object)
+    if max_rel_l2 is None:
+        return out
+    dev = table["output_rel_l2"].astype(float)
+    out[dev.isna()] = "output deviation unknown (never measured for this platform and precision) under a bound"
+    over = dev > max_rel_l2
+    out[over] = [f"output deviation (relative L2 vs fp32 PyTorch) {v:.3g} exceeds {max_rel_l2:g}" for v in dev[over]]
     return out
 
 
@@ -254,14 +287,18 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
               hourly_prices: dict[str, float] | None = None, predictor: Predictor | None = None,
               mode: str = "inference", size: str | None = None, overrides: dict | None = None,
               seq_len: int | None = None, batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
-              facts: dict | None = None, fallback: bool = True) -> pd.DataFrame:
+              facts: dict | None = None, fallback: bool = True, max_rel_l2: float | None = None) -> pd.DataFrame:
     """Feasible platform x precision x batch configurations of a model, best first for the objective.
 
     `data` is a DuckDB connection or a results frame. `platforms_allowed` is an order of preference; with `fallback`,
     other measured platforms are used when none of them has a feasible candidate, and `fallback_reason` says why.
     `attrs` holds `notes`, `excluded` (candidates that fail a constraint, with the reason) and `model_facts`.
+    `max_rel_l2` bounds the output's relative L2 error against fp32 PyTorch (measured per platform and precision), so
+    that a fast but inexact precision (e.g. int8) is not recommended when accuracy matters.
     """
     _check(objective, memory_budget_bytes, latency_bound_s, hourly_prices)
+    if max_rel_l2 is not None and not (isinstance(max_rel_l2, int | float) and max_rel_l2 >= 0):
+        raise ConfigError(f"max_rel_l2 must be a non-negative number or None, got {max_rel_l2!r}")
     if mode not in ("inference", "training"):
         raise ConfigError(f"mode must be 'inference' or 'training', got {mode!r}")
     frame = measured_frame(data)
@@ -281,6 +318,13 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
         failures = failed_measurements(data, model, size, facts.get("overrides") or "{}")
         failed = failure_reasons(table, failures)
         reasons = reasons.where(failed == "", failed)
+        deviations = output_deviation(rows) if not rows.empty else output_deviation(frame.iloc[0:0])
+        table = table.drop(columns=["output_rel_l2"], errors="ignore").merge(
+            deviations, on=["platform", "precision"], how="left").set_index(table.index)
+        inexact = deviation_reasons(table, max_rel_l2)
+        reasons = reasons.where((reasons != "") | (inexact == ""), inexact)
+    else:
+        table = table.assign(output_rel_l2=np.nan)
     feasible = table[reasons == ""]
     why = _platform_reasons(preferred, frame, table, reasons)
     usable = [p for p in preferred if p in set(feasible["platform"])]

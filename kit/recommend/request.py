@@ -80,6 +80,7 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platforms", nargs="+", help="allowed platforms, most preferred first")
     parser.add_argument("--price", nargs="+", default=[], metavar="PLATFORM=USD_PER_HOUR",
                         help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
+    parser.add_argument("--max-rel-l2", type=float, help="largest output error (relative L2 vs fp32 PyTorch) allowed")
     parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
@@ -110,7 +111,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
                       platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
-                      fallback=not args.no_fallback)
+                      fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2)
     for note in table.attrs["notes"]:
         print(f"note: {note}")
     if table.empty:
