@@ -36,7 +36,8 @@ BASELINE_KINDS = ("overhead", "roofline")
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
-def _extra(value: Any) -> dict:
+def extra_dict(value: Any) -> dict:
+    """A stored `extra` (JSON text, or already a dict) as a dict; {} when empty."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str) and value:
@@ -59,19 +60,19 @@ def single_process(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of single-process runs: distributed runs (extra holds a world_size) follow another cost model."""
     if "extra" not in frame or frame.empty:
         return frame
-    return frame[~frame["extra"].map(lambda e: "world_size" in _extra(e))]
+    return frame[~frame["extra"].map(lambda e: "world_size" in extra_dict(e))]
 
 
 def overrides_json(params_json: Any) -> str:
     """The config overrides a result was measured with, as sorted JSON text ("{}" for the plain config)."""
-    params = _extra(params_json)
+    params = extra_dict(params_json)
     return json.dumps(params.get("overrides") or {}, sort_keys=True)
 
 
 def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     """n_layers, hidden_size, modality, seq_len_effective (tokens, or audio samples), image_size (pixels) and overrides
     per row, from columns or the extra JSON."""
-    extras = frame["extra"].map(_extra) if "extra" in frame else pd.Series([{}] * len(frame), index=frame.index)
+    extras = frame["extra"].map(extra_dict) if "extra" in frame else pd.Series([{}] * len(frame), index=frame.index)
     facts = extras.map(lambda e: e.get("model_facts") or {})
     out = pd.DataFrame(index=frame.index)
     out["n_layers"] = facts.map(lambda f: f.get("n_layers"))

@@ -15,7 +15,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from kit.config import load_parameters
-from kit.errors import KitError
+from kit.errors import ConfigError, KitError
 from kit.notebook import read_recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,10 +83,14 @@ def execute(notebook: str | Path, params_yaml: str | Path | None, out_dir: str |
 def run_all(out_dir: str | Path = "outputs", *, tiny: bool = False, stems: list[str] | None = None,
             extra_parameters: dict[str, Any] | None = None) -> list[Executed]:
     """Execute every notebook in order with parameters/<stem>.yaml (or .tiny.yaml), then write index.html."""
+    known = notebook_stems()
+    unknown = [s for s in stems or [] if s not in known]
+    if unknown:
+        raise ConfigError(f"unknown notebook(s) {unknown}; known: {', '.join(known)}")
     out_dir = Path(out_dir)
     label = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     executed = []
-    for stem in stems or notebook_stems():
+    for stem in stems or known:
         params = PARAMETERS / (f"{stem}.tiny.yaml" if tiny else f"{stem}.yaml")
         executed.append(execute(NOTEBOOKS / f"{stem}.ipynb", params, out_dir, run_label=label,
                                 extra_parameters=extra_parameters))

@@ -58,3 +58,8 @@ def test_bench_stores_a_tiny_run_and_results_prints_it(tmp_path, capsys):
 def test_python_dash_m_kit_runs():
     done = subprocess.run([sys.executable, "-m", "kit", "models"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "bert" in done.stdout
+
+
+def test_report_names_an_unknown_notebook_before_running_any(tmp_path, capsys):
+    assert cli.main(["report", "--notebooks", "01_benchmark", "07_nope", "--out", str(tmp_path)]) == 2
+    assert "07_nope" in capsys.readouterr().err and not any(tmp_path.iterdir())

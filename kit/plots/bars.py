@@ -36,7 +36,7 @@ def median_throughput(df: pd.DataFrame) -> pd.DataFrame:
 
 def throughput_by_platform(df: pd.DataFrame) -> Figure:
     """Throughput at the median latency (items/s, higher is better) with its 95% CI, per platform and precision."""
-    frame = median_throughput(_ok(df)) if df is not None and not _ok(df).empty else df
+    frame = median_throughput(df) if df is not None and not df.empty else df
     return _bar_chart(frame, "throughput_p50_items_per_s", 1.0,
                       "Throughput by platform and precision (higher is better; bars: 95% CI)",
                       "throughput = batch / median latency (items/s)", err=("throughput_ci_low", "throughput_ci_high"))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import image_size_of, model_facts, overrides_json, single_process, variant_key
+from kit.features import extra_dict, image_size_of, model_facts, overrides_json, single_process, variant_key
 from kit.predict import Predictor
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
@@ -160,19 +160,13 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
     return out[out["source"] != ""]
 
 
-def _as_dict(value: Any) -> dict:
-    if isinstance(value, dict):
-        return value
-    return json.loads(value) if isinstance(value, str) and value else {}
-
-
 def output_deviation(measured: pd.DataFrame, reference: tuple[str, str] = ("cpu", "fp32")) -> pd.DataFrame:
     """Per platform and precision, the largest relative L2 error of the output against fp32 PyTorch measured for this
     model variant (at any batch size: precision error barely depends on the batch); 0 for the reference itself."""
     rows = []
     for (platform, precision), group in measured.groupby(["platform", "precision"]):
         extras = group["extra"] if "extra" in group else pd.Series(dtype=object)
-        values = [(_as_dict(e).get("deviation") or {}).get("rel_l2") for e in extras]
+        values = [(extra_dict(e).get("deviation") or {}).get("rel_l2") for e in extras]
         values = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
         if (platform, precision) == reference:
             values = [0.0]
