@@ -83,12 +83,13 @@ class Record:
     def from_samples(cls, samples_s: list[float], *, target_rel_ci: float = 0.02, **identity: Any) -> Record:
         """Build an ok record from raw samples: sort, derive statistics, and check them for sanity."""
         summary = summarise(samples_s)
+        created_at = identity.pop("created_at", "") or now_iso()
         record = cls(
             **identity,
             status="ok",
             samples_s=tuple(float(s) for s in samples_s),
             **_summary_fields(summary, identity["batch_size"], target_rel_ci),
-            created_at=identity.get("created_at") or now_iso(),
+            created_at=created_at,
         )
         check_record(record)
         return record
@@ -100,7 +101,8 @@ class Record:
             raise ValueError(f"failure status must be 'failed' or 'skipped', not {status!r}")
         if not reason:
             raise ValueError("a failed or skipped record needs a reason")
-        return cls(**identity, status=status, reason=reason, created_at=identity.get("created_at") or now_iso())
+        created_at = identity.pop("created_at", "") or now_iso()
+        return cls(**identity, status=status, reason=reason, created_at=created_at)
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict for tables: samples and extras as JSON text, plus the `noisy` flag."""

@@ -19,6 +19,12 @@ def test_from_samples_derives_statistics_and_throughput():
     assert r.created_at
 
 
+def test_a_given_created_at_is_kept_by_both_builders():
+    stamp = "2026-01-01T00:00:00+00:00"
+    assert Record.from_samples([0.01] * 7, created_at=stamp, **IDENTITY).created_at == stamp
+    assert Record.failure("failed", "boom", created_at=stamp, **IDENTITY).created_at == stamp
+
+
 def test_from_samples_rejects_non_positive_samples():
     with pytest.raises(MeasurementError):
         Record.from_samples([0.01, 0.0, 0.02], **IDENTITY)

@@ -30,9 +30,9 @@ ENV = {
 
 
 def identity(config_key: str = "k1", **over) -> dict:
-    """Identity fields of a test record, overridable."""
+    """Identity fields of a test record, overridable; a fixed created_at so two builds of one record compare equal."""
     base = dict(run_id=RUN, config_key=config_key, model="bert-tiny", family="bert", size="tiny", mode="inference",
-                platform="cpu", device="cpu", precision="fp32", batch_size=2)
+                platform="cpu", device="cpu", precision="fp32", batch_size=2, created_at="2026-01-01T00:00:00+00:00")
     return {**base, **over}
 
 
