@@ -21,6 +21,7 @@ from kit.errors import ConfigError
 
 TARGETS = {"throughput": "throughput_items_per_s", "latency": "latency_p50_s", "memory": "peak_memory_bytes"}
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+ACTIVATION_BYTES_SCALE = {"fp16": 0.5, "bf16": 0.5}  # activations counted in fp32; dynamic int8 keeps fp32 ones
 PEAK_PRECISION = {"int8": "fp32"}  # dynamic int8 has no matmul microbenchmark: its roofline uses the fp32 peak
 TRAINING_FLOP_FACTOR = 3.0  # forward + backward (two products per forward one)
 # Training traffic per parameter and step: weights read (forward, backward), gradients written and read, AdamW reads
@@ -29,10 +30,14 @@ TRAINING_TRAFFIC_BYTES_PER_PARAM = 4 * 8
 TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW moments
 NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
            "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
-           "log_roofline_s", "log_intensity", "training"]
+           "log_roofline_s", "log_intensity", "training", "log_ops", "log_activation_bytes_per_batch",
+           "log_attention_scores_per_batch"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
-FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size")
+# counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
+PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample")
+FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS)
 BASELINE_KINDS = ("overhead", "roofline")
+N_OVERHEAD_TERMS = 5  # fixed, per op call, compute, traffic, attention scores
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -70,8 +75,8 @@ def overrides_json(params_json: Any) -> str:
 
 
 def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
-    """n_layers, hidden_size, modality, seq_len_effective (tokens, or audio samples), image_size (pixels) and overrides
-    per row, from columns or the extra JSON."""
+    """n_layers, hidden_size, modality, seq_len_effective (tokens, or audio samples), image_size (pixels), the forward
+    profile (PROFILE_COLUMNS) and overrides per row, from columns or the extra JSON."""
     extras = frame["extra"].map(extra_dict) if "extra" in frame else pd.Series([{}] * len(frame), index=frame.index)
     facts = extras.map(lambda e: e.get("model_facts") or {})
     out = pd.DataFrame(index=frame.index)
@@ -80,13 +85,16 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     out["modality"] = extras.map(lambda e: e.get("modality")).fillna(facts.map(lambda f: f.get("modality")))
     out["seq_len_effective"] = extras.map(lambda e: e.get("seq_len_effective"))
     out["image_size"] = facts.map(image_size_of)
+    profiles = extras.map(lambda e: e.get("forward_profile") or {})
+    for column in PROFILE_COLUMNS:
+        out[column] = profiles.map(lambda p, c=column: p.get(c))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
     if "seq_len" in frame:
         out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
     out["overrides"] = frame["params_json"].map(overrides_json) if "params_json" in frame else "{}"
-    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size"):
+    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size", *PROFILE_COLUMNS):
         out[column] = pd.to_numeric(out[column], errors="coerce")
     out["modality"] = out["modality"].fillna("unknown").astype(str)
     return out
@@ -123,19 +131,31 @@ def _log(values: pd.Series) -> pd.Series:
 
 
 def roofline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per row: FLOPs per item and batch, traffic, and the roofline time of one batch (NaN without peaks)."""
+    """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations), and the roofline
+    time of one batch (NaN without peaks). Activation bytes were counted in fp32: half of them in fp16/bf16."""
     training = (frame["mode"] == "training").astype(float)
-    flops_item = frame["flops_per_sample"].astype(float) * np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
+    pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
+    flops_item = frame["flops_per_sample"].astype(float) * pass_factor
     bytes_per_param = frame["precision"].map(BYTES_PER_PARAM).fillna(4).astype(float)
     weight_bytes = frame["n_params"].astype(float) * bytes_per_param
-    traffic = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
-    flops_batch = flops_item * frame["batch_size"].astype(float)
+    batch = frame["batch_size"].astype(float)
+    activation_bytes = (_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch * pass_factor
+                        * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
+    state = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
+    traffic = state + activation_bytes
+    flops_batch = flops_item * batch
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch, "weight_bytes": weight_bytes,
-                         "traffic_bytes": traffic, "bytes_per_param": bytes_per_param, "training": training,
-                         "compute_s": compute_s, "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)},
-                        index=frame.index)
+                         "activation_bytes": activation_bytes, "traffic_bytes": traffic,
+                         "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
+                         "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column of the frame, or NaN where the frame has none (results stored before it existed)."""
+    values = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def roofline_efficiency(frame: pd.DataFrame) -> pd.Series:
@@ -175,6 +195,10 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     out["log_roofline_s"] = _log(roof["roofline_s"])
     out["log_intensity"] = _log(roof["flops_per_batch"] / roof["traffic_bytes"])
     out["training"] = roof["training"]
+    out["activation_bytes"] = roof["activation_bytes"]
+    out["log_ops"] = _log(frame["ops_per_forward"])
+    out["log_activation_bytes_per_batch"] = _log(roof["activation_bytes"])
+    out["log_attention_scores_per_batch"] = _log(frame["attention_scores_per_sample"] * frame["batch_size"])
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out
@@ -228,21 +252,26 @@ class Baseline:
 
 
 def _overhead_design(features: pd.DataFrame) -> np.ndarray:
-    """Columns of the time model: fixed cost, cost per layer, roofline compute time, roofline traffic time.
+    """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
+    compute time, roofline traffic time, and attention score elements (in units of 1e9).
 
-    Without measured peaks the last two are FLOPs and bytes (in units of 1e12), whose coefficients absorb the rates.
+    Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
+    absorb the rates. Results stored without a forward profile have no op-call or score column (zeros).
     """
     compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
     memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
-    layers = features["n_layers"].astype(float).fillna(1.0)
-    return np.column_stack([np.ones(len(features)), layers, compute.astype(float), memory.astype(float)])
+    passes = np.where(features["training"] > 0, TRAINING_FLOP_FACTOR, 1.0)
+    calls = _column(features, "ops_per_forward").fillna(0.0) * passes
+    scores = (_column(features, "attention_scores_per_sample").fillna(0.0) * features["batch_size"].astype(float)
+              * passes / 1e9)
+    return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores])
 
 
 @dataclass
 class OverheadBaseline:
-    """Seconds per batch = fixed + per-layer overhead + roofline compute and traffic times, each with a non-negative
-    coefficient fitted for relative error (NNLS) per platform and mode: the roofline plus the call overheads that
-    dominate small models. Throughput is batch / time; latency is the time."""
+    """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work,
+    each with a non-negative coefficient fitted for relative error (NNLS) per platform and mode: the roofline plus the
+    call overheads that dominate small models. Throughput is batch / time; latency is the time."""
 
     target: str
     min_rows: int = 4
@@ -264,7 +293,7 @@ class OverheadBaseline:
     def predict_log(self, features: pd.DataFrame) -> pd.Series:
         """Log throughput or log latency of the group's (else the global) time model."""
         design = np.nan_to_num(_overhead_design(features))
-        fallback = self.coefs.get(None, np.zeros(4))
+        fallback = self.coefs.get(None, np.zeros(N_OVERHEAD_TERMS))
         coefs = np.array([self.coefs.get(g, fallback) for g in _overhead_groups(features)])
         seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
         if self.target == "throughput":
@@ -278,7 +307,7 @@ def _overhead_groups(features: pd.DataFrame) -> list[tuple]:
 
 
 def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:
-    """The analytic baseline of a target: 'overhead' (fixed + per-layer + roofline times) or 'roofline' (constant
+    """The analytic baseline of a target: 'overhead' (fixed + per-call + roofline times) or 'roofline' (constant
     efficiency per group); memory always uses static bytes plus a per-group offset."""
     if kind not in BASELINE_KINDS:
         raise ConfigError(f"unknown baseline {kind!r}; known: {', '.join(BASELINE_KINDS)}")

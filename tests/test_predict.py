@@ -48,7 +48,11 @@ def synthetic_frame(n_families: int = 4, platforms: tuple[str, ...] = ("cpu",), 
                         "throughput_items_per_s": throughput, "latency_p50_s": latency, "latency_mean_s": latency,
                         "ci_low_s": latency * 0.98, "ci_high_s": latency * 1.02, "peak_memory_bytes": memory,
                         "extra": json.dumps({"modality": "text", "seq_len_effective": seq,
-                                             "model_facts": {"n_layers": layers, "hidden_size": hidden}}),
+                                             "model_facts": {"n_layers": layers, "hidden_size": hidden},
+                                             "forward_profile": {
+                                                 "ops_per_forward": 12 + (30 + 10 * f) * layers,
+                                                 "activation_bytes_per_sample": 40 * seq * hidden * layers,
+                                                 "attention_scores_per_sample": 2 * seq * seq * layers}}),
                         "params_json": json.dumps({"overrides": {"num_hidden_layers": layers,
                                                                  "hidden_size": hidden}}),
                         "hardware_id": f"hw-{platform}", "peak_flops_per_s": peak,
@@ -160,13 +164,53 @@ def test_prediction_data_yaml_builds_specs() -> None:
     from kit.config import load_parameters
 
     specs = predict.prediction_sweep_specs(load_parameters("parameters/prediction_data.yaml"))
-    assert len(specs) >= 10 and all(s.platforms == ["cpu"] for s in specs)
+    assert len(specs) >= 10 and all(s.platforms == ["cpu"] for s in specs if "-xp-" not in s.run_id)
+    assert {p for s in specs for p in s.platforms} == {"cpu", "openvino"}
 
 
-def test_overhead_baseline_recovers_fixed_and_per_layer_costs() -> None:
+def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> None:
+    params = {"run_id": "pd", "models": ["bert"], "num_hidden_layers": [1, 2, 4], "hidden_size": [32],
+              "seq_lens": [16], "batch_sizes": [1, 4, 16], "platforms": ["cpu"], "precisions": ["fp32"],
+              "cross_platform": {"variants_per_model": 2, "platforms": ["cpu", "openvino"],
+                                 "precisions": ["fp32", "int8"], "batch_sizes": [8]}}
+    specs = predict.prediction_sweep_specs(params)
+    main, cross = specs[:3], specs[3:]
+    assert [s.overrides["num_hidden_layers"] for s in cross] == [1, 4]  # the ends of the size range
+    assert all(s.run_id.startswith("pd-xp-bert-L") for s in cross) and len({s.run_id for s in specs}) == 5
+    assert all(s.platforms == ["cpu", "openvino"] and s.precisions == ["fp32", "int8"] and s.batch_sizes == [8]
+               for s in cross)
+    assert all(s.platforms == ["cpu"] and s.batch_sizes == [1, 4, 16] for s in main)
+    with pytest.raises(ConfigError, match="unknown cross_platform option"):
+        predict.prediction_sweep_specs({**params, "cross_platform": {"platform": ["cpu"]}})
+    with pytest.raises(ConfigError, match="variants_per_model must be a positive integer, got 0"):
+        predict.prediction_sweep_specs({**params, "cross_platform": {"variants_per_model": 0}})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        predict.prediction_sweep_specs({**params, "cross_platform": ["openvino"]})
+
+
+def test_features_carry_the_forward_profile() -> None:
+    frame = synthetic_frame(n_families=1)
+    feats = features.feature_frame(frame)
+    layers, seq, hidden = feats["n_layers"], feats["seq_len_effective"], feats["hidden_size"]
+    assert (feats["ops_per_forward"] == 12 + 30 * layers).all()
+    fp32 = feats["precision"] == "fp32"
+    assert np.allclose(feats["activation_bytes"][fp32], (40 * seq * hidden * layers * feats["batch_size"])[fp32])
+    assert np.allclose(feats["traffic_bytes"], np.exp(feats["log_weight_bytes"]) + feats["activation_bytes"])
+    assert np.allclose(np.exp(feats["log_attention_scores_per_batch"]), 2 * seq**2 * layers * feats["batch_size"])
+    bf16 = features.feature_frame(frame.assign(precision="bf16"))
+    assert np.allclose(bf16["activation_bytes"][fp32], feats["activation_bytes"][fp32] / 2)  # counted in fp32
+    old = frame.assign(extra=frame["extra"].map(lambda e: json.dumps({**json.loads(e), "forward_profile": {}})))
+    old_feats = features.feature_frame(old)  # stored before profiles: NaN facts, weights-only traffic
+    assert old_feats["ops_per_forward"].isna().all()
+    assert np.allclose(old_feats["traffic_bytes"], np.exp(old_feats["log_weight_bytes"]))
+
+
+def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     feats = features.feature_frame(frame)
-    seconds = 2e-4 + 1e-4 * feats["n_layers"] + feats["compute_s"] / 0.3  # overhead + 30% of the peak
+    scores = feats["attention_scores_per_sample"] * feats["batch_size"]
+    seconds = (2e-4 + 3e-6 * feats["ops_per_forward"] + feats["compute_s"] / 0.3 + feats["memory_s"] / 0.5
+               + 2.0 * scores / 1e9)  # overheads + 30% of the peak FLOP/s + 50% of the bandwidth + softmax work
     law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds, latency_p50_s=seconds)
     train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
     train_features = features.feature_frame(train)

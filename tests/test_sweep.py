@@ -27,6 +27,8 @@ def test_tiny_sweep_stores_sane_records(tmp_path):
         assert r.startup_s > 0 and r.first_inference_s > 0 and r.peak_memory_bytes > 0
         assert r.n_params > 0 and r.flops_per_sample > 0 and r.threads >= 1 and r.cpu_time_s > 0
         assert r.env_id and r.device == "cpu"
+        profile = r.extra["forward_profile"]
+        assert profile["ops_per_forward"] > 0 and profile["activation_bytes_per_sample"] > 0
     assert len(storage.load_records(con, "tiny")) == 4
 
 

@@ -45,6 +45,7 @@ def test_every_family_completes_training_steps(family):
     extra_state = split["optimizer_state_bytes"] - 2 * split["gradients_bytes"]
     assert 0 < split["gradients_bytes"] <= split["weights_bytes"] and 0 <= extra_state <= 8 * n_tensors
     assert split["activations_bytes"] >= 0
+    assert set(record.extra["forward_profile"]) == set(zoo.PROFILE_KEYS) - {"flops_per_sample"}
 
 
 def test_loss_decreases_on_the_fixed_synthetic_batch():

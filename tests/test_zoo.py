@@ -152,6 +152,24 @@ def test_flops_grow_with_seq_len() -> None:
     assert zoo.flops_per_sample(loaded, 10_000) is None
 
 
+def test_forward_profile_counts_cpu_attention_calls_and_traffic() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    loaded = zoo.load_model("bert")  # uses the fused CPU attention kernel
+    config, seq = loaded.config, 16
+    stock = FlopCounterMode(display=False)  # torch's counter misses the CPU attention kernel
+    with torch.no_grad(), stock:
+        loaded.model(**loaded.make_inputs(1, seq))
+    profile = zoo.forward_profile(loaded, seq)
+    attention = 4 * seq**2 * config.hidden_size * config.num_hidden_layers  # two products per layer
+    assert profile["flops_per_sample"] - stock.get_total_flops() == attention
+    assert profile["attention_scores_per_sample"] == config.num_attention_heads * seq**2 * config.num_hidden_layers
+    longer = zoo.forward_profile(loaded, 4 * seq)
+    assert longer["ops_per_forward"] == profile["ops_per_forward"] > 0  # op calls do not depend on the input size
+    assert longer["activation_bytes_per_sample"] > 3 * profile["activation_bytes_per_sample"] > 0
+    assert set(zoo.forward_profile(loaded, 10_000).values()) == {None}  # too long: logged, not raised
+
+
 @pytest.mark.parametrize("name", list(BASE_PARAMS_M))
 def test_base_configs_have_the_real_parameter_counts(name: str) -> None:
     family = REGISTRY[name]

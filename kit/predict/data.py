@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
 SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
-                 *SWEEP_AXES}
+                 "cross_platform", *SWEEP_AXES}
 PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
                   "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
                   "training"}
@@ -40,7 +40,9 @@ def _variants(model: str, params: dict[str, Any]) -> list[tuple[int, int, int | 
 def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     """One SweepSpec per model variant (depth, width and sequence length; batch sizes inside), each with its own
     run id `<run_id>-<model>-L<layers>-H<hidden>-S<seq>` so that re-running resumes, from a mapping like
-    parameters/prediction_data.yaml."""
+    parameters/prediction_data.yaml. An optional `cross_platform` mapping (spec options plus variants_per_model)
+    measures a spread of the variants of every model again on more platforms and precisions (run ids `<run_id>-xp-...`),
+    so that each platform and precision is seen on several families, not just the one held out."""
     from kit.config import SweepSpec
 
     unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
@@ -49,17 +51,45 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
                           f"{', '.join(sorted(SWEEP_OPTIONS | PASSED_TO_SPEC))}")
     if not params.get("models"):
         raise ConfigError("prediction data needs a non-empty 'models' list")
+    n_cross, cross = _cross_platform(params.get("cross_platform"))
     ratio = params.get("intermediate_ratio")
     common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
+    run_id = params.get("run_id", "pred-data")
     specs = []
     for model in params["models"]:
-        for layers, hidden, seq in _variants(model, params):
-            overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
-            if ratio:
-                overrides["intermediate_size"] = int(ratio * hidden)
-            run_id = f"{params.get('run_id', 'pred-data')}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"
-            specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, run_id=run_id, **common))
+        variants = _variants(model, params)
+        for prefix, options, chosen in [(run_id, common, variants),
+                                        (f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross))]:
+            for layers, hidden, seq in chosen:
+                overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
+                if ratio:
+                    overrides["intermediate_size"] = int(ratio * hidden)
+                specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, **options,
+                                       run_id=f"{prefix}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"))
     return specs
+
+
+def _spread(items: list, n: int) -> list:
+    """n items evenly spaced over the list (its ends included), for a cross-section of sizes."""
+    if n >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)] if n else []
+
+
+def _cross_platform(section: Any) -> tuple[int, dict[str, Any]]:
+    """(variants per model, spec options) of the cross_platform section; (0, {}) when absent."""
+    if section is None:
+        return 0, {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"cross_platform must be a mapping of sweep options, got {section!r}")
+    unknown = sorted(set(section) - PASSED_TO_SPEC - {"variants_per_model"})
+    if unknown:
+        raise ConfigError(f"unknown cross_platform option(s) {unknown}; known: variants_per_model, "
+                          f"{', '.join(sorted(PASSED_TO_SPEC))}")
+    n = section.get("variants_per_model", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"cross_platform variants_per_model must be a positive integer, got {n!r}")
+    return n, {k: v for k, v in section.items() if k != "variants_per_model"}
 
 
 def run_prediction_sweep(params: dict[str, Any] | str | Path, db: Any = None, *, progress: bool = True) -> list:

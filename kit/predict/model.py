@@ -1,7 +1,7 @@
 """The predictor: throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
-Each target is predicted on a log scale from an analytic baseline (kit.features: fixed + per-layer overhead + roofline
-times, or the roofline at a constant efficiency) times a gradient-boosted correction (scikit-learn's
+Each target is predicted on a log scale from an analytic baseline (kit.features: fixed + per-op-call overhead +
+roofline times, or the roofline at a constant efficiency) times a gradient-boosted correction (scikit-learn's
 HistGradientBoostingRegressor, which handles missing peaks), or by either alone: the choice is made per target by
 leaving whole families out inside the training data. Intervals are conformal in the CV+ style: quantiles of those
 held-out residuals, so they are as wide as an unseen family makes the error (assuming the next family is like the

@@ -18,12 +18,20 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import extra_dict, image_size_of, model_facts, overrides_json, single_process, variant_key
+from kit.features import (
+    PROFILE_COLUMNS,
+    extra_dict,
+    image_size_of,
+    model_facts,
+    overrides_json,
+    single_process,
+    variant_key,
+)
 from kit.predict import Predictor
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
-                "seq_len", "seq_len_effective", "image_size", "overrides", "variant"]
+                "seq_len", "seq_len_effective", "image_size", *PROFILE_COLUMNS, "overrides", "variant"]
 RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "throughput_items_per_s",
                   "throughput_low", "throughput_high", "latency_s", "latency_low_s", "latency_high_s",
                   "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2", "fallback_reason",
@@ -86,14 +94,15 @@ def _variant_rows(frame: pd.DataFrame, model: str, size: str | None, overrides: 
 
 
 def zoo_facts(model: str, size: str = "tiny", overrides: dict | None = None, seq_len: int | None = None) -> dict:
-    """Model facts of an unmeasured zoo model, by building it (random weights) and counting its FLOPs."""
+    """Model facts of an unmeasured zoo model, by building it (random weights) and profiling one forward."""
     from kit import zoo
 
     loaded = zoo.load_model(model, size, overrides=overrides)
     described = loaded.describe()
     seq = seq_len or loaded.default_seq_len
+    profile = zoo.forward_profile(loaded, seq_len)
     return {"model": loaded.name, "family": loaded.family, "size": size, "n_params": loaded.n_params(),
-            "flops_per_sample": zoo.flops_per_sample(loaded, seq_len), "n_layers": described["n_layers"],
+            **profile, "n_layers": described["n_layers"],
             "hidden_size": described["hidden_size"], "modality": loaded.modality, "seq_len": seq_len,
             "seq_len_effective": seq, "image_size": image_size_of(described),
             "overrides": json.dumps(overrides or {}, sort_keys=True),

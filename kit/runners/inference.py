@@ -36,9 +36,11 @@ def apply_threads(job: Job) -> None:
         torch.set_num_threads(job.threads)
 
 
-def model_facts(loaded: zoo.LoadedModel, seq_len: int | None) -> dict[str, Any]:
-    """Parameter count and forward FLOPs per sample (counted once, on the fp32 model, outside any timing)."""
-    return {"n_params": loaded.n_params(), "flops_per_sample": zoo.flops_per_sample(loaded, seq_len)}
+def model_facts(loaded: zoo.LoadedModel, seq_len: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record fields n_params and flops_per_sample, extra["forward_profile"]: op calls, activation bytes and
+    attention scores), counted once on the fp32 model, outside any timing."""
+    profile = zoo.forward_profile(loaded, seq_len)
+    return {"n_params": loaded.n_params(), "flops_per_sample": profile.pop("flops_per_sample")}, profile
 
 
 def wants_deviation(job: Job) -> bool:
@@ -67,7 +69,7 @@ def measure_inference(job: Job) -> Record:
     t0 = time.perf_counter()
     loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
     build_s = time.perf_counter() - t0
-    facts = model_facts(loaded, job.seq_len)
+    facts, profile = model_facts(loaded, job.seq_len)
     inputs = loaded.make_inputs(job.batch_size, job.seq_len)
     # outside startup_s; it warms torch's CPU caches, so a torch bf16/int8 first_inference_s is not quite cold
     reference = reference_output(loaded, inputs) if wants_deviation(job) else None
@@ -94,7 +96,7 @@ def measure_inference(job: Job) -> Record:
     extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
              "wall_time_s": measurement.wall_time_s, "modality": loaded.modality,
              "seq_len_effective": job.seq_len or loaded.default_seq_len,
-             "model_facts": loaded.describe()}
+             "model_facts": loaded.describe(), "forward_profile": profile}
     if reference is not None:
         extra["deviation"] = deviation_of(reference, call())
     if hasattr(tracker, "reserved_bytes"):

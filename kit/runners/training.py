@@ -149,7 +149,7 @@ def measure_training(job: Job) -> Record:
     loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
     _check_training_job(job, loaded, options)
     build_s = time.perf_counter() - t0
-    facts = model_facts(loaded, job.seq_len)
+    facts, profile = model_facts(loaded, job.seq_len)
     t1 = time.perf_counter()
     device = backend.device()
     model = loaded.model.to(device)
@@ -192,6 +192,7 @@ def measure_training(job: Job) -> Record:
         "memory_split_bytes": split, "process_baseline_bytes": base, "build_s": build_s, "prepare_s": prepare_s,
         "sample_unit": "optimizer step time / accumulation_steps", "modality": loaded.modality,
         "seq_len_effective": job.seq_len or loaded.default_seq_len, "model_facts": loaded.describe(),
+        "forward_profile": profile,
         "precision_ran": f"autocast-{job.precision}" if job.precision != "fp32" else "fp32",
     }
     samples = [s / accumulation for s in measurement.samples_s]

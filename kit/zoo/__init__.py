@@ -1,6 +1,7 @@
 """The model zoo: families built from explicit configs with random weights, or local HuggingFace folders."""
 
 from kit.zoo.loading import FAMILIES, SIZES, load_model, resolve_model, validate_size
-from kit.zoo.model import LoadedModel, flops_per_sample
+from kit.zoo.model import PROFILE_KEYS, LoadedModel, flops_per_sample, forward_profile
 
-__all__ = ["FAMILIES", "SIZES", "LoadedModel", "flops_per_sample", "load_model", "resolve_model", "validate_size"]
+__all__ = ["FAMILIES", "PROFILE_KEYS", "SIZES", "LoadedModel", "flops_per_sample", "forward_profile", "load_model",
+           "resolve_model", "validate_size"]

@@ -1,4 +1,4 @@
-"""LoadedModel, a built model with its input maker and facts, and forward-FLOP counting."""
+"""LoadedModel, a built model with its input maker and facts, and forward profiling (FLOPs, op calls, traffic)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.utils._python_dispatch
+import torch.utils._pytree
 
 from kit.errors import ConfigError
 from kit.zoo.inputs import Maker, causal_lm
@@ -76,17 +78,77 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:
-    """Forward FLOPs of one sample (batch 1), by FlopCounterMode on the model's device; None if counting fails."""
+PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample")
+
+
+def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of the CPU flash-attention kernel, which torch's FlopCounterMode registers only for the GPU kernels."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _flop_counter() -> Any:
     from torch.utils.flop_counter import FlopCounterMode
 
+    aten = torch.ops.aten
+    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts aten calls, the bytes of the tensors they return, and the score elements of fused attention (batch x
+    heads x queries x keys: the softmax's work, which FLOPs miss when heads are small; eager attention stores its
+    scores, so they are in the returned bytes instead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops, self.out_bytes, self.scores = 0, 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
+        out = func(*args, **(kwargs or {}))
+        self.ops += 1
+        if "scaled_dot_product" in str(func) and len(args) >= 2 and args[0].dim() == 4:
+            q, k = args[0], args[1]
+            self.scores += q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2]
+        self.out_bytes += sum(t.numel() * t.element_size() for t in torch.utils._pytree.tree_leaves(out)
+                              if isinstance(t, torch.Tensor))
+        return out
+
+
+def _count(loaded: LoadedModel, batch: int, seq_len: int | None, device: torch.device) -> tuple[Any, _OpCounter]:
+    inputs = _to_device(loaded.make_inputs(batch, seq_len), device)
+    flops, ops = _flop_counter(), _OpCounter()
+    with torch.no_grad(), flops, ops:
+        loaded.model(**inputs)
+    return flops, ops
+
+
+def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str, float | None]:
+    """Per-forward facts of the model, counted once outside any timing (values None if counting fails):
+
+    flops_per_sample (FlopCounterMode at batch 1, CPU attention included), ops_per_forward (aten calls: the per-call
+    overhead that dominates small models), activation_bytes_per_sample (bytes of returned tensors that grow with the
+    batch: batch 2 minus batch 1) and attention_scores_per_sample.
+    """
     try:
         device = next(loaded.model.parameters()).device
-        inputs = _to_device(loaded.make_inputs(1, seq_len), device)
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            loaded.model(**inputs)
+        flops, one = _count(loaded, 1, seq_len, device)
+        _, two = _count(loaded, 2, seq_len, device)
+    except Exception as exc:  # counts are nice-to-have facts; the benchmark goes on without them
+        log.warning("forward profiling failed for %s: %s: %s", loaded.name, type(exc).__name__, exc)
+        return dict.fromkeys(PROFILE_KEYS)
+    return {"flops_per_sample": float(flops.get_total_flops()), "ops_per_forward": float(one.ops),
+            "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
+            "attention_scores_per_sample": float(one.scores)}
+
+
+def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:
+    """Forward FLOPs of one sample (batch 1), by FlopCounterMode on the model's device; None if counting fails."""
+    try:
+        device = next(loaded.model.parameters()).device
+        flops, _ = _count(loaded, 1, seq_len, device)
     except Exception as exc:  # a count is a nice-to-have fact; the benchmark goes on without it
         log.warning("FLOP counting failed for %s: %s: %s", loaded.name, type(exc).__name__, exc)
         return None
-    return float(counter.get_total_flops())
+    return float(flops.get_total_flops())
