@@ -1,10 +1,10 @@
 """Features of measured configurations for prediction: model facts, input size, settings, platform peaks, roofline.
 
 Input is a results frame (`storage.results_frame`, or any frame with its columns); synthetic frames may give
-`n_layers`, `hidden_size`, `modality`, `seq_len_effective` and the peak columns directly instead of `extra` JSON.
-The roofline is deliberately simple (compute or weight traffic, whichever is slower). It is a feature, and the
-analytic baselines here (which kit.predict builds on and is compared with) calibrate it on measured rows; it is
-never presented as a measurement.
+`n_layers`, `hidden_size`, `modality`, `seq_len_effective`, the forward profile (PROFILE_COLUMNS) and the peak
+columns directly instead of `extra` JSON. The roofline is deliberately simple (compute, or weight plus activation
+traffic, whichever is slower). It is a feature, and the analytic baselines here (which kit.predict builds on and is
+compared with) calibrate it on measured rows; it is never presented as a measurement.
 """
 
 from __future__ import annotations
