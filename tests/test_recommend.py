@@ -42,6 +42,29 @@ def test_measured_where_measured_predicted_elsewhere(two_platforms, predictor) -
     assert table.iloc[0]["platform"] == "cuda" and table.iloc[0]["precision"] == "fp16"
 
 
+def test_predictions_are_anchored_to_the_nearest_measured_batch(two_platforms, predictor) -> None:
+    fam0 = two_platforms["model"] == "fam0"  # make fam0 twice as fast as its features say: an effect of the family
+    faster = two_platforms.assign(
+        throughput_items_per_s=two_platforms["throughput_items_per_s"].where(~fam0, 2 * two_platforms[
+            "throughput_items_per_s"]),
+        latency_p50_s=two_platforms["latency_p50_s"].where(~fam0, two_platforms["latency_p50_s"] / 2))
+    keys = ["platform", "precision", "batch_size"]
+    plain = recommend.recommend(two_platforms, "fam0", predictor=predictor, **VARIANT).set_index(keys)
+    table = recommend.recommend(faster, "fam0", predictor=predictor, **VARIANT).set_index(keys)
+    predicted = table[table["source"] == "predicted"]
+    assert len(predicted) == 4 and (predicted["anchor_batch_size"] == 4).all()  # batch 16's nearest measured one
+    assert table.loc[table["source"] == "measured", "anchor_batch_size"].isna().all()
+    for column in ("throughput_items_per_s", "throughput_low", "throughput_high"):
+        assert np.allclose(predicted[column], 2 * plain.loc[predicted.index, column])  # follows the measurements
+    assert np.allclose(predicted["latency_s"], plain.loc[predicted.index, "latency_s"] / 2)
+    full = synthetic_frame(n_families=4, platforms=("cpu", "cuda"))  # the batch-16 rows that two_platforms lacks
+    overrides = full["params_json"].map(lambda p: json.loads(p)["overrides"])
+    truth = full[(full["model"] == "fam0") & (full["batch_size"] == 16) & (full["seq_len"] == 64)
+                 & overrides.map(lambda o: o == VARIANT["overrides"])].set_index(keys)["throughput_items_per_s"]
+    error = (predicted["throughput_items_per_s"] / (2 * truth.loc[predicted.index]) - 1).abs()
+    assert (error < 0.15).all(), error  # without the anchor it would be about 50 % off
+
+
 def test_memory_budget_is_respected_with_upper_bounds(two_platforms, predictor) -> None:
     free = recommend.recommend(two_platforms, "fam0", predictor=predictor, platforms_allowed=["cpu"], **VARIANT)
     cpu = free[free["platform"] == "cpu"]

@@ -32,10 +32,10 @@ from kit.predict import Predictor
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
                 "seq_len", "seq_len_effective", "image_size", *PROFILE_COLUMNS, "overrides", "variant"]
-RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "throughput_items_per_s",
-                  "throughput_low", "throughput_high", "latency_s", "latency_low_s", "latency_high_s",
-                  "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2", "fallback_reason",
-                  "variant"]
+RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "anchor_batch_size",
+                  "throughput_items_per_s", "throughput_low", "throughput_high", "latency_s", "latency_low_s",
+                  "latency_high_s", "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2",
+                  "fallback_reason", "variant"]
 SORT = {"throughput": ("throughput_items_per_s", False), "latency": ("latency_s", True),
         "memory": ("memory_high_bytes", True), "cost": ("cost_per_million", True)}
 
@@ -166,7 +166,34 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
             out.loc[todo, f"{target}_low"] = predicted[f"{target}_low"]
             out.loc[todo, f"{target}_high"] = predicted[f"{target}_high"]
         out.loc[todo, "source"] = "predicted"
+        out = _anchor(out, predictor)
     return out[out["source"] != ""]
+
+
+def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
+    """Scale each prediction (point and interval) by measured / predicted at the nearest measured batch size of the
+    same platform, precision and mode, so that predictions between measured batches agree with those measurements;
+    `anchor_batch_size` names that batch (NaN: no measurement to anchor to)."""
+    out = out.assign(anchor_batch_size=np.nan)
+    measured = out[out["source"] == "measured"]
+    predicted = out.index[out["source"] == "predicted"]
+    if measured.empty or predicted.empty:
+        return out
+    at_measured = predictor.predict(measured)
+    for index in predicted:
+        row = out.loc[index]
+        same = measured[(measured["platform"] == row["platform"]) & (measured["precision"] == row["precision"])
+                        & (measured["mode"] == row["mode"])]
+        if same.empty:
+            continue
+        nearest = (np.log(same["batch_size"].astype(float)) - np.log(float(row["batch_size"]))).abs().idxmin()
+        for target in predictor.models:
+            ratio = same.at[nearest, target] / at_measured.at[nearest, f"{target}_pred"]
+            if np.isfinite(ratio) and ratio > 0:
+                for column in (target, f"{target}_low", f"{target}_high"):
+                    out.at[index, column] = out.at[index, column] * ratio
+        out.at[index, "anchor_batch_size"] = float(same.at[nearest, "batch_size"])
+    return out
 
 
 def output_deviation(measured: pd.DataFrame, reference: tuple[str, str] = ("cpu", "fp32")) -> pd.DataFrame:
