@@ -52,8 +52,8 @@ def test_predictions_are_anchored_to_the_nearest_measured_batch(two_platforms, p
     plain = recommend.recommend(two_platforms, "fam0", predictor=predictor, **VARIANT).set_index(keys)
     table = recommend.recommend(faster, "fam0", predictor=predictor, **VARIANT).set_index(keys)
     predicted = table[table["source"] == "predicted"]
-    assert len(predicted) == 4 and (predicted["anchor_batch_size"] == 4).all()  # batch 16's nearest measured one
-    assert table.loc[table["source"] == "measured", "anchor_batch_size"].isna().all()
+    assert len(predicted) == 4 and (predicted["anchor_batches"] == "4").all()  # batch 16's nearest measured one
+    assert (table.loc[table["source"] == "measured", "anchor_batches"] == "").all()
     for column in ("throughput_items_per_s", "throughput_low", "throughput_high"):
         assert np.allclose(predicted[column], 2 * plain.loc[predicted.index, column])  # follows the measurements
     assert np.allclose(predicted["latency_s"], plain.loc[predicted.index, "latency_s"] / 2)
@@ -63,6 +63,25 @@ def test_predictions_are_anchored_to_the_nearest_measured_batch(two_platforms, p
                  & overrides.map(lambda o: o == VARIANT["overrides"])].set_index(keys)["throughput_items_per_s"]
     error = (predicted["throughput_items_per_s"] / (2 * truth.loc[predicted.index]) - 1).abs()
     assert (error < 0.15).all(), error  # without the anchor it would be about 50 % off
+
+
+def test_a_prediction_between_measured_batches_follows_both() -> None:
+    full = synthetic_frame(n_families=4, platforms=("cpu", "cuda"))
+    fam0 = full["model"] == "fam0"
+    data = full[~(fam0 & (full["batch_size"] == 4))].reset_index(drop=True)  # fam0 measured at batch 1 and 16 only
+    trained = fast_predictor().fit(data)
+    keys = ["platform", "precision", "batch_size"]
+    table = recommend.recommend(data, "fam0", predictor=trained, **VARIANT).set_index(keys)
+    predicted = table[table["source"] == "predicted"]
+    assert len(predicted) == 4 and (predicted["anchor_batches"] == "1, 16").all()
+    # fam0 at batch 1 twice as fast and at batch 16 eight times: batch 4 (half-way in log) gets sqrt(2 x 8) = 4
+    factor = data["batch_size"].map({1: 2.0, 16: 8.0}).where(data["model"] == "fam0", 1.0)
+    skewed = data.assign(throughput_items_per_s=data["throughput_items_per_s"] * factor,
+                         latency_p50_s=data["latency_p50_s"] / factor)
+    moved = recommend.recommend(skewed, "fam0", predictor=trained, **VARIANT).set_index(keys)
+    assert np.allclose(moved.loc[predicted.index, "throughput_items_per_s"], 4 * predicted["throughput_items_per_s"])
+    weights = recommend.core._interpolation_weights(pd.Series(np.log([1.0, 4.0, 16.0]), index=[7, 8, 9]), np.log(32))
+    assert weights.to_dict() == {9: 1.0}  # beyond the measured range: the nearest alone
 
 
 def test_memory_budget_is_respected_with_upper_bounds(two_platforms, predictor) -> None:

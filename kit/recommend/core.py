@@ -32,7 +32,7 @@ from kit.predict import Predictor
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
                 "seq_len", "seq_len_effective", "image_size", *PROFILE_COLUMNS, "overrides", "variant"]
-RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "anchor_batch_size",
+RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "anchor_batches",
                   "throughput_items_per_s", "throughput_low", "throughput_high", "latency_s", "latency_low_s",
                   "latency_high_s", "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2",
                   "fallback_reason", "variant"]
@@ -171,10 +171,10 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
 
 
 def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
-    """Scale each prediction (point and interval) by measured / predicted at the nearest measured batch size of the
-    same platform, precision and mode, so that predictions between measured batches agree with those measurements;
-    `anchor_batch_size` names that batch (NaN: no measurement to anchor to)."""
-    out = out.assign(anchor_batch_size=np.nan)
+    """Correct each prediction (point and interval) by measured / predicted at the measured batch sizes of the same
+    platform, precision and mode: between two measured batches the log correction is interpolated linearly in log
+    batch size, outside them the nearest one's is used; `anchor_batches` names them ('' when none was measured)."""
+    out = out.assign(anchor_batches="")
     measured = out[out["source"] == "measured"]
     predicted = out.index[out["source"] == "predicted"]
     if measured.empty or predicted.empty:
@@ -186,14 +186,28 @@ def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
                         & (measured["mode"] == row["mode"])]
         if same.empty:
             continue
-        nearest = (np.log(same["batch_size"].astype(float)) - np.log(float(row["batch_size"]))).abs().idxmin()
+        weights = _interpolation_weights(np.log(same["batch_size"].astype(float)), np.log(float(row["batch_size"])))
         for target in predictor.models:
-            ratio = same.at[nearest, target] / at_measured.at[nearest, f"{target}_pred"]
-            if np.isfinite(ratio) and ratio > 0:
+            log_ratio = np.log(same[target] / at_measured.loc[same.index, f"{target}_pred"])
+            if log_ratio[weights.index].notna().all():
+                factor = float(np.exp((log_ratio[weights.index] * weights).sum()))
                 for column in (target, f"{target}_low", f"{target}_high"):
-                    out.at[index, column] = out.at[index, column] * ratio
-        out.at[index, "anchor_batch_size"] = float(same.at[nearest, "batch_size"])
+                    out.at[index, column] = out.at[index, column] * factor
+        out.at[index, "anchor_batches"] = ", ".join(str(int(b)) for b in sorted(same.loc[weights.index, "batch_size"]))
     return out
+
+
+def _interpolation_weights(log_batches: pd.Series, log_batch: float) -> pd.Series:
+    """Weights of the measured batches (indexed like them) for a linear interpolation in log batch size: the two
+    that bracket the wanted batch, else the nearest alone."""
+    below, above = log_batches[log_batches <= log_batch], log_batches[log_batches >= log_batch]
+    if below.empty or above.empty:
+        return pd.Series([1.0], index=[(log_batches - log_batch).abs().idxmin()])
+    low, high = below.idxmax(), above.idxmin()
+    if log_batches[high] == log_batches[low]:
+        return pd.Series([1.0], index=[low])
+    share = (log_batch - log_batches[low]) / (log_batches[high] - log_batches[low])
+    return pd.Series([1 - share, share], index=[low, high])
 
 
 def output_deviation(measured: pd.DataFrame, reference: tuple[str, str] = ("cpu", "fp32")) -> pd.DataFrame:
