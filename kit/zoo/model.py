@@ -144,11 +144,5 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
 
 
 def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:
-    """Forward FLOPs of one sample (batch 1), by FlopCounterMode on the model's device; None if counting fails."""
-    try:
-        device = next(loaded.model.parameters()).device
-        flops, _ = _count(loaded, 1, seq_len, device)
-    except Exception as exc:  # a count is a nice-to-have fact; the benchmark goes on without it
-        log.warning("FLOP counting failed for %s: %s: %s", loaded.name, type(exc).__name__, exc)
-        return None
-    return float(flops.get_total_flops())
+    """Forward FLOPs of one sample (batch 1, CPU attention included); None if counting fails."""
+    return forward_profile(loaded, seq_len)["flops_per_sample"]
