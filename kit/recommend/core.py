@@ -180,6 +180,7 @@ def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     if measured.empty or predicted.empty:
         return out
     at_measured = predictor.predict(measured)
+    log_ratios = {t: np.log(measured[t] / at_measured[f"{t}_pred"]) for t in predictor.models}
     for index in predicted:
         row = out.loc[index]
         same = measured[(measured["platform"] == row["platform"]) & (measured["precision"] == row["precision"])
@@ -187,8 +188,7 @@ def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
         if same.empty:
             continue
         weights = _interpolation_weights(np.log(same["batch_size"].astype(float)), np.log(float(row["batch_size"])))
-        for target in predictor.models:
-            log_ratio = np.log(same[target] / at_measured.loc[same.index, f"{target}_pred"])
+        for target, log_ratio in log_ratios.items():
             if log_ratio[weights.index].notna().all():
                 factor = float(np.exp((log_ratio[weights.index] * weights).sum()))
                 for column in (target, f"{target}_low", f"{target}_high"):
