@@ -31,13 +31,14 @@ TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW mom
 NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
            "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
            "log_roofline_s", "log_intensity", "training", "log_ops", "log_activation_bytes_per_batch",
-           "log_attention_scores_per_batch"]
+           "log_attention_scores_per_batch", "log_python_calls"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
 # counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
-PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample")
+PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
+                   "python_calls_per_forward")
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS)
 BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 5  # fixed, per op call, compute, traffic, attention scores
+N_OVERHEAD_TERMS = 6  # fixed, per op call, compute, traffic, attention scores, per Python call
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -199,6 +200,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     out["log_ops"] = _log(frame["ops_per_forward"])
     out["log_activation_bytes_per_batch"] = _log(roof["activation_bytes"])
     out["log_attention_scores_per_batch"] = _log(frame["attention_scores_per_sample"] * frame["batch_size"])
+    out["log_python_calls"] = _log(frame["python_calls_per_forward"])
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out
@@ -253,10 +255,11 @@ class Baseline:
 
 def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
-    compute time, roofline traffic time, and attention score elements (in units of 1e9).
+    compute time, roofline traffic time, attention score elements (in units of 1e9) and Python calls of the model
+    code (once per step: backward runs in C++).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
-    absorb the rates. Results stored without a forward profile have no op-call or score column (zeros).
+    absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
     """
     compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
     memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
@@ -264,21 +267,25 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     calls = _column(features, "ops_per_forward").fillna(0.0) * passes
     scores = (_column(features, "attention_scores_per_sample").fillna(0.0) * features["batch_size"].astype(float)
               * passes / 1e9)
-    return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores])
+    python_calls = _column(features, "python_calls_per_forward").fillna(0.0)
+    return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
+                            python_calls])
 
 
 @dataclass
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work,
-    each with a non-negative coefficient fitted for relative error (NNLS) per platform and mode: the roofline plus the
-    call overheads that dominate small models. Throughput is batch / time; latency is the time."""
+    + Python-call overhead, each with a non-negative coefficient fitted for relative error (NNLS) per platform, mode
+    and thread count: the roofline plus the call overheads that dominate small models. Throughput is batch / time;
+    latency is the time."""
 
     target: str
     min_rows: int = 4
     coefs: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def fit(self, features: pd.DataFrame, y: pd.Series) -> OverheadBaseline:
-        """Fit one coefficient vector per (platform, mode, peaks known) group with enough rows, and one for all."""
+        """Fit one coefficient vector per (platform, mode, peaks known, threads) group with enough rows, and one for
+        all."""
         seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
         groups = _overhead_groups(features)
         for key in [None, *sorted(set(groups))]:
@@ -302,8 +309,11 @@ class OverheadBaseline:
 
 
 def _overhead_groups(features: pd.DataFrame) -> list[tuple]:
+    """(platform, mode, peaks known, intra-op threads or 0 when not recorded): one thread and two differ in every
+    rate (the peaks are measured once, with the default threads)."""
+    threads = _column(features, "threads").fillna(0).astype(int)
     return list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
-                    strict=True))
+                    threads, strict=True))
 
 
 def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:

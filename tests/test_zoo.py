@@ -5,6 +5,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -168,6 +169,16 @@ def test_forward_profile_counts_cpu_attention_calls_and_traffic() -> None:
     assert longer["ops_per_forward"] == profile["ops_per_forward"] > 0  # op calls do not depend on the input size
     assert longer["activation_bytes_per_sample"] > 3 * profile["activation_bytes_per_sample"] > 0
     assert set(zoo.forward_profile(loaded, 10_000).values()) == {None}  # too long: logged, not raised
+
+
+def test_forward_profile_counts_python_calls_of_the_model_code() -> None:
+    one = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 1}), 16)
+    three = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 3}), 16)
+    longer = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 1}), 64)
+    per_layer = (three["python_calls_per_forward"] - one["python_calls_per_forward"]) / 2
+    assert per_layer > 10  # each encoder layer runs Python: attention, output and intermediate modules
+    assert longer["python_calls_per_forward"] == one["python_calls_per_forward"]  # the input size adds no code
+    assert sys.getprofile() is None  # the counting hook is removed
 
 
 @pytest.mark.parametrize("name", list(BASE_PARAMS_M))

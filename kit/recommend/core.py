@@ -63,7 +63,9 @@ def measured_frame(data: Any) -> pd.DataFrame:
     else:
         from kit import microbench, storage
 
-        frame = attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data))
+        from kit.predict.profiles import fill_profiles
+
+        frame = fill_profiles(attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data)))
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
     frame = single_process(frame)
@@ -122,15 +124,34 @@ def _platform_peaks(frame: pd.DataFrame) -> pd.DataFrame:
     return best.drop(columns="n").merge(peaks, on=["platform", "precision", "hardware_id"], how="left")
 
 
+def default_threads(frame: pd.DataFrame) -> dict[str, float]:
+    """Per platform, the intra-op thread count its runs used when the sweep pinned none (the most common; else the
+    most common of all its runs): what an unmeasured configuration runs with by default."""
+    if "threads" not in frame or frame.empty:
+        return {}
+    threads = pd.to_numeric(frame["threads"], errors="coerce")
+    pinned = frame["params_json"].map(lambda p: extra_dict(p).get("threads") is not None) if "params_json" in frame \
+        else pd.Series(False, index=frame.index)
+    out = {}
+    for platform, rows in threads.groupby(frame["platform"]):
+        chosen = rows[~pinned[rows.index]].dropna()
+        chosen = chosen if not chosen.empty else rows.dropna()
+        if not chosen.empty:
+            out[platform] = float(chosen.mode().iloc[0])
+    return out
+
+
 def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode: str,
                    batch_sizes: list[int] | None = None, precisions: list[str] | None = None) -> pd.DataFrame:
-    """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts and peaks."""
+    """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts, peaks and the
+    platform's default thread count."""
     seen = frame[(frame["mode"] == mode) & frame["platform"].isin(platforms)]
     pairs = _platform_peaks(seen)
     if precisions is not None:
         pairs = pairs[pairs["precision"].isin(precisions)]
     sizes = sorted(set(batch_sizes or seen["batch_size"].astype(int)))
     grid = pairs.merge(pd.DataFrame({"batch_size": sizes}), how="cross")
+    grid = grid.assign(threads=grid["platform"].map(default_threads(seen)).astype(float))
     return grid.assign(mode=mode, status="ok", **{k: facts.get(k) for k in FACT_COLUMNS})
 
 
@@ -141,7 +162,7 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
         for suffix in ("", "_low", "_high"):
             out[f"{column}{suffix}"] = np.nan
     out["source"] = ""
-    keys = ["platform", "precision", "batch_size", "mode"]
+    keys = _match_keys(out, measured)
     if not measured.empty:
         latest = measured.sort_values("created_at").drop_duplicates(keys, keep="last")
         found = out[keys].merge(latest, on=keys, how="left").set_index(out.index)
@@ -170,6 +191,14 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
     return out[out["source"] != ""]
 
 
+def _match_keys(candidates: pd.DataFrame, measured: pd.DataFrame) -> list[str]:
+    """Columns a measurement must share with a candidate to stand for it: platform, precision, batch size, mode and,
+    where both say, the thread count (one thread and the default differ by up to 2x)."""
+    keys = ["platform", "precision", "batch_size", "mode"]
+    both = "threads" in candidates and "threads" in measured and candidates["threads"].notna().any()
+    return [*keys, "threads"] if both else keys
+
+
 def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     """Correct each prediction (point and interval) by measured / predicted at the measured batch sizes of the same
     platform, precision and mode: between two measured batches the log correction is interpolated linearly in log
@@ -185,6 +214,8 @@ def _anchor(out: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
         row = out.loc[index]
         same = measured[(measured["platform"] == row["platform"]) & (measured["precision"] == row["precision"])
                         & (measured["mode"] == row["mode"])]
+        if "threads" in same and pd.notna(row.get("threads")):
+            same = same[same["threads"] == row["threads"]]
         if same.empty:
             continue
         weights = _interpolation_weights(np.log(same["batch_size"].astype(float)), np.log(float(row["batch_size"])))

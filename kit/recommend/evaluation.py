@@ -63,7 +63,9 @@ def evaluate_recommendations(data: Any, objective: str = "throughput", group_col
             configs = configs[configs["_value"].notna()].reset_index(drop=True)
             if len(configs) < 2:
                 continue
-            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
+            extra = [c for c in ("threads",) if c in configs]
+            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
+                                                    *extra]]
             ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices),
                           objective)
             if ranked.empty:  # e.g. a platform the training data never saw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample")
+PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
+                "python_calls_per_forward")
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -124,23 +126,45 @@ def _count(loaded: LoadedModel, batch: int, seq_len: int | None, device: torch.d
     return flops, ops
 
 
+def _python_calls(loaded: LoadedModel, seq_len: int | None, device: torch.device) -> int:
+    """Python function calls of one forward at batch 1 (sys.setprofile 'call' events, after a warm-up forward): the
+    interpreter work of the model code (masks, caches, module plumbing), which aten call counts miss."""
+    inputs = _to_device(loaded.make_inputs(1, seq_len), device)
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    with torch.no_grad():
+        loaded.model(**inputs)
+        previous = sys.getprofile()  # a profiler of the user's gets its hook back
+        sys.setprofile(count)
+        try:
+            loaded.model(**inputs)
+        finally:
+            sys.setprofile(previous)
+    return calls
+
+
 def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str, float | None]:
     """Per-forward facts of the model, counted once outside any timing (values None if counting fails):
 
     flops_per_sample (FlopCounterMode at batch 1, CPU attention included), ops_per_forward (aten calls: the per-call
     overhead that dominates small models), activation_bytes_per_sample (bytes of returned tensors that grow with the
-    batch: batch 2 minus batch 1) and attention_scores_per_sample.
+    batch: batch 2 minus batch 1), attention_scores_per_sample and python_calls_per_forward (`_python_calls`).
     """
     try:
         device = next(loaded.model.parameters()).device
         flops, one = _count(loaded, 1, seq_len, device)
         _, two = _count(loaded, 2, seq_len, device)
+        python_calls = _python_calls(loaded, seq_len, device)
     except Exception as exc:  # counts are nice-to-have facts; the benchmark goes on without them
         log.warning("forward profiling failed for %s: %s: %s", loaded.name, type(exc).__name__, exc)
         return dict.fromkeys(PROFILE_KEYS)
     return {"flops_per_sample": float(flops.get_total_flops()), "ops_per_forward": float(one.ops),
             "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
-            "attention_scores_per_sample": float(one.scores)}
+            "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls)}
 
 
 def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:

@@ -1,0 +1,64 @@
+"""Forward profiles of stored results that lack a key of kit.zoo.PROFILE_KEYS (stored before it was counted), counted
+again from the results' stored parameters: counts of the model's code and shapes, never timings, so the predictor can
+learn from every result in the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from kit.features import extra_dict
+
+log = logging.getLogger(__name__)
+
+STORED_KEYS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
+               "python_calls_per_forward")  # the keys of extra["forward_profile"] (flops_per_sample is a column)
+
+
+def _variant(params: dict[str, Any]) -> tuple[str, str, str, int | None]:
+    """(model, size, overrides JSON, seq_len): what forward_profile needs to count a stored configuration again."""
+    overrides = json.dumps(params.get("overrides") or {}, sort_keys=True)
+    return str(params.get("model")), str(params.get("size") or "tiny"), overrides, params.get("seq_len")
+
+
+def _count(variant: tuple[str, str, str, int | None]) -> dict[str, float]:
+    """The profile of one variant, {} (logged) when the model cannot be built here, e.g. a missing local folder."""
+    from kit import zoo
+
+    model, size, overrides, seq_len = variant
+    try:
+        loaded = zoo.load_model(model, size, overrides=json.loads(overrides))
+    except Exception as exc:  # a back-fill is best effort: rows keep their stored (partial) profile
+        log.warning("cannot count the forward profile of %s (%s): %s", model, size, exc)
+        return {}
+    return {k: v for k, v in zoo.forward_profile(loaded, seq_len).items() if k in STORED_KEYS and v is not None}
+
+
+def missing_profile(frame: pd.DataFrame) -> pd.Series:
+    """Per row: True when the stored forward profile lacks one of STORED_KEYS."""
+    extras = frame["extra"].map(extra_dict)
+    return extras.map(lambda e: not set(STORED_KEYS) <= set(e.get("forward_profile") or {}))
+
+
+def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
+    """The results frame with missing forward-profile keys counted now, once per variant (stored values are kept;
+    extra['profile_counted_later'] names the keys added), so old and new results share their features."""
+    if frame.empty or "extra" not in frame or "params_json" not in frame:
+        return frame
+    missing = missing_profile(frame)
+    if not missing.any():
+        return frame
+    variants = frame.loc[missing, "params_json"].map(lambda p: _variant(extra_dict(p)))
+    counted = {v: _count(v) for v in dict.fromkeys(variants)}
+    out = frame.copy()
+    for index, variant in variants.items():
+        extra = extra_dict(frame.at[index, "extra"])
+        stored = extra.get("forward_profile") or {}
+        added = {k: v for k, v in counted[variant].items() if stored.get(k) is None}
+        if added:
+            extra = {**extra, "forward_profile": {**stored, **added}, "profile_counted_later": sorted(added)}
+            out.at[index, "extra"] = json.dumps(extra)
+    return out
