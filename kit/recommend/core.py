@@ -62,7 +62,6 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = data
     else:
         from kit import microbench, storage
-
         from kit.predict.profiles import fill_profiles
 
         frame = fill_profiles(attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data)))
