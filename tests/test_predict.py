@@ -52,7 +52,8 @@ def synthetic_frame(n_families: int = 4, platforms: tuple[str, ...] = ("cpu",), 
                                              "forward_profile": {
                                                  "ops_per_forward": 12 + (30 + 10 * f) * layers,
                                                  "activation_bytes_per_sample": 40 * seq * hidden * layers,
-                                                 "attention_scores_per_sample": 2 * seq * seq * layers}}),
+                                                 "attention_scores_per_sample": 2 * seq * seq * layers,
+                                                 "python_calls_per_forward": 150 + 80 * layers + 500 * f}}),
                         "params_json": json.dumps({"overrides": {"num_hidden_layers": layers,
                                                                  "hidden_size": hidden}}),
                         "hardware_id": f"hw-{platform}", "peak_flops_per_s": peak,
@@ -164,7 +165,9 @@ def test_prediction_data_yaml_builds_specs() -> None:
     from kit.config import load_parameters
 
     specs = predict.prediction_sweep_specs(load_parameters("parameters/prediction_data.yaml"))
-    assert len(specs) >= 10 and all(s.platforms == ["cpu"] for s in specs if "-xp-" not in s.run_id)
+    grid = [s for s in specs if "-xp-" not in s.run_id and "-lg-" not in s.run_id]
+    assert len(grid) >= 10 and all(s.platforms == ["cpu"] and s.threads == 1 for s in grid)
+    assert all(s.threads is None for s in specs if "-lg-" in s.run_id)  # the larger variants: default threads
     assert {p for s in specs for p in s.platforms} == {"cpu", "openvino"}
 
 
@@ -188,6 +191,48 @@ def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> 
         predict.prediction_sweep_specs({**params, "cross_platform": ["openvino"]})
 
 
+def test_larger_section_measures_bigger_variants_with_their_own_options() -> None:
+    params = {"run_id": "pd", "models": ["bert", "vit"], "num_hidden_layers": [1], "hidden_size": [32],
+              "seq_lens": [16], "seq_lens_by_model": {"vit": [None]}, "intermediate_ratio": 4, "threads": 1,
+              "batch_sizes": [1, 4],
+              "larger": {"num_hidden_layers": [4], "hidden_size": [256], "seq_lens": [128],
+                         "seq_lens_by_model": {"vit": [None]}, "overrides_by_model": {"vit": {"image_size": 96}},
+                         "threads": None, "platforms": ["cpu", "openvino"], "batch_sizes": [8]}}
+    specs = {s.run_id: s for s in predict.prediction_sweep_specs(params)}
+    assert set(specs) == {"pd-bert-L1-H32-S16", "pd-vit-L1-H32-Sdefault", "pd-lg-bert-L4-H256-S128",
+                          "pd-lg-vit-L4-H256-Sdefault"}
+    bert, vit = specs["pd-lg-bert-L4-H256-S128"], specs["pd-lg-vit-L4-H256-Sdefault"]
+    assert bert.overrides == {"num_hidden_layers": 4, "hidden_size": 256, "intermediate_size": 1024}
+    assert vit.overrides["image_size"] == 96 and vit.seq_len is None
+    assert bert.threads is None and bert.platforms == ["cpu", "openvino"] and bert.batch_sizes == [8]
+    assert specs["pd-bert-L1-H32-S16"].threads == 1  # the grid keeps its own options
+    with pytest.raises(ConfigError, match=r"unknown larger option\(s\) \['layers'\]"):
+        predict.prediction_sweep_specs({**params, "larger": {"layers": [4], "hidden_size": [256]}})
+    with pytest.raises(ConfigError, match="larger needs non-empty num_hidden_layers"):
+        predict.prediction_sweep_specs({**params, "larger": {"hidden_size": [256]}})
+    with pytest.raises(ConfigError, match="overrides_by_model must map model names"):
+        predict.prediction_sweep_specs({**params, "larger": {"num_hidden_layers": [4], "hidden_size": [256],
+                                                             "overrides_by_model": {"vit": 96}}})
+
+
+def test_stored_results_without_a_profile_key_get_it_counted_from_their_parameters() -> None:
+    from kit.predict.profiles import fill_profiles, missing_profile
+
+    params = json.dumps({"model": "bert", "size": "tiny", "overrides": {"num_hidden_layers": 1}, "seq_len": 16})
+    old = json.dumps({"forward_profile": {"ops_per_forward": 999.0}})  # stored before the other keys existed
+    frame = pd.DataFrame({"model": ["bert", "gone"], "params_json": [params, json.dumps({"model": "gone"})],
+                          "extra": [old, old]})
+    filled = fill_profiles(frame)
+    assert missing_profile(frame).all() and missing_profile(filled).tolist() == [False, True]
+    extra = json.loads(filled.at[0, "extra"])
+    assert extra["forward_profile"]["ops_per_forward"] == 999.0  # stored values are kept
+    assert extra["forward_profile"]["python_calls_per_forward"] > 100
+    assert extra["profile_counted_later"] == ["activation_bytes_per_sample", "attention_scores_per_sample",
+                                              "python_calls_per_forward"]
+    assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
+    assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
+
+
 def test_features_carry_the_forward_profile() -> None:
     frame = synthetic_frame(n_families=1)
     feats = features.feature_frame(frame)
@@ -205,12 +250,18 @@ def test_features_carry_the_forward_profile() -> None:
     assert np.allclose(old_feats["traffic_bytes"], np.exp(old_feats["log_weight_bytes"]))
 
 
+def overhead_law(feats: pd.DataFrame) -> pd.Series:
+    """Seconds per batch: fixed, per op call and per Python call overheads + 30% of the peak FLOP/s + 50% of the
+    bandwidth + softmax work."""
+    scores = feats["attention_scores_per_sample"] * feats["batch_size"]
+    return (2e-4 + 3e-6 * feats["ops_per_forward"] + 4e-7 * feats["python_calls_per_forward"]
+            + feats["compute_s"] / 0.3 + feats["memory_s"] / 0.5 + 2.0 * scores / 1e9)
+
+
 def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     feats = features.feature_frame(frame)
-    scores = feats["attention_scores_per_sample"] * feats["batch_size"]
-    seconds = (2e-4 + 3e-6 * feats["ops_per_forward"] + feats["compute_s"] / 0.3 + feats["memory_s"] / 0.5
-               + 2.0 * scores / 1e9)  # overheads + 30% of the peak FLOP/s + 50% of the bandwidth + softmax work
+    seconds = overhead_law(feats)
     law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds, latency_p50_s=seconds)
     train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
     train_features = features.feature_frame(train)
@@ -225,6 +276,21 @@ def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() ->
         features.make_baseline("throughput", "magic")
     with pytest.raises(ConfigError, match="unknown baseline_kind"):
         predict.Predictor(baseline_kind="magic").fit(train)
+
+
+def test_overhead_baseline_fits_each_thread_count_apart() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    frame = pd.concat([frame.assign(threads=1), frame.assign(threads=2)], ignore_index=True)
+    feats = features.feature_frame(frame)
+    seconds = overhead_law(feats) * np.where(feats["threads"] == 1, 1.0, 0.6)  # two threads: 40% faster
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
+    train_features = features.feature_frame(train)
+    baseline = features.make_baseline("throughput", "overhead").fit(
+        train_features, train_features["throughput_items_per_s"])
+    predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
+    assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)  # one fit per count: both exact
+    assert {key[-1] for key in baseline.coefs if key is not None} == {1, 2}
 
 
 def test_an_input_without_any_value_in_training_does_not_break_boosting() -> None:

@@ -314,3 +314,19 @@ def test_a_deviation_bound_rules_out_inexact_precisions(two_platforms, predictor
     assert reasons[("cuda", "fp16")].startswith("output deviation unknown")
     with pytest.raises(ConfigError, match="max_rel_l2"):
         recommend.recommend(data, "fam0", predictor=predictor, max_rel_l2=-1, **VARIANT)
+
+
+def test_candidates_run_with_the_default_threads_and_match_measurements_of_that_count(two_platforms,
+                                                                                      predictor) -> None:
+    pinned = two_platforms["params_json"].map(lambda p: json.dumps({**json.loads(p), "threads": 1}))
+    frame = pd.concat([two_platforms.assign(threads=2), two_platforms.assign(threads=1, params_json=pinned)],
+                      ignore_index=True)
+    assert recommend.core.default_threads(frame) == {"cpu": 2.0, "cuda": 2.0}  # unpinned runs say the default
+    assert recommend.core.default_threads(frame[frame["threads"] == 1]) == {"cpu": 1.0, "cuda": 1.0}
+    fam0 = frame["model"] == "fam0"
+    only_one_thread = frame[(~fam0 & (frame["threads"] == 2)) | (fam0 & (frame["threads"] == 1))]
+    table = recommend.recommend(frame, "fam0", predictor=predictor, **VARIANT)
+    assert set(table.loc[table["batch_size"] < 16, "source"]) == {"measured"}  # measured at the default count
+    table = recommend.recommend(only_one_thread, "fam0", predictor=predictor, **VARIANT)
+    assert set(table["source"]) == {"predicted"}  # fam0 ran on one thread only: not what a default run gets
+    assert (table["anchor_batches"] == "").all()  # and one-thread rows do not anchor default-thread predictions

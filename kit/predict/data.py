@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
 SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
-                 "cross_platform", *SWEEP_AXES}
+                 "cross_platform", "larger", *SWEEP_AXES}
+LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model"}
 PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
                   "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
                   "training"}
@@ -42,7 +43,9 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     run id `<run_id>-<model>-L<layers>-H<hidden>-S<seq>` so that re-running resumes, from a mapping like
     parameters/prediction_data.yaml. An optional `cross_platform` mapping (spec options plus variants_per_model)
     measures a spread of the variants of every model again on more platforms and precisions (run ids `<run_id>-xp-...`),
-    so that each platform and precision is seen on several families, not just the one held out."""
+    so that each platform and precision is seen on several families, not just the one held out. An optional `larger`
+    mapping (its own variant axes, per-model config overrides and spec options) measures bigger variants, e.g. at the
+    default thread count, so that the zoo's real sizes are not far outside the data (run ids `<run_id>-lg-...`)."""
     from kit.config import SweepSpec
 
     unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
@@ -52,19 +55,24 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     if not params.get("models"):
         raise ConfigError("prediction data needs a non-empty 'models' list")
     n_cross, cross = _cross_platform(params.get("cross_platform"))
+    axes, larger, extra_overrides = _larger(params.get("larger"))
     ratio = params.get("intermediate_ratio")
     common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
     run_id = params.get("run_id", "pred-data")
     specs = []
     for model in params["models"]:
         variants = _variants(model, params)
-        for prefix, options, chosen in [(run_id, common, variants),
-                                        (f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross))]:
+        sections = [(run_id, common, variants, {}),
+                    (f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross), {})]
+        if axes:
+            sections.append((f"{run_id}-lg", {**common, **larger}, _variants(model, axes),
+                             extra_overrides.get(model) or {}))
+        for prefix, options, chosen, extra in sections:
             for layers, hidden, seq in chosen:
                 overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
                 if ratio:
                     overrides["intermediate_size"] = int(ratio * hidden)
-                specs.append(SweepSpec(models=[model], overrides=overrides, seq_len=seq, **options,
+                specs.append(SweepSpec(models=[model], overrides={**overrides, **extra}, seq_len=seq, **options,
                                        run_id=f"{prefix}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"))
     return specs
 
@@ -90,6 +98,26 @@ def _cross_platform(section: Any) -> tuple[int, dict[str, Any]]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"cross_platform variants_per_model must be a positive integer, got {n!r}")
     return n, {k: v for k, v in section.items() if k != "variants_per_model"}
+
+
+def _larger(section: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict]]:
+    """(variant axes, spec options, config overrides per model) of the larger section; empty when absent."""
+    if section is None:
+        return {}, {}, {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"larger must be a mapping of variant axes and sweep options, got {section!r}")
+    unknown = sorted(set(section) - PASSED_TO_SPEC - LARGER_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(LARGER_OPTIONS | PASSED_TO_SPEC))
+        raise ConfigError(f"unknown larger option(s) {unknown}; known: {known}")
+    missing = [axis for axis in ("num_hidden_layers", "hidden_size") if not section.get(axis)]
+    if missing:
+        raise ConfigError(f"larger needs non-empty {' and '.join(missing)}")
+    by_model = section.get("overrides_by_model") or {}
+    if not isinstance(by_model, dict) or not all(isinstance(v, dict) for v in by_model.values()):
+        raise ConfigError(f"larger overrides_by_model must map model names to config overrides, got {by_model!r}")
+    axes = {k: v for k, v in section.items() if k in LARGER_OPTIONS - {"overrides_by_model"}}
+    return axes, {k: v for k, v in section.items() if k in PASSED_TO_SPEC}, by_model
 
 
 def run_prediction_sweep(params: dict[str, Any] | str | Path, db: Any = None, *, progress: bool = True) -> list:
