@@ -34,8 +34,8 @@ NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch
            "log_attention_scores_per_batch", "log_python_calls"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
 # counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
-PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
-                   "python_calls_per_forward")
+PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
+                   "attention_scores_per_sample", "python_calls_per_forward")
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS)
 BASELINE_KINDS = ("overhead", "roofline")
 N_OVERHEAD_TERMS = 6  # fixed, per op call, compute, traffic, attention scores, per Python call
@@ -132,15 +132,18 @@ def _log(values: pd.Series) -> pd.Series:
 
 
 def roofline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations), and the roofline
-    time of one batch (NaN without peaks). Activation bytes were counted in fp32: half of them in fp16/bf16."""
+    """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations: per sample x batch
+    plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
+    were counted in fp32: half of them in fp16/bf16."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
     bytes_per_param = frame["precision"].map(BYTES_PER_PARAM).fillna(4).astype(float)
     weight_bytes = frame["n_params"].astype(float) * bytes_per_param
     batch = frame["batch_size"].astype(float)
-    activation_bytes = (_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch * pass_factor
+    per_batch = (_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch
+                 + _column(frame, "activation_bytes_fixed").fillna(0.0))
+    activation_bytes = (per_batch * pass_factor
                         * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
     state = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
     traffic = state + activation_bytes

@@ -6,6 +6,7 @@ The frames here are test data generated from a formula, not measurements.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -165,9 +166,9 @@ def test_prediction_data_yaml_builds_specs() -> None:
     from kit.config import load_parameters
 
     specs = predict.prediction_sweep_specs(load_parameters("parameters/prediction_data.yaml"))
-    grid = [s for s in specs if "-xp-" not in s.run_id and "-lg-" not in s.run_id]
+    grid = [s for s in specs if not re.search(r"-(xp|lg\d*)-", s.run_id)]
     assert len(grid) >= 10 and all(s.platforms == ["cpu"] and s.threads == 1 for s in grid)
-    assert all(s.threads is None for s in specs if "-lg-" in s.run_id)  # the larger variants: default threads
+    assert any(s.threads is None for s in specs if "-lg" in s.run_id)  # larger variants at the default threads
     assert {p for s in specs for p in s.platforms} == {"cpu", "openvino"}
 
 
@@ -210,6 +211,14 @@ def test_larger_section_measures_bigger_variants_with_their_own_options() -> Non
         predict.prediction_sweep_specs({**params, "larger": {"layers": [4], "hidden_size": [256]}})
     with pytest.raises(ConfigError, match="larger needs non-empty num_hidden_layers"):
         predict.prediction_sweep_specs({**params, "larger": {"hidden_size": [256]}})
+    second = {"models": ["bert"], "num_hidden_layers": [2], "hidden_size": [64], "seq_lens": [512],
+              "overrides_by_model": {"bert": {"max_position_embeddings": 512}}}
+    both = {s.run_id: s for s in predict.prediction_sweep_specs({**params, "larger": [params["larger"], second]})}
+    assert set(both) - set(specs) == {"pd-lg2-bert-L2-H64-S512"}  # the second mapping, for its models only
+    assert both["pd-lg2-bert-L2-H64-S512"].overrides["max_position_embeddings"] == 512
+    assert both["pd-lg2-bert-L2-H64-S512"].threads == 1  # options it does not set come from the top level
+    with pytest.raises(ConfigError, match="larger models must be a list of model names"):
+        predict.prediction_sweep_specs({**params, "larger": [{**second, "models": "bert"}]})
     with pytest.raises(ConfigError, match="overrides_by_model must map model names"):
         predict.prediction_sweep_specs({**params, "larger": {"num_hidden_layers": [4], "hidden_size": [256],
                                                              "overrides_by_model": {"vit": 96}}})
@@ -227,8 +236,8 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     extra = json.loads(filled.at[0, "extra"])
     assert extra["forward_profile"]["ops_per_forward"] == 999.0  # stored values are kept
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
-    assert extra["profile_counted_later"] == ["activation_bytes_per_sample", "attention_scores_per_sample",
-                                              "python_calls_per_forward"]
+    assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
+                                              "attention_scores_per_sample", "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
@@ -244,6 +253,8 @@ def test_features_carry_the_forward_profile() -> None:
     assert np.allclose(np.exp(feats["log_attention_scores_per_batch"]), 2 * seq**2 * layers * feats["batch_size"])
     bf16 = features.feature_frame(frame.assign(precision="bf16"))
     assert np.allclose(bf16["activation_bytes"][fp32], feats["activation_bytes"][fp32] / 2)  # counted in fp32
+    fixed = features.feature_frame(frame.assign(activation_bytes_fixed=1000.0))  # e.g. T5's position bias
+    assert np.allclose(fixed["activation_bytes"][fp32], feats["activation_bytes"][fp32] + 1000)  # once per batch
     old = frame.assign(extra=frame["extra"].map(lambda e: json.dumps({**json.loads(e), "forward_profile": {}})))
     old_feats = features.feature_frame(old)  # stored before profiles: NaN facts, weights-only traffic
     assert old_feats["ops_per_forward"].isna().all()
@@ -352,6 +363,16 @@ def test_report_tables_score_every_target_on_held_out_families() -> None:
     assert goal.loc["throughput", "met"] == (goal.loc["throughput", "mape"] <= predict.MAPE_GOAL)
     long = predict.validation_frame(validations)
     assert {"target", "group", "measured", "pred", "low", "high"} <= set(long.columns) and len(long) == 2 * len(frame)
+    sized = frame.assign(size=np.where(frame["n_params"] > 1e5, "base", "tiny"))
+    by_size = predict.per_value_table(validations, sized, "size")
+    assert by_size.loc[("throughput", "base"), "n"] == (sized["size"] == "base").sum()
+    assert by_size.xs("throughput")["n"].sum() == len(frame)
+    v = validations["throughput"].predictions
+    tiny = v[sized["size"].reindex(v.index) == "tiny"]
+    expected = predict.accuracy(tiny["measured"], tiny["pred"])["mape"]
+    assert np.isclose(by_size.loc[("throughput", "tiny"), "mape"], expected)
+    with pytest.raises(ConfigError, match="no column 'gpu'"):
+        predict.per_value_table(validations, frame, "gpu")
     fitted = template.fit(frame)
     unmeasured = predict.predict_unmeasured(fitted, frame, [2, 16])
     h = predict.headline(validations, fitted, unmeasured)

@@ -171,6 +171,15 @@ def test_forward_profile_counts_cpu_attention_calls_and_traffic() -> None:
     assert set(zoo.forward_profile(loaded, 10_000).values()) == {None}  # too long: logged, not raised
 
 
+def test_forward_profile_counts_bytes_that_do_not_grow_with_the_batch_and_not_views() -> None:
+    bert = zoo.load_model("bert")
+    weights = 4 * bert.n_params()
+    assert 0 < zoo.forward_profile(bert, 16)["activation_bytes_fixed"] < weights / 10  # transposed weights are views
+    t5 = zoo.load_model("t5")  # its relative position bias covers all token pairs, once per forward
+    short, long = zoo.forward_profile(t5, 16), zoo.forward_profile(t5, 64)
+    assert long["activation_bytes_fixed"] > 8 * short["activation_bytes_fixed"] > 0  # grows with tokens squared
+
+
 def test_forward_profile_counts_python_calls_of_the_model_code() -> None:
     one = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 1}), 16)
     three = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 3}), 16)

@@ -31,6 +31,7 @@ from kit.predict.report import (
     goal_table,
     headline,
     per_group_table,
+    per_value_table,
     predict_unmeasured,
     scores_table,
     unmeasured_configurations,
@@ -40,6 +41,7 @@ from kit.predict.report import (
 
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
            "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "describe_specs",
-           "goal_table", "headline", "leave_one_group_out", "min_residuals", "per_group_table", "predict_unmeasured",
-           "prediction_sweep_specs", "run_prediction_sweep", "scores_table", "timed_prediction_sweep",
-           "training_frame", "unmeasured_configurations", "validate_targets", "validation_frame"]
+           "goal_table", "headline", "leave_one_group_out", "min_residuals", "per_group_table", "per_value_table",
+           "predict_unmeasured", "prediction_sweep_specs", "run_prediction_sweep", "scores_table",
+           "timed_prediction_sweep", "training_frame", "unmeasured_configurations", "validate_targets",
+           "validation_frame"]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
 SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
                  "cross_platform", "larger", *SWEEP_AXES}
-LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model"}
+LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model", "models"}
 PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
                   "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
                   "training"}
@@ -44,8 +44,9 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     parameters/prediction_data.yaml. An optional `cross_platform` mapping (spec options plus variants_per_model)
     measures a spread of the variants of every model again on more platforms and precisions (run ids `<run_id>-xp-...`),
     so that each platform and precision is seen on several families, not just the one held out. An optional `larger`
-    mapping (its own variant axes, per-model config overrides and spec options) measures bigger variants, e.g. at the
-    default thread count, so that the zoo's real sizes are not far outside the data (run ids `<run_id>-lg-...`)."""
+    mapping, or a list of them (each with its own variant axes, per-model config overrides and spec options), measures
+    bigger variants, e.g. at the default thread count or with long inputs, so that the zoo's real sizes are not far
+    outside the data (run ids `<run_id>-lg-...`, then `-lg2-...` for the second mapping and so on)."""
     from kit.config import SweepSpec
 
     unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
@@ -55,7 +56,8 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     if not params.get("models"):
         raise ConfigError("prediction data needs a non-empty 'models' list")
     n_cross, cross = _cross_platform(params.get("cross_platform"))
-    axes, larger, extra_overrides = _larger(params.get("larger"))
+    larger = params.get("larger")
+    larger = _larger_sections(larger if isinstance(larger, list) else [] if larger is None else [larger])
     ratio = params.get("intermediate_ratio")
     common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
     run_id = params.get("run_id", "pred-data")
@@ -64,9 +66,11 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
         variants = _variants(model, params)
         sections = [(run_id, common, variants, {}),
                     (f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross), {})]
-        if axes:
-            sections.append((f"{run_id}-lg", {**common, **larger}, _variants(model, axes),
-                             extra_overrides.get(model) or {}))
+        for i, (axes, options, by_model) in enumerate(larger):
+            if model not in axes.get("models", [model]):
+                continue
+            sections.append((f"{run_id}-lg{i + 1 if i else ''}", {**common, **options}, _variants(model, axes),
+                             by_model.get(model) or {}))
         for prefix, options, chosen, extra in sections:
             for layers, hidden, seq in chosen:
                 overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
@@ -100,10 +104,13 @@ def _cross_platform(section: Any) -> tuple[int, dict[str, Any]]:
     return n, {k: v for k, v in section.items() if k != "variants_per_model"}
 
 
+def _larger_sections(sections: list) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, dict]]]:
+    """(variant axes, spec options, config overrides per model) of each mapping of the larger section."""
+    return [_larger(section) for section in sections]
+
+
 def _larger(section: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict]]:
-    """(variant axes, spec options, config overrides per model) of the larger section; empty when absent."""
-    if section is None:
-        return {}, {}, {}
+    """(variant axes, spec options, config overrides per model) of one larger mapping."""
     if not isinstance(section, dict):
         raise ConfigError(f"larger must be a mapping of variant axes and sweep options, got {section!r}")
     unknown = sorted(set(section) - PASSED_TO_SPEC - LARGER_OPTIONS)
@@ -116,6 +123,9 @@ def _larger(section: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, dic
     by_model = section.get("overrides_by_model") or {}
     if not isinstance(by_model, dict) or not all(isinstance(v, dict) for v in by_model.values()):
         raise ConfigError(f"larger overrides_by_model must map model names to config overrides, got {by_model!r}")
+    models = section.get("models")
+    if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+        raise ConfigError(f"larger models must be a list of model names, got {models!r}")
     axes = {k: v for k, v in section.items() if k in LARGER_OPTIONS - {"overrides_by_model"}}
     return axes, {k: v for k, v in section.items() if k in PASSED_TO_SPEC}, by_model
 

@@ -14,8 +14,9 @@ from kit.features import extra_dict
 
 log = logging.getLogger(__name__)
 
-STORED_KEYS = ("ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
-               "python_calls_per_forward")  # the keys of extra["forward_profile"] (flops_per_sample is a column)
+# the keys of extra["forward_profile"] (flops_per_sample is a column of its own)
+STORED_KEYS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
+               "attention_scores_per_sample", "python_calls_per_forward")
 
 
 def _variant(params: dict[str, Any]) -> tuple[str, str, str, int | None]:

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.errors import ConfigError
 from kit.features import TARGETS, feature_frame, single_process, variant_key
 from kit.predict.data import SweepOutcome, check_batch_sizes
-from kit.predict.model import Predictor, Validation, leave_one_group_out
+from kit.predict.model import Predictor, Validation, accuracy, leave_one_group_out
 
 MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
 SHOWN_FEATURES = ["model", "family", "platform", "precision", "mode", "batch_size", "n_layers", "hidden_size",
@@ -44,6 +45,19 @@ def per_group_table(validations: dict[str, Validation]) -> pd.DataFrame:
         folds = pd.DataFrame(v.folds).rename(columns={"held_out": "group"})[["group", "n_train", "method"]]
         parts.append(v.per_group().merge(folds, on="group").assign(target=target))
     return pd.concat(parts, ignore_index=True).set_index(["target", "group"])
+
+
+def per_value_table(validations: dict[str, Validation], frame: pd.DataFrame, column: str = "size") -> pd.DataFrame:
+    """Held-out accuracy per target and value of a column of the validated frame, e.g. `size`: the zoo's real sizes
+    (base) against the data sweep's tiny variants, which are most of the rows."""
+    if column not in frame:
+        raise ConfigError(f"the frame has no column {column!r} to split the accuracy by")
+    rows = []
+    for target, v in validations.items():
+        values = frame[column].reindex(v.predictions.index).astype(str)
+        for value, held in v.predictions.groupby(values):
+            rows.append({"target": target, column: value, **accuracy(held["measured"], held["pred"])})
+    return pd.DataFrame(rows).set_index(["target", column])
 
 
 def validation_frame(validations: dict[str, Validation]) -> pd.DataFrame:

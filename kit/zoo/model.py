@@ -79,8 +79,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "attention_scores_per_sample",
-                "python_calls_per_forward")
+PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
+                "attention_scores_per_sample", "python_calls_per_forward")
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -98,6 +98,15 @@ def _flop_counter() -> Any:
     return FlopCounterMode(display=False, custom_mapping=mapping)
 
 
+def _storage(tensor: torch.Tensor) -> int:
+    """The address of a tensor's storage: outputs that share an input's (views such as a weight's transpose) are not
+    new bytes."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (e.g. sparse) counts as new
+        return id(tensor)
+
+
 class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
     """Counts aten calls, the bytes of the tensors they return, and the score elements of fused attention (batch x
     heads x queries x keys: the softmax's work, which FLOPs miss when heads are small; eager attention stores its
@@ -105,7 +114,7 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ops, self.out_bytes, self.scores = 0, 0, 0
+        self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
@@ -113,8 +122,10 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
         if "scaled_dot_product" in str(func) and len(args) >= 2 and args[0].dim() == 4:
             q, k = args[0], args[1]
             self.scores += q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2]
-        self.out_bytes += sum(t.numel() * t.element_size() for t in torch.utils._pytree.tree_leaves(out)
-                              if isinstance(t, torch.Tensor))
+        tensors = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+        self.out_bytes += sum(t.numel() * t.element_size() for t in tensors)
+        inputs = {_storage(t) for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        self.owned_bytes += sum(t.numel() * t.element_size() for t in tensors if _storage(t) not in inputs)
         return out
 
 
@@ -152,7 +163,9 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
 
     flops_per_sample (FlopCounterMode at batch 1, CPU attention included), ops_per_forward (aten calls: the per-call
     overhead that dominates small models), activation_bytes_per_sample (bytes of returned tensors that grow with the
-    batch: batch 2 minus batch 1), attention_scores_per_sample and python_calls_per_forward (`_python_calls`).
+    batch: batch 2 minus batch 1), activation_bytes_fixed (new tensors, not views, that do not grow with it, e.g. T5's
+    position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
+    python_calls_per_forward (`_python_calls`).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -164,6 +177,7 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
         return dict.fromkeys(PROFILE_KEYS)
     return {"flops_per_sample": float(flops.get_total_flops()), "ops_per_forward": float(one.ops),
             "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
+            "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
             "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls)}
 
 
