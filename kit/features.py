@@ -277,22 +277,24 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
 
 @dataclass
 class OverheadBaseline:
-    """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work,
-    + Python-call overhead, each with a non-negative coefficient fitted for relative error (NNLS) per platform, mode
-    and thread count: the roofline plus the call overheads that dominate small models. Throughput is batch / time;
-    latency is the time."""
+    """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
+    + Python-call overhead, each with a non-negative coefficient fitted for relative error (NNLS) per platform,
+    precision, mode and thread count (else per platform, mode and threads, else over all rows): the roofline plus the
+    call overheads that dominate small models. Throughput is batch / time; latency is the time."""
 
     target: str
     min_rows: int = 4
     coefs: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def fit(self, features: pd.DataFrame, y: pd.Series) -> OverheadBaseline:
-        """Fit one coefficient vector per (platform, mode, peaks known, threads) group with enough rows, and one for
+        """Fit one coefficient vector per group of each level (`_overhead_groups`) with enough rows, and one for
         all."""
         seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
-        groups = _overhead_groups(features)
-        for key in [None, *sorted(set(groups))]:
-            mask = np.ones(len(features), bool) if key is None else np.array([g == key for g in groups])
+        levels = _overhead_groups(features)
+        keys = [None, *sorted({key for level in levels for key in level})]
+        for key in keys:
+            mask = (np.ones(len(features), bool) if key is None
+                    else np.array([key in level for level in levels]))
             if mask.sum() >= self.min_rows:
                 design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
                 coef, _ = nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
@@ -301,22 +303,29 @@ class OverheadBaseline:
         return self
 
     def predict_log(self, features: pd.DataFrame) -> pd.Series:
-        """Log throughput or log latency of the group's (else the global) time model."""
+        """Log throughput or log latency of the most specific group's time model seen in training (else the
+        global one)."""
         design = np.nan_to_num(_overhead_design(features))
         fallback = self.coefs.get(None, np.zeros(N_OVERHEAD_TERMS))
-        coefs = np.array([self.coefs.get(g, fallback) for g in _overhead_groups(features)])
+        coefs = np.array([next((self.coefs[k] for k in level if k in self.coefs), fallback)
+                          for level in _overhead_groups(features)])
         seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
         if self.target == "throughput":
             return np.log(features["batch_size"].astype(float) / seconds)
         return np.log(seconds)
 
 
-def _overhead_groups(features: pd.DataFrame) -> list[tuple]:
-    """(platform, mode, peaks known, intra-op threads or 0 when not recorded): one thread and two differ in every
-    rate (the peaks are measured once, with the default threads)."""
+def _overhead_groups(features: pd.DataFrame) -> list[tuple[tuple, ...]]:
+    """Per row, its groups from the most specific: (platform, mode, peaks known, intra-op threads or 0 when not
+    recorded, precision), then the same without precision, then without mode (training rows are few; the design
+    already scales calls, FLOPs and bytes for a step). One thread and two differ in every rate (the peaks are
+    measured once, with the default threads); precisions differ in kernels (OpenVINO int8 is not its fp32)."""
     threads = _column(features, "threads").fillna(0).astype(int)
-    return list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
-                    threads, strict=True))
+    broad = list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
+                     threads, strict=True))
+    precisions = features["precision"].astype(str)
+    return [((*key, precision), key, ("any mode", key[0], *key[2:], precision))
+            for key, precision in zip(broad, precisions, strict=True)]
 
 
 def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:

@@ -264,8 +264,9 @@ def test_features_carry_the_forward_profile() -> None:
 def overhead_law(feats: pd.DataFrame) -> pd.Series:
     """Seconds per batch: fixed, per op call and per Python call overheads + 30% of the peak FLOP/s + 50% of the
     bandwidth + softmax work."""
-    scores = feats["attention_scores_per_sample"] * feats["batch_size"]
-    return (2e-4 + 3e-6 * feats["ops_per_forward"] + 4e-7 * feats["python_calls_per_forward"]
+    passes = np.where(feats["mode"] == "training", 3.0, 1.0)  # a training step: forward and backward kernels
+    scores = feats["attention_scores_per_sample"] * feats["batch_size"] * passes
+    return (2e-4 + 3e-6 * feats["ops_per_forward"] * passes + 4e-7 * feats["python_calls_per_forward"]
             + feats["compute_s"] / 0.3 + feats["memory_s"] / 0.5 + 2.0 * scores / 1e9)
 
 
@@ -301,7 +302,26 @@ def test_overhead_baseline_fits_each_thread_count_apart() -> None:
         train_features, train_features["throughput_items_per_s"])
     predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
     assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)  # one fit per count: both exact
-    assert {key[-1] for key in baseline.coefs if key is not None} == {1, 2}
+    assert {key[3] for key in baseline.coefs if key is not None} == {1, 2}
+    assert ("cpu", "inference", True, 2, "bf16") in baseline.coefs  # and per precision, from the most specific
+
+
+def test_overhead_baseline_predicts_few_training_rows_from_their_platform_inference_fit() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    frame = pd.concat([frame.assign(threads=1), frame.assign(threads=2)], ignore_index=True)
+    steps = (frame["batch_size"] == 4) & (frame["precision"] == "fp32") & (frame["threads"] == 1)
+    few = frame.index[steps & (frame["family"] == "fam1")][:3]  # too few training rows to fit on their own
+    frame.loc[frame.index[steps & (frame["family"] == "fam0")].union(few), "mode"] = "training"  # fam0: held out
+    feats = features.feature_frame(frame)
+    seconds = overhead_law(feats) * np.where(feats["threads"] == 1, 1.0, 0.6)
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    train, test = law[law["family"] != "fam0"], law[(law["family"] == "fam0") & (law["mode"] == "training")]
+    train_features = features.feature_frame(train)
+    assert (train_features["mode"] == "training").sum() < 4 <= len(test)
+    baseline = features.make_baseline("throughput", "overhead").fit(
+        train_features, train_features["throughput_items_per_s"])
+    predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
+    assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)  # not the global fit of both counts
 
 
 def test_an_input_without_any_value_in_training_does_not_break_boosting() -> None:
