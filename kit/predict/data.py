@@ -56,8 +56,8 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     if not params.get("models"):
         raise ConfigError("prediction data needs a non-empty 'models' list")
     n_cross, cross = _cross_platform(params.get("cross_platform"))
-    larger = params.get("larger")
-    larger = _larger_sections(larger if isinstance(larger, list) else [] if larger is None else [larger])
+    larger = params.get("larger") or []
+    larger = [_larger(section) for section in (larger if isinstance(larger, list) else [larger])]
     ratio = params.get("intermediate_ratio")
     common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
     run_id = params.get("run_id", "pred-data")
@@ -102,11 +102,6 @@ def _cross_platform(section: Any) -> tuple[int, dict[str, Any]]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"cross_platform variants_per_model must be a positive integer, got {n!r}")
     return n, {k: v for k, v in section.items() if k != "variants_per_model"}
-
-
-def _larger_sections(sections: list) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, dict]]]:
-    """(variant axes, spec options, config overrides per model) of each mapping of the larger section."""
-    return [_larger(section) for section in sections]
 
 
 def _larger(section: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict]]:

@@ -129,8 +129,8 @@ def default_threads(frame: pd.DataFrame) -> dict[str, float]:
     if "threads" not in frame or frame.empty:
         return {}
     threads = pd.to_numeric(frame["threads"], errors="coerce")
-    pinned = frame["params_json"].map(lambda p: extra_dict(p).get("threads") is not None) if "params_json" in frame \
-        else pd.Series(False, index=frame.index)
+    params = frame["params_json"] if "params_json" in frame else pd.Series("{}", index=frame.index)
+    pinned = params.map(lambda p: extra_dict(p).get("threads") is not None)
     out = {}
     for platform, rows in threads.groupby(frame["platform"]):
         chosen = rows[~pinned[rows.index]].dropna()
