@@ -180,6 +180,15 @@ def test_forward_profile_counts_bytes_that_do_not_grow_with_the_batch_and_not_vi
     assert long["activation_bytes_fixed"] > 8 * short["activation_bytes_fixed"] > 0  # grows with tokens squared
 
 
+def test_storage_of_views_is_shared_and_a_tensor_without_storage_is_its_own() -> None:
+    from kit.zoo.model import _storage
+
+    weight = torch.ones(4, 8)
+    assert _storage(weight.t()) == _storage(weight)  # a view is no new bytes
+    sparse = torch.eye(3).to_sparse()  # has no storage to share
+    assert _storage(sparse) == id(sparse) != _storage(weight)
+
+
 def test_forward_profile_counts_python_calls_of_the_model_code() -> None:
     one = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 1}), 16)
     three = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 3}), 16)

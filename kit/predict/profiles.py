@@ -10,19 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from kit.features import extra_dict
+from kit.features import PROFILE_COLUMNS, extra_dict, overrides_json
 
 log = logging.getLogger(__name__)
 
-# the keys of extra["forward_profile"] (flops_per_sample is a column of its own)
-STORED_KEYS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
-               "attention_scores_per_sample", "python_calls_per_forward")
-
-
 def _variant(params: dict[str, Any]) -> tuple[str, str, str, int | None]:
     """(model, size, overrides JSON, seq_len): what forward_profile needs to count a stored configuration again."""
-    overrides = json.dumps(params.get("overrides") or {}, sort_keys=True)
-    return str(params.get("model")), str(params.get("size") or "tiny"), overrides, params.get("seq_len")
+    return str(params.get("model")), str(params.get("size") or "tiny"), overrides_json(params), params.get("seq_len")
 
 
 def _count(variant: tuple[str, str, str, int | None]) -> dict[str, float]:
@@ -35,13 +29,13 @@ def _count(variant: tuple[str, str, str, int | None]) -> dict[str, float]:
     except Exception as exc:  # a back-fill is best effort: rows keep their stored (partial) profile
         log.warning("cannot count the forward profile of %s (%s): %s", model, size, exc)
         return {}
-    return {k: v for k, v in zoo.forward_profile(loaded, seq_len).items() if k in STORED_KEYS and v is not None}
+    return {k: v for k, v in zoo.forward_profile(loaded, seq_len).items() if k in PROFILE_COLUMNS and v is not None}
 
 
 def missing_profile(frame: pd.DataFrame) -> pd.Series:
-    """Per row: True when the stored forward profile lacks one of STORED_KEYS."""
+    """Per row: True when the stored forward profile lacks one of PROFILE_COLUMNS."""
     extras = frame["extra"].map(extra_dict)
-    return extras.map(lambda e: not set(STORED_KEYS) <= set(e.get("forward_profile") or {}))
+    return extras.map(lambda e: not set(PROFILE_COLUMNS) <= set(e.get("forward_profile") or {}))
 
 
 def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
