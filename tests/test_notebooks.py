@@ -41,7 +41,8 @@ EXPECT = {
         r["n_train"] >= 12 and r["n_families"] >= 3 and r["n_peaks"] >= 1 and r["throughput_mape"] >= 0
         and 0 <= r["throughput_within_10"] <= 1 and 0 <= r["throughput_coverage"] <= 1
         and r["n_unmeasured_predicted"] >= 1 and r["intervals_ordered"] is True
-        and r["mape_goal_met"] == (r["throughput_mape"] <= 0.10)),
+        and r["mape_goal_met"] == (r["throughput_mape"] <= 0.10) and r["held_out_throughput_mape"] >= 0
+        and r["headline"]["held_out_groups"] == "vit"),
     "05_recommendation": lambda r: (
         r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]

@@ -130,6 +130,61 @@ def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
     assert set(validation.per_group()["group"]) == {f"fam{i}" for i in range(4)}
 
 
+def test_hold_out_groups_trains_only_on_the_other_groups() -> None:
+    frame = synthetic_frame(n_families=4)
+    seen: list[set[str]] = []
+
+    class Spy(predict.Predictor):
+        def fit(self, data: pd.DataFrame) -> predict.Predictor:
+            seen.append(set(data["family"]))
+            return super().fit(data)
+
+    validation = predict.hold_out_groups(frame, ["fam1", "fam3"], "throughput",
+                                         make_predictor=lambda: Spy(targets=("throughput",), gb_params=FAST))
+    assert seen == [{"fam0", "fam2"}]
+    (fold,) = validation.folds
+    assert fold["held_out"] == "fam1, fam3" and fold["train_groups"] == ["fam0", "fam2"]
+    assert fold["n_test"] == len(validation.predictions) == (frame["family"].isin(["fam1", "fam3"])).sum()
+    assert set(validation.predictions["group"]) == {"fam1", "fam3"}
+    assert validation.scores().set_index("method").loc["predictor", "mape"] < 0.06  # the law is the same
+
+
+def test_hold_out_groups_names_a_bad_group() -> None:
+    frame = synthetic_frame(n_families=2)
+    with pytest.raises(ConfigError, match=r"not found: \['famX'\]"):
+        predict.hold_out_groups(frame, ["fam0", "famX"])
+    with pytest.raises(ConfigError, match="non-empty"):
+        predict.hold_out_groups(frame, [])
+    with pytest.raises(ConfigError, match="leaves no 'family' to train on"):
+        predict.hold_out_groups(frame, ["fam0", "fam1"])
+
+
+def test_held_out_table_scores_all_held_out_groups_and_each() -> None:
+    frame = synthetic_frame(n_families=3)
+    template = fast_predictor(targets=("throughput", "memory"), coverage=0.8)
+    validations = predict.validate_held_out(frame, ["fam2"], template)
+    table = predict.held_out_table(validations)
+    assert list(table.index) == [("throughput", "all"), ("throughput", "fam2"), ("memory", "all"), ("memory", "fam2")]
+    assert (table["n"] == (frame["family"] == "fam2").sum()).all()
+    assert (table["n_train"] == (frame["family"] != "fam2").sum()).all()
+    held = validations["throughput"].predictions
+    expected = predict.accuracy(held["measured"], held["pred"])["mape"]
+    assert np.isclose(table.loc[("throughput", "all"), "mape"], expected)
+    fitted = template.fit(frame)
+    h = predict.headline({}, fitted, predict.predict_unmeasured(fitted, frame, [2]), held_out=validations)
+    assert h["held_out_groups"] == "fam2" and np.isclose(h["held_out_throughput_mape"], expected)
+    assert predict.validate_held_out(frame, [], template) == {}
+    assert predict.held_out_table({}).empty and "mape" in predict.held_out_table({}).columns
+
+
+def test_held_out_families_are_checked_against_the_zoo() -> None:
+    assert predict.check_held_out_families(["detr", "clap"]) == ["detr", "clap"]
+    with pytest.raises(ConfigError, match=r"\['dert'\]"):
+        predict.check_held_out_families(["detr", "dert"])
+    with pytest.raises(ConfigError, match="list of family names"):
+        predict.check_held_out_families("detr")
+
+
 def test_importances_name_features() -> None:
     frame = synthetic_frame(n_families=3)
     table = fast_predictor(targets=("throughput",)).fit(frame).importances(frame, n_repeats=2)

@@ -22,26 +22,30 @@ from kit.predict.model import (
     TargetModel,
     Validation,
     accuracy,
+    hold_out_groups,
     leave_one_group_out,
     min_residuals,
 )
 from kit.predict.report import (
     MAPE_GOAL,
     SHOWN_FEATURES,
+    check_held_out_families,
     goal_table,
     headline,
+    held_out_table,
     per_group_table,
     per_value_table,
     predict_unmeasured,
     scores_table,
     unmeasured_configurations,
+    validate_held_out,
     validate_targets,
     validation_frame,
 )
 
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
-           "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "describe_specs",
-           "goal_table", "headline", "leave_one_group_out", "min_residuals", "per_group_table", "per_value_table",
-           "predict_unmeasured", "prediction_sweep_specs", "run_prediction_sweep", "scores_table",
-           "timed_prediction_sweep", "training_frame", "unmeasured_configurations", "validate_targets",
-           "validation_frame"]
+           "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "check_held_out_families",
+           "describe_specs", "goal_table", "headline", "held_out_table", "hold_out_groups", "leave_one_group_out",
+           "min_residuals", "per_group_table", "per_value_table", "predict_unmeasured", "prediction_sweep_specs",
+           "run_prediction_sweep", "scores_table", "timed_prediction_sweep", "training_frame",
+           "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]

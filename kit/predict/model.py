@@ -331,30 +331,66 @@ class Validation:
                              for g, d in self.predictions.groupby("group")])
 
 
+def _ok_positive(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Ok single-process rows with a positive measured target."""
+    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
+    return ok[pd.to_numeric(ok.get(TARGETS[target]), errors="coerce") > 0]
+
+
+def _score_split(ok: pd.DataFrame, train: np.ndarray, test: np.ndarray, groups: np.ndarray, target: str,
+                 make_predictor: Callable[[], Predictor]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions of the test rows by a predictor (and both analytic baselines) fitted on the train rows only, and
+    a description of the split."""
+    predictor = make_predictor().fit(ok.iloc[train])
+    held = ok.iloc[test]
+    pred = predictor.predict(held)
+    train_features, held_features = _ok_features(ok.iloc[train]), feature_frame(held)
+    y = _target_rows(train_features, target)
+    baselines = {f"baseline_{kind}": np.exp(make_baseline(target, kind).fit(train_features.loc[y.index], y)
+                                            .predict_log(held_features)) for kind in BASELINE_KINDS}
+    fold = {"held_out": ", ".join(sorted(set(groups[test]))), "train_groups": sorted(set(groups[train])),
+            "n_train": len(train), "n_test": len(test),
+            "method": predictor.models[target].method if target in predictor.models else ""}
+    predictions = pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
+                                "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
+                                "high": pred[f"{target}_high"], **baselines})
+    return predictions, fold
+
+
+def _default_maker(target: str, group_column: str) -> Callable[[], Predictor]:
+    return lambda: Predictor(targets=(target,), group_column=group_column)
+
+
 def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_column: str = "family",
                         make_predictor: Callable[[], Predictor] | None = None) -> Validation:
     """Score predictions of each group from a predictor trained on all other groups (sklearn LeaveOneGroupOut)."""
     _check_targets((target,))
-    make_predictor = make_predictor or (lambda: Predictor(targets=(target,), group_column=group_column))
-    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
-    measured = pd.to_numeric(ok.get(TARGETS[target]), errors="coerce")
-    ok = ok[measured > 0]
+    ok = _ok_positive(frame, target)
     groups = ok[group_column].astype(str).to_numpy()
     if len(set(groups)) < 2:
         raise ConfigError(f"leave-one-group-out needs two or more values of {group_column!r}: {sorted(set(groups))}")
-    parts, folds = [], []
-    for train, test in LeaveOneGroupOut().split(ok, groups=groups):
-        predictor = make_predictor().fit(ok.iloc[train])
-        held = ok.iloc[test]
-        pred = predictor.predict(held)
-        train_features, held_features = _ok_features(ok.iloc[train]), feature_frame(held)
-        y = _target_rows(train_features, target)
-        baselines = {f"baseline_{kind}": np.exp(make_baseline(target, kind).fit(train_features.loc[y.index], y)
-                                                .predict_log(held_features)) for kind in BASELINE_KINDS}
-        folds.append({"held_out": groups[test[0]], "train_groups": sorted(set(groups[train])),
-                      "n_train": len(train), "n_test": len(test),
-                      "method": predictor.models[target].method if target in predictor.models else ""})
-        parts.append(pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
-                                   "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
-                                   "high": pred[f"{target}_high"], **baselines}))
-    return Validation(target, pd.concat(parts), folds)
+    make_predictor = make_predictor or _default_maker(target, group_column)
+    splits = [_score_split(ok, train, test, groups, target, make_predictor)
+              for train, test in LeaveOneGroupOut().split(ok, groups=groups)]
+    return Validation(target, pd.concat([p for p, _ in splits]), [fold for _, fold in splits])
+
+
+def hold_out_groups(frame: pd.DataFrame, held_out: list[str], target: str = "throughput",
+                    group_column: str = "family", make_predictor: Callable[[], Predictor] | None = None) -> Validation:
+    """Score predictions of the named groups, all held out at once, from a predictor trained on the other groups
+    only: e.g. families measured after the features were designed, the honest test of a design tuned on the rest."""
+    _check_targets((target,))
+    ok = _ok_positive(frame, target)
+    groups = ok[group_column].astype(str).to_numpy()
+    held = [str(g) for g in held_out]
+    missing = sorted(set(held) - set(groups))
+    if not held or missing:
+        raise ConfigError(f"groups to hold out must be non-empty values of {group_column!r} with measured rows; "
+                          f"not found: {missing or held}; present: {sorted(set(groups))}")
+    test = np.isin(groups, held)
+    if test.all():
+        raise ConfigError(f"holding out {held} leaves no {group_column!r} to train on")
+    make_predictor = make_predictor or _default_maker(target, group_column)
+    predictions, fold = _score_split(ok, np.flatnonzero(~test), np.flatnonzero(test), groups, target,
+                                     make_predictor)
+    return Validation(target, predictions, [fold])

@@ -4,6 +4,7 @@ goal, and predictions of unmeasured configurations with their intervals."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,24 +13,60 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.features import TARGETS, feature_frame, single_process, variant_key
 from kit.predict.data import SweepOutcome, check_batch_sizes
-from kit.predict.model import Predictor, Validation, accuracy, leave_one_group_out
+from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
 
 MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
 SHOWN_FEATURES = ["model", "family", "platform", "precision", "mode", "batch_size", "n_layers", "hidden_size",
                   "seq_len_effective", "image_size", "n_params", "flops_per_item", "peak_flops_per_s",
                   "throughput_items_per_s", "roofline_s", "roofline_efficiency"]
+HELD_OUT_COLUMNS = ["target", "group", "n", "mape", "median_ape", "within_10", "within_15", "n_train", "method"]
+
+
+def _fold_maker(template: Predictor, target: str) -> Callable[[], Predictor]:
+    """A maker of unfitted predictors of one target with the template's settings."""
+    return lambda: dataclasses.replace(template, targets=(target,), models={}, train_groups=set())
 
 
 def validate_targets(frame: pd.DataFrame, template: Predictor | None = None) -> dict[str, Validation]:
     """Leave-one-group-out validation of each of the template's targets, every fold fitted with its settings."""
     template = template or Predictor()
-    out = {}
-    for target in template.targets:
-        def make(target: str = target) -> Predictor:
-            return dataclasses.replace(template, targets=(target,), models={}, train_groups=set())
+    return {target: leave_one_group_out(frame, target, template.group_column, _fold_maker(template, target))
+            for target in template.targets}
 
-        out[target] = leave_one_group_out(frame, target, template.group_column, make)
-    return out
+
+def validate_held_out(frame: pd.DataFrame, held_out: list[str], template: Predictor | None = None
+                      ) -> dict[str, Validation]:
+    """Each of the template's targets on the named groups, held out together (`hold_out_groups`): trained only on
+    the other groups, e.g. the families the features were designed on. No groups named: nothing to score ({})."""
+    if not held_out:
+        return {}
+    template = template or Predictor()
+    return {target: hold_out_groups(frame, held_out, target, template.group_column, _fold_maker(template, target))
+            for target in template.targets}
+
+
+def held_out_table(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Accuracy per target on the held-out groups together ('all') and on each, with the rows trained on and the
+    model chosen (an empty table when nothing was held out)."""
+    rows = []
+    for target, v in validations.items():
+        fold = v.folds[0]
+        parts = [("all", v.predictions), *v.predictions.groupby("group")]
+        rows += [{"target": target, "group": group, **accuracy(held["measured"], held["pred"]),
+                  "n_train": fold["n_train"], "method": fold["method"]} for group, held in parts]
+    return pd.DataFrame(rows, columns=HELD_OUT_COLUMNS).set_index(["target", "group"])
+
+
+def check_held_out_families(families: list[str]) -> list[str]:
+    """The names as a list, or a ConfigError naming those that are not zoo families."""
+    from kit.zoo import FAMILIES
+
+    if not isinstance(families, list | tuple) or not all(isinstance(f, str) for f in families):
+        raise ConfigError(f"held-out families must be a list of family names, got {families!r}")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"unknown famil(ies) {unknown} to hold out; known: {', '.join(FAMILIES)}")
+    return list(families)
 
 
 def scores_table(validations: dict[str, Validation]) -> pd.DataFrame:
@@ -109,9 +146,10 @@ def _number(value: Any) -> float | None:
 
 
 def headline(validations: dict[str, Validation], predictor: Predictor, predictions: pd.DataFrame,
-             outcome: SweepOutcome | None = None) -> dict[str, Any]:
+             outcome: SweepOutcome | None = None, held_out: dict[str, Validation] | None = None) -> dict[str, Any]:
     """Values a test or the report index can check: held-out MAPE, share within 10%, interval coverage per target
-    (and the best analytic baseline's MAPE), training size, the goal, and the sanity of predicted intervals."""
+    (and the best analytic baseline's MAPE), training size, the goal, the sanity of predicted intervals, and the
+    MAPE of groups held out together (`validate_held_out`) when given."""
     values: dict[str, Any] = {"n_train": max((m.n_train for m in predictor.models.values()), default=0),
                               "n_families": len(predictor.train_groups)}
     for target, validation in validations.items():
@@ -127,6 +165,9 @@ def headline(validations: dict[str, Validation], predictor: Predictor, predictio
                for t in predictor.models if f"{t}_pred" in predictions]
     values["n_unmeasured_predicted"] = len(predictions)
     values["intervals_ordered"] = bool(all(o.all() for o in ordered))
+    for target, validation in (held_out or {}).items():
+        values["held_out_groups"] = validation.folds[0]["held_out"]
+        values[f"held_out_{target}_mape"] = _number(validation.scores().iloc[0]["mape"])
     if outcome is not None:
         values.update({"n_configurations": len(outcome.records), "sweep_wall_s": round(outcome.seconds, 1),
                        "sweep_measured_now": outcome.n_new})
