@@ -194,6 +194,27 @@ def finish_run(con: Connection, run_id: str) -> None:
     con.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", [_utcnow(), run_id])
 
 
+def is_read_only(con: Connection) -> bool:
+    """Whether the connection's database was opened read-only."""
+    row = con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return bool(row and row[0])
+
+
+def update_extras(con: Connection, extras: dict[str, dict[str, Any]]) -> int:
+    """Replace the `extra` JSON of stored results by result_id (facts counted later, never measurements); returns
+    how many rows changed."""
+    rows = [[json.dumps(extra, sort_keys=True), result_id] for result_id, extra in extras.items()]
+    if not rows:
+        return 0
+    known = {r[0] for r in con.execute("SELECT result_id FROM results WHERE result_id IN (SELECT unnest(?))",
+                                       [list(extras)]).fetchall()}
+    missing = sorted(set(extras) - known)
+    if missing:
+        raise ConfigError(f"unknown result_id(s) {missing[:5]}")
+    con.executemany("UPDATE results SET extra = ? WHERE result_id = ?", rows)
+    return len(rows)
+
+
 def insert_record(con: Connection, record: Record) -> str:
     """Store a record, its samples and its model facts in one transaction; returns the result_id.
 

@@ -297,6 +297,46 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
 
+def test_profiles_counted_later_are_stored_once(tmp_path, monkeypatch) -> None:
+    from kit import storage
+    from kit.predict import profiles
+    from kit.records import Record
+
+    path = tmp_path / "p.duckdb"
+    con = storage.connect(path)
+    storage.start_run(con, "old", {}, {"hardware": {"hardware_id": "hw", "hostname": "h"}, "env_id": "e"})
+    params = json.dumps({"model": "bert", "size": "tiny", "overrides": {"num_hidden_layers": 1}, "seq_len": 16})
+    storage.insert_record(con, Record.from_samples(
+        [0.01] * 10, run_id="old", config_key="k", model="bert", family="bert", size="tiny", mode="inference",
+        platform="cpu", device="cpu", precision="fp32", batch_size=1, params_json=params,
+        extra={"forward_profile": {"ops_per_forward": 999.0}}))
+    filled = profiles.fill_stored_profiles(con, storage.results_frame(con, status="ok"))
+    stored = json.loads(storage.results_frame(con)["extra"].iloc[0])
+    assert stored == json.loads(filled["extra"].iloc[0]) and stored["forward_profile"]["ops_per_forward"] == 999.0
+    assert stored["profile_counted_later"] and not profiles.missing_profile(storage.results_frame(con)).any()
+
+    def no_count(variant):
+        raise AssertionError(f"counted {variant} again")
+
+    monkeypatch.setattr(profiles, "_count", no_count)
+    profiles.fill_stored_profiles(con, storage.results_frame(con, status="ok"))  # nothing left to count
+    con.execute("UPDATE results SET extra = ?", [json.dumps({"forward_profile": {}})])
+    con.close()
+    monkeypatch.setattr(profiles, "_count", lambda variant: {"ops_per_forward": 1.0})
+    read_only = storage.connect(path, read_only=True)
+    assert storage.is_read_only(read_only) and not storage.is_read_only(storage.connect(":memory:"))
+    profiles.fill_stored_profiles(read_only, storage.results_frame(read_only))  # counts, writes nothing
+    assert json.loads(storage.results_frame(read_only)["extra"].iloc[0]) == {"forward_profile": {}}
+
+
+def test_update_extras_names_an_unknown_result() -> None:
+    from kit import storage
+
+    with pytest.raises(ConfigError, match="unknown result_id"):
+        storage.update_extras(storage.connect(":memory:"), {"nope": {}})
+    assert storage.update_extras(storage.connect(":memory:"), {}) == 0
+
+
 def test_features_carry_the_forward_profile() -> None:
     frame = synthetic_frame(n_families=1)
     feats = features.feature_frame(frame)

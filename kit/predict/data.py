@@ -182,11 +182,12 @@ def timed_prediction_sweep(params: dict[str, Any] | str | Path, con: Any, *, pro
 
 def training_frame(con: Any) -> pd.DataFrame:
     """Ok single-process results of the store with their machine's measured peaks, as features (with roofline
-    efficiency; forward profiles counted now where stored without some key): what the predictor learns from."""
+    efficiency; forward profiles counted now, and stored, where stored without some key): what the predictor learns
+    from."""
     from kit import microbench, storage
-    from kit.predict.profiles import fill_profiles
+    from kit.predict.profiles import fill_stored_profiles
 
-    frame = fill_profiles(single_process(storage.results_frame(con, status="ok")))
+    frame = fill_stored_profiles(con, single_process(storage.results_frame(con, status="ok")))
     if frame.empty:
         raise ConfigError("the database holds no ok results to learn from; run a sweep first")
     return feature_frame(frame, microbench.stored_peaks(con))

@@ -1,6 +1,6 @@
 """Forward profiles of stored results that lack a key of kit.zoo.PROFILE_KEYS (stored before it was counted), counted
 again from the results' stored parameters: counts of the model's code and shapes, never timings, so the predictor can
-learn from every result in the store."""
+learn from every result in the store. `fill_stored_profiles` also writes them back, so they are counted once."""
 
 from __future__ import annotations
 
@@ -57,3 +57,19 @@ def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
             extra = {**extra, "forward_profile": {**stored, **added}, "profile_counted_later": sorted(added)}
             out.at[index, "extra"] = json.dumps(extra)
     return out
+
+
+def fill_stored_profiles(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """fill_profiles, and the counted keys written into the store's results (unless it is open read-only), so the
+    next read need not count them again."""
+    from kit import storage
+
+    filled = fill_profiles(frame)
+    if filled is frame or "result_id" not in frame or storage.is_read_only(con):
+        return filled
+    changed = filled["extra"].ne(frame["extra"])
+    extras = {rid: extra_dict(e) for rid, e in zip(filled.loc[changed, "result_id"], filled.loc[changed, "extra"],
+                                                    strict=True)}
+    stored = storage.update_extras(con, extras)
+    log.info("stored forward profiles counted later for %d results", stored)
+    return filled

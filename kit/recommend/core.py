@@ -62,9 +62,10 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = data
     else:
         from kit import microbench, storage
-        from kit.predict.profiles import fill_profiles
+        from kit.predict.profiles import fill_stored_profiles
 
-        frame = fill_profiles(attach_peaks(storage.results_frame(data, status="ok"), microbench.stored_peaks(data)))
+        frame = fill_stored_profiles(data, attach_peaks(storage.results_frame(data, status="ok"),
+                                                        microbench.stored_peaks(data)))
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
     frame = single_process(frame)
