@@ -1,5 +1,5 @@
-"""The `benchkit` command line: bench, report, compare, recommend, prediction-data, microbench, distributed-bench,
-distributed-config, browser, platforms, models, results, export, import-json."""
+"""The `benchkit` command line: bench, report, compare, recommend, check-predictions, prediction-data, microbench,
+distributed-bench, distributed-config, browser, platforms, models, results, export, import-json."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def _add_prediction_data(parser: argparse.ArgumentParser) -> None:
     _db_arg(parser)
 
 
+def _add_check_predictions(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measured-db", type=Path, required=True, help="DuckDB file of the results to check")
+    parser.add_argument("--run-id", help="only this run of --measured-db")
+    _db_arg(parser)
+
+
 def _add_nothing(_: argparse.ArgumentParser) -> None:
     return None
 
@@ -84,6 +90,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "kit.analysis:cmd_compare"),
     "recommend": ("rank platform x precision x batch for a model under constraints",
                   "kit.recommend:add_recommend_arguments", "kit.recommend:cmd_recommend"),
+    "check-predictions": ("throughput predicted from --db against results measured later into another store",
+                          "kit.cli:_add_check_predictions", "kit.cli:cmd_check_predictions"),
     "microbench": ("measure peak FLOP/s and memory bandwidth per platform, stored with the hardware row",
                    "kit.microbench:add_microbench_arguments", "kit.microbench:cmd_microbench"),
     "prediction-data": ("run the data-generation sweep for the predictor (resumes)", "kit.cli:_add_prediction_data",
@@ -204,6 +212,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     for item in executed:
         print(f"{item.stem}: {item.html}")
     print(f"index: {args.out / 'index.html'}")
+    return 0
+
+
+def cmd_check_predictions(args: argparse.Namespace) -> int:
+    """Print each measured result of --measured-db beside what --db predicts for it, then MAPE and coverage."""
+    from kit import storage
+    from kit.recommend import check_predictions
+
+    measured = storage.results_frame(storage.connect(args.measured_db, read_only=True), args.run_id)
+    if measured.empty:
+        raise KitError(f"no results in {args.measured_db}" + (f" for run {args.run_id!r}" if args.run_id else ""))
+    checked = check_predictions(storage.connect(args.db or storage.DEFAULT_DB, read_only=True), measured)
+    print(checked.drop(columns="reason").to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    a = checked.attrs
+    print(f"{a['n']} checked: MAPE {a['mape']:.1%}, {a['coverage']:.0%} inside their interval")
     return 0
 
 

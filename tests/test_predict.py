@@ -109,17 +109,21 @@ def test_intervals_cover_at_about_the_nominal_rate() -> None:
     assert (predicted["throughput_low"] < predicted["throughput_pred"]).all()
 
 
-def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
-    frame = synthetic_frame(n_families=4)
-    seen: list[set[str]] = []
+def spying_maker(seen: list[set[str]]):
+    """A make_predictor whose predictors note the families each fit was given."""
 
     class Spy(predict.Predictor):
         def fit(self, data: pd.DataFrame) -> predict.Predictor:
             seen.append(set(data["family"]))
             return super().fit(data)
 
-    validation = predict.leave_one_group_out(frame, "throughput",
-                                             make_predictor=lambda: Spy(targets=("throughput",), gb_params=FAST))
+    return lambda: Spy(targets=("throughput",), gb_params=FAST)
+
+
+def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
+    frame = synthetic_frame(n_families=4)
+    seen: list[set[str]] = []
+    validation = predict.leave_one_group_out(frame, "throughput", make_predictor=spying_maker(seen))
     assert len(validation.folds) == 4 and len(seen) == 4
     for fold, families in zip(validation.folds, seen, strict=True):
         assert fold["held_out"] not in families and fold["held_out"] not in fold["train_groups"]
@@ -133,14 +137,7 @@ def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
 def test_hold_out_groups_trains_only_on_the_other_groups() -> None:
     frame = synthetic_frame(n_families=4)
     seen: list[set[str]] = []
-
-    class Spy(predict.Predictor):
-        def fit(self, data: pd.DataFrame) -> predict.Predictor:
-            seen.append(set(data["family"]))
-            return super().fit(data)
-
-    validation = predict.hold_out_groups(frame, ["fam1", "fam3"], "throughput",
-                                         make_predictor=lambda: Spy(targets=("throughput",), gb_params=FAST))
+    validation = predict.hold_out_groups(frame, ["fam1", "fam3"], "throughput", make_predictor=spying_maker(seen))
     assert seen == [{"fam0", "fam2"}]
     (fold,) = validation.folds
     assert fold["held_out"] == "fam1, fam3" and fold["train_groups"] == ["fam0", "fam2"]

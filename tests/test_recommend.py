@@ -330,3 +330,41 @@ def test_candidates_run_with_the_default_threads_and_match_measurements_of_that_
     table = recommend.recommend(only_one_thread, "fam0", predictor=predictor, **VARIANT)
     assert set(table["source"]) == {"predicted"}  # fam0 ran on one thread only: not what a default run gets
     assert (table["anchor_batches"] == "").all()  # and one-thread rows do not anchor default-thread predictions
+
+
+def test_check_predictions_scores_results_measured_elsewhere(predictor) -> None:
+    frame = synthetic_frame(n_families=4, platforms=("cpu", "cuda"))
+    data = frame[frame["family"] != "fam3"]
+    later = frame[(frame["family"] == "fam3") & (frame["platform"] == "cpu")].head(6)
+    already = data[(data["family"] == "fam0") & (data["platform"] == "cpu")].head(1)
+    failed = later.head(1).assign(status="failed", reason="child process killed by SIGKILL", batch_size=64)
+    checked = recommend.check_predictions(data, pd.concat([later, already, failed], ignore_index=True),
+                                          fast_predictor().fit(data))
+    assert len(checked) == 8 and checked.attrs["n"] == 7
+    new = checked[checked["model"] == "fam3"].iloc[:6]
+    assert set(new["source"]) == {"predicted"} and new["ape"].max() < 0.15  # the same law as the training data
+    np.testing.assert_allclose(new["measured"], later["throughput_items_per_s"])
+    assert checked.iloc[6]["source"] == "measured" and checked.iloc[6]["ape"] < 1e-9
+    last = checked.iloc[7]
+    assert last["status"] == "failed" and np.isnan(last["ape"]) and "SIGKILL" in last["reason"]
+    assert np.isclose(checked.attrs["mape"], checked["ape"].mean())
+    assert checked.attrs["coverage"] == checked["inside"].dropna().astype(float).mean()
+    with pytest.raises(ConfigError, match="throughput_items_per_s"):
+        recommend.check_predictions(data, later.drop(columns="throughput_items_per_s"))
+
+
+def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsys) -> None:
+    from kit import cli
+
+    frame = synthetic_frame(n_families=3, batch_sizes=(1, 4))
+    train, later, empty = tmp_path / "train.duckdb", tmp_path / "later.duckdb", tmp_path / "empty.duckdb"
+    for path, rows in ((train, frame[frame["family"] != "fam2"]), (later, frame[frame["family"] == "fam2"].head(4))):
+        con = storage.connect(path)
+        _store(con, rows)
+        con.close()
+    storage.connect(empty).close()
+    assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("fam2") == 4 and "predicted" in out and "4 checked: MAPE" in out
+    assert cli.main(["check-predictions", "--measured-db", str(empty), "--db", str(train)]) == 2
+    assert "no results in" in capsys.readouterr().err

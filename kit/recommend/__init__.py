@@ -17,7 +17,7 @@ from kit.recommend.core import (
     recommend,
     zoo_facts,
 )
-from kit.recommend.evaluation import evaluate_recommendations, evaluation_summary
+from kit.recommend.evaluation import check_predictions, evaluate_recommendations, evaluation_summary
 from kit.recommend.report import (
     budget_search,
     data_overview,
@@ -30,6 +30,7 @@ from kit.recommend.report import (
 from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
 
 __all__ = ["FACT_COLUMNS", "OBJECTIVES", "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget",
-           "budget_search", "candidate_grid", "cmd_recommend", "data_overview", "evaluate_recommendations",
-           "evaluation_summary", "excluded_table", "fit_predictor", "headline", "measured_frame", "measured_platforms",
-           "notes_table", "parse_prices", "predictor_summary", "rank", "recommend", "zoo_facts"]
+           "budget_search", "candidate_grid", "check_predictions", "cmd_recommend", "data_overview",
+           "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor", "headline",
+           "measured_frame", "measured_platforms", "notes_table", "parse_prices", "predictor_summary", "rank",
+           "recommend", "zoo_facts"]

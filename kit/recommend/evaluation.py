@@ -1,9 +1,11 @@
 """How good are recommendations made without a model's own measurements? Each family is left out in turn, its
-variants' configurations ranked from predictions trained on the others, and the pick compared with the measured best.
+variants' configurations ranked from predictions trained on the others, and the pick compared with the measured best;
+`check_predictions` compares what a store predicts with results measured later, elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -86,3 +88,65 @@ def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"n_variants": a.get("n_variants", 0), "top1_hit_rate": a.get("top1_hit_rate"),
                           "mean_regret": a.get("mean_regret"), "median_regret": a.get("median_regret"),
                           "skipped_reason": a.get("skipped_reason", "")}])
+
+
+CHECK_KEYS = ["model", "size", "platform", "precision", "batch_size", "mode"]
+CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low", "high", "ape", "inside", "reason"]
+
+
+def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
+    """The rows to check, with their variant's overrides (JSON text) and sequence length (NaN: the default)."""
+    from kit.features import overrides_json
+
+    missing = sorted({*CHECK_KEYS, "status", "throughput_items_per_s"} - set(measured))
+    if missing:
+        raise ConfigError(f"measurements to check need the results columns {missing}")
+    params = measured["params_json"] if "params_json" in measured else pd.Series("{}", index=measured.index)
+    seq = measured["seq_len"] if "seq_len" in measured else pd.Series(math.nan, index=measured.index)
+    return measured.assign(_overrides=params.map(overrides_json), _seq=pd.to_numeric(seq, errors="coerce"))
+
+
+def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | None = None) -> pd.DataFrame:
+    """Throughput that `recommend` gives from `data` (predicted where it holds no such measurement) against results
+    measured elsewhere, e.g. a later run into another store: per result the point, interval, absolute percentage error
+    and whether the interval holds the measurement (`source` says if data measured it already), in the order and
+    with the index of `measured`. Failed or skipped results keep their reason. `attrs`: mape and interval coverage
+    of the ok rows, n."""
+    from kit.recommend.core import recommend
+    from kit.recommend.request import fit_predictor
+
+    rows = _measured_checks(measured)
+    predictor = predictor or fit_predictor(data)
+    out = []
+    for (model, size, overrides, seq, mode), group in rows.groupby(
+            ["model", "size", "_overrides", "_seq", "mode"], dropna=False, sort=False):
+        ok, seq = group[group["status"] == "ok"], None if pd.isna(seq) else int(seq)
+        table = pd.DataFrame(columns=["platform", "precision", "batch_size"])
+        if not ok.empty:  # the facts measured with the results: no model needs building here
+            facts = measured_frame(ok).iloc[0][FACT_COLUMNS].to_dict()
+            table = recommend(data, model, size=size, overrides=json.loads(overrides), seq_len=seq, mode=mode,
+                              facts=facts, platforms_allowed=sorted(set(ok["platform"])), fallback=False,
+                              predictor=predictor, batch_sizes=sorted(set(ok["batch_size"].astype(int))),
+                              precisions=sorted(set(ok["precision"])))
+        for index, row in group.iterrows():
+            out.append(pd.Series({**{k: row[k] for k in CHECK_KEYS}, "status": row["status"],
+                                  **_checked(row, table), "reason": row.get("reason") or ""}, name=index))
+    result = pd.DataFrame(out, columns=CHECK_COLUMNS).reindex(rows.index)  # in the order of `measured`
+    scored = result[result["ape"].notna()]
+    result.attrs = {"n": len(scored), "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
+                    "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
+    return result
+
+
+def _checked(row: pd.Series, table: pd.DataFrame) -> dict[str, Any]:
+    """The recommendation's throughput for a measured row, and how far it is from the measurement."""
+    match = table[(table["platform"] == row["platform"]) & (table["precision"] == row["precision"])
+                  & (table["batch_size"] == row["batch_size"])]
+    if row["status"] != "ok" or match.empty:
+        return {"source": "", "measured": math.nan, "predicted": math.nan, "low": math.nan, "high": math.nan,
+                "ape": math.nan, "inside": None}
+    best, measured = match.iloc[0], float(row["throughput_items_per_s"])
+    return {"source": best["source"], "measured": measured, "predicted": best["throughput_items_per_s"],
+            "low": best["throughput_low"], "high": best["throughput_high"],
+            "ape": abs(best["throughput_items_per_s"] / measured - 1),
+            "inside": bool(best["throughput_low"] <= measured <= best["throughput_high"])}
