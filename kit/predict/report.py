@@ -65,7 +65,7 @@ def check_held_out_families(families: list[str]) -> list[str]:
         raise ConfigError(f"held-out families must be a list of family names, got {families!r}")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise ConfigError(f"unknown famil(ies) {unknown} to hold out; known: {', '.join(FAMILIES)}")
+        raise ConfigError(f"unknown families {unknown} to hold out; known: {', '.join(FAMILIES)}")
     return list(families)
 
 
