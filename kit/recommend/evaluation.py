@@ -117,7 +117,7 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
 
     rows = _measured_checks(measured)
     predictor = predictor or fit_predictor(data)
-    out = []
+    out, index = [], []
     for (model, size, overrides, seq, mode), group in rows.groupby(
             ["model", "size", "_overrides", "_seq", "mode"], dropna=False, sort=False):
         ok, seq = group[group["status"] == "ok"], None if pd.isna(seq) else int(seq)
@@ -128,10 +128,10 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
                               facts=facts, platforms_allowed=sorted(set(ok["platform"])), fallback=False,
                               predictor=predictor, batch_sizes=sorted(set(ok["batch_size"].astype(int))),
                               precisions=sorted(set(ok["precision"])))
-        for index, row in group.iterrows():
-            out.append(pd.Series({**{k: row[k] for k in CHECK_KEYS}, "status": row["status"],
-                                  **_checked(row, table), "reason": row.get("reason") or ""}, name=index))
-    result = pd.DataFrame(out, columns=CHECK_COLUMNS).reindex(rows.index)  # in the order of `measured`
+        index += list(group.index)
+        out += [{**row[CHECK_KEYS].to_dict(), "status": row["status"], **_checked(row, table),
+                 "reason": row.get("reason") or ""} for _, row in group.iterrows()]
+    result = pd.DataFrame(out, index=index, columns=CHECK_COLUMNS).reindex(rows.index)  # in the order of `measured`
     scored = result[result["ape"].notna()]
     result.attrs = {"n": len(scored), "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
                     "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
