@@ -175,7 +175,7 @@ def test_held_out_table_scores_all_held_out_groups_and_each() -> None:
 
 
 def test_held_out_families_are_checked_against_the_zoo() -> None:
-    assert predict.check_held_out_families(["detr", "clap"]) == ["detr", "clap"]
+    assert predict.check_held_out_families(["detr", "clap", "resnet"]) == ["detr", "clap", "resnet"]
     with pytest.raises(ConfigError, match=r"\['dert'\]"):
         predict.check_held_out_families(["detr", "dert"])
     with pytest.raises(ConfigError, match="list of family names"):
@@ -276,6 +276,32 @@ def test_larger_section_measures_bigger_variants_with_their_own_options() -> Non
                                                              "overrides_by_model": {"vit": 96}}})
 
 
+def test_local_section_writes_missing_checkpoints_and_measures_them(tmp_path) -> None:
+    import yaml
+
+    resnet = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "num_labels": 3}
+    spec = tmp_path / "ck.yaml"
+    spec.write_text(yaml.safe_dump({"checkpoints": {"r1": {"model_type": "resnet", "config": resnet},
+                                                    "r2": {"model_type": "resnet", "config": resnet}}}))
+    folder = tmp_path / "ck"
+    params = {"run_id": "pd", "models": ["bert"], "num_hidden_layers": [1], "hidden_size": [32], "seq_lens": [16],
+              "threads": 1, "batch_sizes": [1], "checkpoint_folder": str(folder),
+              "local": [{"checkpoints": str(spec)},
+                        {"checkpoints": str(spec), "names": ["r2"], "platforms": ["cpu", "openvino"],
+                         "batch_sizes": [1, 8]}]}
+    specs = {s.run_id: s for s in predict.prediction_sweep_specs(params)}
+    assert set(specs) == {"pd-bert-L1-H32-S16", "pd-local-r1", "pd-local-r2", "pd-local2-r2"}
+    assert (folder / "r1" / "config.json").is_file() and (folder / "r2" / "config.json").is_file()
+    assert specs["pd-local-r1"].models == [str((folder / "r1").resolve())] and specs["pd-local-r1"].threads == 1
+    assert specs["pd-local2-r2"].platforms == ["cpu", "openvino"] and specs["pd-local2-r2"].batch_sizes == [1, 8]
+    with pytest.raises(ConfigError, match=r"local names \['r3'\] are not in"):
+        predict.prediction_sweep_specs({**params, "local": {"checkpoints": str(spec), "names": ["r3"]}})
+    with pytest.raises(ConfigError, match=r"unknown local option\(s\) \['folder'\]"):
+        predict.prediction_sweep_specs({**params, "local": {"checkpoints": str(spec), "folder": "x"}})
+    with pytest.raises(ConfigError, match="local must be a mapping with 'checkpoints'"):
+        predict.prediction_sweep_specs({**params, "local": ["r1"]})
+
+
 def test_stored_results_without_a_profile_key_get_it_counted_from_their_parameters() -> None:
     from kit.predict.profiles import fill_profiles, missing_profile
 
@@ -289,7 +315,8 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["ops_per_forward"] == 999.0  # stored values are kept
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
-                                              "attention_scores_per_sample", "python_calls_per_forward"]
+                                              "attention_scores_per_sample", "conv_flops_per_sample",
+                                              "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
@@ -380,6 +407,27 @@ def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() ->
         features.make_baseline("throughput", "magic")
     with pytest.raises(ConfigError, match="unknown baseline_kind"):
         predict.Predictor(baseline_kind="magic").fit(train)
+
+
+def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    share = frame["family"].map({"fam0": 0.8, "fam1": 0.5, "fam2": 0.0})  # fam0, held out, is the most conv-heavy
+    frame = frame.assign(conv_flops_per_sample=share * frame["flops_per_sample"])
+    feats = features.feature_frame(frame)
+    assert np.allclose(feats["conv_flop_share"], share) and np.allclose(feats["conv_compute_s"],
+                                                                         share * feats["compute_s"])
+    seconds = overhead_law(feats) + feats["conv_compute_s"] * (1 / 0.1 - 1 / 0.3)  # convs at 10% of peak, not 30%
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
+    train_features = features.feature_frame(train)
+    baseline = features.make_baseline("throughput", "overhead").fit(
+        train_features, train_features["throughput_items_per_s"])
+    predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
+    assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)
+    plain = features.make_baseline("throughput", "overhead").fit(  # without the conv facts it must miss fam0
+        features.feature_frame(train.drop(columns="conv_flops_per_sample")), train_features["throughput_items_per_s"])
+    missed = np.exp(plain.predict_log(features.feature_frame(test.drop(columns="conv_flops_per_sample"))))
+    assert (missed / test["throughput_items_per_s"]).mean() > 1.2  # too fast: conv FLOPs counted at the GEMM rate
 
 
 def test_overhead_baseline_fits_each_thread_count_apart() -> None:

@@ -189,6 +189,13 @@ def test_storage_of_views_is_shared_and_a_tensor_without_storage_is_its_own() ->
     assert _storage(sparse) == id(sparse) != _storage(weight)
 
 
+def test_forward_profile_counts_the_flops_of_convolutions() -> None:
+    detr = zoo.forward_profile(zoo.load_model("detr"))  # a ResNet backbone under a transformer
+    bert = zoo.forward_profile(zoo.load_model("bert"), 16)
+    assert 0 < detr["conv_flops_per_sample"] < detr["flops_per_sample"]
+    assert bert["conv_flops_per_sample"] == 0.0
+
+
 def test_forward_profile_counts_python_calls_of_the_model_code() -> None:
     one = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 1}), 16)
     three = zoo.forward_profile(zoo.load_model("bert", overrides={"num_hidden_layers": 3}), 16)

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 SWEEP_AXES = ("num_hidden_layers", "hidden_size", "seq_lens")
 SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", "variants_per_model", "seed",
-                 "cross_platform", "larger", *SWEEP_AXES}
+                 "cross_platform", "larger", "local", "checkpoint_folder", *SWEEP_AXES}
+LOCAL_OPTIONS = {"checkpoints", "names"}
+CHECKPOINT_FOLDER = "outputs/checkpoints"
 LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model", "models"}
 PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
                   "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
@@ -78,6 +80,37 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
                     overrides["intermediate_size"] = int(ratio * hidden)
                 specs.append(SweepSpec(models=[model], overrides={**overrides, **extra}, seq_len=seq, **options,
                                        run_id=f"{prefix}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"))
+    return specs + _local_specs(params, common, run_id)
+
+
+def _local_specs(params: dict[str, Any], common: dict[str, Any], run_id: str) -> list[SweepSpec]:
+    """Specs of the `local` mapping (or list of them): each names a checkpoint spec (kit.zoo.checkpoints), optionally
+    some of its names, and sweep options; the folders are written under checkpoint_folder first where missing
+    (seeded, so the same weights every time). Run ids `<run_id>-local-<name>`, then `-local2-` and so on."""
+    from kit.config import SweepSpec, load_parameters
+    from kit.zoo.checkpoints import make_checkpoints
+
+    sections = params.get("local") or []
+    folder = Path(params.get("checkpoint_folder") or CHECKPOINT_FOLDER)
+    specs = []
+    for i, section in enumerate(sections if isinstance(sections, list) else [sections]):
+        if not isinstance(section, dict) or not section.get("checkpoints"):
+            raise ConfigError(f"local must be a mapping with 'checkpoints' (a checkpoint spec file), got {section!r}")
+        unknown = sorted(set(section) - LOCAL_OPTIONS - PASSED_TO_SPEC)
+        if unknown:
+            raise ConfigError(f"unknown local option(s) {unknown}; known: "
+                              f"{', '.join(sorted(LOCAL_OPTIONS | PASSED_TO_SPEC))}")
+        entries = load_parameters(section["checkpoints"]).get("checkpoints") or {}
+        names = section.get("names") or list(entries)
+        missing = sorted(set(names) - set(entries))
+        if missing:
+            raise ConfigError(f"local names {missing} are not in {section['checkpoints']}; known: {sorted(entries)}")
+        todo = {n: entries[n] for n in names if not (folder / n / "config.json").is_file()}
+        if todo:
+            make_checkpoints({"checkpoints": todo}, folder)
+        options = {**common, **{k: v for k, v in section.items() if k in PASSED_TO_SPEC}}
+        specs += [SweepSpec(models=[str(folder / n)], **options, run_id=f"{run_id}-local{i + 1 if i else ''}-{n}")
+                  for n in names]
     return specs
 
 

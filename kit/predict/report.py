@@ -58,14 +58,18 @@ def held_out_table(validations: dict[str, Validation]) -> pd.DataFrame:
 
 
 def check_held_out_families(families: list[str]) -> list[str]:
-    """The names as a list, or a ConfigError naming those that are not zoo families."""
+    """The names as a list, or a ConfigError naming those that are neither zoo families nor transformers model types
+    (the family of a local folder outside the zoo, e.g. resnet)."""
+    from transformers import CONFIG_MAPPING
+
     from kit.zoo import FAMILIES
 
     if not isinstance(families, list | tuple) or not all(isinstance(f, str) for f in families):
         raise ConfigError(f"held-out families must be a list of family names, got {families!r}")
-    unknown = [f for f in families if f not in FAMILIES]
+    unknown = [f for f in families if f not in FAMILIES and f not in CONFIG_MAPPING]
     if unknown:
-        raise ConfigError(f"unknown families {unknown} to hold out; known: {', '.join(FAMILIES)}")
+        raise ConfigError(f"unknown families {unknown} to hold out; known: {', '.join(FAMILIES)} or a transformers "
+                          "model type of a local folder")
     return list(families)
 
 

@@ -8,7 +8,7 @@ Meaning of ``seq_len`` per family (``None`` means the model's ``default_seq_len`
 - llava, llava-next: text tokens, on top of the image tokens the vision tower produces.
 - wav2vec2: audio samples (16 kHz raw waveform, 16000 for base); CTC labels are a quarter as long as the output
   frames (one frame per 320 samples for base), and at least mask_time_length (10) frames are needed.
-- vit, detr, whisper: ignored. ViT images are ``image_size`` squared, DETR images 800x1066 (64x64 for tiny), Whisper
+- vit, detr, whisper, local image classifiers: ignored. Images are ``image_size`` (else 224) squared, DETR images 800x1066 (64x64 for tiny), Whisper
   takes ``2 * max_source_positions`` mel frames (3000 for base) and a fixed decoder prompt of up to 32 tokens.
 """
 
@@ -25,6 +25,7 @@ Inputs = dict[str, Any]
 Maker = Callable[[Any, int, int | None, bool, torch.Generator], Inputs]
 WHISPER_DECODER_TOKENS = 32
 DETR_IMAGE_HW = {"tiny": (64, 64), "other": (800, 1066)}  # DETR's processor: short side 800 on a 4:3 COCO image
+DEFAULT_IMAGE_SIDE = 224  # the usual ImageNet side, for vision configs that name none
 
 
 def _check_seq_len(seq_len: int | None, limit: int | None, what: str) -> int:
@@ -83,9 +84,17 @@ def text2text(config: Any, batch: int, seq_len: int | None, labels: bool, gen: t
     return out
 
 
+def image_side(config: Any) -> int:
+    """The square image side of a vision config: its image_size (an int, or the first of a pair), else 224 (e.g.
+    ResNet configs, which have none)."""
+    size = getattr(config, "image_size", None)
+    size = size[0] if isinstance(size, list | tuple) and size else size
+    return size if isinstance(size, int) and size > 0 else DEFAULT_IMAGE_SIDE
+
+
 def image_classification(config: Any, batch: int, seq_len: int | None, labels: bool, gen: torch.Generator) -> Inputs:
-    """ViT: square images of the config's image_size; labels are class ids."""
-    side = config.image_size
+    """ViT, or a local image classifier: square images of image_side(config); labels are class ids."""
+    side = image_side(config)
     out: Inputs = {"pixel_values": _image(gen, batch, config.num_channels, side, side)}
     if labels:
         out["labels"] = torch.randint(0, config.num_labels, (batch,), generator=gen)

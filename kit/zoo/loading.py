@@ -11,7 +11,7 @@ import torch
 
 from kit.errors import ConfigError
 from kit.zoo.families import MODEL_TYPES, REGISTRY, Family
-from kit.zoo.inputs import maker_for
+from kit.zoo.inputs import causal_lm, image_classification, maker_for
 from kit.zoo.model import LoadedModel
 
 try:  # transformers 5 configs are strict dataclasses that validate field types
@@ -24,6 +24,7 @@ SIZES: tuple[str, ...] = ("tiny", "base")
 ALIASES: dict[str, str] = {"llava_next": "llava-next", "llavanext": "llava-next", "x-clip": "xclip",
                            "x_clip": "xclip"}
 LOCAL_SEQ_LEN = 128
+LOCAL_MAKERS = {"text": causal_lm, "vision": image_classification}  # inputs of local folders of unknown families
 
 
 def resolve_model(name: str) -> str:
@@ -132,12 +133,14 @@ def _load_local(path: str, overrides: dict[str, Any] | None) -> LoadedModel:
     family = REGISTRY.get(MODEL_TYPES.get(config.model_type, ""))
     if overrides:
         config = type(config).from_dict(apply_overrides(config.to_dict(), overrides, family, config))
-    head = _local_head(config, family)
+    head, modality = local_head(config, family)
     torch.manual_seed(0)  # parts missing from the checkpoint (e.g. a new head) start from seeded random values
     model = head.from_pretrained(path, config=config, local_files_only=True).float().eval()
     name = family.name if family else config.model_type
-    return LoadedModel(path, name, "local", family.modality if family else "text", model, config,
-                       _local_seq_len(config, family), maker_for(name, "local"), family.primary if family else None)
+    seq_len = _local_seq_len(config, family) if modality == "text" or family else None
+    maker = maker_for(name, "local") if family else LOCAL_MAKERS[modality]
+    return LoadedModel(path, name, "local", modality, model, config, seq_len, maker,
+                       family.primary if family else None)
 
 
 def _local_seq_len(config: Any, family: Family | None) -> int | None:
@@ -152,15 +155,18 @@ def _local_seq_len(config: Any, family: Family | None) -> int | None:
     return max(1, min(seq_len, limit))
 
 
-def _local_head(config: Any, family: Family | None) -> Any:
-    """The family's head class; for unknown types a causal-LM head where transformers has one, else AutoModel."""
+def local_head(config: Any, family: Family | None) -> tuple[Any, str]:
+    """The head class and modality: the family's; for unknown types a causal-LM head (text) where transformers has
+    one, else an image-classification head (vision, e.g. ResNet, ConvNeXt, Swin), else AutoModel with text inputs."""
     import transformers
 
     if family:
-        return getattr(transformers, family.head_class)
+        return getattr(transformers, family.head_class), family.modality
     if type(config) in transformers.AutoModelForCausalLM._model_mapping:
-        return transformers.AutoModelForCausalLM
-    return transformers.AutoModel
+        return transformers.AutoModelForCausalLM, "text"
+    if type(config) in transformers.AutoModelForImageClassification._model_mapping:
+        return transformers.AutoModelForImageClassification, "vision"
+    return transformers.AutoModel, "text"
 
 
 def load_model(name: str, size: str = "tiny", *, overrides: dict[str, Any] | None = None) -> LoadedModel:

@@ -63,9 +63,21 @@ class LoadedModel:
         """Facts about the model for the results store."""
         primary = _primary(self.config, self.primary_config)
         return {"family": self.family, "size": self.size, "modality": self.modality, "n_params": self.n_params(),
-                "n_layers": getattr(primary, "num_hidden_layers", None),
-                "hidden_size": getattr(primary, "hidden_size", None), "default_seq_len": self.default_seq_len,
+                "n_layers": _layers(primary), "hidden_size": _width(primary), "default_seq_len": self.default_seq_len,
                 "config_json": self.config.to_json_string()}
+
+
+def _layers(config: Any) -> int | None:
+    """Layer count: num_hidden_layers, else the blocks of all stages of a staged net (ResNet, ConvNeXt, Swin)."""
+    depths = getattr(config, "depths", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    return layers if isinstance(layers, int) else sum(depths) if isinstance(depths, list | tuple) else None
+
+
+def _width(config: Any) -> int | None:
+    """Width: hidden_size, else the last stage's width of a staged net."""
+    hidden, sizes = getattr(config, "hidden_size", None), getattr(config, "hidden_sizes", None)
+    return hidden if isinstance(hidden, int) else sizes[-1] if isinstance(sizes, list | tuple) and sizes else None
 
 
 def _to_device(inputs: Any, device: torch.device) -> Any:
@@ -80,7 +92,7 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
-                "attention_scores_per_sample", "python_calls_per_forward")
+                "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample")
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -165,7 +177,8 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     overhead that dominates small models), activation_bytes_per_sample (bytes of returned tensors that grow with the
     batch: batch 2 minus batch 1), activation_bytes_fixed (new tensors, not views, that do not grow with it, e.g. T5's
     position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
-    python_calls_per_forward (`_python_calls`).
+    python_calls_per_forward (`_python_calls`) and conv_flops_per_sample (the part of the FLOPs in convolutions,
+    whose kernels run at other rates than matrix products).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -178,7 +191,14 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     return {"flops_per_sample": float(flops.get_total_flops()), "ops_per_forward": float(one.ops),
             "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
             "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
-            "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls)}
+            "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls),
+            "conv_flops_per_sample": _conv_flops(flops)}
+
+
+def _conv_flops(counter: Any) -> float:
+    """FLOPs of the convolution ops a FlopCounterMode counted (aten.convolution and its variants)."""
+    totals = counter.get_flop_counts().get("Global", {})
+    return float(sum(n for op, n in totals.items() if "convolution" in str(op)))
 
 
 def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:
