@@ -69,8 +69,19 @@ def test_make_checkpoints_command_writes_the_folders(tmp_path: Path, capsys: pyt
     assert (tmp_path / "out" / "r1" / "config.json").is_file() and "r1" in capsys.readouterr().out
 
 
-def test_the_fresh_checkpoint_spec_is_valid() -> None:
-    spec = yaml.safe_load(Path("parameters/fresh_checkpoints.yaml").read_text())["checkpoints"]
-    assert len({e["model_type"] for e in spec.values()}) == 6
+def test_the_checkpoint_specs_are_outside_the_zoo_and_apart() -> None:
+    types = {}
+    for name in ("local", "unseen"):
+        spec = yaml.safe_load(Path(f"parameters/{name}_checkpoints.yaml").read_text())["checkpoints"]
+        types[name] = {e["model_type"] for e in spec.values()}
+        assert len(types[name]) == 6 and len(spec) == 18
     known = set(zoo.FAMILIES) | {"llava_next", "x_clip"}
-    assert not {e["model_type"] for e in spec.values()} & known  # all outside the zoo
+    assert not (types["local"] | types["unseen"]) & known  # all outside the zoo
+    assert not types["local"] & types["unseen"]  # the unseen ones never join the prediction data
+
+
+def test_a_head_with_several_classes_is_built_from_its_first(tmp_path: Path) -> None:
+    config = {"image_size": 32, "patch_size": 8, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 32, "num_labels": 3}
+    loaded = zoo.load_model(str(save_random_checkpoint("deit", tmp_path / "deit", config)))
+    assert type(loaded.model) is transformers.DeiTForImageClassification  # not the distillation-teacher variant

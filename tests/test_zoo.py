@@ -193,7 +193,28 @@ def test_forward_profile_counts_the_flops_of_convolutions() -> None:
     detr = zoo.forward_profile(zoo.load_model("detr"))  # a ResNet backbone under a transformer
     bert = zoo.forward_profile(zoo.load_model("bert"), 16)
     assert 0 < detr["conv_flops_per_sample"] < detr["flops_per_sample"]
-    assert bert["conv_flops_per_sample"] == 0.0
+    assert detr["conv_calls_per_forward"] > 10 and detr["grouped_conv_flops_per_sample"] == 0.0  # dense ResNet
+    assert bert["conv_flops_per_sample"] == bert["conv_calls_per_forward"] == 0.0
+
+
+def test_forward_profile_counts_grouped_convolutions_apart() -> None:
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depthwise = torch.nn.Conv2d(8, 8, 3, groups=8)  # 8 x 1 x 3 x 3 weights
+            self.pointwise = torch.nn.Conv2d(8, 16, 1)
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.pointwise(self.depthwise(pixel_values))
+
+    def images(config, batch, seq, labels, gen):  # noqa: ANN001, ANN202 (kit's Maker signature)
+        return {"pixel_values": torch.ones(batch, 8, 10, 10)}
+
+    loaded = zoo.LoadedModel("block", "block", "local", "vision", Block(), None, None, images)
+    profile = zoo.forward_profile(loaded)
+    depthwise, pointwise = 2 * 8 * 9 * 8 * 8, 2 * 8 * 16 * 8 * 8  # 2 x in-per-group x k^2 x out x positions
+    assert profile["grouped_conv_flops_per_sample"] == depthwise and profile["conv_calls_per_forward"] == 2
+    assert profile["conv_flops_per_sample"] == depthwise + pointwise
 
 
 def test_forward_profile_counts_python_calls_of_the_model_code() -> None:

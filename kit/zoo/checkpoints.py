@@ -29,8 +29,10 @@ def save_random_checkpoint(model_type: str, folder: str | Path, config: dict[str
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {model_type} config {config}: {exc}") from exc
     head, _ = local_head(built, None)
-    torch.manual_seed(0)
-    model = head.from_config(built)
+    model_class = head._model_mapping[type(built)]  # not head.from_config: it fails on a config without
+    model_class = model_class[0] if isinstance(model_class, tuple | list) else model_class  # architectures
+    torch.manual_seed(0)                                # whose head maps to several classes (e.g. DeiT's)
+    model = model_class(built)
     folder = Path(folder)
     model.save_pretrained(folder)
     return folder
@@ -51,7 +53,7 @@ def make_checkpoints(spec: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
 def add_make_checkpoints_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="YAML file with a 'checkpoints' mapping (see "
-                                                "parameters/fresh_checkpoints.yaml)")
+                                                "parameters/local_checkpoints.yaml)")
     parser.add_argument("--out", type=Path, default=Path("outputs/checkpoints"), help="folder to write them under")
 
 

@@ -8,8 +8,9 @@ Meaning of ``seq_len`` per family (``None`` means the model's ``default_seq_len`
 - llava, llava-next: text tokens, on top of the image tokens the vision tower produces.
 - wav2vec2: audio samples (16 kHz raw waveform, 16000 for base); CTC labels are a quarter as long as the output
   frames (one frame per 320 samples for base), and at least mask_time_length (10) frames are needed.
-- vit, detr, whisper, local image classifiers: ignored. Images are ``image_size`` (else 224) squared, DETR images 800x1066 (64x64 for tiny), Whisper
-  takes ``2 * max_source_positions`` mel frames (3000 for base) and a fixed decoder prompt of up to 32 tokens.
+- vit, detr, whisper, local image classifiers: ignored. Images are ``image_size`` (else 224) squared, DETR
+  images 800x1066 (64x64 for tiny), Whisper takes ``2 * max_source_positions`` mel frames (3000 for base) and a
+  fixed decoder prompt of up to 32 tokens.
 """
 
 from __future__ import annotations
