@@ -31,17 +31,16 @@ TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW mom
 NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
            "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
            "log_roofline_s", "log_intensity", "training", "log_ops", "log_activation_bytes_per_batch",
-           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "grouped_conv_flop_share",
-           "log_conv_calls"]
+           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "log_conv_calls"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
 # counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
 PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                    "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                   "grouped_conv_flops_per_sample", "conv_calls_per_forward")
+                   "conv_calls_per_forward")
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS)
 BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                       extra grouped-conv compute, per conv call
+N_OVERHEAD_TERMS = 8  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
+#                       per conv call
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -152,14 +151,11 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = _column(frame, "conv_flops_per_sample") * pass_factor * batch
-    grouped_flops_batch = _column(frame, "grouped_conv_flops_per_sample") * pass_factor * batch
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
                          "conv_flops_per_batch": conv_flops_batch,
                          "conv_compute_s": conv_flops_batch / frame["peak_flops_per_s"].astype(float),
-                         "grouped_conv_flops_per_batch": grouped_flops_batch,
-                         "grouped_conv_compute_s": grouped_flops_batch / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
                          "activation_bytes": activation_bytes, "traffic_bytes": traffic,
                          "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
@@ -193,7 +189,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "grouped_conv_compute_s", "grouped_conv_flops_per_batch"):
+                   "conv_flops_per_batch"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
@@ -217,7 +213,6 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     out["log_python_calls"] = _log(frame["python_calls_per_forward"])
     flops = frame["flops_per_sample"].astype(float)
     out["conv_flop_share"] = (frame["conv_flops_per_sample"] / flops).clip(0, 1)
-    out["grouped_conv_flop_share"] = (frame["grouped_conv_flops_per_sample"] / flops).clip(0, 1)
     out["log_conv_calls"] = np.log1p(frame["conv_calls_per_forward"])  # 0 calls: 0, not missing
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
@@ -274,10 +269,10 @@ class Baseline:
 def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
     compute time, roofline traffic time, attention score elements (in units of 1e9) and Python calls of the model
-    code (once per step: backward runs in C++), the roofline compute time of the convolutions once more and of the
-    grouped ones once more again (their coefficients are the extra cost of a conv FLOP over the rate of the rest,
-    and of a grouped one over a dense one: non-negative, never cheaper, so without such convolutions in training
-    they are simply zero), and convolution calls (x3 in training), whose data oneDNN reorders on every call.
+    code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
+    coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
+    convolutions in training it is simply zero), and convolution calls (x3 in training), whose data oneDNN reorders
+    on every call.
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
@@ -290,18 +285,15 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
               * passes / 1e9)
     python_calls = _column(features, "python_calls_per_forward").fillna(0.0)
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
-    grouped = features["grouped_conv_compute_s"].where(features["compute_s"] > 0,
-                                                       features["grouped_conv_flops_per_batch"] / 1e12)
     conv_calls = _column(features, "conv_calls_per_forward").fillna(0.0) * passes
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
-                            python_calls, conv.fillna(0.0).astype(float), grouped.fillna(0.0).astype(float),
-                            conv_calls])
+                            python_calls, conv.fillna(0.0).astype(float), conv_calls])
 
 
 @dataclass
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
-    + Python-call overhead + extra (grouped) convolution compute + per-convolution-call overhead, each with a
+    + Python-call overhead + extra convolution compute + per-convolution-call overhead, each with a
     non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else
     per platform, mode and threads, else over all rows): the roofline plus the call overheads that dominate small
     models. Throughput is batch / time; latency is the time."""

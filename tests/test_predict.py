@@ -316,8 +316,7 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
                                               "attention_scores_per_sample", "conv_calls_per_forward",
-                                              "conv_flops_per_sample", "grouped_conv_flops_per_sample",
-                                              "python_calls_per_forward"]
+                                              "conv_flops_per_sample", "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 

@@ -93,7 +93,7 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                 "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                "grouped_conv_flops_per_sample", "conv_calls_per_forward")
+                "conv_calls_per_forward")
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -123,23 +123,17 @@ def _storage(tensor: torch.Tensor) -> int:
 class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
     """Counts aten calls, the bytes of the tensors they return, the score elements of fused attention (batch x
     heads x queries x keys: the softmax's work, which FLOPs miss when heads are small; eager attention stores its
-    scores, so they are in the returned bytes instead), and convolution calls with the FLOPs of the grouped ones
-    (groups > 1, e.g. depthwise: few FLOPs per byte moved, so their kernels run far below the dense rate)."""
+    scores, so they are in the returned bytes instead), and convolution calls (oneDNN reorders their data on each)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
-        self.conv_calls, self.grouped_conv_flops = 0, 0
+        self.conv_calls = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
         self.ops += 1
-        if func is torch.ops.aten.convolution.default:
-            self.conv_calls += 1
-            if args[8] > 1:  # groups
-                from torch.utils.flop_counter import conv_flop_count
-
-                self.grouped_conv_flops += conv_flop_count(args[0].shape, args[1].shape, out.shape, args[6])
+        self.conv_calls += func is torch.ops.aten.convolution.default
         if "scaled_dot_product" in str(func) and len(args) >= 2 and args[0].dim() == 4:
             q, k = args[0], args[1]
             self.scores += q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2]
@@ -187,8 +181,8 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     batch: batch 2 minus batch 1), activation_bytes_fixed (new tensors, not views, that do not grow with it, e.g. T5's
     position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
     python_calls_per_forward (`_python_calls`), conv_flops_per_sample (the part of the FLOPs in convolutions,
-    whose kernels run at other rates than matrix products), grouped_conv_flops_per_sample (the part of those in
-    grouped convolutions) and conv_calls_per_forward (each also reorders its data for oneDNN).
+    whose kernels run at other rates than matrix products) and conv_calls_per_forward (each also reorders its data
+    for oneDNN).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -202,8 +196,7 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
             "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
             "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
             "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls),
-            "conv_flops_per_sample": _conv_flops(flops), "grouped_conv_flops_per_sample": float(one.grouped_conv_flops),
-            "conv_calls_per_forward": float(one.conv_calls)}
+            "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls)}
 
 
 def _conv_flops(counter: Any) -> float:
