@@ -143,3 +143,28 @@ def test_whisper_converts_now_that_the_decoder_mask_is_explicit(ov):
                   min_samples=3)
     record = measure_inference(job)
     assert record.status == "ok" and record.extra["deviation"]["rel_l2"] < 1e-4
+
+
+def test_a_port_is_fed_by_its_field_name_not_a_traced_tensor_name(ov, tmp_path):
+    from dataclasses import replace
+
+    from kit.runners.inference import measure_inference
+    from kit.zoo.checkpoints import save_random_checkpoint
+
+    class Port:
+        def __init__(self, names):
+            self.names = names
+
+        def get_names(self):
+            return self.names
+
+    assert ovb.port_name(Port({"46", "input_ids", "input.1"})) == "input_ids"  # OPT's compiled input port
+    assert ovb.port_name(Port({"226"}), "0") == "226" and ovb.port_name(Port(set()), "0") == "0"
+    config = {"hidden_size": 16, "word_embed_proj_dim": 16, "num_hidden_layers": 1, "ffn_dim": 32,
+              "num_attention_heads": 2, "vocab_size": 100, "max_position_embeddings": 64, "bos_token_id": 0,
+              "eos_token_id": 0, "pad_token_id": 1}
+    folder = save_random_checkpoint("opt", tmp_path / "opt", config)
+    job = replace(SweepSpec(models=[str(folder)], platforms=["openvino"], run_id="ov").jobs()[0], time_budget_s=0.2,
+                  min_samples=3)
+    record = measure_inference(job)
+    assert record.status == "ok", record.reason

@@ -220,8 +220,9 @@ def exec_precisions(compiled: Any) -> dict[str, int]:
 
 
 def port_name(port: Any, fallback: str = "") -> str:
-    """A port's field name: compiled models may add numeric tensor names to a port (input_ids + '226'), skip those."""
-    return min(port.get_names(), key=lambda n: (n[:1].isdigit(), n), default=fallback)
+    """A port's field name: compiled models may add traced tensor names to a port (input_ids + '226' + 'input.1', as
+    OPT's input does), which are no Python identifiers, so an identifier is preferred."""
+    return min(port.get_names(), key=lambda n: (not n.isidentifier(), n), default=fallback)
 
 
 def output_names(compiled: Any) -> list[str]:
