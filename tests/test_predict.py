@@ -409,25 +409,30 @@ def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() ->
         predict.Predictor(baseline_kind="magic").fit(train)
 
 
-def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops() -> None:
-    frame = synthetic_frame(n_families=3, noise=0.0)
-    share = frame["family"].map({"fam0": 0.8, "fam1": 0.5, "fam2": 0.0})  # fam0, held out, is the most conv-heavy
-    frame = frame.assign(conv_flops_per_sample=share * frame["flops_per_sample"])
-    feats = features.feature_frame(frame)
-    assert np.allclose(feats["conv_flop_share"], share) and np.allclose(feats["conv_compute_s"],
-                                                                         share * feats["compute_s"])
-    seconds = overhead_law(feats) + feats["conv_compute_s"] * (1 / 0.1 - 1 / 0.3)  # convs at 10% of peak, not 30%
-    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+def fam0_from_the_others(law: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
+    """Throughput of fam0 predicted by the overhead baseline fitted on the other families, and its measurement."""
     train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
     train_features = features.feature_frame(train)
     baseline = features.make_baseline("throughput", "overhead").fit(
         train_features, train_features["throughput_items_per_s"])
-    predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
-    assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)
-    plain = features.make_baseline("throughput", "overhead").fit(  # without the conv facts it must miss fam0
-        features.feature_frame(train.drop(columns="conv_flops_per_sample")), train_features["throughput_items_per_s"])
-    missed = np.exp(plain.predict_log(features.feature_frame(test.drop(columns="conv_flops_per_sample"))))
-    assert (missed / test["throughput_items_per_s"]).mean() > 1.2  # too fast: conv FLOPs counted at the GEMM rate
+    return np.exp(baseline.predict_log(features.feature_frame(test))), test["throughput_items_per_s"]
+
+
+def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops_and_calls() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    share = frame["family"].map({"fam0": 0.8, "fam1": 0.5, "fam2": 0.0})  # fam0, held out, is the most conv-heavy
+    calls = frame["family"].map({"fam0": 60, "fam1": 20, "fam2": 0})
+    frame = frame.assign(conv_flops_per_sample=share * frame["flops_per_sample"], conv_calls_per_forward=calls)
+    feats = features.feature_frame(frame)
+    assert np.allclose(feats["conv_flop_share"], share) and np.allclose(feats["conv_compute_s"],
+                                                                         share * feats["compute_s"])
+    seconds = (overhead_law(feats) + feats["conv_compute_s"] * (1 / 0.1 - 1 / 0.3)  # convs at 10% of peak, not 30%
+               + 2e-5 * calls)  # and 20 us more per conv call
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)
+    missed, _ = fam0_from_the_others(law.drop(columns=["conv_flops_per_sample", "conv_calls_per_forward"]))
+    assert (missed / measured).mean() > 1.2  # without the conv facts: too fast, conv work counted as GEMM FLOPs
 
 
 def test_overhead_baseline_fits_each_thread_count_apart() -> None:
@@ -436,12 +441,11 @@ def test_overhead_baseline_fits_each_thread_count_apart() -> None:
     feats = features.feature_frame(frame)
     seconds = overhead_law(feats) * np.where(feats["threads"] == 1, 1.0, 0.6)  # two threads: 40% faster
     law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
-    train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
-    train_features = features.feature_frame(train)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)  # one fit per count: both exact
+    train_features = features.feature_frame(law[law["family"] != "fam0"])
     baseline = features.make_baseline("throughput", "overhead").fit(
         train_features, train_features["throughput_items_per_s"])
-    predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
-    assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)  # one fit per count: both exact
     assert {key[3] for key in baseline.coefs if key is not None} == {1, 2}
     assert ("cpu", "inference", True, 2, "bf16") in baseline.coefs  # and per precision, from the most specific
 
