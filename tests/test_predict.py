@@ -214,14 +214,18 @@ def test_prediction_sweep_specs_vary_size_inside_families() -> None:
         predict.prediction_sweep_specs({**params, "layers": [1]})
 
 
-def test_prediction_data_yaml_builds_specs() -> None:
+def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     from kit.config import load_parameters
 
-    specs = predict.prediction_sweep_specs(load_parameters("parameters/prediction_data.yaml"))
-    grid = [s for s in specs if not re.search(r"-(xp|lg\d*)-", s.run_id)]
+    params = {**load_parameters("parameters/prediction_data.yaml"), "checkpoint_folder": str(tmp_path)}
+    specs = predict.prediction_sweep_specs(params)
+    grid = [s for s in specs if not re.search(r"-(xp|lg\d*|local\d*)-", s.run_id)]
     assert len(grid) >= 10 and all(s.platforms == ["cpu"] and s.threads == 1 for s in grid)
     assert any(s.threads is None for s in specs if "-lg" in s.run_id)  # larger variants at the default threads
     assert {p for s in specs for p in s.platforms} == {"cpu", "openvino"}
+    local = [s for s in specs if "-local" in s.run_id]
+    assert len(local) == 18 + 6 + 18 and {s.threads for s in local} == {1, None}  # the folders, written under tmp
+    assert len(list(tmp_path.glob("*/config.json"))) == 18
 
 
 def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> None:
