@@ -71,13 +71,14 @@ def test_make_checkpoints_command_writes_the_folders(tmp_path: Path, capsys: pyt
 
 def test_the_checkpoint_specs_are_outside_the_zoo_and_apart() -> None:
     types = {}
-    for name in ("local", "unseen"):
-        spec = yaml.safe_load(Path(f"parameters/{name}_checkpoints.yaml").read_text())["checkpoints"]
+    for name, n_types in (("local", 6), ("unseen", 6), ("unseen_2", 5)):
+        path = Path("parameters") / (f"{name}_checkpoints.yaml" if name != "unseen_2" else "unseen_checkpoints_2.yaml")
+        spec = yaml.safe_load(path.read_text())["checkpoints"]
         types[name] = {e["model_type"] for e in spec.values()}
-        assert len(types[name]) == 6 and len(spec) == 18
+        assert len(types[name]) == n_types and len(spec) == 3 * n_types  # three sizes each
     known = set(zoo.FAMILIES) | {"llava_next", "x_clip"}
-    assert not (types["local"] | types["unseen"]) & known  # all outside the zoo
-    assert not types["local"] & types["unseen"]  # the unseen ones never join the prediction data
+    assert not set().union(*types.values()) & known  # all outside the zoo
+    assert sum(map(len, types.values())) == len(set().union(*types.values()))  # no architecture in two sets
 
 
 def test_a_head_with_several_classes_is_built_from_its_first(tmp_path: Path) -> None:
