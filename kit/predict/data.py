@@ -87,31 +87,38 @@ def _local_specs(params: dict[str, Any], common: dict[str, Any], run_id: str) ->
     """Specs of the `local` mapping (or list of them): each names a checkpoint spec (kit.zoo.checkpoints), optionally
     some of its names, and sweep options; the folders are written under checkpoint_folder first where missing
     (seeded, so the same weights every time). Run ids `<run_id>-local-<name>`, then `-local2-` and so on."""
-    from kit.config import SweepSpec, load_parameters
+    from kit.config import SweepSpec
     from kit.zoo.checkpoints import make_checkpoints
 
     sections = params.get("local") or []
     folder = Path(params.get("checkpoint_folder") or CHECKPOINT_FOLDER)
     specs = []
     for i, section in enumerate(sections if isinstance(sections, list) else [sections]):
-        if not isinstance(section, dict) or not section.get("checkpoints"):
-            raise ConfigError(f"local must be a mapping with 'checkpoints' (a checkpoint spec file), got {section!r}")
-        unknown = sorted(set(section) - LOCAL_OPTIONS - PASSED_TO_SPEC)
-        if unknown:
-            raise ConfigError(f"unknown local option(s) {unknown}; known: "
-                              f"{', '.join(sorted(LOCAL_OPTIONS | PASSED_TO_SPEC))}")
-        entries = load_parameters(section["checkpoints"]).get("checkpoints") or {}
-        names = section.get("names") or list(entries)
-        missing = sorted(set(names) - set(entries))
-        if missing:
-            raise ConfigError(f"local names {missing} are not in {section['checkpoints']}; known: {sorted(entries)}")
-        todo = {n: entries[n] for n in names if not (folder / n / "config.json").is_file()}
+        entries, options = _local_section(section)
+        todo = {n: e for n, e in entries.items() if not (folder / n / "config.json").is_file()}
         if todo:
             make_checkpoints({"checkpoints": todo}, folder)
-        options = {**common, **{k: v for k, v in section.items() if k in PASSED_TO_SPEC}}
-        specs += [SweepSpec(models=[str(folder / n)], **options, run_id=f"{run_id}-local{i + 1 if i else ''}-{n}")
-                  for n in names]
+        specs += [SweepSpec(models=[str(folder / n)], **{**common, **options},
+                            run_id=f"{run_id}-local{i + 1 if i else ''}-{n}") for n in entries]
     return specs
+
+
+def _local_section(section: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checkpoint entries it names, in order; its spec options) of one local mapping, checked."""
+    from kit.config import load_parameters
+
+    if not isinstance(section, dict) or not section.get("checkpoints"):
+        raise ConfigError(f"local must be a mapping with 'checkpoints' (a checkpoint spec file), got {section!r}")
+    unknown = sorted(set(section) - LOCAL_OPTIONS - PASSED_TO_SPEC)
+    if unknown:
+        known = ", ".join(sorted(LOCAL_OPTIONS | PASSED_TO_SPEC))
+        raise ConfigError(f"unknown local option(s) {unknown}; known: {known}")
+    entries = load_parameters(section["checkpoints"]).get("checkpoints") or {}
+    names = section.get("names") or list(entries)
+    missing = sorted(set(names) - set(entries))
+    if missing:
+        raise ConfigError(f"local names {missing} are not in {section['checkpoints']}; known: {sorted(entries)}")
+    return {n: entries[n] for n in names}, {k: v for k, v in section.items() if k in PASSED_TO_SPEC}
 
 
 def _spread(items: list, n: int) -> list:
