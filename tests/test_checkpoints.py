@@ -59,6 +59,9 @@ def test_bad_checkpoint_specs_are_named_and_nothing_is_written(tmp_path: Path) -
         make_checkpoints(spec, tmp_path)
     with pytest.raises(ConfigError, match="non-empty 'checkpoints'"):
         make_checkpoints({}, tmp_path)
+    spec = {"checkpoints": {"ok": {"model_type": "resnet", "config": RESNET}, "typo": {"model_type": "resnett"}}}
+    with pytest.raises(ConfigError, match="unknown model_type 'resnett'"):
+        make_checkpoints(spec, tmp_path)  # checked before the first folder is written
     assert not any(tmp_path.iterdir())
 
 

@@ -19,23 +19,31 @@ def save_random_checkpoint(model_type: str, folder: str | Path, config: dict[str
     head kit loads it with (kit.zoo.loading.local_head), and save it to `folder`; returns the folder."""
     import transformers
 
-    known = transformers.CONFIG_MAPPING
-    if model_type not in known:
-        raise ConfigError(f"unknown model_type {model_type!r}; e.g. {', '.join(sorted(known)[:8])}, ...")
-    if config is not None and not isinstance(config, dict):
-        raise ConfigError(f"config of {model_type} must be a mapping of fields to values, got {config!r}")
+    _check_entry(model_type, config)
     try:
         built = transformers.AutoConfig.for_model(model_type, **(config or {}))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {model_type} config {config}: {exc}") from exc
     head, _ = local_head(built, None)
-    model_class = head._model_mapping[type(built)]  # not head.from_config: it fails on a config without
-    model_class = model_class[0] if isinstance(model_class, tuple | list) else model_class  # architectures
-    torch.manual_seed(0)                                # whose head maps to several classes (e.g. DeiT's)
+    # the head's class itself, not head.from_config: that fails on a config without `architectures` whose head maps
+    # to several classes (DeiT's); the first is the plain head
+    model_class = head._model_mapping[type(built)]
+    model_class = model_class[0] if isinstance(model_class, tuple | list) else model_class
+    torch.manual_seed(0)
     model = model_class(built)
     folder = Path(folder)
     model.save_pretrained(folder)
     return folder
+
+
+def _check_entry(model_type: Any, config: Any) -> None:
+    """ConfigError unless model_type is a transformers config name and config a mapping (or None)."""
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise ConfigError(f"unknown model_type {model_type!r}; e.g. {', '.join(sorted(CONFIG_MAPPING)[:8])}, ...")
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"config of {model_type} must be a mapping of fields to values, got {config!r}")
 
 
 def make_checkpoints(spec: dict[str, Any], out_dir: str | Path) -> list[Path]:
@@ -47,6 +55,7 @@ def make_checkpoints(spec: dict[str, Any], out_dir: str | Path) -> list[Path]:
     for name, entry in entries.items():
         if not isinstance(entry, dict) or "model_type" not in entry or set(entry) - {"model_type", "config"}:
             raise ConfigError(f"checkpoint {name!r} must have model_type and optionally config, got {entry!r}")
+        _check_entry(entry["model_type"], entry.get("config"))
     return [save_random_checkpoint(e["model_type"], Path(out_dir) / name, e.get("config"))
             for name, e in entries.items()]
 
