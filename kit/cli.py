@@ -1,5 +1,6 @@
-"""The `benchkit` command line: bench, report, compare, recommend, check-predictions, prediction-data, microbench,
-distributed-bench, distributed-config, browser, platforms, models, results, export, import-json."""
+"""The `benchkit` command line: bench, report, compare, recommend, check-predictions, prediction-data,
+remeasure-noisy, microbench, distributed-bench, distributed-config, browser, platforms, models, results, export,
+import-json."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ def _add_prediction_data(parser: argparse.ArgumentParser) -> None:
     _db_arg(parser)
 
 
+def _add_remeasure_noisy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-prefix", help="only runs whose id starts with this, e.g. pred-data")
+    _db_arg(parser)
+
+
 def _add_check_predictions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measured-db", type=Path, required=True, help="DuckDB file of the results to check")
     parser.add_argument("--run-id", help="only this run of --measured-db")
@@ -99,6 +105,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                          "kit.zoo.checkpoints:cmd_make_checkpoints"),
     "prediction-data": ("run the data-generation sweep for the predictor (resumes)", "kit.cli:_add_prediction_data",
                         "kit.cli:cmd_prediction_data"),
+    "remeasure-noisy": ("measure noisy results (CI target missed) again; the predictor prefers converged ones",
+                        "kit.cli:_add_remeasure_noisy", "kit.cli:cmd_remeasure_noisy"),
     "distributed-bench": ("DDP/FSDP training benchmark under torchrun, with scaling efficiency",
                           "kit.distributed:add_distributed_bench_args", "kit.distributed:cmd_distributed_bench"),
     "distributed-config": ("advise a distributed training strategy that fits in GPU memory",
@@ -244,6 +252,17 @@ def cmd_prediction_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remeasure_noisy(args: argparse.Namespace) -> int:
+    """Measure the store's noisy results again (resumes); print old and new throughput of each."""
+    from kit import storage
+    from kit.predict.remeasure import remeasure_noisy
+
+    table = remeasure_noisy(storage.connect(args.db or storage.DEFAULT_DB), args.run_prefix)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table) else "no noisy results")
+    print(f"{len(table)} measured again, {int(table['converged'].sum()) if len(table) else 0} converged")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the sub-command; kit errors print one line and exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -259,3 +278,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

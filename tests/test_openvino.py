@@ -56,6 +56,9 @@ def test_tiny_model_converts_and_runs_close_to_pytorch(ov, tiny_bert, precision,
     output = call()
     assert deviation_metrics(reference, output["logits"])["rel_l2"] < rel_tol
     assert facts["precision_ran"] == precision and facts["exec_precisions"] == {facts["precision_hint"]: 14}
+    layers = facts["runtime_layers"]  # the executed kernels: the 14 compute layers and fewer than torch's op calls
+    assert layers.get("FullyConnected", 0) + layers.get("MatMul", 0) == 14 and not set(layers) & set(ovb.NOT_KERNELS)
+    assert 14 < sum(layers.values()) < zoo.forward_profile(loaded)["ops_per_forward"]
     assert facts["convert_s"] > 0 and facts["compile_s"] > 0 and facts["static_shapes"] is True
     assert facts["performance_hint"] == "LATENCY" and facts["num_streams"] >= 1
     assert facts["inference_num_threads"] == torch.get_num_threads() == backend.threads()

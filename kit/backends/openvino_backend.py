@@ -12,8 +12,9 @@ How a configuration runs, and what `prepare` records in its facts:
   something, the accuracy does not (the deviation from fp32 is still measured and stored).
 - compile: INFERENCE_PRECISION_HINT is always set (f32 for fp32 and int8, bf16, f16), because the CPU plugin's default
   is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
-  precisions of its executed layers (exec_precisions). PERFORMANCE_HINT is LATENCY (the runner times one synchronous
-  request at a time), threads follow torch's count so both engines get the same cores; streams are read back.
+  precisions of its executed layers (exec_precisions) and the executed kernels by layer type (runtime_layers).
+  PERFORMANCE_HINT is LATENCY (the runner times one synchronous request at a time), threads follow torch's count so
+  both engines get the same cores; streams are read back.
 - precisions a device lacks natively (OPTIMIZATION_CAPABILITIES) are refused in `supports`: on a CPU without FP16, an
   f16 hint silently runs as bf16, which would make an "fp16" row a mislabelled copy of the bf16 one.
 """
@@ -47,6 +48,7 @@ CALIBRATION_SAMPLES = 8
 # cover that, so prepare adds no warm-up of its own, and the runner's first_inference_s stays the true first call.
 EXTRA_WARMUP_CALLS = 0
 COMPUTE_LAYERS = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution")
+NOT_KERNELS = ("Input", "Output", "Parameter", "Result", "Constant", "Const")
 
 
 
@@ -219,6 +221,18 @@ def exec_precisions(compiled: Any) -> dict[str, int]:
     return counts
 
 
+def runtime_layers(compiled: Any) -> dict[str, int]:
+    """How many layers of each type the executed graph runs per inference (inputs, outputs and constants left out):
+    the kernels one call launches, after OpenVINO's fusions (a convolution with its norm and activation is one)."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        if kind not in NOT_KERNELS:
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def port_name(port: Any, fallback: str = "") -> str:
     """A port's field name: compiled models may add traced tensor names to a port (input_ids + '226' + 'input.1', as
     OPT's input does), which are no Python identifiers, so an identifier is preferred."""
@@ -242,7 +256,7 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
             "num_streams": int(compiled.get_property(props.streams.num)),
             "inference_num_threads": _optional_property(compiled, props.inference_num_threads),
             "execution_devices": list(compiled.get_property(props.execution_devices)),
-            "exec_precisions": exec_precisions(compiled),
+            "exec_precisions": exec_precisions(compiled), "runtime_layers": runtime_layers(compiled),
             "ov_device": device}
 
 

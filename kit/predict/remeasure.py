@@ -1,0 +1,84 @@
+"""Noisy results measured again: a result whose confidence interval missed its target (`noisy`) may have been
+disturbed by other work on the cores, so its configuration is measured once more under a run id of its own, and the
+predictor learns from the converged measurement. The noisy one stays in the store (nothing measured is lost)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.features import extra_dict, single_process
+
+REMEASURE_SUFFIX = "-re-"
+JOB_FIELDS = ("model", "size", "mode", "platform", "precision", "batch_size", "seq_len", "overrides", "time_budget_s",
+              "target_rel_ci", "min_samples", "max_samples", "warmup_iters", "threads", "training")
+
+
+def configuration_key(frame: pd.DataFrame) -> pd.Series:
+    """One value per measured configuration on one machine: config key (model, size, mode, platform, precision,
+    batch, sequence, overrides, training options), thread count and hardware; the same across runs."""
+    threads = frame["threads"].fillna(0).astype(int).astype(str) if "threads" in frame else "0"
+    hardware = frame["hardware_id"].astype(str) if "hardware_id" in frame else ""
+    return frame["config_key"].astype(str) + "|threads" + threads + "|" + hardware
+
+
+def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame without noisy rows whose configuration also has a converged (not noisy) measurement; other rows,
+    repeated measurements included, are all kept."""
+    if frame.empty or "noisy" not in frame or "config_key" not in frame:
+        return frame
+    key = configuration_key(frame)
+    noisy = frame["noisy"].fillna(False).astype(bool)
+    converged = set(key[~noisy])
+    return frame[~(noisy & key.isin(converged))]
+
+
+def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
+    """Ok single-process results flagged noisy with no converged measurement of their configuration yet, of runs
+    whose id starts with run_prefix (all runs when None)."""
+    from kit import storage
+
+    frame = single_process(storage.results_frame(con, status="ok"))
+    if frame.empty:
+        return frame
+    if run_prefix is not None:
+        frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
+    kept = prefer_converged(frame)
+    noisy = kept[kept["noisy"].fillna(False).astype(bool)]
+    return noisy[~configuration_key(noisy).duplicated()]
+
+
+def remeasure_spec(params_json: Any, run_id: str) -> Any:
+    """The SweepSpec of one stored configuration (its params_json), under a re-measure run id of its own."""
+    from kit.config import SweepSpec
+
+    params = extra_dict(params_json)
+    missing = [f for f in ("model", "platform", "precision", "batch_size", "mode") if f not in params]
+    if missing:
+        raise ConfigError(f"stored parameters of {run_id!r} lack {missing}; cannot measure them again")
+    job = {k: params[k] for k in JOB_FIELDS if k in params}
+    key = hashlib.sha1(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return SweepSpec(models=[job.pop("model")], platforms=[job.pop("platform")], precisions=[job.pop("precision")],
+                     batch_sizes=[job.pop("batch_size")], modes=[job.pop("mode")], **job,
+                     run_id=f"{run_id}{REMEASURE_SUFFIX}{key}")
+
+
+def remeasure_noisy(con: Any, run_prefix: str | None = None, *, progress: bool = True) -> pd.DataFrame:
+    """Measure every noisy_results configuration again (resumable: a re-measure run id is its configuration's);
+    one row each: the original and new run, both throughputs and whether the new one converged."""
+    from kit.runners.sweep import run_sweep
+
+    noisy = noisy_results(con, run_prefix)
+    specs = [remeasure_spec(p, r) for p, r in zip(noisy["params_json"], noisy["run_id"], strict=True)]
+    rows = []
+    for spec, (_, old) in zip(specs, noisy.iterrows(), strict=True):
+        new = run_sweep(spec, con, progress=progress)[0]
+        rows.append({"config_key": old["config_key"], "run_id": old["run_id"], "remeasure_run_id": spec.run_id,
+                     "status": new.status, "old_throughput": old["throughput_items_per_s"],
+                     "new_throughput": new.throughput_items_per_s, "converged": new.status == "ok" and not new.noisy})
+    return pd.DataFrame(rows, columns=["config_key", "run_id", "remeasure_run_id", "status", "old_throughput",
+                                       "new_throughput", "converged"])

@@ -1,0 +1,64 @@
+"""Noisy results measured again, and the predictor's preference for converged measurements."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kit import storage
+from kit.config import Job
+from kit.environment import collect_environment
+from kit.errors import ConfigError
+from kit.predict import remeasure
+from kit.records import Record
+
+TINY = {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64}
+
+
+def test_noisy_rows_give_way_to_a_converged_measurement_of_their_configuration() -> None:
+    frame = pd.DataFrame({
+        "config_key": ["a", "a", "b", "c", "c", "d", "d"],
+        "threads": [1, 1, 1, 1, 1, 1, 2],
+        "hardware_id": ["h"] * 7,
+        "noisy": [True, False, True, False, False, True, False],
+    })
+    kept = remeasure.prefer_converged(frame)
+    # a: the noisy one goes; b: noisy but alone, kept; c: two converged, both kept; d: other thread counts differ
+    assert kept.index.tolist() == [1, 2, 3, 4, 5, 6]
+    assert remeasure.prefer_converged(frame.drop(columns="noisy")).equals(frame.drop(columns="noisy"))
+
+
+def noisy_record(run_id: str, params: dict) -> Record:
+    """A stored-looking noisy result of a real job: samples far apart, so the CI misses a tight target."""
+    job = Job(run_id=run_id, model="bert", size="tiny", mode="inference", platform="cpu", precision="fp32",
+              batch_size=1, seq_len=8, overrides=TINY, **params)
+    return Record.from_samples([0.001, 0.004, 0.002, 0.008, 0.001], target_rel_ci=1e-6, **job.identity(),
+                               family="bert", device="cpu", threads=1)
+
+
+def test_remeasure_spec_rebuilds_the_stored_configuration() -> None:
+    record = noisy_record("r1", {"time_budget_s": 0.3, "threads": 1})
+    spec = remeasure.remeasure_spec(record.params_json, "r1")
+    assert spec.run_id.startswith("r1" + remeasure.REMEASURE_SUFFIX)
+    assert spec.jobs()[0].config_key == record.config_key and spec.threads == 1 and spec.time_budget_s == 0.3
+    assert remeasure.remeasure_spec(record.params_json, "r1").run_id == spec.run_id  # resumable
+    with pytest.raises(ConfigError, match="lack"):
+        remeasure.remeasure_spec('{"model": "bert"}', "r2")
+
+
+def test_remeasure_noisy_measures_again_keeps_the_old_row_and_then_has_nothing_left(tmp_path) -> None:
+    con = storage.connect(tmp_path / "b.duckdb")
+    storage.start_run(con, "pred-x", {}, collect_environment())  # this machine, as the re-measurement's
+    # a loose CI target in the stored parameters, so that the re-measurement converges
+    record = noisy_record("pred-x", {"time_budget_s": 0.3, "target_rel_ci": 0.9, "threads": 1, "min_samples": 3})
+    assert record.noisy
+    storage.insert_record(con, record)
+    assert remeasure.remeasure_noisy(con, run_prefix="other", progress=False).empty
+    table = remeasure.remeasure_noisy(con, run_prefix="pred", progress=False)
+    assert table["status"].tolist() == ["ok"] and table["converged"].all()
+    assert table["new_throughput"].iloc[0] > 0 and table["remeasure_run_id"].iloc[0].startswith("pred-x-re-")
+    stored = storage.results_frame(con, status="ok")
+    assert len(stored) == 2 and stored["noisy"].sum() == 1  # nothing measured is lost
+    assert remeasure.noisy_results(con).empty and remeasure.remeasure_noisy(con, progress=False).empty
+    kept = remeasure.prefer_converged(stored)
+    assert kept["run_id"].tolist() == [table["remeasure_run_id"].iloc[0]]
