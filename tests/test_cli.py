@@ -55,6 +55,23 @@ def test_bench_stores_a_tiny_run_and_results_prints_it(tmp_path, capsys):
     assert "cli-run" in out and " ok " in out and "skipped" in out  # cuda is absent here: a skipped row, no number
 
 
+def test_remeasure_noisy_says_when_nothing_is_noisy(tmp_path, capsys):
+    db = tmp_path / "b.duckdb"
+    assert cli.main(["bench", "--models", "bert", "--batch-sizes", "1", "--time-budget-s", "0.2", "--run-id", "r",
+                     "--db", str(db)]) == 0
+    capsys.readouterr()
+    from kit import storage
+
+    con = storage.connect(db, read_only=True)
+    noisy = storage.results_frame(con)["noisy"].any()
+    con.close()
+    assert cli.main(["remeasure-noisy", "--db", str(db), "--run-prefix", "other"]) == 0
+    assert "no noisy results" in capsys.readouterr().out
+    if not noisy:  # a converged tiny run leaves nothing to measure again
+        assert cli.main(["remeasure-noisy", "--db", str(db)]) == 0
+        assert "0 measured again" in capsys.readouterr().out
+
+
 def test_python_dash_m_kit_runs():
     done = subprocess.run([sys.executable, "-m", "kit", "models"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "bert" in done.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kit import storage
+from kit import predict, storage
 from kit.config import Job
 from kit.environment import collect_environment
 from kit.errors import ConfigError
@@ -62,3 +62,4 @@ def test_remeasure_noisy_measures_again_keeps_the_old_row_and_then_has_nothing_l
     assert remeasure.noisy_results(con).empty and remeasure.remeasure_noisy(con, progress=False).empty
     kept = remeasure.prefer_converged(stored)
     assert kept["run_id"].tolist() == [table["remeasure_run_id"].iloc[0]]
+    assert predict.training_frame(con)["run_id"].tolist() == kept["run_id"].tolist()  # what the predictor learns from
