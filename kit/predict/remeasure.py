@@ -39,7 +39,8 @@ def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
 
 def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
     """Ok single-process results flagged noisy with no converged measurement of their configuration yet, of runs
-    whose id starts with run_prefix (all runs when None)."""
+    whose id starts with run_prefix (all runs when None); one per configuration, never a re-measurement itself (its
+    configuration's original is the one measured again, so a second call resumes instead of measuring a third time)."""
     from kit import storage
 
     frame = single_process(storage.results_frame(con, status="ok"))
@@ -48,7 +49,7 @@ def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
     if run_prefix is not None:
         frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
     kept = prefer_converged(frame)
-    noisy = kept[kept["noisy"].fillna(False).astype(bool)]
+    noisy = kept[kept["noisy"].fillna(False).astype(bool) & ~kept["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)]
     return noisy[~configuration_key(noisy).duplicated()]
 
 
