@@ -60,17 +60,21 @@ def test_remeasure_noisy_measures_again_keeps_the_old_row_and_then_has_nothing_l
     stored = storage.results_frame(con, status="ok")
     assert len(stored) == 2 and stored["noisy"].sum() == 1  # nothing measured is lost
     assert remeasure.noisy_results(con).empty and remeasure.remeasure_noisy(con, progress=False).empty
+    summary = remeasure.noisy_summary(con).iloc[0]
+    assert (summary["n_noisy"], summary["n_superseded"], summary["n_left_to_remeasure"]) == (1, 1, 0)
     kept = remeasure.prefer_converged(stored)
     assert kept["run_id"].tolist() == [table["remeasure_run_id"].iloc[0]]
     assert predict.training_frame(con)["run_id"].tolist() == kept["run_id"].tolist()  # what the predictor learns from
 
 
-def test_a_noisy_re_measurement_is_not_measured_again_itself(tmp_path) -> None:
+def test_a_configuration_measured_again_is_not_measured_a_third_time(tmp_path) -> None:
     con = storage.connect(tmp_path / "b.duckdb")
     again = "pred-y" + remeasure.REMEASURE_SUFFIX + "1234abcd"
     for run_id in ("pred-y", again):  # the re-measurement was noisy too
         storage.start_run(con, run_id, {}, collect_environment())
         storage.insert_record(con, noisy_record(run_id, {"time_budget_s": 0.3, "threads": 1}))
     assert len(remeasure.prefer_converged(storage.results_frame(con))) == 2  # both noisy: both measurements count
-    assert remeasure.noisy_results(con)["run_id"].tolist() == ["pred-y"]  # its original is the one to measure
-    assert remeasure.noisy_results(con, run_prefix=again).empty
+    assert remeasure.noisy_results(con).empty and remeasure.noisy_results(con, run_prefix=again).empty
+    summary = remeasure.noisy_summary(con).iloc[0]
+    assert (summary["n_ok"], summary["n_noisy"], summary["n_superseded"]) == (2, 2, 0)
+    assert (summary["n_remeasurements"], summary["n_left_to_remeasure"]) == (1, 0)

@@ -1,7 +1,8 @@
 """Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
-validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show.
+validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show;
+`remeasure` noisy results measured again, and the training frame's preference for converged ones.
 """
 
 from kit.predict.data import (
@@ -26,6 +27,7 @@ from kit.predict.model import (
     leave_one_group_out,
     min_residuals,
 )
+from kit.predict.remeasure import noisy_summary, prefer_converged, remeasure_noisy
 from kit.predict.report import (
     MAPE_GOAL,
     SHOWN_FEATURES,
@@ -46,6 +48,7 @@ from kit.predict.report import (
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
            "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "check_held_out_families",
            "describe_specs", "goal_table", "headline", "held_out_table", "hold_out_groups", "leave_one_group_out",
-           "min_residuals", "per_group_table", "per_value_table", "predict_unmeasured", "prediction_sweep_specs",
-           "run_prediction_sweep", "scores_table", "timed_prediction_sweep", "training_frame",
-           "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]
+           "min_residuals", "noisy_summary", "per_group_table", "per_value_table", "predict_unmeasured",
+           "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "run_prediction_sweep", "scores_table",
+           "timed_prediction_sweep", "training_frame", "unmeasured_configurations", "validate_held_out",
+           "validate_targets", "validation_frame"]

@@ -38,19 +38,36 @@ def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
-    """Ok single-process results flagged noisy with no converged measurement of their configuration yet, of runs
-    whose id starts with run_prefix (all runs when None); one per configuration, never a re-measurement itself (its
-    configuration's original is the one measured again, so a second call resumes instead of measuring a third time)."""
+    """Ok single-process results flagged noisy, of runs whose id starts with run_prefix (all runs when None), whose
+    configuration has neither a converged measurement nor a re-measurement yet; one per configuration, never a
+    re-measurement itself (so a second `remeasure_noisy` measures nothing twice)."""
     from kit import storage
 
     frame = single_process(storage.results_frame(con, status="ok"))
     if frame.empty:
         return frame
+    again = frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)
+    measured_again = set(configuration_key(frame[again]))
     if run_prefix is not None:
         frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
     kept = prefer_converged(frame)
     noisy = kept[kept["noisy"].fillna(False).astype(bool) & ~kept["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)]
+    noisy = noisy[~configuration_key(noisy).isin(measured_again)]
     return noisy[~configuration_key(noisy).duplicated()]
+
+
+def noisy_summary(con: Any) -> pd.DataFrame:
+    """One row on the store's ok single-process results: how many, how many noisy, how many of those give way to a
+    converged re-measurement in the training frame, how many re-measurements exist, and how many noisy results are
+    left that `benchkit remeasure-noisy` would measure again."""
+    from kit import storage
+
+    frame = single_process(storage.results_frame(con, status="ok"))
+    noisy = frame["noisy"].fillna(False).astype(bool) if not frame.empty else pd.Series(dtype=bool)
+    again = frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX) if not frame.empty else noisy
+    kept = prefer_converged(frame)
+    return pd.DataFrame([{"n_ok": len(frame), "n_noisy": int(noisy.sum()), "n_superseded": len(frame) - len(kept),
+                          "n_remeasurements": int(again.sum()), "n_left_to_remeasure": len(noisy_results(con))}])
 
 
 def remeasure_spec(params_json: Any, run_id: str) -> Any:
@@ -69,8 +86,8 @@ def remeasure_spec(params_json: Any, run_id: str) -> Any:
 
 
 def remeasure_noisy(con: Any, run_prefix: str | None = None, *, progress: bool = True) -> pd.DataFrame:
-    """Measure every noisy_results configuration again (resumable: a re-measure run id is its configuration's);
-    one row each: the original and new run, both throughputs and whether the new one converged."""
+    """Measure every noisy_results configuration once more (an interrupted call resumes: a re-measure run id is its
+    configuration's); one row each: the original and new run, both throughputs and whether the new one converged."""
     from kit.runners.sweep import run_sweep
 
     noisy = noisy_results(con, run_prefix)
