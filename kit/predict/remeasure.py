@@ -14,6 +14,7 @@ from kit.errors import ConfigError
 from kit.features import extra_dict, single_process
 
 REMEASURE_SUFFIX = "-re-"
+SUMMARY_COLUMNS = ("n_ok", "n_noisy", "n_superseded", "n_remeasurements", "n_left_to_remeasure")
 JOB_FIELDS = ("model", "size", "mode", "platform", "precision", "batch_size", "seq_len", "overrides", "time_budget_s",
               "target_rel_ci", "min_samples", "max_samples", "warmup_iters", "threads", "training")
 
@@ -37,6 +38,23 @@ def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~(noisy & key.isin(converged))]
 
 
+def _is_remeasurement(frame: pd.DataFrame) -> pd.Series:
+    """Per row: True for a result of a re-measure run (`<run>-re-<hash>`)."""
+    return frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)
+
+
+def _to_measure_again(frame: pd.DataFrame, run_prefix: str | None) -> pd.DataFrame:
+    """The noisy rows of runs starting with run_prefix whose configuration has neither a converged measurement nor
+    a re-measurement yet, one per configuration (a re-measurement's own configuration is always measured again)."""
+    measured_again = set(configuration_key(frame[_is_remeasurement(frame)]))
+    if run_prefix is not None:
+        frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
+    kept = prefer_converged(frame)
+    noisy = kept[kept["noisy"].fillna(False).astype(bool)]
+    noisy = noisy[~configuration_key(noisy).isin(measured_again)]
+    return noisy[~configuration_key(noisy).duplicated()]
+
+
 def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
     """Ok single-process results flagged noisy, of runs whose id starts with run_prefix (all runs when None), whose
     configuration has neither a converged measurement nor a re-measurement yet; one per configuration, never a
@@ -44,16 +62,7 @@ def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
     from kit import storage
 
     frame = single_process(storage.results_frame(con, status="ok"))
-    if frame.empty:
-        return frame
-    again = frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)
-    measured_again = set(configuration_key(frame[again]))
-    if run_prefix is not None:
-        frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
-    kept = prefer_converged(frame)
-    noisy = kept[kept["noisy"].fillna(False).astype(bool) & ~kept["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)]
-    noisy = noisy[~configuration_key(noisy).isin(measured_again)]
-    return noisy[~configuration_key(noisy).duplicated()]
+    return frame if frame.empty else _to_measure_again(frame, run_prefix)
 
 
 def noisy_summary(con: Any) -> pd.DataFrame:
@@ -63,11 +72,12 @@ def noisy_summary(con: Any) -> pd.DataFrame:
     from kit import storage
 
     frame = single_process(storage.results_frame(con, status="ok"))
-    noisy = frame["noisy"].fillna(False).astype(bool) if not frame.empty else pd.Series(dtype=bool)
-    again = frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX) if not frame.empty else noisy
-    kept = prefer_converged(frame)
-    return pd.DataFrame([{"n_ok": len(frame), "n_noisy": int(noisy.sum()), "n_superseded": len(frame) - len(kept),
-                          "n_remeasurements": int(again.sum()), "n_left_to_remeasure": len(noisy_results(con))}])
+    if frame.empty:
+        return pd.DataFrame([dict.fromkeys(SUMMARY_COLUMNS, 0)])
+    return pd.DataFrame([{"n_ok": len(frame), "n_noisy": int(frame["noisy"].fillna(False).astype(bool).sum()),
+                          "n_superseded": len(frame) - len(prefer_converged(frame)),
+                          "n_remeasurements": int(_is_remeasurement(frame).sum()),
+                          "n_left_to_remeasure": len(_to_measure_again(frame, None))}])
 
 
 def remeasure_spec(params_json: Any, run_id: str) -> Any:
