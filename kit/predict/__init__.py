@@ -2,9 +2,11 @@
 
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
 validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show;
-`remeasure` noisy results measured again, and the training frame's preference for converged ones.
+`remeasure` noisy results measured again, and the training frame's preference for converged ones; `budget` where
+the held-out error comes from (the measurements' own repeatability, offsets shared by a family or a setting).
 """
 
+from kit.predict.budget import error_budget, other_repeats_mean
 from kit.predict.data import (
     PASSED_TO_SPEC,
     SWEEP_AXES,
@@ -47,8 +49,8 @@ from kit.predict.report import (
 
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
            "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "check_held_out_families",
-           "describe_specs", "goal_table", "headline", "held_out_table", "hold_out_groups", "leave_one_group_out",
-           "min_residuals", "noisy_summary", "per_group_table", "per_value_table", "predict_unmeasured",
-           "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "run_prediction_sweep", "scores_table",
-           "timed_prediction_sweep", "training_frame", "unmeasured_configurations", "validate_held_out",
-           "validate_targets", "validation_frame"]
+           "describe_specs", "error_budget", "goal_table", "headline", "held_out_table", "hold_out_groups",
+           "leave_one_group_out", "min_residuals", "noisy_summary", "other_repeats_mean", "per_group_table",
+           "per_value_table", "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy",
+           "run_prediction_sweep", "scores_table", "timed_prediction_sweep", "training_frame",
+           "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]
