@@ -224,7 +224,9 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     assert any(s.threads is None for s in specs if "-lg" in s.run_id)  # larger variants at the default threads
     assert {p for s in specs for p in s.platforms} == {"cpu", "openvino"}
     local = [s for s in specs if "-local" in s.run_id]
-    assert len(local) == 18 + 6 + 18 and {s.threads for s in local} == {1, None}  # the folders, written under tmp
+    assert len(local) == 18 + 6 + 18 + 12 and {s.threads for s in local} == {1, None}  # the folders, under tmp
+    one_thread_openvino = [s for s in specs if s.platforms == ["openvino"]]
+    assert len(one_thread_openvino) == 2 * 12 + 12 and all(s.threads == 1 for s in one_thread_openvino)
     assert len(list(tmp_path.glob("*/config.json"))) == 18
 
 
