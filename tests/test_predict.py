@@ -541,8 +541,18 @@ def test_report_tables_score_every_target_on_held_out_families() -> None:
     tiny = v[sized["size"].reindex(v.index) == "tiny"]
     expected = predict.accuracy(tiny["measured"], tiny["pred"])["mape"]
     assert np.isclose(by_size.loc[("throughput", "tiny"), "mape"], expected)
+    assert np.isclose(by_size.xs("throughput")["error_share"].sum(), 1.0)
+    ape = (v["pred"] - v["measured"]).abs() / v["measured"]
+    assert np.isclose(by_size.loc[("throughput", "tiny"), "error_share"], ape[tiny.index].sum() / ape.sum())
+    split = predict.per_value_table(validations, sized.assign(threads=np.where(sized.index % 2, 1, 2)),
+                                    ["size", "threads"])
+    assert split.index.names == ["target", "size", "threads"]
+    assert split.xs("throughput")["n"].sum() == len(frame) and len(split.xs("throughput")) <= 4
+    assert np.isclose(split.xs("throughput")["error_share"].sum(), 1.0)
     with pytest.raises(ConfigError, match="no column 'gpu'"):
         predict.per_value_table(validations, frame, "gpu")
+    with pytest.raises(ConfigError, match="no column 'gpu'"):
+        predict.per_value_table(validations, frame, ["platform", "gpu"])
     fitted = template.fit(frame)
     unmeasured = predict.predict_unmeasured(fitted, frame, [2, 16])
     h = predict.headline(validations, fitted, unmeasured)

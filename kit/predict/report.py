@@ -4,6 +4,7 @@ goal, and predictions of unmeasured configurations with their intervals."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -88,17 +89,24 @@ def per_group_table(validations: dict[str, Validation]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).set_index(["target", "group"])
 
 
-def per_value_table(validations: dict[str, Validation], frame: pd.DataFrame, column: str = "size") -> pd.DataFrame:
-    """Held-out accuracy per target and value of a column of the validated frame, e.g. `size`: the zoo's real sizes
-    (base) against the data sweep's tiny variants, which are most of the rows."""
-    if column not in frame:
-        raise ConfigError(f"the frame has no column {column!r} to split the accuracy by")
+def per_value_table(validations: dict[str, Validation], frame: pd.DataFrame,
+                    column: str | list[str] = "size") -> pd.DataFrame:
+    """Held-out accuracy per target and value of a column (or combination of columns) of the validated frame, e.g.
+    `size` (the zoo's real sizes against the data sweep's tiny variants) or ["platform", "threads"], with each
+    group's share of the target's summed absolute percentage error: where the MAPE comes from."""
+    columns = [column] if isinstance(column, str) else list(column)
+    missing = [c for c in columns if c not in frame]
+    if not columns or missing:
+        raise ConfigError(f"the frame has no column {(missing or [column])[0]!r} to split the accuracy by")
     rows = []
     for target, v in validations.items():
-        values = frame[column].reindex(v.predictions.index).astype(str)
-        for value, held in v.predictions.groupby(values):
-            rows.append({"target": target, column: value, **accuracy(held["measured"], held["pred"])})
-    return pd.DataFrame(rows).set_index(["target", column])
+        keys = [frame[c].reindex(v.predictions.index).astype(str) for c in columns]
+        ape = (v.predictions["pred"] - v.predictions["measured"]).abs() / v.predictions["measured"]
+        for value, held in v.predictions.groupby(keys):
+            share = float(ape.loc[held.index].sum() / ape.sum()) if ape.sum() > 0 else math.nan
+            rows.append({"target": target, **dict(zip(columns, value, strict=True)),
+                         **accuracy(held["measured"], held["pred"]), "error_share": share})
+    return pd.DataFrame(rows).set_index(["target", *columns])
 
 
 def validation_frame(validations: dict[str, Validation]) -> pd.DataFrame:
