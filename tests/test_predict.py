@@ -553,6 +553,8 @@ def test_report_tables_score_every_target_on_held_out_families() -> None:
         predict.per_value_table(validations, frame, "gpu")
     with pytest.raises(ConfigError, match="no column 'gpu'"):
         predict.per_value_table(validations, frame, ["platform", "gpu"])
+    with pytest.raises(ConfigError, match="at least one column"):
+        predict.per_value_table(validations, frame, [])
     fitted = template.fit(frame)
     unmeasured = predict.predict_unmeasured(fitted, frame, [2, 16])
     h = predict.headline(validations, fitted, unmeasured)

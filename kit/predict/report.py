@@ -95,9 +95,11 @@ def per_value_table(validations: dict[str, Validation], frame: pd.DataFrame,
     `size` (the zoo's real sizes against the data sweep's tiny variants) or ["platform", "threads"], with each
     group's share of the target's summed absolute percentage error: where the MAPE comes from."""
     columns = [column] if isinstance(column, str) else list(column)
-    missing = [c for c in columns if c not in frame]
-    if not columns or missing:
-        raise ConfigError(f"the frame has no column {(missing or [column])[0]!r} to split the accuracy by")
+    if not columns:
+        raise ConfigError("per_value_table needs at least one column to split the accuracy by")
+    for name in columns:
+        if name not in frame:
+            raise ConfigError(f"the frame has no column {name!r} to split the accuracy by")
     rows = []
     for target, v in validations.items():
         keys = [frame[c].reindex(v.predictions.index).astype(str) for c in columns]
