@@ -36,7 +36,8 @@ class TickClock:
 
 @pytest.mark.parametrize("family", zoo.FAMILIES)
 def test_every_family_completes_training_steps(family):
-    record = training.measure_training(_job(family))
+    # min_samples only gates convergence; a budget of several steps keeps the sample count off the machine's load
+    record = training.measure_training(replace(_job(family), time_budget_s=0.2))
     assert record.status == "ok" and record.mode == "training" and record.n_samples >= 3
     assert record.extra["n_steps"] >= record.n_samples and record.throughput_items_per_s > 0
     split = record.extra["memory_split_bytes"]
