@@ -9,6 +9,7 @@ compared with) calibrate it on measured rows; it is never presented as a measure
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +37,19 @@ CATEGORICAL = ["platform", "precision", "mode", "modality"]
 # counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
 PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                    "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                   "conv_calls_per_forward")
-FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS)
+                   "conv_calls_per_forward", "matmul_shapes")
+NUMERIC_PROFILE = PROFILE_COLUMNS[:-1]  # matmul_shapes is JSON text (kit.zoo.model._matmul_shapes)
+# A matrix dimension of this size halves a product's rate (efficiency d / (d + GEMM_HALF_SIZE) per dimension): a fixed
+# round guess of where thin products fall off, not fitted to the measurements
+GEMM_HALF_SIZE = 32.0
+# OpenVINO's executed kernels per inference (kit.backends.openvino_backend.runtime_layers, summed): its call count
+KERNEL_COLUMN = "kernels_per_forward"
+FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
+                KERNEL_COLUMN)
+NOT_KERNELS = ("Const", "Constant")  # results of the sixth session counted the constants of the executed graph
 BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 8  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                       per conv call
+N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
+#                       per conv call, thin matrix products
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -51,6 +60,13 @@ def extra_dict(value: Any) -> dict:
     if isinstance(value, str) and value:
         return json.loads(value)
     return {}
+
+
+def kernel_count(layers: dict | None) -> float | None:
+    """Kernels one inference runs, from OpenVINO's runtime_layers (constants left out); None without them."""
+    if not layers:
+        return None
+    return float(sum(n for kind, n in layers.items() if kind not in NOT_KERNELS))
 
 
 def image_size_of(facts: dict) -> float | None:
@@ -91,13 +107,14 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     profiles = extras.map(lambda e: e.get("forward_profile") or {})
     for column in PROFILE_COLUMNS:
         out[column] = profiles.map(lambda p, c=column: p.get(c))
+    out[KERNEL_COLUMN] = extras.map(lambda e: kernel_count(e.get("runtime_layers")))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
     if "seq_len" in frame:
         out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
     out["overrides"] = frame["params_json"].map(overrides_json) if "params_json" in frame else "{}"
-    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size", *PROFILE_COLUMNS):
+    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size", *NUMERIC_PROFILE, KERNEL_COLUMN):
         out[column] = pd.to_numeric(out[column], errors="coerce")
     out["modality"] = out["modality"].fillna("unknown").astype(str)
     return out
@@ -129,6 +146,26 @@ def attach_peaks(frame: pd.DataFrame, peaks: pd.DataFrame | None) -> pd.DataFram
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _shapes(text: str) -> np.ndarray:
+    return np.array(json.loads(text), dtype=float).reshape(-1, 9)
+
+
+def thin_matmul_flops(shapes: Any, batch: float) -> float:
+    """FLOPs that a forward's matrix products lose to thin shapes at this batch size: the sum of 2MNKG x (1 / eff - 1)
+    with eff the product of d / (d + GEMM_HALF_SIZE) over M, N and K, each dimension grown linearly with the batch
+    from the stored shapes at batch 1 and 2; 0 without products, NaN without stored shapes."""
+    if not isinstance(shapes, str) or not shapes:
+        return np.nan
+    a = _shapes(shapes)
+    if not len(a):
+        return 0.0
+    m, n, k, groups = (a[:, i] + (a[:, i + 4] - a[:, i]) * (batch - 1) for i in range(4))
+    flops = 2 * m * n * k * groups * a[:, 8]
+    eff = np.prod([d / (d + GEMM_HALF_SIZE) for d in (m, n, k)], axis=0)
+    return float((flops / eff - flops).sum())
+
+
 def _log(values: pd.Series) -> pd.Series:
     return np.log(pd.to_numeric(values, errors="coerce").astype(float).where(lambda v: v > 0))
 
@@ -151,11 +188,16 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = _column(frame, "conv_flops_per_sample") * pass_factor * batch
+    shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
+    thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
+                           index=frame.index) * pass_factor
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
                          "conv_flops_per_batch": conv_flops_batch,
                          "conv_compute_s": conv_flops_batch / frame["peak_flops_per_s"].astype(float),
+                         "thin_matmul_flops": thin_flops,
+                         "thin_matmul_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
                          "activation_bytes": activation_bytes, "traffic_bytes": traffic,
                          "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
@@ -189,7 +231,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch"):
+                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
@@ -266,13 +308,20 @@ class Baseline:
         return _baseline_input(features, self.target) + offset
 
 
+def call_count(frame: pd.DataFrame) -> pd.Series:
+    """Calls one forward launches: OpenVINO's executed kernels where counted (it fuses the graph before it runs it:
+    a convolution with its norm and activation is one kernel, a layout change one more), else torch's aten calls."""
+    return _column(frame, KERNEL_COLUMN).fillna(_column(frame, "ops_per_forward"))
+
+
 def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
     compute time, roofline traffic time, attention score elements (in units of 1e9) and Python calls of the model
     code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
     coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
-    convolutions in training it is simply zero), and convolution calls (x3 in training), whose data oneDNN reorders
-    on every call.
+    convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
+    on every call, and the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate. The call
+    count is OpenVINO's executed kernels where they were counted (`call_count`).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
@@ -280,20 +329,22 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
     memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
     passes = np.where(features["training"] > 0, TRAINING_FLOP_FACTOR, 1.0)
-    calls = _column(features, "ops_per_forward").fillna(0.0) * passes
+    calls = call_count(features).fillna(0.0) * passes
     scores = (_column(features, "attention_scores_per_sample").fillna(0.0) * features["batch_size"].astype(float)
               * passes / 1e9)
     python_calls = _column(features, "python_calls_per_forward").fillna(0.0)
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
     conv_calls = _column(features, "conv_calls_per_forward").fillna(0.0) * passes
+    thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
-                            python_calls, conv.fillna(0.0).astype(float), conv_calls])
+                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
 
 
 @dataclass
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
-    + Python-call overhead + extra convolution compute + per-convolution-call overhead, each with a
+    + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
+    products lose, each with a
     non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else
     per platform, mode and threads, else over all rows): the roofline plus the call overheads that dominate small
     models. Throughput is batch / time; latency is the time."""

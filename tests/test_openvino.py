@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,49 @@ def test_a_port_is_fed_by_its_field_name_not_a_traced_tensor_name(ov, tmp_path):
                   min_samples=3)
     record = measure_inference(job)
     assert record.status == "ok", record.reason
+
+
+def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    import kit
+    from kit import storage
+    from kit.features import kernel_count
+    from kit.predict import kernels
+
+    if not get_backend("openvino").supports("int8", "inference")[0]:
+        pytest.skip("no OpenVINO int8 here")
+    spec = SweepSpec(models=["bert"], platforms=["openvino", "cpu"], precisions=["fp32", "int8"], batch_sizes=[2],
+                     threads=1, time_budget_s=0.05, min_samples=3, run_id="kernels")
+    con = kit.connect(tmp_path / "k.duckdb")
+    kit.run_sweep(spec, db=con, progress=False)
+    frame = storage.results_frame(con, status="ok")
+    recorded = frame["extra"].map(lambda e: json.loads(e).get("runtime_layers"))
+    on_ov = frame["platform"] == "openvino"
+    assert on_ov.sum() == 2 and recorded[on_ov].map(bool).all() and recorded[~on_ov].isna().all()
+    stripped = {rid: {k: v for k, v in json.loads(e).items() if k != "runtime_layers"}
+                for rid, e in zip(frame["result_id"], frame["extra"], strict=True)}
+    storage.update_extras(con, stripped)  # as stored before the kernels were recorded
+    old = storage.results_frame(con, status="ok")
+    assert kernels.missing_kernels(old).tolist() == on_ov.tolist()
+    kernels.fill_stored_kernels(con, old)
+    again = storage.results_frame(con, status="ok")["extra"].map(json.loads)
+    assert again.map(lambda e: e.get("runtime_layers")).tolist() == recorded.tolist()  # the same compiled graphs
+    assert again[on_ov].map(lambda e: e["kernels_counted_later"]).all()
+
+    def no_count(*args):
+        raise AssertionError(f"counted {args} again")
+
+    monkeypatch.setattr(kernels, "count_kernels", no_count)
+    kernels.fill_stored_kernels(con, storage.results_frame(con, status="ok"))  # nothing left to count
+    monkeypatch.undo()
+    rows = kit.features.feature_frame(storage.results_frame(con, status="ok"))
+    candidates = pd.DataFrame({"platform": ["openvino", "openvino", "cpu"], "precision": ["fp32"] * 3,
+                               "batch_size": [2, 4, 2], "threads": [1.0, 1.0, 1.0]})
+    variant = kernels.variant_params(json.loads(frame["params_json"].iloc[0]))
+    counted = kernels.candidate_kernels(candidates, rows, variant)
+    fp32 = recorded[on_ov & (frame["precision"] == "fp32")].iloc[0]
+    assert counted.iloc[0] == kernel_count(fp32)  # stored with the variant's result
+    assert counted.iloc[1] > 14 and np.isnan(counted.iloc[2])  # compiled at batch 4; no kernels on torch's CPU

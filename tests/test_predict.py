@@ -322,7 +322,7 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
                                               "attention_scores_per_sample", "conv_calls_per_forward",
-                                              "conv_flops_per_sample", "python_calls_per_forward"]
+                                              "conv_flops_per_sample", "matmul_shapes", "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
@@ -439,6 +439,44 @@ def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops_and_calls(
     assert np.allclose(predicted, measured, rtol=1e-3)
     missed, _ = fam0_from_the_others(law.drop(columns=["conv_flops_per_sample", "conv_calls_per_forward"]))
     assert (missed / measured).mean() > 1.2  # without the conv facts: too fast, conv work counted as GEMM FLOPs
+
+
+def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:
+    shapes = json.dumps([[16, 32, 64, 1, 32, 32, 64, 1, 2]])  # M grows with the batch (16 per sample); two calls
+    flops = 2 * 64 * 32 * 64 * 2  # at batch 4: M = 64
+    efficiency = (64 / 96) * (32 / 64) * (64 / 96)  # d / (d + 32) per dimension
+    assert features.thin_matmul_flops(shapes, 4) == pytest.approx(flops / efficiency - flops)
+    wide = json.dumps([[4096, 4096, 4096, 1, 8192, 4096, 4096, 1, 1]])
+    assert features.thin_matmul_flops(wide, 1) < 0.03 * 2 * 4096**3  # wide products lose little
+    assert features.thin_matmul_flops("[]", 4) == 0.0 and np.isnan(features.thin_matmul_flops(None, 4))
+
+
+def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    widths = frame["family"].map({"fam0": 16, "fam1": 48, "fam2": 512})  # fam0, held out, is the thinnest
+    rows = (frame["flops_per_sample"] / (2 * widths**2)).round().astype(int)  # products hold the model's FLOPs
+    shapes = [json.dumps([[m, w, w, 1, 2 * m, w, w, 1, 1]]) for m, w in zip(rows, widths, strict=True)]
+    frame = frame.assign(matmul_shapes=shapes)
+    feats = features.feature_frame(frame)
+    thin = feats["thin_matmul_flops"] / feats["peak_flops_per_s"]
+    assert np.allclose(feats["thin_matmul_s"], thin) and (thin > 0).all()
+    seconds = overhead_law(feats) + thin / 0.3  # the lost FLOPs cost what others do
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)
+    missed, _ = fam0_from_the_others(law.drop(columns=["matmul_shapes"]))
+    assert (missed / measured).mean() > 1.2  # without the shapes: too fast
+
+
+def test_call_count_is_openvino_kernels_where_counted_else_torch_calls() -> None:
+    layers = {"FullyConnected": 4, "Subgraph": 3, "Const": 9}  # constants (counted by old results) are no kernels
+    frame = synthetic_frame(n_families=1).head(2).assign(platform=["openvino", "cpu"])
+    extras = [json.dumps({**json.loads(e), "runtime_layers": layers if i == 0 else None})
+              for i, e in enumerate(frame["extra"])]
+    feats = features.feature_frame(frame.assign(extra=extras))
+    assert feats["kernels_per_forward"].iloc[0] == 7 and np.isnan(feats["kernels_per_forward"].iloc[1])
+    assert features.call_count(feats).tolist() == [7, feats["ops_per_forward"].iloc[1]]
+    assert features.kernel_count(None) is None and features.kernel_count({"Const": 3}) == 0
 
 
 def test_overhead_baseline_fits_each_thread_count_apart() -> None:

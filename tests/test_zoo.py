@@ -234,3 +234,22 @@ def test_base_configs_have_the_real_parameter_counts(name: str) -> None:
         model = getattr(transformers, family.head_class)(build_config(family, "base"))
     n_params_m = sum(p.numel() for p in model.parameters()) / 1e6
     assert n_params_m == pytest.approx(BASE_PARAMS_M[name], rel=0.05)
+
+
+def test_forward_profile_records_matrix_product_shapes_at_two_batch_sizes() -> None:
+    class Dense(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(64, 32)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            hidden = self.proj(input_ids)  # (batch x 16) x 64 times 64 x 32
+            return hidden @ hidden.transpose(1, 2)  # per sample: 16 x 32 times 32 x 16
+
+    def tokens(config, batch, seq, labels, gen):  # noqa: ANN001, ANN202 (kit's Maker signature)
+        return {"input_ids": torch.ones(batch, 16, 64)}
+
+    loaded = zoo.LoadedModel("dense", "dense", "local", "text", Dense(), None, None, tokens)
+    shapes = json.loads(zoo.forward_profile(loaded)["matmul_shapes"])
+    # [M, N, K, G] at batch 1, then at batch 2, and calls: the projection grows M, the batched product G
+    assert sorted(shapes) == [[16, 16, 32, 1, 16, 16, 32, 2, 1], [16, 32, 64, 1, 32, 32, 64, 1, 1]]

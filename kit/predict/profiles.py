@@ -14,7 +14,7 @@ from kit.features import PROFILE_COLUMNS, extra_dict, overrides_json
 
 log = logging.getLogger(__name__)
 
-def _variant(params: dict[str, Any]) -> tuple[str, str, str, int | None]:
+def variant_params(params: dict[str, Any]) -> tuple[str, str, str, int | None]:
     """(model, size, overrides JSON, seq_len): what forward_profile needs to count a stored configuration again."""
     return str(params.get("model")), str(params.get("size") or "tiny"), overrides_json(params), params.get("seq_len")
 
@@ -46,7 +46,7 @@ def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
     missing = missing_profile(frame)
     if not missing.any():
         return frame
-    variants = frame.loc[missing, "params_json"].map(lambda p: _variant(extra_dict(p)))
+    variants = frame.loc[missing, "params_json"].map(lambda p: variant_params(extra_dict(p)))
     counted = {v: _count(v) for v in dict.fromkeys(variants)}
     out = frame.copy()
     for index, variant in variants.items():

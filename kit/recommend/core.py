@@ -19,6 +19,7 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.features import (
+    KERNEL_COLUMN,
     PROFILE_COLUMNS,
     extra_dict,
     image_size_of,
@@ -28,6 +29,8 @@ from kit.features import (
     variant_key,
 )
 from kit.predict import Predictor
+from kit.predict.kernels import candidate_kernels
+from kit.predict.profiles import variant_params
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
@@ -62,10 +65,12 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = data
     else:
         from kit import microbench, storage
+        from kit.predict.kernels import fill_stored_kernels
         from kit.predict.profiles import fill_stored_profiles
 
         frame = fill_stored_profiles(data, attach_peaks(storage.results_frame(data, status="ok"),
                                                         microbench.stored_peaks(data)))
+        frame = fill_stored_kernels(data, frame)
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
     frame = single_process(frame)
@@ -93,6 +98,14 @@ def _variant_rows(frame: pd.DataFrame, model: str, size: str | None, overrides: 
     if exact["variant"].nunique() > 1:  # several sizes or sequence lengths: the most measured one
         exact = exact[exact["variant"] == exact["variant"].value_counts().index[0]]
     return exact, notes
+
+
+def _stored_variant(rows: pd.DataFrame, model: str, size: str | None, overrides: dict | None,
+                    seq_len: int | None) -> tuple[str, str, str, int | None]:
+    """(model, size, overrides JSON, seq_len) of the variant: as stored with its rows, else as requested."""
+    if not rows.empty and "params_json" in rows:
+        return variant_params(extra_dict(rows["params_json"].iloc[0]))
+    return model, size or "tiny", json.dumps(overrides or {}, sort_keys=True), seq_len
 
 
 def zoo_facts(model: str, size: str = "tiny", overrides: dict | None = None, seq_len: int | None = None) -> dict:
@@ -386,7 +399,10 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     platforms = preferred + ([p for p in in_data if p not in preferred] if fallback else [])
     if predictor is None and len(frame) >= 2:
         predictor = Predictor().fit(frame)
-    table = _fill(candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions), rows, predictor)
+    candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions)
+    candidates[KERNEL_COLUMN] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size, overrides,
+                                                                                    seq_len))
+    table = _fill(candidates, rows, predictor)
     reasons = table.apply(_constraint_reason, axis=1, args=(memory_budget_bytes, latency_bound_s, hourly_prices,
                                                              objective)) if not table.empty else pd.Series(dtype=str)
     if not table.empty:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +95,9 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                 "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                "conv_calls_per_forward")
+                "conv_calls_per_forward", "matmul_shapes")
+_MM = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1}  # argument index of the left operand
+_BMM = {torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -129,11 +133,18 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
         super().__init__()
         self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
         self.conv_calls = 0
+        self.matmuls: list[tuple[int, int, int, int]] = []  # (rows M, columns N, inner K, batch G) per product
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
         self.ops += 1
         self.conv_calls += func is torch.ops.aten.convolution.default
+        if func in _MM:
+            a, b = args[_MM[func]], args[_MM[func] + 1]
+            self.matmuls.append((a.shape[0], b.shape[1], a.shape[1], 1))
+        elif func in _BMM:
+            a, b = args[_BMM[func]], args[_BMM[func] + 1]
+            self.matmuls.append((a.shape[1], b.shape[2], a.shape[2], a.shape[0]))
         if "scaled_dot_product" in str(func) and len(args) >= 2 and args[0].dim() == 4:
             q, k = args[0], args[1]
             self.scores += q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2]
@@ -173,7 +184,7 @@ def _python_calls(loaded: LoadedModel, seq_len: int | None, device: torch.device
     return calls
 
 
-def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str, float | None]:
+def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str, float | str | None]:
     """Per-forward facts of the model, counted once outside any timing (values None if counting fails):
 
     flops_per_sample (FlopCounterMode at batch 1, CPU attention included), ops_per_forward (aten calls: the per-call
@@ -181,8 +192,8 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     batch: batch 2 minus batch 1), activation_bytes_fixed (new tensors, not views, that do not grow with it, e.g. T5's
     position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
     python_calls_per_forward (`_python_calls`), conv_flops_per_sample (the part of the FLOPs in convolutions,
-    whose kernels run at other rates than matrix products) and conv_calls_per_forward (each also reorders its data
-    for oneDNN).
+    whose kernels run at other rates than matrix products), conv_calls_per_forward (each also reorders its data
+    for oneDNN) and matmul_shapes (`_matmul_shapes`: thin products run far below the peak).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -196,7 +207,18 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
             "activation_bytes_per_sample": float(max(two.out_bytes - one.out_bytes, 0)),
             "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
             "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls),
-            "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls)}
+            "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls),
+            "matmul_shapes": _matmul_shapes(one, two)}
+
+
+def _matmul_shapes(one: _OpCounter, two: _OpCounter) -> str | None:
+    """The matrix products of a forward as JSON text: [M, N, K, G at batch 1, then at batch 2, calls] per distinct
+    pair, so the shapes at any batch size follow (M or G grow with the batch; CLIP's similarity grows N); None when
+    the two forwards differ in their number of products."""
+    if len(one.matmuls) != len(two.matmuls):
+        return None
+    shapes = Counter((*a, *b) for a, b in zip(one.matmuls, two.matmuls, strict=True))
+    return json.dumps([[*shape, n] for shape, n in sorted(shapes.items())])
 
 
 def _conv_flops(counter: Any) -> float:

@@ -1,0 +1,135 @@
+"""OpenVINO's executed kernels (`runtime_layers`) of OpenVINO results stored before they were recorded, counted again
+by converting and compiling the stored configuration: facts of the compiled graph, never timings.
+
+OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
+is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
+The predictor uses their count as OpenVINO's call count (`kit.features.kernel_count`). Counting converts the model
+once per variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread
+count; `fill_stored_kernels` writes the counts back into the store, so they are counted once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kit.features import KERNEL_COLUMN, extra_dict, kernel_count
+from kit.predict.profiles import variant_params
+
+log = logging.getLogger(__name__)
+OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
+
+
+def missing_kernels(frame: pd.DataFrame) -> pd.Series:
+    """Per row: True for an OpenVINO CPU result whose stored facts lack the executed kernels."""
+    extras = frame["extra"].map(extra_dict)
+    return (frame["platform"] == OPENVINO_CPU) & extras.map(lambda e: e.get("runtime_layers") is None)
+
+
+def _setting(row: Any) -> tuple[tuple[str, str, str, int | None], int, str, int | None]:
+    """((model, size, overrides, seq_len), batch, precision, threads) of a stored result."""
+    return (variant_params(extra_dict(row.params_json)), int(row.batch_size), str(row.precision),
+            _threads(getattr(row, "threads", None)))
+
+
+@functools.lru_cache(maxsize=256)
+def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
+                  settings: frozenset[tuple[str, int | None]]) -> dict[tuple[str, int | None], dict[str, int]]:
+    """runtime_layers per (precision, threads) of one variant at one batch size, compiled as the OpenVINO backend
+    prepares a run (convert, int8 quantisation, static shapes, compile); {} (logged) when it cannot be built."""
+    from kit import zoo
+    from kit.backends import openvino_backend as ovb
+
+    model, size, overrides, seq_len = variant
+    try:
+        loaded = zoo.load_model(model, size, overrides=json.loads(overrides))
+        inputs = loaded.make_inputs(batch, seq_len)
+        arrays = ovb.numpy_inputs(inputs)
+        converted, _ = ovb.convert(loaded.model, inputs)
+        models = {}
+        if any(p == "int8" for p, _ in settings):
+            models["int8"], _ = ovb.quantize_int8(converted, loaded, batch)  # on the dynamic model, as prepare does
+        models["float"] = converted
+        for ov_model in models.values():
+            ovb.make_static(ov_model, arrays)
+        counts = {}
+        for precision, threads in sorted(settings, key=str):
+            ov_model = models["int8" if precision == "int8" else "float"]
+            compiled = ovb.compile_model(ov_model, "CPU", precision, threads or torch.get_num_threads())
+            counts[(precision, threads)] = ovb.runtime_layers(compiled)
+        return counts
+    except Exception as exc:  # a back-fill is best effort: rows without counts keep torch's call count
+        log.warning("cannot count OpenVINO kernels of %s (%s) at batch %d: %s", model, size, batch, exc)
+        return {}
+
+
+def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
+    """The results frame with runtime_layers counted now where an OpenVINO CPU result lacks them (extra
+    ['kernels_counted_later'] says so), one conversion per variant and batch size."""
+    if frame.empty or not {"extra", "params_json", "platform"} <= set(frame):
+        return frame
+    missing = missing_kernels(frame)
+    if not missing.any():
+        return frame
+    settings = {index: _setting(row) for index, row in zip(frame.index[missing], frame[missing].itertuples(),
+                                                           strict=True)}
+    wanted: dict[tuple, set] = {}
+    for variant, batch, precision, threads in settings.values():
+        wanted.setdefault((variant, batch), set()).add((precision, threads))
+    counted = {key: count_kernels(*key, frozenset(combos)) for key, combos in wanted.items()}
+    out = frame.copy()
+    for index, (variant, batch, precision, threads) in settings.items():
+        layers = counted[(variant, batch)].get((precision, threads))
+        if layers is not None:
+            extra = {**extra_dict(frame.at[index, "extra"]), "runtime_layers": layers,
+                     "kernels_counted_later": True}
+            out.at[index, "extra"] = json.dumps(extra)
+    return out
+
+
+def fill_stored_kernels(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """fill_kernels, and the counts written into the store's results (unless it is open read-only)."""
+    from kit import storage
+
+    filled = fill_kernels(frame)
+    if filled is frame or "result_id" not in frame or storage.is_read_only(con):
+        return filled
+    changed = filled["extra"].ne(frame["extra"])
+    extras = {rid: extra_dict(e) for rid, e in zip(filled.loc[changed, "result_id"], filled.loc[changed, "extra"],
+                                                    strict=True)}
+    log.info("stored OpenVINO kernel counts counted later for %d results", storage.update_extras(con, extras))
+    return filled
+
+
+def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
+                      variant: tuple[str, str, str, int | None]) -> pd.Series:
+    """Per candidate configuration of one variant: OpenVINO's kernel count from the variant's stored results with the
+    same platform, precision, batch size and threads, else (OpenVINO CPU only) counted by compiling the variant, else
+    NaN, where torch's aten calls stand in (`kit.features.call_count`)."""
+    out = pd.Series(np.nan, index=candidates.index, dtype=float)
+    if candidates.empty:
+        return out
+    candidates = candidates.assign(threads=candidates.get("threads", np.nan))
+    if KERNEL_COLUMN in rows and not rows.empty:
+        keys = ["platform", "precision", "batch_size", *(["threads"] if "threads" in rows else [])]
+        stored = rows.dropna(subset=[KERNEL_COLUMN]).astype({"batch_size": int}).drop_duplicates(keys, keep="last")
+        found = candidates[keys].astype({"batch_size": int}).merge(stored[[*keys, KERNEL_COLUMN]], on=keys,
+                                                                    how="left")
+        out[:] = found[KERNEL_COLUMN].to_numpy(dtype=float)
+    todo = candidates[out.isna() & (candidates["platform"] == OPENVINO_CPU)]
+    for batch, group in todo.groupby(todo["batch_size"].astype(int)):
+        settings = {(str(p), _threads(t)) for p, t in zip(group["precision"], group["threads"], strict=True)}
+        counts = count_kernels(variant, int(batch), frozenset(settings))
+        for index, precision, threads in zip(group.index, group["precision"], group["threads"], strict=True):
+            out[index] = kernel_count(counts.get((str(precision), _threads(threads)))) or np.nan
+    return out
+
+
+def _threads(value: Any) -> int | None:
+    return None if pd.isna(value) else int(value)
