@@ -3,7 +3,7 @@ by converting and compiling the stored configuration: facts of the compiled grap
 
 OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
 is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
-The predictor uses their count as OpenVINO's call count (`kit.features.kernel_count`). Counting converts the model
+The predictor uses their count as OpenVINO's call count (`kit.features.call_count`). Counting converts the model
 once per variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread
 count; `fill_stored_kernels` writes the counts back into the store, so they are counted once.
 """

@@ -29,7 +29,7 @@ from kit.features import (
     variant_key,
 )
 from kit.predict import Predictor
-from kit.predict.kernels import candidate_kernels
+from kit.predict.kernels import candidate_kernels, fill_stored_kernels
 from kit.predict.profiles import variant_params
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
@@ -65,7 +65,6 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = data
     else:
         from kit import microbench, storage
-        from kit.predict.kernels import fill_stored_kernels
         from kit.predict.profiles import fill_stored_profiles
 
         frame = fill_stored_profiles(data, attach_peaks(storage.results_frame(data, status="ok"),
