@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from kit.features import KERNEL_COLUMN, extra_dict, kernel_count
-from kit.predict.profiles import variant_params
+from kit.predict.profiles import store_filled, variant_params
 
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
@@ -95,16 +95,7 @@ def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fill_stored_kernels(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """fill_kernels, and the counts written into the store's results (unless it is open read-only)."""
-    from kit import storage
-
-    filled = fill_kernels(frame)
-    if filled is frame or "result_id" not in frame or storage.is_read_only(con):
-        return filled
-    changed = filled["extra"].ne(frame["extra"])
-    extras = {rid: extra_dict(e) for rid, e in zip(filled.loc[changed, "result_id"], filled.loc[changed, "extra"],
-                                                    strict=True)}
-    log.info("stored OpenVINO kernel counts counted later for %d results", storage.update_extras(con, extras))
-    return filled
+    return store_filled(con, frame, fill_kernels(frame), "OpenVINO kernel counts")
 
 
 def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,

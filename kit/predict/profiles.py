@@ -62,14 +62,18 @@ def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
 def fill_stored_profiles(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """fill_profiles, and the counted keys written into the store's results (unless it is open read-only), so the
     next read need not count them again."""
+    return store_filled(con, frame, fill_profiles(frame), "forward profiles")
+
+
+def store_filled(con: Any, frame: pd.DataFrame, filled: pd.DataFrame, what: str) -> pd.DataFrame:
+    """`filled` (frame with facts counted later in its `extra`), whose changed extras are written into the store's
+    results unless it is open read-only."""
     from kit import storage
 
-    filled = fill_profiles(frame)
     if filled is frame or "result_id" not in frame or storage.is_read_only(con):
         return filled
     changed = filled["extra"].ne(frame["extra"])
     extras = {rid: extra_dict(e) for rid, e in zip(filled.loc[changed, "result_id"], filled.loc[changed, "extra"],
                                                     strict=True)}
-    stored = storage.update_extras(con, extras)
-    log.info("stored forward profiles counted later for %d results", stored)
+    log.info("stored %s counted later for %d results", what, storage.update_extras(con, extras))
     return filled
