@@ -65,6 +65,18 @@ def test_tiny_model_converts_and_runs_close_to_pytorch(ov, tiny_bert, precision,
     assert facts["inference_num_threads"] == torch.get_num_threads() == backend.threads()
 
 
+def test_output_bytes_are_what_the_executed_kernels_write(ov, tiny_bert):
+    loaded, inputs, reference = tiny_bert
+    ov_model, _ = ovb.convert(loaded.model, inputs)
+    ovb.make_static(ov_model, ovb.numpy_inputs(inputs))
+    written = ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "fp32", 1))
+    profile = zoo.forward_profile(loaded)
+    torch_bytes = profile["activation_bytes_per_sample"] * reference.shape[0] + profile["activation_bytes_fixed"]
+    assert reference.numel() * 4 <= written < torch_bytes  # the logits at least; fused kernels write less than eager
+    if "BF16" in get_backend("openvino").capabilities():  # half the element size, where the CPU runs bf16
+        assert written / 2 <= ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "bf16", 1)) < written
+
+
 def test_recorded_precision_is_read_back_from_the_compiled_model(ov, tiny_bert):
     import openvino.properties.hint as hints
 

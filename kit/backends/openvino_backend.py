@@ -12,7 +12,8 @@ How a configuration runs, and what `prepare` records in its facts:
   something, the accuracy does not (the deviation from fp32 is still measured and stored).
 - compile: INFERENCE_PRECISION_HINT is always set (f32 for fp32 and int8, bf16, f16), because the CPU plugin's default
   is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
-  precisions of its executed layers (exec_precisions) and the executed kernels by layer type (runtime_layers).
+  precisions of its executed layers (exec_precisions), the executed kernels by layer type (runtime_layers) and the
+  bytes those kernels write per call (runtime_output_bytes: OpenVINO's own activation traffic, after its fusions).
   PERFORMANCE_HINT is LATENCY (the runner times one synchronous request at a time), threads follow torch's count so
   both engines get the same cores; streams are read back.
 - precisions a device lacks natively (OPTIMIZATION_CAPABILITIES) are refused in `supports`: on a CPU without FP16, an
@@ -49,6 +50,7 @@ CALIBRATION_SAMPLES = 8
 EXTRA_WARMUP_CALLS = 0
 COMPUTE_LAYERS = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution")
 NOT_KERNELS = ("Input", "Output", "Parameter", "Result", "Constant", "Const")
+NO_COPY_LAYERS = ("Reshape",)  # a view: its output is its input's memory, so it writes no bytes of its own
 
 
 
@@ -233,6 +235,22 @@ def runtime_layers(compiled: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def runtime_output_bytes(compiled: Any) -> int:
+    """Bytes the executed kernels write per inference (each output's static shape x its runtime element size), views
+    and constants left out: the activation traffic OpenVINO's fused graph moves, smaller than torch's where it fuses."""
+    total = 0
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        if kind in NOT_KERNELS or kind in NO_COPY_LAYERS:
+            continue
+        for output in op.outputs():
+            shape = output.get_partial_shape()
+            if shape.is_static:
+                total += int(np.prod([d.get_length() for d in shape], dtype=np.int64)) * output.get_element_type().size
+    return total
+
+
 def port_name(port: Any, fallback: str = "") -> str:
     """A port's field name: compiled models may add traced tensor names to a port (input_ids + '226' + 'input.1', as
     OPT's input does), which are no Python identifiers, so an identifier is preferred."""
@@ -257,7 +275,7 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
             "inference_num_threads": _optional_property(compiled, props.inference_num_threads),
             "execution_devices": list(compiled.get_property(props.execution_devices)),
             "exec_precisions": exec_precisions(compiled), "runtime_layers": runtime_layers(compiled),
-            "ov_device": device}
+            "runtime_output_bytes": runtime_output_bytes(compiled), "ov_device": device}
 
 
 def _optional_property(compiled: Any, name: str) -> Any:
