@@ -3,22 +3,18 @@
 Input is a results frame (`storage.results_frame`, or any frame with its columns); synthetic frames may give
 `n_layers`, `hidden_size`, `modality`, `seq_len_effective`, the forward profile (PROFILE_COLUMNS) and the peak
 columns directly instead of `extra` JSON. The roofline is deliberately simple (compute, or weight plus activation
-traffic, whichever is slower). It is a feature, and the analytic baselines here (which kit.predict builds on and is
-compared with) calibrate it on measured rows; it is never presented as a measurement.
+traffic, whichever is slower). It is a feature, and the analytic baselines (`kit.predict.baselines`, which the
+predictor builds on and is compared with) calibrate it on measured rows; it is never presented as a measurement.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
-
-from kit.errors import ConfigError
 
 TARGETS = {"throughput": "throughput_items_per_s", "latency": "latency_p50_s", "memory": "peak_memory_bytes"}
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -44,13 +40,12 @@ NUMERIC_PROFILE = PROFILE_COLUMNS[:-1]  # matmul_shapes is JSON text (kit.zoo.mo
 GEMM_HALF_SIZE = 32.0
 # OpenVINO's executed kernels per inference (kit.backends.openvino_backend.runtime_layers, summed): its call count
 KERNEL_COLUMN = "kernels_per_forward"
+# the bytes those kernels write per inference (runtime_output_bytes): its activation traffic, at the batch size it ran
+KERNEL_BYTES_COLUMN = "kernel_output_bytes"
+KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN)  # facts of the compiled graph, counted, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
-                KERNEL_COLUMN)
+                *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # results of the sixth session counted the constants of the executed graph
-BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                       per conv call, thin matrix products
-BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
 def extra_dict(value: Any) -> dict:
@@ -108,13 +103,14 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     for column in PROFILE_COLUMNS:
         out[column] = profiles.map(lambda p, c=column: p.get(c))
     out[KERNEL_COLUMN] = extras.map(lambda e: kernel_count(e.get("runtime_layers")))
+    out[KERNEL_BYTES_COLUMN] = extras.map(lambda e: e.get("runtime_output_bytes"))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
     if "seq_len" in frame:
         out["seq_len_effective"] = out["seq_len_effective"].fillna(frame["seq_len"])
     out["overrides"] = frame["params_json"].map(overrides_json) if "params_json" in frame else "{}"
-    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size", *NUMERIC_PROFILE, KERNEL_COLUMN):
+    for column in ("n_layers", "hidden_size", "seq_len_effective", "image_size", *NUMERIC_PROFILE, *KERNEL_COLUMNS):
         out[column] = pd.to_numeric(out[column], errors="coerce")
     out["modality"] = out["modality"].fillna("unknown").astype(str)
     return out
@@ -173,21 +169,24 @@ def _log(values: pd.Series) -> pd.Series:
 def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations: per sample x batch
     plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
-    were counted in fp32: half of them in fp16/bf16."""
+    were counted in fp32 (half of them in fp16/bf16) from torch's eager outputs, except where OpenVINO's compiled
+    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran)."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
     bytes_per_param = frame["precision"].map(BYTES_PER_PARAM).fillna(4).astype(float)
     weight_bytes = frame["n_params"].astype(float) * bytes_per_param
     batch = frame["batch_size"].astype(float)
-    per_batch = (_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch
-                 + _column(frame, "activation_bytes_fixed").fillna(0.0))
-    activation_bytes = (per_batch * pass_factor
-                        * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
+    per_batch = (numeric_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch
+                 + numeric_column(frame, "activation_bytes_fixed").fillna(0.0))
+    eager_bytes = (per_batch * pass_factor
+                   * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
+    compiled_bytes = numeric_column(frame, KERNEL_BYTES_COLUMN).where(training == 0)
+    activation_bytes = compiled_bytes.where(compiled_bytes > 0, eager_bytes)
     state = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
-    conv_flops_batch = _column(frame, "conv_flops_per_sample") * pass_factor * batch
+    conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
     shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
     thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
                            index=frame.index) * pass_factor
@@ -204,7 +203,7 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
                          "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+def numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
     """A numeric column of the frame, or NaN where the frame has none (results stored before it existed)."""
     values = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
     return pd.to_numeric(values, errors="coerce").astype(float)
@@ -259,145 +258,3 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out
-
-
-def _roof_s(features: pd.DataFrame) -> pd.Series:
-    """Roofline seconds per batch; without measured peaks, FLOPs per batch (a 1 FLOP/s machine) for calibration."""
-    flops = features["flops_per_item"] * features["batch_size"].astype(float)
-    return features["roofline_s"].where(features["roofline_s"] > 0, flops)
-
-
-def _baseline_input(features: pd.DataFrame, target: str) -> pd.Series:
-    """The uncalibrated analytic value: batch/roofline (throughput), roofline (latency), static bytes (memory)."""
-    if target == "throughput":
-        return np.log(features["batch_size"].astype(float) / _roof_s(features))
-    if target == "latency":
-        return np.log(_roof_s(features))
-    return np.log(features["static_memory_bytes"].clip(lower=1.0))
-
-
-@dataclass
-class Baseline:
-    """The roofline made honest by one calibration per group: median log offset (time) or extra bytes (memory)."""
-
-    target: str
-    offsets: dict[tuple, dict] = field(default_factory=dict)
-
-    def fit(self, features: pd.DataFrame, y: pd.Series) -> Baseline:
-        """Learn the per-group medians from measured rows."""
-        data = features.assign(has_peaks=features["roofline_s"].notna())
-        if self.target == "memory":
-            data = data.assign(_offset=(y - features["static_memory_bytes"]).clip(lower=0))
-        else:
-            data = data.assign(_offset=np.log(y) - _baseline_input(features, self.target))
-        for level in BASELINE_LEVELS:
-            self.offsets[tuple(level)] = data.groupby(level)["_offset"].median().to_dict()
-        self.offsets[()] = {(): float(data["_offset"].median())}
-        return self
-
-    def predict_log(self, features: pd.DataFrame) -> pd.Series:
-        """Log of the calibrated baseline, from the most specific group seen in training."""
-        data = features.assign(has_peaks=features["roofline_s"].notna())
-        offset = pd.Series(self.offsets[()][()], index=features.index, dtype=float)
-        for level in reversed(BASELINE_LEVELS):
-            keys = list(data[level].itertuples(index=False, name=None))
-            found = pd.Series([self.offsets[tuple(level)].get(k, np.nan) for k in keys], index=features.index)
-            offset = found.where(found.notna(), offset)
-        if self.target == "memory":
-            return np.log(features["static_memory_bytes"] + offset)
-        return _baseline_input(features, self.target) + offset
-
-
-def call_count(frame: pd.DataFrame) -> pd.Series:
-    """Calls one forward launches: OpenVINO's executed kernels where counted (it fuses the graph before it runs it:
-    a convolution with its norm and activation is one kernel, a layout change one more), else torch's aten calls."""
-    return _column(frame, KERNEL_COLUMN).fillna(_column(frame, "ops_per_forward"))
-
-
-def _overhead_design(features: pd.DataFrame) -> np.ndarray:
-    """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
-    compute time, roofline traffic time, attention score elements (in units of 1e9) and Python calls of the model
-    code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
-    coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
-    convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
-    on every call, and the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate. The call
-    count is OpenVINO's executed kernels where they were counted (`call_count`).
-
-    Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
-    absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
-    """
-    compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
-    memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
-    passes = np.where(features["training"] > 0, TRAINING_FLOP_FACTOR, 1.0)
-    calls = call_count(features).fillna(0.0) * passes
-    scores = (_column(features, "attention_scores_per_sample").fillna(0.0) * features["batch_size"].astype(float)
-              * passes / 1e9)
-    python_calls = _column(features, "python_calls_per_forward").fillna(0.0)
-    conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
-    conv_calls = _column(features, "conv_calls_per_forward").fillna(0.0) * passes
-    thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
-    return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
-                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
-
-
-@dataclass
-class OverheadBaseline:
-    """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
-    + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
-    products lose, each with a
-    non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else
-    per platform, mode and threads, else over all rows): the roofline plus the call overheads that dominate small
-    models. Throughput is batch / time; latency is the time."""
-
-    target: str
-    min_rows: int = 4
-    coefs: dict[tuple, np.ndarray] = field(default_factory=dict)
-
-    def fit(self, features: pd.DataFrame, y: pd.Series) -> OverheadBaseline:
-        """Fit one coefficient vector per group of each level (`_overhead_groups`) with enough rows, and one for
-        all."""
-        seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
-        levels = _overhead_groups(features)
-        keys = [None, *sorted({key for level in levels for key in level})]
-        for key in keys:
-            mask = (np.ones(len(features), bool) if key is None
-                    else np.array([key in level for level in levels]))
-            if mask.sum() >= self.min_rows:
-                design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
-                coef, _ = nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
-                if coef.any():
-                    self.coefs[key] = coef
-        return self
-
-    def predict_log(self, features: pd.DataFrame) -> pd.Series:
-        """Log throughput or log latency of the most specific group's time model seen in training (else the
-        global one)."""
-        design = np.nan_to_num(_overhead_design(features))
-        fallback = self.coefs.get(None, np.zeros(N_OVERHEAD_TERMS))
-        coefs = np.array([next((self.coefs[k] for k in level if k in self.coefs), fallback)
-                          for level in _overhead_groups(features)])
-        seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
-        if self.target == "throughput":
-            return np.log(features["batch_size"].astype(float) / seconds)
-        return np.log(seconds)
-
-
-def _overhead_groups(features: pd.DataFrame) -> list[tuple[tuple, ...]]:
-    """Per row, its groups from the most specific: (platform, mode, peaks known, intra-op threads or 0 when not
-    recorded, precision), then the same without precision, then without mode (training rows are few; the design
-    already scales calls, FLOPs and bytes for a step). One thread and two differ in every rate (the peaks are
-    measured once, with the default threads); precisions differ in kernels (OpenVINO int8 is not its fp32)."""
-    threads = _column(features, "threads").fillna(0).astype(int)
-    broad = list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
-                     threads, strict=True))
-    precisions = features["precision"].astype(str)
-    return [((*key, precision), key, ("any mode", key[0], *key[2:], precision))
-            for key, precision in zip(broad, precisions, strict=True)]
-
-
-def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:
-    """The analytic baseline of a target: 'overhead' (fixed + per-call + roofline times) or 'roofline' (constant
-    efficiency per group); memory always uses static bytes plus a per-group offset."""
-    if kind not in BASELINE_KINDS:
-        raise ConfigError(f"unknown baseline {kind!r}; known: {', '.join(BASELINE_KINDS)}")
-    return OverheadBaseline(target) if kind == "overhead" and target != "memory" else Baseline(target)

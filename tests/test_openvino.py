@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -203,18 +202,28 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     con = kit.connect(tmp_path / "k.duckdb")
     kit.run_sweep(spec, db=con, progress=False)
     frame = storage.results_frame(con, status="ok")
-    recorded = frame["extra"].map(lambda e: json.loads(e).get("runtime_layers"))
+
+    def stored(fact: str) -> list:
+        return storage.results_frame(con, status="ok")["extra"].map(lambda e: json.loads(e).get(fact)).tolist()
+
+    recorded, written = stored("runtime_layers"), stored("runtime_output_bytes")
     on_ov = frame["platform"] == "openvino"
-    assert on_ov.sum() == 2 and recorded[on_ov].map(bool).all() and recorded[~on_ov].isna().all()
-    stripped = {rid: {k: v for k, v in json.loads(e).items() if k != "runtime_layers"}
-                for rid, e in zip(frame["result_id"], frame["extra"], strict=True)}
-    storage.update_extras(con, stripped)  # as stored before the kernels were recorded
-    old = storage.results_frame(con, status="ok")
+    assert on_ov.sum() == 2
+    assert all(bool(r) and w > 0 if ov else r is None and w is None
+               for r, w, ov in zip(recorded, written, on_ov, strict=True))
+
+    def strip(facts: tuple[str, ...]) -> pd.DataFrame:  # as stored before these facts were recorded
+        table = storage.results_frame(con, status="ok")
+        storage.update_extras(con, {rid: {k: v for k, v in json.loads(e).items() if k not in facts}
+                                    for rid, e in zip(table["result_id"], table["extra"], strict=True)})
+        return storage.results_frame(con, status="ok")
+
+    old = strip(kernels.COMPILED_FACTS)
     assert kernels.missing_kernels(old).tolist() == on_ov.tolist()
     kernels.fill_stored_kernels(con, old)
-    again = storage.results_frame(con, status="ok")["extra"].map(json.loads)
-    assert again.map(lambda e: e.get("runtime_layers")).tolist() == recorded.tolist()  # the same compiled graphs
-    assert again[on_ov].map(lambda e: e["kernels_counted_later"]).all()
+    assert stored("runtime_layers") == recorded  # the same compiled graphs
+    assert stored("runtime_output_bytes") == written
+    assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
 
     def no_count(*args):
         raise AssertionError(f"counted {args} again")
@@ -222,11 +231,17 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     monkeypatch.setattr(kernels, "count_kernels", no_count)
     kernels.fill_stored_kernels(con, storage.results_frame(con, status="ok"))  # nothing left to count
     monkeypatch.undo()
+    kernels.fill_stored_kernels(con, strip(("runtime_output_bytes",)))  # bytes only missing: the kernels are kept
+    assert stored("runtime_output_bytes") == written and stored("runtime_layers") == recorded
     rows = kit.features.feature_frame(storage.results_frame(con, status="ok"))
     candidates = pd.DataFrame({"platform": ["openvino", "openvino", "cpu"], "precision": ["fp32"] * 3,
                                "batch_size": [2, 4, 2], "threads": [1.0, 1.0, 1.0]})
     variant = kernels.variant_params(json.loads(frame["params_json"].iloc[0]))
     counted = kernels.candidate_kernels(candidates, rows, variant)
-    fp32 = recorded[on_ov & (frame["precision"] == "fp32")].iloc[0]
-    assert counted.iloc[0] == kernel_count(fp32)  # stored with the variant's result
-    assert counted.iloc[1] > 14 and np.isnan(counted.iloc[2])  # compiled at batch 4; no kernels on torch's CPU
+    fp32 = next(i for i, (ov, p) in enumerate(zip(on_ov, frame["precision"], strict=True)) if ov and p == "fp32")
+    assert list(counted) == list(kernels.KERNEL_COLUMNS)
+    kernel_column, bytes_column = counted[kernels.KERNEL_COLUMN], counted[kernels.KERNEL_BYTES_COLUMN]
+    assert kernel_column.iloc[0] == kernel_count(recorded[fp32])  # stored with the variant's result
+    assert bytes_column.iloc[0] == written[fp32]
+    assert kernel_column.iloc[1] > 14 and bytes_column.iloc[1] > bytes_column.iloc[0]  # compiled at batch 4
+    assert counted.iloc[2].isna().all()  # no kernels on torch's CPU

@@ -14,6 +14,7 @@ import pytest
 
 from kit import features, predict
 from kit.errors import ConfigError
+from kit.predict import baselines
 
 PEAKS = {("cpu", "fp32"): 2e11, ("cpu", "bf16"): 8e11, ("cuda", "fp32"): 5e13, ("cuda", "fp16"): 4e14}
 BANDWIDTH = {"cpu": 3e10, "cuda": 2e12}
@@ -228,6 +229,11 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     one_thread_openvino = [s for s in specs if s.platforms == ["openvino"]]
     assert len(one_thread_openvino) == 2 * 12 + 12 and all(s.threads == 1 for s in one_thread_openvino)
     assert len(list(tmp_path.glob("*/config.json"))) == 18
+    sections = [re.sub(r"^pred-data-?((xp|lg\d*|local\d*)-)?.*$", lambda m: m.group(2) or "grid", s.run_id)
+                for s in specs]  # section by section across all models: a sweep stopped early covers every family
+    order = list(dict.fromkeys(sections))
+    assert order[:4] == ["grid", "local", "xp", "local2"] and sections == sorted(sections, key=order.index)
+    assert {s.models[0] for s in specs[:len(grid)]} == set(params["models"])
 
 
 def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> None:
@@ -404,13 +410,13 @@ def test_overhead_baseline_recovers_fixed_call_roofline_and_attention_costs() ->
     train_features = features.feature_frame(train)
     for target in ("throughput", "latency"):
         y = train_features[features.TARGETS[target]]
-        baseline = features.make_baseline(target, "overhead").fit(train_features, y)
+        baseline = baselines.make_baseline(target, "overhead").fit(train_features, y)
         predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
         assert np.allclose(predicted, test[features.TARGETS[target]], rtol=1e-3)
     chosen = fast_predictor(targets=("latency",)).fit(train).models["latency"]
     assert chosen.baseline_kind == "overhead" and len(chosen.selection) == 5  # chosen on held-out families
     with pytest.raises(ConfigError, match="unknown baseline"):
-        features.make_baseline("throughput", "magic")
+        baselines.make_baseline("throughput", "magic")
     with pytest.raises(ConfigError, match="unknown baseline_kind"):
         predict.Predictor(baseline_kind="magic").fit(train)
 
@@ -419,7 +425,7 @@ def fam0_from_the_others(law: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
     """Throughput of fam0 predicted by the overhead baseline fitted on the other families, and its measurement."""
     train, test = law[law["family"] != "fam0"], law[law["family"] == "fam0"]
     train_features = features.feature_frame(train)
-    baseline = features.make_baseline("throughput", "overhead").fit(
+    baseline = baselines.make_baseline("throughput", "overhead").fit(
         train_features, train_features["throughput_items_per_s"])
     return np.exp(baseline.predict_log(features.feature_frame(test))), test["throughput_items_per_s"]
 
@@ -475,8 +481,24 @@ def test_call_count_is_openvino_kernels_where_counted_else_torch_calls() -> None
               for i, e in enumerate(frame["extra"])]
     feats = features.feature_frame(frame.assign(extra=extras))
     assert feats["kernels_per_forward"].iloc[0] == 7 and np.isnan(feats["kernels_per_forward"].iloc[1])
-    assert features.call_count(feats).tolist() == [7, feats["ops_per_forward"].iloc[1]]
+    assert baselines.call_count(feats).tolist() == [7, feats["ops_per_forward"].iloc[1]]
     assert features.kernel_count(None) is None and features.kernel_count({"Const": 3}) == 0
+
+
+def test_activation_traffic_is_openvino_written_bytes_where_counted_else_eager_bytes() -> None:
+    frame = synthetic_frame(n_families=1).head(3).assign(platform=["openvino", "openvino", "cpu"], precision="bf16")
+    extras = [json.dumps({**json.loads(e), "runtime_output_bytes": [5e6, None, None][i]})
+              for i, e in enumerate(frame["extra"])]
+    feats = features.feature_frame(frame.assign(extra=extras))
+    assert feats["kernel_output_bytes"].iloc[0] == 5e6 and feats["kernel_output_bytes"].iloc[1:].isna().all()
+    roof = features.roofline(feats)
+    eager = roof["activation_bytes"].iloc[1:]  # torch's fp32 counts, halved for bf16
+    expected = (feats["activation_bytes_per_sample"] * feats["batch_size"]
+                + feats["activation_bytes_fixed"].fillna(0.0)) / 2
+    assert roof["activation_bytes"].iloc[0] == 5e6 and np.allclose(eager, expected.iloc[1:])
+    assert roof["traffic_bytes"].iloc[0] == roof["weight_bytes"].iloc[0] + 5e6
+    training = features.roofline(feats.assign(mode="training"))  # OpenVINO does not train: never its bytes
+    assert training["activation_bytes"].iloc[0] == 3 * expected.iloc[0]
 
 
 def test_overhead_baseline_fits_each_thread_count_apart() -> None:
@@ -488,7 +510,7 @@ def test_overhead_baseline_fits_each_thread_count_apart() -> None:
     predicted, measured = fam0_from_the_others(law)
     assert np.allclose(predicted, measured, rtol=1e-3)  # one fit per count: both exact
     train_features = features.feature_frame(law[law["family"] != "fam0"])
-    baseline = features.make_baseline("throughput", "overhead").fit(
+    baseline = baselines.make_baseline("throughput", "overhead").fit(
         train_features, train_features["throughput_items_per_s"])
     assert {key[3] for key in baseline.coefs if key is not None} == {1, 2}
     assert ("cpu", "inference", True, 2, "bf16") in baseline.coefs  # and per precision, from the most specific
@@ -506,7 +528,7 @@ def test_overhead_baseline_predicts_few_training_rows_from_their_platform_infere
     train, test = law[law["family"] != "fam0"], law[(law["family"] == "fam0") & (law["mode"] == "training")]
     train_features = features.feature_frame(train)
     assert (train_features["mode"] == "training").sum() < 4 <= len(test)
-    baseline = features.make_baseline("throughput", "overhead").fit(
+    baseline = baselines.make_baseline("throughput", "overhead").fit(
         train_features, train_features["throughput_items_per_s"])
     predicted = np.exp(baseline.predict_log(features.feature_frame(test)))
     assert np.allclose(predicted, test["throughput_items_per_s"], rtol=1e-3)  # not the global fit of both counts

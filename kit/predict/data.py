@@ -48,7 +48,10 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     so that each platform and precision is seen on several families, not just the one held out. An optional `larger`
     mapping, or a list of them (each with its own variant axes, per-model config overrides and spec options), measures
     bigger variants, e.g. at the default thread count or with long inputs, so that the zoo's real sizes are not far
-    outside the data (run ids `<run_id>-lg-...`, then `-lg2-...` for the second mapping and so on)."""
+    outside the data (run ids `<run_id>-lg-...`, then `-lg2-...` for the second mapping and so on).
+
+    The specs come section by section, each across all models, the i-th local section after the i-th of the zoo:
+    a sweep stopped early has then measured every family at the sections it reached, not a few families fully."""
     from kit.config import SweepSpec
 
     unknown = sorted(set(params) - SWEEP_OPTIONS - PASSED_TO_SPEC)
@@ -63,30 +66,33 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     ratio = params.get("intermediate_ratio")
     common = {k: v for k, v in params.items() if k in PASSED_TO_SPEC}
     run_id = params.get("run_id", "pred-data")
-    specs = []
+    specs: list[tuple[int, int, SweepSpec]] = []  # (section, 0 for the zoo, spec)
     for model in params["models"]:
         variants = _variants(model, params)
-        sections = [(run_id, common, variants, {}),
-                    (f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross), {})]
+        sections = [(0, run_id, common, variants, {}),
+                    (1, f"{run_id}-xp", {**common, **cross}, _spread(variants, n_cross), {})]
         for i, (axes, options, by_model) in enumerate(larger):
             if model not in axes.get("models", [model]):
                 continue
-            sections.append((f"{run_id}-lg{i + 1 if i else ''}", {**common, **options}, _variants(model, axes),
+            sections.append((2 + i, f"{run_id}-lg{i + 1 if i else ''}", {**common, **options}, _variants(model, axes),
                              by_model.get(model) or {}))
-        for prefix, options, chosen, extra in sections:
+        for index, prefix, options, chosen, extra in sections:
             for layers, hidden, seq in chosen:
                 overrides = {"num_hidden_layers": layers, "hidden_size": hidden}
                 if ratio:
                     overrides["intermediate_size"] = int(ratio * hidden)
-                specs.append(SweepSpec(models=[model], overrides={**overrides, **extra}, seq_len=seq, **options,
-                                       run_id=f"{prefix}-{model}-L{layers}-H{hidden}-S{seq or 'default'}"))
-    return specs + _local_specs(params, common, run_id)
+                specs.append((index, 0, SweepSpec(models=[model], overrides={**overrides, **extra}, seq_len=seq,
+                                                  **options, run_id=f"{prefix}-{model}-L{layers}-H{hidden}-S"
+                                                                    f"{seq or 'default'}")))
+    specs += [(index, 1, spec) for index, spec in _local_specs(params, common, run_id)]
+    return [spec for _, _, spec in sorted(specs, key=lambda item: item[:2])]  # stable: models keep their order
 
 
-def _local_specs(params: dict[str, Any], common: dict[str, Any], run_id: str) -> list[SweepSpec]:
+def _local_specs(params: dict[str, Any], common: dict[str, Any], run_id: str) -> list[tuple[int, SweepSpec]]:
     """Specs of the `local` mapping (or list of them): each names a checkpoint spec (kit.zoo.checkpoints), optionally
     some of its names, and sweep options; the folders are written under checkpoint_folder first where missing
-    (seeded, so the same weights every time). Run ids `<run_id>-local-<name>`, then `-local2-` and so on."""
+    (seeded, so the same weights every time). Run ids `<run_id>-local-<name>`, then `-local2-` and so on; each spec
+    with the index of its section."""
     from kit.config import SweepSpec
     from kit.zoo.checkpoints import make_checkpoints
 
@@ -98,8 +104,8 @@ def _local_specs(params: dict[str, Any], common: dict[str, Any], run_id: str) ->
         todo = {n: e for n, e in entries.items() if not (folder / n / "config.json").is_file()}
         if todo:
             make_checkpoints({"checkpoints": todo}, folder)
-        specs += [SweepSpec(models=[str(folder / n)], **{**common, **options},
-                            run_id=f"{run_id}-local{i + 1 if i else ''}-{n}") for n in entries]
+        specs += [(i, SweepSpec(models=[str(folder / n)], **{**common, **options},
+                                run_id=f"{run_id}-local{i + 1 if i else ''}-{n}")) for n in entries]
     return specs
 
 

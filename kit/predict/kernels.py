@@ -1,11 +1,13 @@
-"""OpenVINO's executed kernels (`runtime_layers`) of OpenVINO results stored before they were recorded, counted again
-by converting and compiling the stored configuration: facts of the compiled graph, never timings.
+"""OpenVINO's executed kernels (`runtime_layers`) and the bytes they write (`runtime_output_bytes`) of OpenVINO results
+stored before they were recorded, counted again by converting and compiling the stored configuration: facts of the
+compiled graph, never timings.
 
 OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
 is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
-The predictor uses their count as OpenVINO's call count (`kit.features.call_count`). Counting converts the model
+The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), and their output bytes as
+its activation traffic (`kit.features.roofline`). Counting converts the model
 once per variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread
-count; `fill_stored_kernels` writes the counts back into the store, so they are counted once.
+count; `fill_stored_kernels` writes the facts back into the store, so they are counted once.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kit.features import KERNEL_COLUMN, extra_dict, kernel_count
+from kit.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, KERNEL_COLUMNS, extra_dict, kernel_count
 from kit.predict.profiles import store_filled, variant_params
 
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
+COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes")  # the facts of the compiled graph counted here
 
 
 def missing_kernels(frame: pd.DataFrame) -> pd.Series:
-    """Per row: True for an OpenVINO CPU result whose stored facts lack the executed kernels."""
+    """Per row: True for an OpenVINO CPU result whose stored facts lack the executed kernels or their bytes."""
     extras = frame["extra"].map(extra_dict)
-    return (frame["platform"] == OPENVINO_CPU) & extras.map(lambda e: e.get("runtime_layers") is None)
+    return (frame["platform"] == OPENVINO_CPU) & extras.map(lambda e: any(e.get(f) is None for f in COMPILED_FACTS))
 
 
 def _setting(row: Any) -> tuple[tuple[str, str, str, int | None], int, str, int | None]:
@@ -40,8 +43,8 @@ def _setting(row: Any) -> tuple[tuple[str, str, str, int | None], int, str, int 
 
 @functools.lru_cache(maxsize=256)
 def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
-                  settings: frozenset[tuple[str, int | None]]) -> dict[tuple[str, int | None], dict[str, int]]:
-    """runtime_layers per (precision, threads) of one variant at one batch size, compiled as the OpenVINO backend
+                  settings: frozenset[tuple[str, int | None]]) -> dict[tuple[str, int | None], dict[str, Any]]:
+    """COMPILED_FACTS per (precision, threads) of one variant at one batch size, compiled as the OpenVINO backend
     prepares a run (convert, int8 quantisation, static shapes, compile); {} (logged) when it cannot be built."""
     from kit import zoo
     from kit.backends import openvino_backend as ovb
@@ -62,7 +65,8 @@ def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
         for precision, threads in sorted(settings, key=str):
             ov_model = models["int8" if precision == "int8" else "float"]
             compiled = ovb.compile_model(ov_model, "CPU", precision, threads or torch.get_num_threads())
-            counts[(precision, threads)] = ovb.runtime_layers(compiled)
+            counts[(precision, threads)] = {"runtime_layers": ovb.runtime_layers(compiled),
+                                            "runtime_output_bytes": ovb.runtime_output_bytes(compiled)}
         return counts
     except Exception as exc:  # a back-fill is best effort: rows without counts keep torch's call count
         log.warning("cannot count OpenVINO kernels of %s (%s) at batch %d: %s", model, size, batch, exc)
@@ -70,8 +74,8 @@ def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
 
 
 def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
-    """The results frame with runtime_layers counted now where an OpenVINO CPU result lacks them (extra
-    ['kernels_counted_later'] says so), one conversion per variant and batch size."""
+    """The results frame with COMPILED_FACTS counted now where an OpenVINO CPU result lacks one (extra
+    ['kernels_counted_later'] says so; facts already stored are kept), one conversion per variant and batch size."""
     if frame.empty or not {"extra", "params_json", "platform"} <= set(frame):
         return frame
     missing = missing_kernels(frame)
@@ -85,40 +89,43 @@ def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
     counted = {key: count_kernels(*key, frozenset(combos)) for key, combos in wanted.items()}
     out = frame.copy()
     for index, (variant, batch, precision, threads) in settings.items():
-        layers = counted[(variant, batch)].get((precision, threads))
-        if layers is not None:
-            extra = {**extra_dict(frame.at[index, "extra"]), "runtime_layers": layers,
-                     "kernels_counted_later": True}
-            out.at[index, "extra"] = json.dumps(extra)
+        facts = counted[(variant, batch)].get((precision, threads))
+        if facts is not None:
+            stored = {k: v for k, v in extra_dict(frame.at[index, "extra"]).items() if v is not None}
+            out.at[index, "extra"] = json.dumps({**facts, **stored, "kernels_counted_later": True})
     return out
 
 
 def fill_stored_kernels(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """fill_kernels, and the counts written into the store's results (unless it is open read-only)."""
-    return store_filled(con, frame, fill_kernels(frame), "OpenVINO kernel counts")
+    """fill_kernels, and the facts written into the store's results (unless it is open read-only)."""
+    return store_filled(con, frame, fill_kernels(frame), "OpenVINO kernel facts")
 
 
 def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
-                      variant: tuple[str, str, str, int | None]) -> pd.Series:
-    """Per candidate configuration of one variant: OpenVINO's kernel count from the variant's stored results with the
-    same platform, precision, batch size and threads, else (OpenVINO CPU only) counted by compiling the variant, else
-    NaN, where torch's aten calls stand in (`kit.features.call_count`)."""
-    out = pd.Series(np.nan, index=candidates.index, dtype=float)
+                      variant: tuple[str, str, str, int | None]) -> pd.DataFrame:
+    """Per candidate configuration of one variant, KERNEL_COLUMNS (OpenVINO's kernel count and the bytes they write):
+    from the variant's stored results with the same platform, precision, batch size and threads, else (OpenVINO CPU
+    only) counted by compiling the variant, else NaN, where torch's aten calls and eager activation bytes stand in
+    (`kit.predict.baselines.call_count`, `kit.features.roofline`)."""
+    out = pd.DataFrame(np.nan, index=candidates.index, columns=list(KERNEL_COLUMNS), dtype=float)
     if candidates.empty:
         return out
     candidates = candidates.assign(threads=candidates.get("threads", np.nan))
     if KERNEL_COLUMN in rows and not rows.empty:
         keys = ["platform", "precision", "batch_size", *(["threads"] if "threads" in rows else [])]
-        stored = rows.dropna(subset=[KERNEL_COLUMN]).astype({"batch_size": int}).drop_duplicates(keys, keep="last")
-        found = candidates[keys].astype({"batch_size": int}).merge(stored[[*keys, KERNEL_COLUMN]], on=keys,
+        stored = (rows.assign(**{c: rows.get(c, np.nan) for c in KERNEL_COLUMNS}).dropna(subset=[KERNEL_COLUMN])
+                  .astype({"batch_size": int}).drop_duplicates(keys, keep="last"))
+        found = candidates[keys].astype({"batch_size": int}).merge(stored[[*keys, *KERNEL_COLUMNS]], on=keys,
                                                                     how="left")
-        out[:] = found[KERNEL_COLUMN].to_numpy(dtype=float)
-    todo = candidates[out.isna() & (candidates["platform"] == OPENVINO_CPU)]
+        out[:] = found[list(KERNEL_COLUMNS)].to_numpy(dtype=float)
+    todo = candidates[out[KERNEL_COLUMN].isna() & (candidates["platform"] == OPENVINO_CPU)]
     for batch, group in todo.groupby(todo["batch_size"].astype(int)):
         settings = {(str(p), _threads(t)) for p, t in zip(group["precision"], group["threads"], strict=True)}
         counts = count_kernels(variant, int(batch), frozenset(settings))
         for index, precision, threads in zip(group.index, group["precision"], group["threads"], strict=True):
-            out[index] = kernel_count(counts.get((str(precision), _threads(threads)))) or np.nan
+            facts = counts.get((str(precision), _threads(threads))) or {}
+            out.loc[index, KERNEL_COLUMN] = kernel_count(facts.get("runtime_layers")) or np.nan
+            out.loc[index, KERNEL_BYTES_COLUMN] = facts.get("runtime_output_bytes") or np.nan
     return out
 
 

@@ -1,6 +1,6 @@
 """The predictor: throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
-Each target is predicted on a log scale from an analytic baseline (kit.features: fixed + per-op-call overhead +
+Each target is predicted on a log scale from an analytic baseline (kit.predict.baselines: fixed + per-op-call overhead +
 roofline times, or the roofline at a constant efficiency) times a gradient-boosted correction (scikit-learn's
 HistGradientBoostingRegressor, which handles missing peaks), or by either alone: the choice is made per target by
 leaving whole families out inside the training data. Intervals are conformal in the CV+ style: quantiles of those
@@ -24,17 +24,8 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 from threadpoolctl import threadpool_limits
 
 from kit.errors import ConfigError
-from kit.features import (
-    BASELINE_KINDS,
-    CATEGORICAL,
-    NUMERIC,
-    TARGETS,
-    Baseline,
-    OverheadBaseline,
-    feature_frame,
-    make_baseline,
-    single_process,
-)
+from kit.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, single_process
+from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
 
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}

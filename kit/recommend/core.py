@@ -19,7 +19,7 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.features import (
-    KERNEL_COLUMN,
+    KERNEL_COLUMNS,
     PROFILE_COLUMNS,
     extra_dict,
     image_size_of,
@@ -399,8 +399,8 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     if predictor is None and len(frame) >= 2:
         predictor = Predictor().fit(frame)
     candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions)
-    candidates[KERNEL_COLUMN] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size, overrides,
-                                                                                    seq_len))
+    candidates[list(KERNEL_COLUMNS)] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size,
+                                                                                          overrides, seq_len))
     table = _fill(candidates, rows, predictor)
     reasons = table.apply(_constraint_reason, axis=1, args=(memory_budget_bytes, latency_bound_s, hourly_prices,
                                                              objective)) if not table.empty else pd.Series(dtype=str)

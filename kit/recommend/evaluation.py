@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import KERNEL_COLUMN, TARGETS
+from kit.features import KERNEL_COLUMNS, TARGETS
 from kit.predict import Predictor
 from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, measured_frame, rank
 
@@ -65,7 +65,7 @@ def evaluate_recommendations(data: Any, objective: str = "throughput", group_col
             configs = configs[configs["_value"].notna()].reset_index(drop=True)
             if len(configs) < 2:
                 continue
-            extra = [c for c in ("threads", KERNEL_COLUMN) if c in configs]  # kernels: compiled, not measured
+            extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
             inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
                                                     *extra]]
             ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices),

@@ -1,0 +1,83 @@
+"""Ablations: the leave-one-family-out accuracy of the predictor with some of its facts withheld, on the same rows
+and folds, so that whether a term earns its place is a ratio measured in one run, not a comparison across runs.
+
+A fact is withheld by removing it from every row (its column and its stored JSON), as if it had never been counted;
+the features are then derived again, so the analytic baselines fall back where they would without it (OpenVINO's
+kernels to torch's aten calls, its written bytes to torch's eager activation bytes, thin products to none).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, extra_dict, feature_frame
+from kit.predict.model import Predictor, accuracy, leave_one_group_out
+
+# fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
+FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
+         "matmul_shapes": ("matmul_shapes", "forward_profile")}
+
+
+def check_facts(facts: list[str]) -> None:
+    """Raise ConfigError naming any fact that cannot be withheld."""
+    unknown = [f for f in facts if f not in FACTS]
+    if unknown:
+        raise ConfigError(f"unknown fact(s) to withhold {unknown}; known: {', '.join(FACTS)}")
+
+
+def _strip(extra: object, facts: list[str]) -> str:
+    out = dict(extra_dict(extra))
+    for fact in facts:
+        key, parent = FACTS[fact]
+        if parent is None:
+            out.pop(key, None)
+        elif isinstance(out.get(parent), dict):
+            out[parent] = {k: v for k, v in out[parent].items() if k != key}
+    return json.dumps(out)
+
+
+def without_facts(frame: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+    """The frame as if these facts had never been counted (columns emptied, stored JSON stripped), features derived
+    again."""
+    check_facts(facts)
+    if not facts:
+        return frame
+    out = frame.assign(**{f: (None if f == "matmul_shapes" else np.nan) for f in facts if f in frame})
+    if "extra" in out:
+        out["extra"] = out["extra"].map(lambda e: _strip(e, facts))
+    return feature_frame(out)
+
+
+def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: str = "throughput",
+                   by: tuple[str, ...] = ("platform", "threads"),
+                   make_predictor: Callable[[], Predictor] | None = None) -> pd.DataFrame:
+    """Per variant (a name and the facts it withholds): leave-one-family-out MAPE and share within 10 % of the
+    target, overall and per value of `by` (MAPE), each variant on the same rows and folds."""
+    for facts in variants.values():
+        check_facts(facts)
+    rows = []
+    for name, facts in variants.items():
+        data = without_facts(frame, facts)
+        predictions = leave_one_group_out(data, target, make_predictor=make_predictor).predictions
+        row = {"variant": name, "withheld": ", ".join(facts) or "none"}
+        row.update({k: v for k, v in accuracy(predictions["measured"], predictions["pred"]).items()
+                    if k in ("n", "mape", "within_10")})
+        columns = [c for c in by if c in data]
+        if columns:
+            labels = data.loc[predictions.index, columns].map(_label).agg("/".join, axis=1)
+            for label, part in predictions.groupby(labels):
+                row[f"mape {label}"] = accuracy(part["measured"], part["pred"])["mape"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _label(value: object) -> str:
+    """A group value as text: whole floats without their '.0' (thread counts), missing as '-'."""
+    if isinstance(value, float):
+        return "-" if np.isnan(value) else f"{value:g}"
+    return str(value)

@@ -1,0 +1,162 @@
+"""The analytic baselines the predictor builds on and is compared with: the roofline calibrated per group
+(`Baseline`), and a time model of fixed, per-call, compute, traffic and overhead terms fitted per setting
+(`OverheadBaseline`). Both are calibrated on measured rows of `kit.features.feature_frame`; neither is a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from kit.errors import ConfigError
+from kit.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_column
+
+BASELINE_KINDS = ("overhead", "roofline")
+N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
+#                       per conv call, thin matrix products
+BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
+
+
+def _roof_s(features: pd.DataFrame) -> pd.Series:
+    """Roofline seconds per batch; without measured peaks, FLOPs per batch (a 1 FLOP/s machine) for calibration."""
+    flops = features["flops_per_item"] * features["batch_size"].astype(float)
+    return features["roofline_s"].where(features["roofline_s"] > 0, flops)
+
+
+def _baseline_input(features: pd.DataFrame, target: str) -> pd.Series:
+    """The uncalibrated analytic value: batch/roofline (throughput), roofline (latency), static bytes (memory)."""
+    if target == "throughput":
+        return np.log(features["batch_size"].astype(float) / _roof_s(features))
+    if target == "latency":
+        return np.log(_roof_s(features))
+    return np.log(features["static_memory_bytes"].clip(lower=1.0))
+
+
+@dataclass
+class Baseline:
+    """The roofline made honest by one calibration per group: median log offset (time) or extra bytes (memory)."""
+
+    target: str
+    offsets: dict[tuple, dict] = field(default_factory=dict)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> Baseline:
+        """Learn the per-group medians from measured rows."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        if self.target == "memory":
+            data = data.assign(_offset=(y - features["static_memory_bytes"]).clip(lower=0))
+        else:
+            data = data.assign(_offset=np.log(y) - _baseline_input(features, self.target))
+        for level in BASELINE_LEVELS:
+            self.offsets[tuple(level)] = data.groupby(level)["_offset"].median().to_dict()
+        self.offsets[()] = {(): float(data["_offset"].median())}
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> pd.Series:
+        """Log of the calibrated baseline, from the most specific group seen in training."""
+        data = features.assign(has_peaks=features["roofline_s"].notna())
+        offset = pd.Series(self.offsets[()][()], index=features.index, dtype=float)
+        for level in reversed(BASELINE_LEVELS):
+            keys = list(data[level].itertuples(index=False, name=None))
+            found = pd.Series([self.offsets[tuple(level)].get(k, np.nan) for k in keys], index=features.index)
+            offset = found.where(found.notna(), offset)
+        if self.target == "memory":
+            return np.log(features["static_memory_bytes"] + offset)
+        return _baseline_input(features, self.target) + offset
+
+
+def call_count(frame: pd.DataFrame) -> pd.Series:
+    """Calls one forward launches: OpenVINO's executed kernels where counted (it fuses the graph before it runs it:
+    a convolution with its norm and activation is one kernel, a layout change one more), else torch's aten calls."""
+    return numeric_column(frame, KERNEL_COLUMN).fillna(numeric_column(frame, "ops_per_forward"))
+
+
+def _overhead_design(features: pd.DataFrame) -> np.ndarray:
+    """Columns of the time model: fixed cost, cost per op call (x3 in training: forward and backward), roofline
+    compute time, roofline traffic time, attention score elements (in units of 1e9) and Python calls of the model
+    code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
+    coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
+    convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
+    on every call, and the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate. The call
+    count is OpenVINO's executed kernels where they were counted (`call_count`).
+
+    Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
+    absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
+    """
+    compute = features["compute_s"].where(features["compute_s"] > 0, features["flops_per_batch"] / 1e12)
+    memory = features["memory_s"].where(features["memory_s"] > 0, features["traffic_bytes"] / 1e12)
+    passes = np.where(features["training"] > 0, TRAINING_FLOP_FACTOR, 1.0)
+    calls = call_count(features).fillna(0.0) * passes
+    scores = (numeric_column(features, "attention_scores_per_sample").fillna(0.0) * features["batch_size"].astype(float)
+              * passes / 1e9)
+    python_calls = numeric_column(features, "python_calls_per_forward").fillna(0.0)
+    conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
+    conv_calls = numeric_column(features, "conv_calls_per_forward").fillna(0.0) * passes
+    thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
+    return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
+                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
+
+
+@dataclass
+class OverheadBaseline:
+    """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
+    + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
+    products lose, each with a
+    non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else
+    per platform, mode and threads, else over all rows): the roofline plus the call overheads that dominate small
+    models. Throughput is batch / time; latency is the time."""
+
+    target: str
+    min_rows: int = 4
+    coefs: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def fit(self, features: pd.DataFrame, y: pd.Series) -> OverheadBaseline:
+        """Fit one coefficient vector per group of each level (`_overhead_groups`) with enough rows, and one for
+        all."""
+        seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
+        levels = _overhead_groups(features)
+        keys = [None, *sorted({key for level in levels for key in level})]
+        for key in keys:
+            mask = (np.ones(len(features), bool) if key is None
+                    else np.array([key in level for level in levels]))
+            if mask.sum() >= self.min_rows:
+                design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
+                coef, _ = nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
+                if coef.any():
+                    self.coefs[key] = coef
+        return self
+
+    def predict_log(self, features: pd.DataFrame) -> pd.Series:
+        """Log throughput or log latency of the most specific group's time model seen in training (else the
+        global one)."""
+        design = np.nan_to_num(_overhead_design(features))
+        fallback = self.coefs.get(None, np.zeros(N_OVERHEAD_TERMS))
+        coefs = np.array([next((self.coefs[k] for k in level if k in self.coefs), fallback)
+                          for level in _overhead_groups(features)])
+        seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
+        if self.target == "throughput":
+            return np.log(features["batch_size"].astype(float) / seconds)
+        return np.log(seconds)
+
+
+def _overhead_groups(features: pd.DataFrame) -> list[tuple[tuple, ...]]:
+    """Per row, its groups from the most specific: (platform, mode, peaks known, intra-op threads or 0 when not
+    recorded, precision), then the same without precision, then without mode (training rows are few; the design
+    already scales calls, FLOPs and bytes for a step). One thread and two differ in every rate (the peaks are
+    measured once, with the default threads); precisions differ in kernels (OpenVINO int8 is not its fp32)."""
+    threads = numeric_column(features, "threads").fillna(0).astype(int)
+    broad = list(zip(features["platform"].astype(str), features["mode"].astype(str), features["compute_s"].notna(),
+                     threads, strict=True))
+    precisions = features["precision"].astype(str)
+    return [((*key, precision), key, ("any mode", key[0], *key[2:], precision))
+            for key, precision in zip(broad, precisions, strict=True)]
+
+
+def make_baseline(target: str, kind: str = "overhead") -> Baseline | OverheadBaseline:
+    """The analytic baseline of a target: 'overhead' (fixed + per-call + roofline times) or 'roofline' (constant
+    efficiency per group); memory always uses static bytes plus a per-group offset."""
+    if kind not in BASELINE_KINDS:
+        raise ConfigError(f"unknown baseline {kind!r}; known: {', '.join(BASELINE_KINDS)}")
+    return OverheadBaseline(target) if kind == "overhead" and target != "memory" else Baseline(target)

@@ -1,0 +1,55 @@
+"""Ablations: withholding a fact empties it everywhere, and the leave-one-family-out table shows what it was worth."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kit import features
+from kit.errors import ConfigError
+from kit.predict import Predictor
+from kit.predict.ablation import ablation_table, without_facts
+from tests.test_predict import overhead_law, synthetic_frame
+
+
+def thin_product_law():
+    """Rows whose time includes what thin matrix products lose: only the stored shapes explain it."""
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    widths = frame["family"].map({"fam0": 16, "fam1": 48, "fam2": 512})
+    rows = (frame["flops_per_sample"] / (2 * widths**2)).round().astype(int)
+    shapes = [json.dumps([[m, w, w, 1, 2 * m, w, w, 1, 1]]) for m, w in zip(rows, widths, strict=True)]
+    frame = frame.assign(matmul_shapes=shapes)
+    feats = features.feature_frame(frame)
+    seconds = overhead_law(feats) + feats["thin_matmul_s"] / 0.3
+    return frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+
+
+def test_withheld_facts_are_gone_from_columns_and_stored_json() -> None:
+    frame = synthetic_frame(n_families=1).head(2).assign(platform="openvino")
+    extras = [json.dumps({**json.loads(e), "runtime_output_bytes": 5e6, "runtime_layers": {"MatMul": 3}})
+              for e in frame["extra"]]
+    feats = features.feature_frame(frame.assign(extra=extras))
+    assert (feats["kernel_output_bytes"] == 5e6).all() and (feats["kernels_per_forward"] == 3).all()
+    stripped = without_facts(feats, ["kernel_output_bytes"])
+    assert stripped["kernel_output_bytes"].isna().all() and (stripped["kernels_per_forward"] == 3).all()
+    assert stripped["extra"].map(lambda e: "runtime_output_bytes" not in json.loads(e)).all()
+    assert (stripped["activation_bytes"] < feats["activation_bytes"]).all()  # torch's eager bytes of the tiny rows
+    assert without_facts(feats, []) is feats
+
+
+def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    table = ablation_table(thin_product_law(), {"all": [], "no shapes": ["matmul_shapes"]},
+                           by=("platform",), make_predictor=make_predictor).set_index("variant")
+    assert table.loc["all", "withheld"] == "none" and table.loc["no shapes", "withheld"] == "matmul_shapes"
+    assert table.loc["all", "n"] == table.loc["no shapes", "n"] == len(thin_product_law())  # the same rows
+    assert table.loc["all", "mape"] < 0.01 and table.loc["no shapes", "mape"] > 0.05
+    assert table.loc["all", "mape cpu"] == pytest.approx(table.loc["all", "mape"])
+    assert np.isfinite(table["within_10"]).all()
+
+
+def test_unknown_fact_is_named_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="'kernels'.*known: kernels_per_forward"):
+        ablation_table(synthetic_frame(n_families=2), {"bad": ["kernels"]})
