@@ -637,6 +637,24 @@ def test_unmeasured_configurations_are_new_batch_sizes_of_measured_variants() ->
         predict.check_batch_sizes([2, 0])
 
 
+def test_unmeasured_openvino_batch_sizes_get_written_bytes_for_their_own_batch() -> None:
+    cpu = synthetic_frame(n_families=1, batch_sizes=(1, 4)).query("precision == 'fp32'")
+    cpu = cpu[cpu["params_json"] == cpu["params_json"].iloc[0]]  # one variant at batch 1 and 4
+    frame = pd.concat([cpu, cpu.assign(platform="openvino")], ignore_index=True)
+    on_ov = frame["platform"] == "openvino"
+    written = np.where(on_ov, 1000.0 + 500.0 * frame["batch_size"], np.nan)  # a line through both batch sizes
+    extras = [json.dumps({**json.loads(e), **({"runtime_output_bytes": w} if np.isfinite(w) else {})})
+              for e, w in zip(frame["extra"], written, strict=True)]
+    rows = predict.unmeasured_configurations(frame.assign(extra=extras), [2, 16])
+    by = rows.set_index(["platform", "batch_size"])["kernel_output_bytes"]
+    assert by[("openvino", 2)] == pytest.approx(2000.0) and by[("openvino", 16)] == pytest.approx(9000.0)
+    assert by[["cpu"]].isna().all()  # torch's CPU: no compiled graph
+    one = frame[frame["batch_size"] == 4].assign(extra=[e for e, b in zip(extras, frame["batch_size"], strict=True)
+                                                        if b == 4])
+    rows = predict.unmeasured_configurations(one, [8])  # one compiled batch size: scaled by the batch
+    assert rows.set_index("platform").loc["openvino", "kernel_output_bytes"] == pytest.approx(2 * 3000.0)
+
+
 def store_synthetic(con, frame: pd.DataFrame) -> None:
     """Synthetic rows as stored Records, shaped like the runner's (extra with modality, seq_len_effective and
     model_facts), on one hardware row with microbenchmark peaks."""

@@ -129,5 +129,27 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
     return out
 
 
+def written_bytes_at(grid: pd.DataFrame, measured: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN) at each grid row's batch size, from the measured rows of the
+    same keys: a straight line through (batch, bytes) where two or more batch sizes were compiled, else the one
+    compiled count scaled by the batch (the kernels' outputs are activations); NaN without any. A batch size's
+    compiled bytes are never reused at another as they are: they grow with the batch."""
+    out = pd.Series(np.nan, index=grid.index, dtype=float)
+    if grid.empty or KERNEL_BYTES_COLUMN not in measured:
+        return out
+    known = measured.dropna(subset=[KERNEL_BYTES_COLUMN])
+    lines = {}
+    for key, rows in known.groupby(known[keys].astype(str).apply(tuple, axis=1)):  # text: NaN keys match too
+        points = rows.groupby(rows["batch_size"].astype(float))[KERNEL_BYTES_COLUMN].median()
+        lines[key] = (np.polyfit(points.index, points.to_numpy(), 1) if len(points) > 1
+                      else (points.iloc[0] / points.index[0], 0.0))
+    wanted = grid[keys].astype(str).apply(tuple, axis=1)
+    for index, key, batch in zip(grid.index, wanted, grid["batch_size"].astype(float), strict=True):
+        if key in lines:
+            slope, intercept = lines[key]
+            out[index] = max(slope * batch + intercept, 0.0) or np.nan
+    return out
+
+
 def _threads(value: Any) -> int | None:
     return None if pd.isna(value) else int(value)

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import TARGETS, feature_frame, single_process, variant_key
+from kit.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, single_process, variant_key
 from kit.predict.data import SweepOutcome, check_batch_sizes
+from kit.predict.kernels import written_bytes_at
 from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
 
 MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
@@ -139,7 +140,11 @@ def unmeasured_configurations(frame: pd.DataFrame, batch_sizes: list[int]) -> pd
     latest = ok.sort_values("created_at").drop_duplicates(keys, keep="last").drop(columns="batch_size")
     grid = latest.merge(pd.DataFrame({"batch_size": check_batch_sizes(batch_sizes)}), how="cross")
     new = [tuple(map(str, row)) not in measured for row in grid[[*keys, "batch_size"]].itertuples(index=False)]
-    return grid[new].assign(**{c: np.nan for c in TARGETS.values()}).reset_index(drop=True)
+    grid = grid[new].reset_index(drop=True)
+    setting = [*keys, *(["threads"] if "threads" in ok else [])]
+    ok = ok.assign(**{KERNEL_BYTES_COLUMN: model_facts(ok)[KERNEL_BYTES_COLUMN]})
+    grid[KERNEL_BYTES_COLUMN] = written_bytes_at(grid, ok, setting)  # not the measured batch size's bytes
+    return grid.assign(**{c: np.nan for c in TARGETS.values()})
 
 
 def predict_unmeasured(predictor: Predictor, frame: pd.DataFrame, batch_sizes: list[int]) -> pd.DataFrame:
