@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("outputs/benchkit.duckdb"))
     parser.add_argument("--model", choices=("fixed", "auto"), default="fixed")
     parser.add_argument("--target", default="throughput")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME",
+                        help=f"which of: {'; '.join(VARIANTS)}")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_ablation.csv"))
     args = parser.parse_args()
 
@@ -37,7 +39,7 @@ def main() -> None:
     frame = training_frame(storage.connect(args.db))
     fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
     start = time.perf_counter()
-    table = ablation_table(frame, VARIANTS, args.target,
+    table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target,
                            make_predictor=lambda: Predictor(targets=(args.target,), **fixed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
