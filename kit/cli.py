@@ -69,6 +69,9 @@ def _add_prediction_data(parser: argparse.ArgumentParser) -> None:
 
 def _add_remeasure_noisy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-prefix", help="only runs whose id starts with this, e.g. pred-data")
+    parser.add_argument("--converged-too", action="store_true",
+                        help="also the converged results of those runs (made while the machine was disturbed, e.g. "
+                             "top's st column high); needs --run-prefix")
     _db_arg(parser)
 
 
@@ -257,7 +260,8 @@ def cmd_remeasure_noisy(args: argparse.Namespace) -> int:
     from kit import storage
     from kit.predict.remeasure import remeasure_noisy
 
-    table = remeasure_noisy(storage.connect(args.db or storage.DEFAULT_DB), args.run_prefix)
+    table = remeasure_noisy(storage.connect(args.db or storage.DEFAULT_DB), args.run_prefix,
+                            converged_too=args.converged_too)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table) else "no noisy results")
     print(f"{len(table)} measured again, {int(table['converged'].sum()) if len(table) else 0} converged")
     return 0

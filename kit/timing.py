@@ -146,12 +146,23 @@ class CudaPeakTracker:
 
 @dataclass
 class Measurement:
-    """Samples from the adaptive loop, plus the CPU time and wall time it took."""
+    """Samples from the adaptive loop, plus the CPU time and wall time it took and the host's steal share."""
 
     samples_s: list[float] = field(default_factory=list)
     converged: bool = False
     cpu_time_s: float = 0.0
     wall_time_s: float = 0.0
+    steal_share: float | None = None  # host_steal_share over the loop
+
+
+def host_steal_share(before: Any, after: Any) -> float | None:
+    """Share of all CPUs' time that the hypervisor gave to other guests between two `psutil.cpu_times()` (Linux
+    'steal'): a virtual machine's host running other work slows every measurement without our process seeing it.
+    None where the system does not count steal, or no time passed."""
+    if not hasattr(before, "steal") or not hasattr(after, "steal"):
+        return None
+    total = sum(after) - sum(before)
+    return min(1.0, max(0.0, (after.steal - before.steal) / total)) if total > 0 else None
 
 
 def measure_adaptive(
@@ -169,7 +180,7 @@ def measure_adaptive(
     checked on a growing schedule (every ~10% more samples) to keep the statistics off the measured path.
     """
     result = Measurement()
-    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    cpu_start, wall_start, times_start = time.process_time(), time.perf_counter(), psutil.cpu_times()
     deadline = wall_start + time_budget_s
     next_check = max(min_samples, MIN_CI_SAMPLES)
     while len(result.samples_s) < max_samples:
@@ -184,6 +195,7 @@ def measure_adaptive(
             break
     result.cpu_time_s = time.process_time() - cpu_start
     result.wall_time_s = time.perf_counter() - wall_start
+    result.steal_share = host_steal_share(times_start, psutil.cpu_times())
     return result
 
 

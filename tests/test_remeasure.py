@@ -16,16 +16,20 @@ TINY = {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64}
 
 
 def test_noisy_rows_give_way_to_a_converged_measurement_of_their_configuration() -> None:
+    again = "r" + remeasure.REMEASURE_SUFFIX + "1"
     frame = pd.DataFrame({
-        "config_key": ["a", "a", "b", "c", "c", "d", "d"],
-        "threads": [1, 1, 1, 1, 1, 1, 2],
-        "hardware_id": ["h"] * 7,
-        "noisy": [True, False, True, False, False, True, False],
+        "config_key": ["a", "a", "b", "c", "c", "d", "d", "e", "e", "f", "f"],
+        "threads": [1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1],
+        "hardware_id": ["h"] * 11,
+        "run_id": ["r"] * 7 + ["r", again, "r", again],
+        "noisy": [True, False, True, False, False, True, False, False, False, False, True],
     })
     kept = remeasure.prefer_converged(frame)
-    # a: the noisy one goes; b: noisy but alone, kept; c: two converged, both kept; d: other thread counts differ
-    assert kept.index.tolist() == [1, 2, 3, 4, 5, 6]
+    # a: the noisy one goes; b: noisy but alone, kept; c: two converged, both kept; d: other thread counts differ;
+    # e: a converged re-measurement supersedes the first measurement; f: a noisy one does not
+    assert kept.index.tolist() == [1, 2, 3, 4, 5, 6, 8, 9]
     assert remeasure.prefer_converged(frame.drop(columns="noisy")).equals(frame.drop(columns="noisy"))
+    assert remeasure.prefer_converged(frame.drop(columns="run_id")).index.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 def noisy_record(run_id: str, params: dict) -> Record:
@@ -78,3 +82,24 @@ def test_a_configuration_measured_again_is_not_measured_a_third_time(tmp_path) -
     summary = remeasure.noisy_summary(con).iloc[0]
     assert (summary["n_ok"], summary["n_noisy"], summary["n_superseded"]) == (2, 2, 0)
     assert (summary["n_remeasurements"], summary["n_left_to_remeasure"]) == (1, 0)
+
+
+def test_converged_results_of_disturbed_runs_are_measured_again_and_superseded(tmp_path) -> None:
+    con = storage.connect(tmp_path / "b.duckdb")
+    storage.start_run(con, "pred-z", {}, collect_environment())
+    params = {"time_budget_s": 0.3, "target_rel_ci": 0.9, "threads": 1, "min_samples": 3}
+    job = Job(run_id="pred-z", model="bert", size="tiny", mode="inference", platform="cpu", precision="fp32",
+              batch_size=1, seq_len=8, overrides=TINY, **params)
+    record = Record.from_samples([0.001] * 5, target_rel_ci=0.9, **job.identity(), family="bert", device="cpu",
+                                 threads=1)
+    assert not record.noisy
+    storage.insert_record(con, record)
+    assert remeasure.noisy_results(con, "pred").empty  # converged: not measured again by default
+    with pytest.raises(ConfigError, match="run prefix"):
+        remeasure.remeasure_noisy(con, converged_too=True, progress=False)
+    table = remeasure.remeasure_noisy(con, "pred", converged_too=True, progress=False)
+    assert table["status"].tolist() == ["ok"] and table["old_throughput"].iloc[0] == pytest.approx(1000.0)
+    assert len(storage.results_frame(con, status="ok")) == 2  # nothing measured is lost
+    assert remeasure.noisy_results(con, "pred", converged_too=True).empty  # measured again once, not twice
+    if table["converged"].iloc[0]:  # the converged re-measurement is what the predictor learns from
+        assert predict.training_frame(con)["run_id"].tolist() == table["remeasure_run_id"].tolist()

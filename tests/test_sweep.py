@@ -29,6 +29,7 @@ def test_tiny_sweep_stores_sane_records(tmp_path):
         assert r.env_id and r.device == "cpu"
         profile = r.extra["forward_profile"]
         assert profile["ops_per_forward"] > 0 and profile["activation_bytes_per_sample"] > 0
+        assert r.extra["host_steal_share"] is None or 0 <= r.extra["host_steal_share"] <= 1
     assert len(storage.load_records(con, "tiny")) == 4
 
 

@@ -1,4 +1,6 @@
-from kit.timing import PerfCounterClock, ProcessPeakTracker, load_average_1m
+from collections import namedtuple
+
+from kit.timing import PerfCounterClock, ProcessPeakTracker, host_steal_share, load_average_1m, measure_adaptive
 
 
 def test_perf_counter_clock_times_a_sleep():
@@ -24,3 +26,13 @@ def test_process_peak_tracker_sees_an_allocation_after_reset():
 def test_load_average_is_non_negative():
     value = load_average_1m()
     assert value is None or value >= 0
+
+
+def test_host_steal_share_is_the_stolen_part_of_all_cpu_time():
+    times = namedtuple("times", "user system idle steal")
+    assert host_steal_share(times(10, 5, 80, 5), times(40, 10, 120, 30)) == 0.25  # 25 of 100 seconds stolen
+    assert host_steal_share(times(1, 1, 1, 1), times(1, 1, 1, 1)) is None  # no time passed
+    no_steal = namedtuple("times", "user system idle")
+    assert host_steal_share(no_steal(1, 1, 1), no_steal(2, 2, 2)) is None  # the system does not count it
+    share = measure_adaptive(lambda: sum(range(100)), PerfCounterClock(), time_budget_s=0.05).steal_share
+    assert share is None or 0 <= share <= 1

@@ -47,6 +47,8 @@ def test_every_family_completes_training_steps(family):
     assert 0 < split["gradients_bytes"] <= split["weights_bytes"] and 0 <= extra_state <= 8 * n_tensors
     assert split["activations_bytes"] >= 0
     assert set(record.extra["forward_profile"]) == set(zoo.PROFILE_KEYS) - {"flops_per_sample"}
+    steal = record.extra["host_steal_share"]  # recorded with every measurement (None where not counted)
+    assert steal is None or 0 <= steal <= 1
 
 
 def test_loss_decreases_on_the_fixed_synthetic_batch():

@@ -28,14 +28,16 @@ def configuration_key(frame: pd.DataFrame) -> pd.Series:
 
 
 def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame without noisy rows whose configuration also has a converged (not noisy) measurement; other rows,
-    repeated measurements included, are all kept."""
+    """The frame without the measurements that a better one of the same configuration supersedes: a noisy row gives
+    way to any converged one, and every other row to a converged re-measurement (made because the first was noisy,
+    or measured while the machine was disturbed). Other rows, repeated measurements included, are all kept."""
     if frame.empty or "noisy" not in frame or "config_key" not in frame:
         return frame
     key = configuration_key(frame)
     noisy = frame["noisy"].fillna(False).astype(bool)
-    converged = set(key[~noisy])
-    return frame[~(noisy & key.isin(converged))]
+    again = _is_remeasurement(frame) if "run_id" in frame else pd.Series(False, index=frame.index)
+    converged, converged_again = set(key[~noisy]), set(key[~noisy & again])
+    return frame[~((noisy & key.isin(converged)) | (~again & key.isin(converged_again)))]
 
 
 def _is_remeasurement(frame: pd.DataFrame) -> pd.Series:
@@ -43,26 +45,36 @@ def _is_remeasurement(frame: pd.DataFrame) -> pd.Series:
     return frame["run_id"].astype(str).str.contains(REMEASURE_SUFFIX)
 
 
-def _to_measure_again(frame: pd.DataFrame, run_prefix: str | None) -> pd.DataFrame:
-    """The noisy rows of runs starting with run_prefix whose configuration has neither a converged measurement nor
-    a re-measurement yet, one per configuration (a re-measurement's own configuration is always measured again)."""
+def _to_measure_again(frame: pd.DataFrame, run_prefix: str | None, converged_too: bool = False) -> pd.DataFrame:
+    """The noisy rows (with converged_too, all rows) of runs starting with run_prefix whose configuration has no
+    re-measurement yet and, unless converged_too, no converged measurement either; one per configuration (a
+    re-measurement's own configuration is always measured again)."""
     measured_again = set(configuration_key(frame[_is_remeasurement(frame)]))
     if run_prefix is not None:
         frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
-    kept = prefer_converged(frame)
-    noisy = kept[kept["noisy"].fillna(False).astype(bool)]
-    noisy = noisy[~configuration_key(noisy).isin(measured_again)]
-    return noisy[~configuration_key(noisy).duplicated()]
+    if converged_too:
+        rows = frame[~_is_remeasurement(frame)]
+    else:
+        kept = prefer_converged(frame)
+        rows = kept[kept["noisy"].fillna(False).astype(bool)]
+    rows = rows[~configuration_key(rows).isin(measured_again)]
+    return rows[~configuration_key(rows).duplicated()]
 
 
-def noisy_results(con: Any, run_prefix: str | None = None) -> pd.DataFrame:
+def noisy_results(con: Any, run_prefix: str | None = None, converged_too: bool = False) -> pd.DataFrame:
     """Ok single-process results flagged noisy, of runs whose id starts with run_prefix (all runs when None), whose
     configuration has neither a converged measurement nor a re-measurement yet; one per configuration, never a
-    re-measurement itself (so a second `remeasure_noisy` measures nothing twice)."""
+    re-measurement itself (so a second `remeasure_noisy` measures nothing twice). With converged_too, every result
+    of those runs not measured again yet, noisy or not: for runs made while the machine was disturbed (e.g. a
+    virtual machine whose host took CPU time: `top`'s `st`), whose converged results are suspect too; it needs a
+    run_prefix, so that a whole store is never measured again by mistake."""
     from kit import storage
 
+    if converged_too and not run_prefix:
+        raise ConfigError("measuring converged results again needs a run prefix (the runs made while the machine "
+                          f"was disturbed), got {run_prefix!r}")
     frame = single_process(storage.results_frame(con, status="ok"))
-    return frame if frame.empty else _to_measure_again(frame, run_prefix)
+    return frame if frame.empty else _to_measure_again(frame, run_prefix, converged_too)
 
 
 def noisy_summary(con: Any) -> pd.DataFrame:
@@ -95,12 +107,13 @@ def remeasure_spec(params_json: Any, run_id: str) -> Any:
                      run_id=f"{run_id}{REMEASURE_SUFFIX}{key}")
 
 
-def remeasure_noisy(con: Any, run_prefix: str | None = None, *, progress: bool = True) -> pd.DataFrame:
+def remeasure_noisy(con: Any, run_prefix: str | None = None, *, converged_too: bool = False,
+                    progress: bool = True) -> pd.DataFrame:
     """Measure every noisy_results configuration once more (an interrupted call resumes: a re-measure run id is its
     configuration's); one row each: the original and new run, both throughputs and whether the new one converged."""
     from kit.runners.sweep import run_sweep
 
-    noisy = noisy_results(con, run_prefix)
+    noisy = noisy_results(con, run_prefix, converged_too)
     specs = [remeasure_spec(p, r) for p, r in zip(noisy["params_json"], noisy["run_id"], strict=True)]
     rows = []
     for spec, (_, old) in zip(specs, noisy.iterrows(), strict=True):

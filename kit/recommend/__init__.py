@@ -1,7 +1,8 @@
 """Recommend a platform, precision and batch size for a model under constraints, from measurements or predictions.
 
 `core` ranks the candidates (measured where measured, predicted with intervals elsewhere, constraints checked on
-upper bounds, fallbacks named); `evaluation` scores recommendations made without a family's own measurements;
+upper bounds, fallbacks named); `exclusions` says why a candidate or a platform is ruled out (constraints, failed
+measurements, output deviation); `evaluation` scores recommendations made without a family's own measurements;
 `request` validates a request and holds the `benchkit recommend` command; `report` the notes, budget search and
 headline values.
 """

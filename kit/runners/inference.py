@@ -94,7 +94,8 @@ def measure_inference(job: Job) -> Record:
                                    min_samples=job.min_samples, max_samples=job.max_samples)
     peak = tracker.peak_bytes()  # includes the reference output held for the comparison (its reference_bytes)
     extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
-             "wall_time_s": measurement.wall_time_s, "modality": loaded.modality,
+             "wall_time_s": measurement.wall_time_s, "host_steal_share": measurement.steal_share,
+             "modality": loaded.modality,
              "seq_len_effective": job.seq_len or loaded.default_seq_len,
              "model_facts": loaded.describe(), "forward_profile": profile}
     if reference is not None:

@@ -192,7 +192,7 @@ def measure_training(job: Job) -> Record:
         "memory_split_bytes": split, "process_baseline_bytes": base, "build_s": build_s, "prepare_s": prepare_s,
         "sample_unit": "optimizer step time / accumulation_steps", "modality": loaded.modality,
         "seq_len_effective": job.seq_len or loaded.default_seq_len, "model_facts": loaded.describe(),
-        "forward_profile": profile,
+        "forward_profile": profile, "host_steal_share": measurement.steal_share,
         "precision_ran": f"autocast-{job.precision}" if job.precision != "fp32" else "fp32",
     }
     samples = [s / accumulation for s in measurement.samples_s]
