@@ -108,7 +108,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                          "kit.zoo.checkpoints:cmd_make_checkpoints"),
     "prediction-data": ("run the data-generation sweep for the predictor (resumes)", "kit.cli:_add_prediction_data",
                         "kit.cli:cmd_prediction_data"),
-    "remeasure-noisy": ("measure noisy results (CI target missed) again; the predictor prefers converged ones",
+    "remeasure-noisy": ("measure noisy (CI target missed) or disturbed (CPU time lost to the host) results again; "
+                        "the predictor prefers good ones",
                         "kit.cli:_add_remeasure_noisy", "kit.cli:cmd_remeasure_noisy"),
     "distributed-bench": ("DDP/FSDP training benchmark under torchrun, with scaling efficiency",
                           "kit.distributed:add_distributed_bench_args", "kit.distributed:cmd_distributed_bench"),

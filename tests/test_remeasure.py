@@ -90,7 +90,7 @@ def test_converged_results_of_disturbed_runs_are_measured_again_and_superseded(t
     params = {"time_budget_s": 0.3, "target_rel_ci": 0.9, "threads": 1, "min_samples": 3}
     job = Job(run_id="pred-z", model="bert", size="tiny", mode="inference", platform="cpu", precision="fp32",
               batch_size=1, seq_len=8, overrides=TINY, **params)
-    record = Record.from_samples([0.001] * 5, target_rel_ci=0.9, **job.identity(), family="bert", device="cpu",
+    record = Record.from_samples([0.001] * 40, target_rel_ci=0.9, **job.identity(), family="bert", device="cpu",
                                  threads=1)
     assert not record.noisy
     storage.insert_record(con, record)
@@ -103,3 +103,23 @@ def test_converged_results_of_disturbed_runs_are_measured_again_and_superseded(t
     assert remeasure.noisy_results(con, "pred", converged_too=True).empty  # measured again once, not twice
     if table["converged"].iloc[0]:  # the converged re-measurement is what the predictor learns from
         assert predict.training_frame(con)["run_id"].tolist() == table["remeasure_run_id"].tolist()
+
+
+def test_a_converged_result_whose_loop_lost_cpu_time_to_the_host_is_measured_again(tmp_path) -> None:
+    con = storage.connect(tmp_path / "b.duckdb")
+    storage.start_run(con, "pred-s", {}, collect_environment())
+    for seq_len, steal in ((8, 0.3), (16, 0.01)):  # a disturbed loop, and one that lost a little: not disturbed
+        job = Job(run_id="pred-s", model="bert", size="tiny", mode="inference", platform="cpu", precision="fp32",
+                  batch_size=1, seq_len=seq_len, overrides=TINY, time_budget_s=0.3, threads=1)
+        storage.insert_record(con, Record.from_samples([0.001] * 40, target_rel_ci=0.9, **job.identity(),
+                                                       family="bert", device="cpu", threads=1,
+                                                       extra={"host_steal_share": steal}))
+    frame = storage.results_frame(con).sort_values("seq_len", ignore_index=True)
+    assert remeasure.disturbed(frame).tolist() == [True, False] and not frame["noisy"].any()
+    chosen = remeasure.noisy_results(con)
+    assert chosen["config_key"].tolist() == frame["config_key"].iloc[:1].tolist()
+    summary = remeasure.noisy_summary(con).iloc[0]
+    assert (summary["n_noisy"], summary["n_disturbed"], summary["n_left_to_remeasure"]) == (0, 1, 1)
+    again = frame.iloc[:1].assign(run_id="pred-s" + remeasure.REMEASURE_SUFFIX + "1", extra="{}")
+    kept = remeasure.prefer_converged(pd.concat([frame, again], ignore_index=True))
+    assert kept["run_id"].tolist() == ["pred-s", again["run_id"].iloc[0]]  # the good re-measurement supersedes

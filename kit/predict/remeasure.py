@@ -1,6 +1,8 @@
 """Noisy results measured again: a result whose confidence interval missed its target (`noisy`) may have been
-disturbed by other work on the cores, so its configuration is measured once more under a run id of its own, and the
-predictor learns from the converged measurement. The noisy one stays in the store (nothing measured is lost)."""
+disturbed by other work on the cores, and one whose timed loop lost CPU time to other guests of the machine's host
+(`disturbed`: its recorded steal share) is suspect even when it converged. Such a configuration is measured once more
+under a run id of its own, and the predictor learns from the good measurement. The first one stays in the store
+(nothing measured is lost)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from kit.errors import ConfigError
 from kit.features import extra_dict, single_process
 
 REMEASURE_SUFFIX = "-re-"
-SUMMARY_COLUMNS = ("n_ok", "n_noisy", "n_superseded", "n_remeasurements", "n_left_to_remeasure")
+# a timed loop during which the host gave more than this share of all CPUs' time to other guests is disturbed
+DISTURBED_STEAL_SHARE = 0.05
+SUMMARY_COLUMNS = ("n_ok", "n_noisy", "n_disturbed", "n_superseded", "n_remeasurements", "n_left_to_remeasure")
 JOB_FIELDS = ("model", "size", "mode", "platform", "precision", "batch_size", "seq_len", "overrides", "time_budget_s",
               "target_rel_ci", "min_samples", "max_samples", "warmup_iters", "threads", "training")
 
@@ -27,17 +31,32 @@ def configuration_key(frame: pd.DataFrame) -> pd.Series:
     return frame["config_key"].astype(str) + "|threads" + threads + "|" + hardware
 
 
+def disturbed(frame: pd.DataFrame) -> pd.Series:
+    """Per row: True when the host took more than DISTURBED_STEAL_SHARE of the CPUs' time during its timed loop
+    (`extra.host_steal_share`; False where it was not recorded)."""
+    if "extra" not in frame:
+        return pd.Series(False, index=frame.index)
+    share = frame["extra"].map(lambda e: extra_dict(e).get("host_steal_share"))
+    return pd.to_numeric(share, errors="coerce").fillna(0.0) > DISTURBED_STEAL_SHARE
+
+
+def _suspect(frame: pd.DataFrame) -> pd.Series:
+    """Per row: noisy or disturbed."""
+    return frame["noisy"].fillna(False).astype(bool) | disturbed(frame)
+
+
 def prefer_converged(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame without the measurements that a better one of the same configuration supersedes: a noisy row gives
-    way to any converged one, and every other row to a converged re-measurement (made because the first was noisy,
-    or measured while the machine was disturbed). Other rows, repeated measurements included, are all kept."""
+    """The frame without the measurements that a good one (converged, not disturbed) of the same configuration
+    supersedes: a noisy or disturbed row gives way to any good one, and every other row to a good re-measurement
+    (made because the first was suspect, or measured while the machine was disturbed). Other rows, repeated
+    measurements included, are all kept."""
     if frame.empty or "noisy" not in frame or "config_key" not in frame:
         return frame
     key = configuration_key(frame)
-    noisy = frame["noisy"].fillna(False).astype(bool)
+    suspect = _suspect(frame)
     again = _is_remeasurement(frame) if "run_id" in frame else pd.Series(False, index=frame.index)
-    converged, converged_again = set(key[~noisy]), set(key[~noisy & again])
-    return frame[~((noisy & key.isin(converged)) | (~again & key.isin(converged_again)))]
+    good, good_again = set(key[~suspect]), set(key[~suspect & again])
+    return frame[~((suspect & key.isin(good)) | (~again & key.isin(good_again)))]
 
 
 def _is_remeasurement(frame: pd.DataFrame) -> pd.Series:
@@ -46,9 +65,9 @@ def _is_remeasurement(frame: pd.DataFrame) -> pd.Series:
 
 
 def _to_measure_again(frame: pd.DataFrame, run_prefix: str | None, converged_too: bool = False) -> pd.DataFrame:
-    """The noisy rows (with converged_too, all rows) of runs starting with run_prefix whose configuration has no
-    re-measurement yet and, unless converged_too, no converged measurement either; one per configuration (a
-    re-measurement's own configuration is always measured again)."""
+    """The noisy or disturbed rows (with converged_too, all rows) of runs starting with run_prefix whose
+    configuration has no re-measurement yet and, unless converged_too, no good measurement either; one per
+    configuration (a re-measurement's own configuration is always measured again)."""
     measured_again = set(configuration_key(frame[_is_remeasurement(frame)]))
     if run_prefix is not None:
         frame = frame[frame["run_id"].astype(str).str.startswith(run_prefix)]
@@ -56,17 +75,18 @@ def _to_measure_again(frame: pd.DataFrame, run_prefix: str | None, converged_too
         rows = frame[~_is_remeasurement(frame)]
     else:
         kept = prefer_converged(frame)
-        rows = kept[kept["noisy"].fillna(False).astype(bool)]
+        rows = kept[_suspect(kept)]
     rows = rows[~configuration_key(rows).isin(measured_again)]
     return rows[~configuration_key(rows).duplicated()]
 
 
 def noisy_results(con: Any, run_prefix: str | None = None, converged_too: bool = False) -> pd.DataFrame:
-    """Ok single-process results flagged noisy, of runs whose id starts with run_prefix (all runs when None), whose
-    configuration has neither a converged measurement nor a re-measurement yet; one per configuration, never a
+    """Ok single-process results flagged noisy or disturbed, of runs whose id starts with run_prefix (all runs when
+    None), whose configuration has neither a good measurement nor a re-measurement yet; one per configuration, never a
     re-measurement itself (so a second `remeasure_noisy` measures nothing twice). With converged_too, every result
     of those runs not measured again yet, noisy or not: for runs made while the machine was disturbed (e.g. a
-    virtual machine whose host took CPU time: `top`'s `st`), whose converged results are suspect too; it needs a
+    virtual machine whose host took CPU time: `top`'s `st`) before the steal share was recorded with every result,
+    whose converged results are suspect too; it needs a
     run_prefix, so that a whole store is never measured again by mistake."""
     from kit import storage
 
@@ -78,15 +98,16 @@ def noisy_results(con: Any, run_prefix: str | None = None, converged_too: bool =
 
 
 def noisy_summary(con: Any) -> pd.DataFrame:
-    """One row on the store's ok single-process results: how many, how many noisy, how many of those give way to a
-    converged re-measurement in the training frame, how many re-measurements exist, and how many noisy results are
-    left that `benchkit remeasure-noisy` would measure again."""
+    """One row on the store's ok single-process results: how many, how many noisy, how many disturbed, how many
+    give way to a good measurement of their configuration in the training frame, how many re-measurements exist, and
+    how many noisy or disturbed results are left that `benchkit remeasure-noisy` would measure again."""
     from kit import storage
 
     frame = single_process(storage.results_frame(con, status="ok"))
     if frame.empty:
         return pd.DataFrame([dict.fromkeys(SUMMARY_COLUMNS, 0)])
     return pd.DataFrame([{"n_ok": len(frame), "n_noisy": int(frame["noisy"].fillna(False).astype(bool).sum()),
+                          "n_disturbed": int(disturbed(frame).sum()),
                           "n_superseded": len(frame) - len(prefer_converged(frame)),
                           "n_remeasurements": int(_is_remeasurement(frame).sum()),
                           "n_left_to_remeasure": len(_to_measure_again(frame, None))}])
