@@ -29,7 +29,7 @@ from kit.predict.model import (
     leave_one_group_out,
     min_residuals,
 )
-from kit.predict.remeasure import noisy_summary, prefer_converged, remeasure_noisy
+from kit.predict.remeasure import best_measurements, noisy_summary, prefer_converged, remeasure_noisy
 from kit.predict.report import (
     MAPE_GOAL,
     SHOWN_FEATURES,
@@ -48,7 +48,8 @@ from kit.predict.report import (
 )
 
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
-           "SweepOutcome", "TargetModel", "Validation", "accuracy", "check_batch_sizes", "check_held_out_families",
+           "SweepOutcome", "TargetModel", "Validation", "accuracy", "best_measurements", "check_batch_sizes",
+           "check_held_out_families",
            "describe_specs", "error_budget", "goal_table", "headline", "held_out_table", "hold_out_groups",
            "leave_one_group_out", "min_residuals", "noisy_summary", "other_repeats_mean", "per_group_table",
            "per_value_table", "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy",
