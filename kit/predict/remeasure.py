@@ -99,8 +99,8 @@ def noisy_results(con: Any, run_prefix: str | None = None, converged_too: bool =
     re-measurement itself (so a second `remeasure_noisy` measures nothing twice). With converged_too, every result
     of those runs not measured again yet, noisy or not: for runs made while the machine was disturbed (e.g. a
     virtual machine whose host took CPU time: `top`'s `st`) before the steal share was recorded with every result,
-    whose converged results are suspect too; it needs a
-    run_prefix, so that a whole store is never measured again by mistake."""
+    whose converged results are suspect too; it needs a run_prefix, so that a whole store is never measured again
+    by mistake."""
     from kit import storage
 
     if converged_too and not run_prefix:
