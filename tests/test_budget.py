@@ -40,6 +40,28 @@ def test_other_repeats_mean_pairs_each_measurement_with_the_others_of_its_config
         predict.other_repeats_mean(budget_frame(), "speed")
 
 
+def test_other_repeats_mean_finds_the_repeats_of_one_measurement_per_configuration() -> None:
+    measurements = budget_frame().assign(result_id=[f"r{i}" for i in range(7)])
+    chosen = measurements.drop(index=[0, 4])  # one per configuration: 120 for a|1, 40 for b|1
+    repeats = predict.other_repeats_mean(chosen, measurements=measurements)
+    assert repeats.to_dict() == {1: 100.0, 5: 50.0}  # a row is left out of its own mean, by its result id
+    elsewhere = chosen.assign(result_id="x")  # rows that are none of the measurements: every measurement counts
+    assert predict.other_repeats_mean(elsewhere, measurements=measurements).to_dict() == {
+        1: 110.0, 2: 300.0, 3: 500.0, 5: 45.0, 6: 90.0}
+
+
+def test_error_budget_finds_repeats_in_the_measurements_given() -> None:
+    measurements = budget_frame().assign(result_id=[f"r{i}" for i in range(7)])
+    frame = measurements.drop(index=[0, 4])
+    budget = predict.error_budget(validation(frame, {"a": 1.2, "b": 0.8}), frame, measurements)
+    converged, noisy = ("another measurement of the same configuration (all converged)",
+                        "another measurement of the same configuration (some noisy)")
+    assert budget.loc[converged, "n"] == 1 and budget.loc[converged, "mape"] == pytest.approx(1 / 6)  # 100 vs 120
+    # b|1's kept measurement (40) converged, but its other one (50) is noisy
+    assert budget.loc[noisy, "n"] == 1 and budget.loc[noisy, "mape"] == pytest.approx(0.25)
+    assert predict.error_budget(validation(frame, {"a": 1.2, "b": 0.8}), frame).loc[converged, "n"] == 0
+
+
 def test_error_budget_splits_family_offsets_settings_and_the_repeat_floor() -> None:
     frame = budget_frame()
     budget = predict.error_budget(validation(frame, {"a": 1.2, "b": 0.8}), frame)

@@ -12,6 +12,7 @@ from kit.predict.data import (
     SWEEP_AXES,
     SWEEP_OPTIONS,
     SweepOutcome,
+    all_measurements,
     check_batch_sizes,
     describe_specs,
     prediction_sweep_specs,
@@ -48,8 +49,8 @@ from kit.predict.report import (
 )
 
 __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_AXES", "SWEEP_OPTIONS", "Predictor",
-           "SweepOutcome", "TargetModel", "Validation", "accuracy", "best_measurements", "check_batch_sizes",
-           "check_held_out_families",
+           "SweepOutcome", "TargetModel", "Validation", "accuracy", "all_measurements", "best_measurements",
+           "check_batch_sizes", "check_held_out_families",
            "describe_specs", "error_budget", "goal_table", "headline", "held_out_table", "hold_out_groups",
            "leave_one_group_out", "min_residuals", "noisy_summary", "other_repeats_mean", "per_group_table",
            "per_value_table", "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy",

@@ -22,16 +22,40 @@ from kit.predict.remeasure import configuration_key
 SETTING_COLUMNS = ["platform", "precision", "mode", "threads"]
 
 
-def other_repeats_mean(frame: pd.DataFrame, target: str = "throughput") -> pd.Series:
-    """Per row of a configuration measured more than once (same configuration key, threads and machine): the mean of
-    the configuration's other measurements of the target. Rows measured once are left out."""
+def other_repeats_mean(frame: pd.DataFrame, target: str = "throughput",
+                       measurements: pd.DataFrame | None = None) -> pd.Series:
+    """Per row of `frame` whose configuration (same configuration key, threads and machine) was measured more than
+    once: the mean of the target over the configuration's other measurements in `measurements` (default: the frame
+    itself). A row counts as one of those measurements, and is left out of its own mean, where its result id is among
+    them (always when they are the frame). Rows with no other measurement are left out."""
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    values = pd.to_numeric(frame[TARGETS[target]], errors="coerce")
-    groups = values.groupby(configuration_key(frame))
-    count, total = groups.transform("count"), groups.transform("sum")
-    repeated = count >= 2
-    return ((total - values) / (count - 1))[repeated]
+    column = TARGETS[target]
+    measurements = frame if measurements is None else measurements
+    values = pd.to_numeric(measurements[column], errors="coerce")
+    groups = values.groupby(configuration_key(measurements))
+    keys, own = configuration_key(frame), pd.to_numeric(frame[column], errors="coerce")
+    counted = _among(frame, measurements) & own.notna()
+    count = keys.map(groups.count()).fillna(0) - counted
+    total = keys.map(groups.sum()).fillna(0.0) - own.where(counted, 0.0)
+    return (total / count)[count >= 1]
+
+
+def _among(frame: pd.DataFrame, measurements: pd.DataFrame) -> pd.Series:
+    """Per row of the frame: True when it is one of the measurements (by result id; every row when they are the
+    frame, or when either has no result ids)."""
+    if measurements is frame or "result_id" not in frame or "result_id" not in measurements:
+        return pd.Series(True, index=frame.index)
+    return frame["result_id"].isin(measurements["result_id"])
+
+
+def _some_noisy(frame: pd.DataFrame, measurements: pd.DataFrame) -> pd.Series:
+    """Per row of the frame: True when it, or any measurement of its configuration, is noisy."""
+    def noisy(rows: pd.DataFrame) -> pd.Series:
+        return rows.get("noisy", pd.Series(False, index=rows.index)).fillna(False).astype(bool)
+
+    any_noisy = noisy(measurements).groupby(configuration_key(measurements)).any()
+    return noisy(frame) | configuration_key(frame).map(any_noisy).eq(True)
 
 
 def _leave_one_out_bias(log_ratio: pd.Series, keys: pd.Series) -> pd.Series:
@@ -50,11 +74,14 @@ def _setting_key(frame: pd.DataFrame) -> pd.Series:
     return variant_key(frame) + "|" + settings
 
 
-def error_budget(validation: Validation, frame: pd.DataFrame) -> pd.DataFrame:
+def error_budget(validation: Validation, frame: pd.DataFrame,
+                 measurements: pd.DataFrame | None = None) -> pd.DataFrame:
     """Accuracy of the held-out predictions, of the same corrected by the other rows of their family or setting, and
     of a repeated measurement against the predictor on the configurations measured more than once.
 
-    `frame` is the validated frame (its index matches the validation's predictions)."""
+    `frame` is the validated frame (its index matches the validation's predictions); `measurements` are the
+    measurements to find repeats in (default the frame; `kit.predict.all_measurements` where the frame holds one
+    measurement per configuration)."""
     p = validation.predictions
     missing = p.index.difference(frame.index)
     if len(missing):
@@ -66,9 +93,9 @@ def error_budget(validation: Validation, frame: pd.DataFrame) -> pd.DataFrame:
     table = [("predictor, family held out", p["measured"], p["pred"]),
              ("predictor, corrected by the family's other rows", p["measured"], p["pred"] / np.exp(family)),
              ("predictor, corrected by the setting's other rows", p["measured"], p["pred"] / np.exp(setting))]
-    repeats = other_repeats_mean(rows, validation.target)
-    noisy = rows.get("noisy", pd.Series(False, index=rows.index)).fillna(False).astype(bool)
-    some_noisy = noisy.groupby(configuration_key(rows)).transform("any").loc[repeats.index]
+    measurements = rows if measurements is None else measurements
+    repeats = other_repeats_mean(rows, validation.target, measurements)
+    some_noisy = _some_noisy(rows, measurements).loc[repeats.index]
     for label, part in (("all converged", repeats[~some_noisy]), ("some noisy", repeats[some_noisy])):
         table += [(f"predictor, on configurations measured again ({label})", p.loc[part.index, "measured"],
                    p.loc[part.index, "pred"]),

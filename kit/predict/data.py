@@ -226,17 +226,25 @@ def timed_prediction_sweep(params: dict[str, Any] | str | Path, con: Any, *, pro
     return SweepOutcome(records, time.perf_counter() - start, after - before)
 
 
+def all_measurements(con: Any) -> pd.DataFrame:
+    """Every ok single-process result of the store, repeated measurements of a configuration included: what
+    `kit.predict.error_budget` compares the training frame's one measurement per configuration with."""
+    from kit import storage
+
+    return single_process(storage.results_frame(con, status="ok"))
+
+
 def training_frame(con: Any) -> pd.DataFrame:
     """Ok single-process results of the store with their machine's measured peaks, as features (with roofline
     efficiency; forward profiles and OpenVINO kernels counted now, and stored, where stored without them): what the
     predictor learns from. A configuration measured more than once counts once: its fastest good (converged,
     undisturbed) measurement, else its fastest (`kit.predict.remeasure.best_measurements`)."""
-    from kit import microbench, storage
+    from kit import microbench
     from kit.predict.kernels import fill_stored_kernels
     from kit.predict.profiles import fill_stored_profiles
     from kit.predict.remeasure import best_measurements
 
-    ok = best_measurements(single_process(storage.results_frame(con, status="ok")))
+    ok = best_measurements(all_measurements(con))
     frame = fill_stored_kernels(con, fill_stored_profiles(con, ok))
     if frame.empty:
         raise ConfigError("the database holds no ok results to learn from; run a sweep first")
