@@ -53,3 +53,10 @@ def hang_on_batch_2(job):
     from kit.runners.worker import run_job
 
     return run_job(job)
+
+
+def environment_seen(payload):
+    """What the child sees of its start: an environment variable, its working directory, what is imported."""
+    import sys
+
+    return {"value": os.environ.get(payload), "cwd": os.getcwd(), "torch_imported": "torch" in sys.modules}

@@ -1,6 +1,8 @@
 import time
 
-from kit.runners.isolation import run_in_child
+import pytest
+
+from kit.runners.isolation import run_in_child, start_method
 
 
 def test_child_returns_value():
@@ -43,3 +45,26 @@ def test_parent_does_not_spin_while_waiting():
     after = resource.getrusage(resource.RUSAGE_SELF)
     parent_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert parent_cpu < 0.5, f"parent used {parent_cpu:.2f} s of CPU while waiting 2 s"
+
+
+def test_forked_child_sees_the_parents_current_environment_and_directory(monkeypatch, tmp_path):
+    run_in_child("tests.child_targets:echo", None, timeout_s=60)  # the fork server exists before the change below
+    monkeypatch.setenv("BENCHKIT_TEST_VALUE", "set-after-the-server-started")
+    monkeypatch.chdir(tmp_path)
+    out = run_in_child("tests.child_targets:environment_seen", "BENCHKIT_TEST_VALUE", timeout_s=60)
+    assert out.ok, out.reason
+    assert out.value["value"] == "set-after-the-server-started" and out.value["cwd"] == str(tmp_path)
+
+
+def test_forked_child_starts_with_torch_imported_and_spawned_one_without(monkeypatch):
+    assert start_method() == "forkserver"
+    assert run_in_child("tests.child_targets:environment_seen", "HOME", timeout_s=120).value["torch_imported"]
+    monkeypatch.setenv("BENCHKIT_CHILD_START", "spawn")
+    assert start_method() == "spawn"
+    assert not run_in_child("tests.child_targets:environment_seen", "HOME", timeout_s=120).value["torch_imported"]
+
+
+def test_unknown_start_method_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("BENCHKIT_CHILD_START", "fork")
+    with pytest.raises(ValueError, match="BENCHKIT_CHILD_START='fork'"):
+        run_in_child("tests.child_targets:echo", None, timeout_s=60)

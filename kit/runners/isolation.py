@@ -1,5 +1,10 @@
 """Run one function in a child process with a timeout and an optional memory limit, without busy-waiting.
 
+Children are forked from a fork server that imported torch and transformers once (kit.runners.preload), so a child
+starts in a fraction of a second instead of importing them again; the fork server itself never runs torch ops, so its
+children start with no thread pool or CUDA context to inherit. Each child takes the parent's current environment and
+working directory, as a spawned one would. BENCHKIT_CHILD_START=spawn starts every child from scratch instead.
+
 The parent blocks in `Connection.poll(timeout)` (a select() on the pipe), so it takes no CPU from the measured child.
 A child that raises, hangs, is killed (e.g. by the OOM killer) or exits early becomes a `ChildOutcome` with a reason.
 """
@@ -8,13 +13,33 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 import resource
 import signal
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-_CTX = mp.get_context("spawn")
+START_METHODS = ("forkserver", "spawn")
+PRELOAD = ["kit.runners.preload"]
+
+
+def start_method() -> str:
+    """How children start: BENCHKIT_CHILD_START (forkserver or spawn), forkserver by default where the OS has it."""
+    method = os.environ.get("BENCHKIT_CHILD_START", "forkserver")
+    if method not in START_METHODS:
+        raise ValueError(f"BENCHKIT_CHILD_START={method!r}: expected one of {', '.join(START_METHODS)}")
+    if method == "forkserver" and method not in mp.get_all_start_methods():
+        return "spawn"
+    return method
+
+
+def _context() -> Any:
+    method = start_method()
+    context = mp.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 @dataclass(frozen=True)
@@ -32,7 +57,11 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | None) -> None:
+def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | None,
+                environment: dict[str, str], cwd: str) -> None:
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(cwd)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     try:
@@ -57,9 +86,11 @@ def _death_reason(exitcode: int | None, memory_limit_bytes: int | None) -> str:
 
 
 def run_in_child(target: str, payload: Any, *, timeout_s: float, memory_limit_bytes: int | None = None) -> ChildOutcome:
-    """Call `module:function`(payload) in a fresh spawned process and return its value or why it failed."""
-    parent_conn, child_conn = _CTX.Pipe(duplex=False)
-    process = _CTX.Process(target=_child_main, args=(child_conn, target, payload, memory_limit_bytes), daemon=True)
+    """Call `module:function`(payload) in a fresh child process and return its value or why it failed."""
+    context = _context()
+    parent_conn, child_conn = context.Pipe(duplex=False)
+    args = (child_conn, target, payload, memory_limit_bytes, dict(os.environ), os.getcwd())
+    process = context.Process(target=_child_main, args=args, daemon=True)
     process.start()
     child_conn.close()  # so that the parent sees EOF if the child dies
     try:
