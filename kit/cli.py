@@ -72,6 +72,8 @@ def _add_remeasure_noisy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--converged-too", action="store_true",
                         help="also the converged results of those runs (made while the machine was disturbed, e.g. "
                              "top's st column high); needs --run-prefix")
+    parser.add_argument("--sample", type=int, help="only a seeded random sample of this many configurations (with "
+                        "--converged-too: a repeatability check of the store)")
     _db_arg(parser)
 
 
@@ -262,7 +264,7 @@ def cmd_remeasure_noisy(args: argparse.Namespace) -> int:
     from kit.predict.remeasure import remeasure_noisy
 
     table = remeasure_noisy(storage.connect(args.db or storage.DEFAULT_DB), args.run_prefix,
-                            converged_too=args.converged_too)
+                            converged_too=args.converged_too, sample=args.sample)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table) else "no noisy results")
     print(f"{len(table)} measured again, {int(table['converged'].sum()) if len(table) else 0} converged")
     return 0

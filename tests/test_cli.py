@@ -69,6 +69,8 @@ def test_remeasure_noisy_says_when_nothing_is_noisy(tmp_path, capsys):
     assert "no noisy results" in capsys.readouterr().out
     assert cli.main(["remeasure-noisy", "--db", str(db), "--converged-too"]) == 2  # a whole store: refused
     assert "needs a run prefix" in capsys.readouterr().err
+    assert cli.main(["remeasure-noisy", "--db", str(db), "--run-prefix", "pred", "--sample", "0"]) == 2
+    assert "sample must be a positive number of configurations, got 0" in capsys.readouterr().err
     if not noisy:  # a converged tiny run leaves nothing to measure again
         assert cli.main(["remeasure-noisy", "--db", str(db)]) == 0
         assert "0 measured again" in capsys.readouterr().out

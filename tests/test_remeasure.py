@@ -142,3 +142,15 @@ def test_a_converged_result_whose_loop_lost_cpu_time_to_the_host_is_measured_aga
     again = frame.iloc[:1].assign(run_id="pred-s" + remeasure.REMEASURE_SUFFIX + "1", extra="{}")
     kept = remeasure.prefer_converged(pd.concat([frame, again], ignore_index=True))
     assert kept["run_id"].tolist() == ["pred-s", again["run_id"].iloc[0]]  # the good re-measurement supersedes
+
+
+def test_a_sample_of_configurations_is_seeded_and_bounded() -> None:
+    rows = pd.DataFrame({"config_key": [f"k{i}" for i in range(20)]})
+    first = remeasure.sample_configurations(rows, 5, seed=1)
+    assert len(first) == 5 and first.equals(remeasure.sample_configurations(rows, 5, seed=1))
+    assert not first.equals(remeasure.sample_configurations(rows, 5, seed=2))
+    assert remeasure.sample_configurations(rows, 50).equals(rows)  # fewer rows than asked: all of them
+    assert remeasure.sample_configurations(rows, None) is rows
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match=f"sample must be .* got {bad!r}"):
+            remeasure.sample_configurations(rows, bad)

@@ -142,13 +142,31 @@ def remeasure_spec(params_json: Any, run_id: str) -> Any:
                      run_id=f"{run_id}{REMEASURE_SUFFIX}{key}")
 
 
+def check_sample(sample: int | None) -> None:
+    """Raise ConfigError unless sample is None or a positive whole number."""
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
+        raise ConfigError(f"sample must be a positive number of configurations, got {sample!r}")
+
+
+def sample_configurations(rows: pd.DataFrame, sample: int | None, seed: int = 0) -> pd.DataFrame:
+    """A seeded random sample of `sample` rows (all rows when None or when there are fewer): a repeatability check
+    needs configurations measured twice from every setting, not a whole store measured again."""
+    if sample is None:
+        return rows
+    check_sample(sample)
+    return rows.sample(n=min(sample, len(rows)), random_state=seed).sort_index()
+
+
 def remeasure_noisy(con: Any, run_prefix: str | None = None, *, converged_too: bool = False,
-                    progress: bool = True) -> pd.DataFrame:
-    """Measure every noisy_results configuration once more (an interrupted call resumes: a re-measure run id is its
-    configuration's); one row each: the original and new run, both throughputs and whether the new one converged."""
+                    sample: int | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Measure every noisy_results configuration once more, or a seeded sample of `sample` of them (an interrupted
+    call resumes its configurations, since a re-measure run id is its configuration's; with a sample, a second call
+    measures `sample` others); one row each: the original and new run, both throughputs and whether the new one
+    converged."""
     from kit.runners.sweep import run_sweep
 
-    noisy = noisy_results(con, run_prefix, converged_too)
+    check_sample(sample)  # before the store is read
+    noisy = sample_configurations(noisy_results(con, run_prefix, converged_too), sample, seed)
     specs = [remeasure_spec(p, r) for p, r in zip(noisy["params_json"], noisy["run_id"], strict=True)]
     rows = []
     for spec, (_, old) in zip(specs, noisy.iterrows(), strict=True):
