@@ -75,6 +75,11 @@ def test_error_budget_splits_family_offsets_settings_and_the_repeat_floor() -> N
     assert mape[converged] == pytest.approx((0.2 + 1 / 6) / 2)  # 120 against 100, and 100 against 120
     assert mape["another measurement of the same configuration (some noisy)"] == pytest.approx((0.25 + 0.2) / 2)
     assert mape["predictor, on configurations measured again (some noisy)"] == pytest.approx(0.2)
+    every = "another measurement of the same configuration (all)"
+    assert budget.loc[every, "n"] == 4 and mape[every] == pytest.approx((0.2 + 1 / 6 + 0.25 + 0.2) / 4)
+    floor = predict.repeat_floor(budget)
+    assert floor == {"repeat_n": 4, "repeat_mape": pytest.approx(mape[every]),
+                     "predictor_on_repeats_mape": pytest.approx(0.2)}
 
 
 def test_a_row_alone_in_its_family_keeps_its_error() -> None:
@@ -102,3 +107,4 @@ def test_error_budget_of_a_real_leave_one_family_out_validation() -> None:
     assert budget.loc["predictor, family held out", "n"] == len(validation_.predictions)
     assert np.isfinite(budget.loc["predictor, corrected by the family's other rows", "mape"])
     assert budget.loc["another measurement of the same configuration (all converged)", "n"] == 0
+    assert predict.repeat_floor(budget) == {"repeat_n": 0, "repeat_mape": None, "predictor_on_repeats_mape": None}

@@ -15,6 +15,7 @@ import pytest
 from kit import features, predict
 from kit.errors import ConfigError
 from kit.predict import baselines
+from kit.predict import budget as budget_module
 
 PEAKS = {("cpu", "fp32"): 2e11, ("cpu", "bf16"): 8e11, ("cuda", "fp32"): 5e13, ("cuda", "fp16"): 4e14}
 BANDWIDTH = {"cpu": 3e10, "cuda": 2e12}
@@ -621,6 +622,11 @@ def test_report_tables_score_every_target_on_held_out_families() -> None:
     assert h["n_families"] == 3 and h["n_train"] == len(frame) and h["intervals_ordered"]
     assert 0 <= h["throughput_within_10"] <= 1 and h["throughput_mape"] >= 0
     assert h["mape_goal_met"] == (h["throughput_mape"] <= predict.MAPE_GOAL)
+    assert "repeat_mape" not in h  # no error budget given
+    floor = pd.DataFrame({"n": [3, 3], "mape": [0.15, 0.12]}, index=list(budget_module.REPEAT_ROWS))
+    h = predict.headline(validations, fitted, unmeasured, budget=floor)
+    assert (h["repeat_n"], h["repeat_mape"], h["predictor_on_repeats_mape"]) == (3, 0.15, 0.12)
+    assert h["repeats_within_goal"] is (0.15 <= predict.MAPE_GOAL)
 
 
 def test_unmeasured_configurations_are_new_batch_sizes_of_measured_variants() -> None:

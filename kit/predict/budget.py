@@ -96,9 +96,23 @@ def error_budget(validation: Validation, frame: pd.DataFrame,
     measurements = rows if measurements is None else measurements
     repeats = other_repeats_mean(rows, validation.target, measurements)
     some_noisy = _some_noisy(rows, measurements).loc[repeats.index]
-    for label, part in (("all converged", repeats[~some_noisy]), ("some noisy", repeats[some_noisy])):
+    for label, part in (("all", repeats), ("all converged", repeats[~some_noisy]), ("some noisy", repeats[some_noisy])):
         table += [(f"predictor, on configurations measured again ({label})", p.loc[part.index, "measured"],
                    p.loc[part.index, "pred"]),
                   (f"another measurement of the same configuration ({label})", p.loc[part.index, "measured"], part)]
     return pd.DataFrame([{"estimate": name, **accuracy(measured, predicted)} for name, measured, predicted in table]
                         ).set_index("estimate")
+
+
+REPEAT_ROWS = ("another measurement of the same configuration (all)",
+               "predictor, on configurations measured again (all)")
+
+
+def repeat_floor(budget: pd.DataFrame) -> dict[str, float | int | None]:
+    """The measurement floor an error budget found: how many configuration measurements have a repeat, how far a
+    second measurement of the same configuration is from them (MAPE), and the predictor on the same rows. A goal
+    below `repeat_mape` cannot be shown against single measurements on this machine. None where nothing repeats."""
+    floor, predictor = (budget.loc[name] if name in budget.index else None for name in REPEAT_ROWS)
+    n = 0 if floor is None else int(floor["n"])
+    return {"repeat_n": n, "repeat_mape": float(floor["mape"]) if n else None,
+            "predictor_on_repeats_mape": float(predictor["mape"]) if n else None}

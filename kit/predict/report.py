@@ -13,6 +13,7 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, single_process, variant_key
+from kit.predict.budget import repeat_floor
 from kit.predict.data import SweepOutcome, check_batch_sizes
 from kit.predict.kernels import written_bytes_at
 from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
@@ -165,10 +166,12 @@ def _number(value: Any) -> float | None:
 
 
 def headline(validations: dict[str, Validation], predictor: Predictor, predictions: pd.DataFrame,
-             outcome: SweepOutcome | None = None, held_out: dict[str, Validation] | None = None) -> dict[str, Any]:
+             outcome: SweepOutcome | None = None, held_out: dict[str, Validation] | None = None,
+             budget: pd.DataFrame | None = None) -> dict[str, Any]:
     """Values a test or the report index can check: held-out MAPE, share within 10%, interval coverage per target
-    (and the best analytic baseline's MAPE), training size, the goal, the sanity of predicted intervals, and the
-    MAPE of groups held out together (`validate_held_out`) when given."""
+    (and the best analytic baseline's MAPE), training size, the goal, the sanity of predicted intervals, the MAPE of
+    groups held out together (`validate_held_out`) and the measurement floor of an error budget (`repeat_floor`:
+    whether a second measurement of a configuration repeats within the goal) when given."""
     values: dict[str, Any] = {"n_train": max((m.n_train for m in predictor.models.values()), default=0),
                               "n_families": len(predictor.train_groups)}
     for target, validation in validations.items():
@@ -187,6 +190,10 @@ def headline(validations: dict[str, Validation], predictor: Predictor, predictio
     for target, validation in (held_out or {}).items():
         values["held_out_groups"] = validation.folds[0]["held_out"]
         values[f"held_out_{target}_mape"] = _number(validation.scores().iloc[0]["mape"])
+    if budget is not None:
+        values.update(repeat_floor(budget))
+        floor = values["repeat_mape"]
+        values["repeats_within_goal"] = None if floor is None else bool(floor <= MAPE_GOAL)
     if outcome is not None:
         values.update({"n_configurations": len(outcome.records), "sweep_wall_s": round(outcome.seconds, 1),
                        "sweep_measured_now": outcome.n_new})
