@@ -20,6 +20,8 @@ from kit.predict.model import Validation, accuracy
 from kit.predict.remeasure import configuration_key
 
 SETTING_COLUMNS = ["platform", "precision", "mode", "threads"]
+REPEAT_ROWS = ("another measurement of the same configuration (all)",  # the rows `repeat_floor` reads
+               "predictor, on configurations measured again (all)")
 
 
 def other_repeats_mean(frame: pd.DataFrame, target: str = "throughput",
@@ -103,9 +105,6 @@ def error_budget(validation: Validation, frame: pd.DataFrame,
     return pd.DataFrame([{"estimate": name, **accuracy(measured, predicted)} for name, measured, predicted in table]
                         ).set_index("estimate")
 
-
-REPEAT_ROWS = ("another measurement of the same configuration (all)",
-               "predictor, on configurations measured again (all)")
 
 
 def repeat_floor(budget: pd.DataFrame) -> dict[str, float | int | None]:
