@@ -19,12 +19,9 @@ import hashlib
 import json
 import os
 import re
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +29,12 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.records import Record
+from kit.runners.torchrun import child_env, launch, launch_command, launch_failed
 
 STRATEGIES = ("ddp", "fsdp")
 PLATFORMS = ("cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("sgd", "adamw")
-WORKER_MODULE = "kit.runners.ddp_worker"
 COMM_METHOD = ("torch.profiler over profiled forward+backward steps after the timed ones: union of the intervals of "
                "gloo collectives (CPU) or NCCL kernels (CUDA) over the profiled wall time; includes waiting for the "
                "slower rank")
@@ -79,6 +76,7 @@ class DistributedSpec:
     gradient_checkpointing: bool = False
     nnodes: int = 1  # machines; each world size is split evenly over them (world_size / nnodes processes per node)
     rdzv_endpoint: str | None = None  # HOST:PORT of the c10d rendezvous, the same on every node, when nnodes > 1
+    retries: int = 1  # one node: launches again after a failed launch (kit.runners.torchrun.launch_failed)
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -96,7 +94,7 @@ class DistributedSpec:
         object.__setattr__(self, "world_sizes", tuple(sorted(set(sizes))))
         for name in ("batch_per_rank", "steps", "threads_per_rank"):
             _positive_int(name, getattr(self, name))
-        for name in ("warmup_steps", "seed", "profile_steps"):
+        for name in ("warmup_steps", "seed", "profile_steps", "retries"):
             _positive_int(name, getattr(self, name), minimum=0)
         _require(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len > 0),
                  f"seq_len must be a positive integer or None, got {self.seq_len!r}")
@@ -111,6 +109,10 @@ class DistributedSpec:
                      f"got {self.rdzv_endpoint!r}")
             uneven = [n for n in self.world_sizes if n % self.nnodes]
             _require(not uneven, f"world_sizes {uneven} do not split evenly over nnodes={self.nnodes}")
+
+    def retries_allowed(self) -> int:
+        """Launches after a failed one: `retries` on one node; none across nodes, whose launchers cannot agree on it."""
+        return self.retries if self.nnodes == 1 else 0
 
     def nproc_per_node(self, world_size: int) -> int:
         """Processes each node starts for a world size."""
@@ -133,17 +135,6 @@ class DistributedSpec:
         return "|".join(parts)
 
 
-def launch_command(config_path: Path, out_dir: Path, nproc_per_node: int, *, nnodes: int = 1,
-                   rdzv_endpoint: str | None = None, rdzv_id: str = "benchkit") -> list[str]:
-    """The torchrun command: `--standalone` on one node, c10d rendezvous at rdzv_endpoint across nnodes."""
-    if nnodes > 1 and not rdzv_endpoint:
-        raise ConfigError(f"nnodes={nnodes} needs rdzv_endpoint (HOST:PORT of the rendezvous node)")
-    rendezvous = ["--standalone"] if nnodes == 1 else [
-        "--nnodes", str(nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", str(rdzv_endpoint), "--rdzv-id", rdzv_id]
-    return [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--nproc-per-node", str(nproc_per_node),
-            "-m", WORKER_MODULE, "--config", str(config_path), "--out", str(out_dir)]
-
-
 def unavailable_reason(platform: str, nproc: int) -> str | None:
     """Why a platform cannot run a world size here (no CUDA, too few GPUs, no NCCL), or None when it can."""
     if platform == "cpu":
@@ -160,56 +151,18 @@ def unavailable_reason(platform: str, nproc: int) -> str | None:
     return None
 
 
-def _child_env(spec: DistributedSpec) -> dict[str, str]:
-    root = str(Path(__file__).resolve().parent.parent)
-    threads = str(spec.threads_per_rank)
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
-
-
-def run_world(spec: DistributedSpec, world_size: int, workdir: Path) -> tuple[list[dict[str, Any]], str]:
-    """Launch one world size under torchrun with a timeout; return the rank results and the launcher's complaint."""
-    out = workdir / f"ws{world_size}"
+def run_world(spec: DistributedSpec, world_size: int, workdir: Path,
+              attempt: int = 1) -> tuple[list[dict[str, Any]], str]:
+    """Launch one world size under torchrun (its own folder per attempt); return the rank results and the launcher's
+    complaint."""
+    out = workdir / (f"ws{world_size}" if attempt == 1 else f"ws{world_size}-attempt{attempt}")
     out.mkdir(parents=True, exist_ok=True)
     config = out / "config.json"
     config.write_text(json.dumps(spec.worker_config(world_size), default=str))
-    log = out / "launcher.log"
-    reason = ""
-    with log.open("w") as handle:
-        rdzv_id = "benchkit-" + hashlib.sha1(spec.config_key(world_size).encode()).hexdigest()[:12]
-        command = launch_command(config, out, spec.nproc_per_node(world_size), nnodes=spec.nnodes,
-                                 rdzv_endpoint=spec.rdzv_endpoint, rdzv_id=rdzv_id)
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=_child_env(spec),
-                                   start_new_session=True)
-        try:
-            code = process.wait(timeout=spec.timeout_s)
-            if code != 0:
-                reason = f"torchrun exited with code {code}: {_tail(log)}"
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            reason = f"timed out after {spec.timeout_s:g} s; torchrun and its workers killed"
-    ranks = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
-    return sorted(ranks, key=lambda r: r["rank"]), reason
-
-
-def _tail(log: Path, lines: int = 6) -> str:
-    text = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return " | ".join(text[-lines:])
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    """Stop the process group this launcher started (torchrun and its workers): SIGTERM, then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    rdzv_id = "benchkit-" + hashlib.sha1(spec.config_key(world_size).encode()).hexdigest()[:12]
+    command = launch_command(config, out, spec.nproc_per_node(world_size), nnodes=spec.nnodes,
+                             rdzv_endpoint=spec.rdzv_endpoint, rdzv_id=rdzv_id)
+    return launch(command, out, child_env(spec.threads_per_rank), spec.timeout_s)
 
 
 def _family(model: str) -> str:
@@ -299,15 +252,25 @@ def ok_record(spec: DistributedSpec, world_size: int, ranks: list[dict[str, Any]
 
 def measure_world(spec: DistributedSpec, world_size: int, workdir: Path, run_id: str, env_id: str,
                   base_throughput: float | None) -> Record:
-    """One world size as a Record: skipped when the platform cannot run it, failed when a rank or torchrun fails."""
+    """One world size as a Record: skipped when the platform cannot run it, failed when a rank or torchrun fails.
+
+    A failed launch (no rank reported an error past set-up) is launched again up to spec.retries times on one node;
+    the record says how many attempts it took and why the earlier ones failed."""
     skip = unavailable_reason(spec.platform, spec.nproc_per_node(world_size))
     if skip:
         return Record.failure("skipped", skip, **_identity(spec, world_size, run_id, env_id, ""),
                               extra=_base_extra(spec, world_size))
-    ranks, launcher_reason = run_world(spec, world_size, workdir)
-    if len(ranks) == world_size and all(r.get("ok") for r in ranks):
-        return ok_record(spec, world_size, ranks, run_id, env_id, base_throughput)
-    return failure_record(spec, world_size, ranks, launcher_reason, run_id, env_id)
+    earlier: list[str] = []
+    while True:
+        ranks, launcher_reason = run_world(spec, world_size, workdir, attempt=len(earlier) + 1)
+        if len(ranks) == world_size and all(r.get("ok") for r in ranks):
+            record = ok_record(spec, world_size, ranks, run_id, env_id, base_throughput)
+            break
+        record = failure_record(spec, world_size, ranks, launcher_reason, run_id, env_id)
+        if len(earlier) >= spec.retries_allowed() or not launch_failed(ranks, world_size):
+            break
+        earlier.append(record.reason)
+    return replace(record, extra={**record.extra, "attempts": len(earlier) + 1, "earlier_attempts": earlier})
 
 
 def run_distributed_benchmark(model: str, size: str = "tiny", strategy: str = "ddp",
@@ -378,12 +341,13 @@ def scaling_table(records: list[Record]) -> pd.DataFrame:
                      "scaling_efficiency": e.get("scaling_efficiency"), "comm_share": e.get("comm_share"),
                      "exposed_comm_share": e.get("exposed_comm_share"),
                      "peak_above_baseline_per_rank_bytes": max(e.get("per_rank_peak_above_baseline_bytes") or [0]),
-                     "reason": r.reason})
+                     "attempts": e.get("attempts"), "reason": r.reason})
     return pd.DataFrame(rows)
 
 
 def scaling_summary(records: list[Record]) -> dict[str, Any]:
-    """Headline values of a distributed run: ok world sizes, global samples/s and scaling efficiency per world size."""
+    """Headline values of a distributed run: ok world sizes, global samples/s and scaling efficiency per world size,
+    why the others did not run, and how many launches each world size took."""
     ok = [r for r in records if r.status == "ok"]
     return {"world_sizes": [r.extra.get("world_size") for r in records],
             "ok_world_sizes": [r.extra.get("world_size") for r in ok], "n_ok_worlds": len(ok),
@@ -391,7 +355,8 @@ def scaling_summary(records: list[Record]) -> dict[str, Any]:
             "scaling_efficiency": {str(r.extra["world_size"]): r.extra.get("scaling_efficiency") for r in ok
                                    if r.extra.get("world_size", 1) > 1},
             "comm_share": {str(r.extra["world_size"]): r.extra.get("comm_share") for r in ok},
-            "not_ok": {str(r.extra.get("world_size")): f"{r.status}: {r.reason}" for r in records if r.status != "ok"}}
+            "not_ok": {str(r.extra.get("world_size")): f"{r.status}: {r.reason}" for r in records if r.status != "ok"},
+            "attempts": {str(r.extra.get("world_size")): r.extra.get("attempts") for r in records}}
 
 
 def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
@@ -411,6 +376,7 @@ def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-s", type=float)
     parser.add_argument("--nnodes", type=int, help="machines taking part (run the same command on each)")
     parser.add_argument("--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous, the same on every node")
+    parser.add_argument("--retries", type=int, help="launches again after a failed launch, one node (default 1)")
     parser.add_argument("--run-id")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -421,7 +387,7 @@ def cmd_distributed_bench(args: argparse.Namespace) -> int:
 
     params = load_parameters(args.params) if args.params else {}
     for name in ("model", "size", "strategy", "world_sizes", "batch_per_rank", "steps", "seq_len", "precision",
-                 "optimizer", "threads_per_rank", "platform", "timeout_s", "nnodes", "rdzv_endpoint"):
+                 "optimizer", "threads_per_rank", "platform", "timeout_s", "nnodes", "rdzv_endpoint", "retries"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     _require("model" in params, "distributed-bench needs --model or a --params file with 'model'")

@@ -53,11 +53,50 @@ def test_a_failing_rank_becomes_a_failed_record_with_its_error():
     [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, **{**TINY, "seq_len": 4096})
     assert record.status == "failed"
     assert "rank 0 failed in phase setup" in record.reason and "seq_len 4096" in record.reason
+    assert record.extra["attempts"] == 1 and record.extra["earlier_attempts"] == []  # its own error: not launched again
 
 
 def test_timeout_kills_torchrun_and_fails_the_record():
     [record] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, **{**TINY, "timeout_s": 0.5})
     assert record.status == "failed" and "timed out" in record.reason
+    assert record.extra["attempts"] == 2 and "timed out" in record.extra["earlier_attempts"][0]
+    [once] = run_distributed_benchmark("bert", "tiny", "ddp", (1,), 2, 2, **{**TINY, "timeout_s": 0.5, "retries": 0})
+    assert once.status == "failed" and once.extra["attempts"] == 1
+
+
+def test_a_failed_launch_is_launched_again_and_says_so(monkeypatch, tmp_path):
+    """A launch that fails before any rank reports an error of its own (here torchrun's rendezvous, planted) is run
+    again; the record is the second attempt's, with the first one's reason kept."""
+    import kit.distributed as distributed
+
+    real, calls = distributed.run_world, []
+
+    def rendezvous_fails_once(spec, world_size, workdir, attempt=1):
+        calls.append(attempt)
+        if attempt == 1:
+            return [], "torchrun exited with code 1: planted rendezvous failure"
+        return real(spec, world_size, workdir, attempt)
+
+    monkeypatch.setattr(distributed, "run_world", rendezvous_fails_once)
+    spec = DistributedSpec(model="bert", size="tiny", world_sizes=(2,), batch_per_rank=2, steps=2, **TINY)
+    record = distributed.measure_world(spec, 2, tmp_path, "retry", "env", None)
+    assert calls == [1, 2] and record.status == "ok", record.reason
+    assert record.extra["attempts"] == 2 and "planted rendezvous failure" in record.extra["earlier_attempts"][0]
+    assert (tmp_path / "ws2-attempt2" / "rank1.json").exists()
+
+
+def test_which_failures_are_failed_launches():
+    from kit.runners.torchrun import launch_failed
+
+    ok = {"rank": 0, "ok": True}
+    assert not launch_failed([ok, {**ok, "rank": 1}], 2)
+    assert launch_failed([], 2)  # nothing reported: rendezvous, crash or hang
+    assert launch_failed([ok], 2)  # one rank died without a word
+    assert launch_failed([ok, {"rank": 1, "ok": False, "phase": "init"}], 2)  # the process group did not start
+    assert not launch_failed([ok, {"rank": 1, "ok": False, "phase": "setup"}], 2)  # the model's own error
+    assert DistributedSpec(model="bert").retries_allowed() == 1
+    spec = DistributedSpec(model="bert", world_sizes=(2,), nnodes=2, rdzv_endpoint="node0:29400", retries=3)
+    assert spec.retries_allowed() == 0  # each node's launcher would decide alone
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip without CUDA")
@@ -77,7 +116,8 @@ def test_nccl_ddp_on_one_gpu():
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"strategy": "zero9"}, "strategy"), ({"world_sizes": (0, 2)}, "world_sizes"), ({"platform": "tpu"}, "platform"),
     ({"batch_per_rank": 0}, "batch_per_rank"), ({"model": "no-such-model"}, "unknown model"),
-    ({"precision": "int8"}, "precision"), ({"timeout_s": 0}, "timeout_s"),
+    ({"precision": "int8"}, "precision"), ({"timeout_s": 0}, "timeout_s"), ({"retries": -1}, "retries"),
+    ({"retries": True}, "retries"),
 ])
 def test_spec_rejects_bad_values_before_work(kwargs, message):
     with pytest.raises(ConfigError, match=message):
