@@ -164,6 +164,34 @@ def test_evaluation_leaves_the_family_out(two_platforms) -> None:
     assert (result["regret"] >= 0).all() and (result.loc[result["hit"], "regret"] == 0).all()
 
 
+def test_rank_by_bound_puts_a_sure_measurement_above_a_wide_prediction() -> None:
+    """A prediction whose point beats a measurement but whose interval reaches far below it: first by point value,
+    second by the pessimistic end (lowest throughput, highest latency, cost at the lowest throughput)."""
+    table = pd.DataFrame({
+        "source": ["predicted", "measured"], "throughput_items_per_s": [120.0, 100.0],
+        "throughput_low": [60.0, 95.0], "latency_s": [0.010, 0.012], "latency_high_s": [0.030, 0.013],
+        "memory_high_bytes": [2e9, 1e9], "cost_per_million": [0.5, 0.6]})
+    for objective in ("throughput", "latency", "cost"):
+        assert recommend.rank(table, objective)["source"].tolist() == ["predicted", "measured"], objective
+        assert recommend.rank(table, objective, "bound")["source"].tolist() == ["measured", "predicted"], objective
+    no_interval = table.assign(throughput_low=[60.0, np.nan])  # no interval: ranked by its point value
+    assert recommend.rank(no_interval, "throughput", "bound")["source"].tolist() == ["measured", "predicted"]
+    with pytest.raises(ConfigError, match="unknown rank_by 'lower'"):
+        recommend.rank(table, "throughput", "lower")
+
+
+def test_recommend_and_evaluation_rank_by_bound(two_platforms, predictor) -> None:
+    table = recommend.recommend(two_platforms, "fam0", predictor=predictor, rank_by="bound", **VARIANT)
+    assert table["throughput_low"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 13))
+    with pytest.raises(ConfigError, match="rank_by"):
+        recommend.recommend(two_platforms, "fam0", predictor=predictor, rank_by="worst", **VARIANT)
+    result = recommend.evaluate_recommendations(two_platforms, make_predictor=fast_predictor, rank_by="bound")
+    assert result.attrs["n_variants"] > 0 and (result["regret"] >= 0).all()
+    with pytest.raises(ConfigError, match="rank_by"):
+        recommend.Request(model="bert", rank_by="worst")
+    assert recommend.Request(model="bert", rank_by="bound").kwargs()["rank_by"] == "bound"
+
+
 def test_bad_input_is_a_config_error(two_platforms) -> None:
     with pytest.raises(ConfigError, match="unknown objective 'speed'"):
         recommend.recommend(two_platforms, "fam0", "speed")
@@ -193,6 +221,8 @@ def test_cmd_recommend_reads_the_database(tmp_path, capsys) -> None:
     assert recommend.cmd_recommend(args) == 0
     out = capsys.readouterr().out
     assert "note: cuda: no measurements on cuda" in out and "cost_per_million" in out and "measured" in out
+    args = parser.parse_args(["--model", "fam1", "--rank-by", "bound", "--db", str(db), "--top", "3"])
+    assert args.rank_by == "bound" and recommend.cmd_recommend(args) == 0
     args = parser.parse_args(["--model", "fam1", "--memory-budget-gb", "0.001", "--db", str(db)])
     assert recommend.cmd_recommend(args) == 1
 

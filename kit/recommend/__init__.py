@@ -10,6 +10,7 @@ headline values.
 from kit.recommend.core import (
     FACT_COLUMNS,
     OBJECTIVES,
+    RANK_BY,
     RESULT_COLUMNS,
     best_under_budget,
     candidate_grid,
@@ -30,8 +31,8 @@ from kit.recommend.report import (
 )
 from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
 
-__all__ = ["FACT_COLUMNS", "OBJECTIVES", "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget",
-           "budget_search", "candidate_grid", "check_predictions", "cmd_recommend", "data_overview",
-           "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor", "headline",
-           "measured_frame", "measured_platforms", "notes_table", "parse_prices", "predictor_summary", "rank",
-           "recommend", "zoo_facts"]
+__all__ = ["FACT_COLUMNS", "OBJECTIVES", "RANK_BY", "RESULT_COLUMNS", "Request", "add_recommend_arguments",
+           "best_under_budget", "budget_search", "candidate_grid", "check_predictions", "cmd_recommend",
+           "data_overview", "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor",
+           "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices", "predictor_summary",
+           "rank", "recommend", "zoo_facts"]

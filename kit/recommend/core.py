@@ -40,6 +40,14 @@ RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source
                   "fallback_reason", "variant"]
 SORT = {"throughput": ("throughput_items_per_s", False), "latency": ("latency_s", True),
         "memory": ("memory_high_bytes", True), "cost": ("cost_per_million", True)}
+RANK_BY = ("point", "bound")  # the point value, or the pessimistic end of each candidate's interval
+
+
+def check_rank_by(rank_by: str) -> None:
+    """ConfigError naming a rank_by that is neither 'point' nor 'bound'."""
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"unknown rank_by {rank_by!r}; known: {', '.join(RANK_BY)} (the pessimistic end of the "
+                          f"interval)")
 
 
 def _check(objective: str, memory_budget_bytes: float | None, latency_bound_s: float | None,
@@ -260,12 +268,25 @@ def _tidy(table: pd.DataFrame, hourly_prices: dict | None) -> pd.DataFrame:
         cost_per_million=prices / 3600 / table["throughput"] * 1e6)
 
 
-def rank(table: pd.DataFrame, objective: str) -> pd.DataFrame:
-    """Sort candidates by the objective (measured before predicted on ties) and number them from 1."""
+def _pessimistic(table: pd.DataFrame, objective: str) -> pd.Series:
+    """Each candidate's objective at the bad end of its interval: the lowest throughput, the highest latency and
+    memory, and the cost at the lowest throughput (NaN where a candidate has no interval)."""
+    return {"throughput": lambda: table["throughput_low"], "latency": lambda: table["latency_high_s"],
+            "memory": lambda: table["memory_high_bytes"],
+            "cost": lambda: table["cost_per_million"] * table["throughput_items_per_s"] / table["throughput_low"],
+            }[objective]()
+
+
+def rank(table: pd.DataFrame, objective: str, rank_by: str = "point") -> pd.DataFrame:
+    """Sort candidates by the objective's point value, or with rank_by='bound' by the pessimistic end of their
+    interval (a wide prediction no longer outranks a measurement it may fall below; the point value where there is no
+    interval); measured before predicted on ties; number them from 1."""
+    check_rank_by(rank_by)
     column, ascending = SORT[objective]
-    order = table.assign(_measured=table["source"] != "measured")
-    order = order.sort_values([column, "_measured", "throughput_items_per_s"], ascending=[ascending, True, False],
-                              na_position="last", kind="stable").drop(columns="_measured")
+    key = table[column] if rank_by == "point" else _pessimistic(table, objective).fillna(table[column])
+    order = table.assign(_key=key, _measured=table["source"] != "measured")
+    order = order.sort_values(["_key", "_measured", "throughput_items_per_s"], ascending=[ascending, True, False],
+                              na_position="last", kind="stable").drop(columns=["_key", "_measured"])
     return order.assign(rank=range(1, len(order) + 1)).reset_index(drop=True)
 
 
@@ -274,16 +295,19 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
               hourly_prices: dict[str, float] | None = None, predictor: Predictor | None = None,
               mode: str = "inference", size: str | None = None, overrides: dict | None = None,
               seq_len: int | None = None, batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
-              facts: dict | None = None, fallback: bool = True, max_rel_l2: float | None = None) -> pd.DataFrame:
+              facts: dict | None = None, fallback: bool = True, max_rel_l2: float | None = None,
+              rank_by: str = "point") -> pd.DataFrame:
     """Feasible platform x precision x batch configurations of a model, best first for the objective.
 
     `data` is a DuckDB connection or a results frame. `platforms_allowed` is an order of preference; with `fallback`,
     other measured platforms are used when none of them has a feasible candidate, and `fallback_reason` says why.
     `attrs` holds `notes`, `excluded` (candidates that fail a constraint, with the reason) and `model_facts`.
     `max_rel_l2` bounds the output's relative L2 error against fp32 PyTorch (measured per platform and precision), so
-    that a fast but inexact precision (e.g. int8) is not recommended when accuracy matters.
+    that a fast but inexact precision (e.g. int8) is not recommended when accuracy matters. `rank_by` is 'point' or
+    'bound' (rank by the pessimistic end of each interval, see `rank`).
     """
     _check(objective, memory_budget_bytes, latency_bound_s, hourly_prices)
+    check_rank_by(rank_by)
     if max_rel_l2 is not None and not (isinstance(max_rel_l2, int | float) and max_rel_l2 >= 0):
         raise ConfigError(f"max_rel_l2 must be a non-negative number or None, got {max_rel_l2!r}")
     if mode not in ("inference", "training"):
@@ -314,7 +338,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     elif not feasible.empty:
         fallback_reason = "; ".join(why.values()) + f"; fell back to {', '.join(sorted(set(feasible['platform'])))}"
     notes += [f"{p}: {reason}" for p, reason in why.items()]
-    result = rank(_tidy(feasible.assign(fallback_reason=fallback_reason), hourly_prices), objective)
+    result = rank(_tidy(feasible.assign(fallback_reason=fallback_reason), hourly_prices), objective, rank_by)
     result = result.reindex(columns=RESULT_COLUMNS)
     result.attrs = {"notes": notes, "excluded": table[reasons != ""].assign(reason=reasons[reasons != ""]),
                     "model_facts": facts, "platforms_in_data": in_data}

@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.features import KERNEL_COLUMNS, TARGETS
 from kit.predict import Predictor
-from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, measured_frame, rank
+from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, check_rank_by, measured_frame, rank
 
 EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
 EVALUATION_COLUMNS = ["variant", "group", "n_configs", "chosen", "best", "hit", "regret"]
@@ -39,13 +39,15 @@ def _evaluated(result: list[dict], reason: str) -> pd.DataFrame:
 
 def evaluate_recommendations(data: Any, objective: str = "throughput", group_column: str = "family",
                              make_predictor: Any = None, mode: str = "inference",
-                             hourly_prices: dict[str, float] | None = None) -> pd.DataFrame:
-    """Per model variant: the configuration recommended from predictions trained without its family (none of its
-    own measurements) against the measured best; `attrs` holds top-1 hit rate, mean/median regret (how much worse
-    the pick is than the best, as a fraction) and, when nothing could be evaluated, `skipped_reason`."""
+                             hourly_prices: dict[str, float] | None = None, rank_by: str = "point") -> pd.DataFrame:
+    """Per model variant: the configuration recommended (ranked by `rank_by`) from predictions trained without its
+    family (none of its own measurements) against the measured best; `attrs` holds top-1 hit rate, mean/median regret
+    (how much worse the pick is than the best, as a fraction) and, when nothing could be evaluated,
+    `skipped_reason`."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     _check(objective, None, None, hourly_prices)
+    check_rank_by(rank_by)
     frame = measured_frame(data)
     frame = frame[frame["mode"] == mode]
     keys = ["platform", "precision", "batch_size", "mode"]
@@ -69,7 +71,7 @@ def evaluate_recommendations(data: Any, objective: str = "throughput", group_col
             inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
                                                     *extra]]
             ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices),
-                          objective)
+                          objective, rank_by)
             if ranked.empty:  # e.g. a platform the training data never saw
                 continue
             chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]

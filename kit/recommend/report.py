@@ -84,7 +84,7 @@ def headline(table: pd.DataFrame, request: Request, evaluation: pd.DataFrame | N
               "memory_budget_bytes": budget,
               "pick_within_budget": None if pick is None else bool(budget is None
                                                                   or pick["memory_high_bytes"] <= budget),
-              "fell_back": bool(len(table) and table["fallback_reason"].iloc[0])}
+              "fell_back": bool(len(table) and table["fallback_reason"].iloc[0]), "rank_by": request.rank_by}
     if evaluation is not None:
         a = evaluation.attrs
         values.update({"top1_hit_rate": None if math.isnan(a["top1_hit_rate"]) else a["top1_hit_rate"],

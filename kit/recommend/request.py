@@ -9,7 +9,7 @@ from typing import Any
 
 from kit.errors import ConfigError
 from kit.predict import Predictor, check_batch_sizes
-from kit.recommend.core import OBJECTIVES, RESULT_COLUMNS, _check, measured_frame, recommend
+from kit.recommend.core import OBJECTIVES, RANK_BY, RESULT_COLUMNS, _check, check_rank_by, measured_frame, recommend
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Request:
     precisions: list[str] | None = None
     size: str | None = None
     budgets_gb: list[float] | None = None  # for the memory-constrained search (report.budget_search)
+    rank_by: str = "point"  # or "bound": the pessimistic end of each candidate's interval
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -39,6 +40,7 @@ class Request:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ConfigError(f"{name} must be a positive number or null, got {value!r}")
         _check(self.objective, None, None, self.hourly_prices)
+        check_rank_by(self.rank_by)
         if self.mode not in ("inference", "training"):
             raise ConfigError(f"mode must be 'inference' or 'training', got {self.mode!r}")
         for name, values, known in (("platforms", self.platforms, known_platforms()),
@@ -60,7 +62,8 @@ class Request:
         return {"objective": self.objective, "memory_budget_bytes": self.memory_budget_bytes,
                 "latency_bound_s": None if self.latency_bound_ms is None else self.latency_bound_ms / 1e3,
                 "platforms_allowed": self.platforms, "hourly_prices": self.hourly_prices, "mode": self.mode,
-                "size": self.size, "batch_sizes": self.batch_sizes, "precisions": self.precisions}
+                "size": self.size, "batch_sizes": self.batch_sizes, "precisions": self.precisions,
+                "rank_by": self.rank_by}
 
 
 def fit_predictor(data: Any, coverage: float = 0.9) -> Predictor | None:
@@ -82,6 +85,8 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
     parser.add_argument("--max-rel-l2", type=float, help="largest output error (relative L2 vs fp32 PyTorch) allowed")
     parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
+    parser.add_argument("--rank-by", default="point", choices=RANK_BY,
+                        help="point values, or the pessimistic end of each interval (bound)")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -111,7 +116,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
                       platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
-                      fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2)
+                      fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2, rank_by=args.rank_by)
     for note in table.attrs["notes"]:
         print(f"note: {note}")
     if table.empty:
