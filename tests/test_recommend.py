@@ -185,8 +185,11 @@ def test_recommend_and_evaluation_rank_by_bound(two_platforms, predictor) -> Non
     assert table["throughput_low"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 13))
     with pytest.raises(ConfigError, match="rank_by"):
         recommend.recommend(two_platforms, "fam0", predictor=predictor, rank_by="worst", **VARIANT)
-    result = recommend.evaluate_recommendations(two_platforms, make_predictor=fast_predictor, rank_by="bound")
+    two_families = two_platforms[two_platforms["family"].isin(["fam0", "fam1"])]
+    result = recommend.evaluate_recommendations(two_families, make_predictor=fast_predictor, rank_by="bound")
     assert result.attrs["n_variants"] > 0 and (result["regret"] >= 0).all()
+    with pytest.raises(ConfigError, match="rank_by"):
+        recommend.evaluate_recommendations(two_families, rank_by="worst")
     with pytest.raises(ConfigError, match="rank_by"):
         recommend.Request(model="bert", rank_by="worst")
     assert recommend.Request(model="bert", rank_by="bound").kwargs()["rank_by"] == "bound"

@@ -46,8 +46,8 @@ RANK_BY = ("point", "bound")  # the point value, or the pessimistic end of each 
 def check_rank_by(rank_by: str) -> None:
     """ConfigError naming a rank_by that is neither 'point' nor 'bound'."""
     if rank_by not in RANK_BY:
-        raise ConfigError(f"unknown rank_by {rank_by!r}; known: {', '.join(RANK_BY)} (the pessimistic end of the "
-                          f"interval)")
+        raise ConfigError(f"unknown rank_by {rank_by!r}; known: point (the point value), bound (the pessimistic end "
+                          f"of each interval)")
 
 
 def _check(objective: str, memory_budget_bytes: float | None, latency_bound_s: float | None,
@@ -271,10 +271,10 @@ def _tidy(table: pd.DataFrame, hourly_prices: dict | None) -> pd.DataFrame:
 def _pessimistic(table: pd.DataFrame, objective: str) -> pd.Series:
     """Each candidate's objective at the bad end of its interval: the lowest throughput, the highest latency and
     memory, and the cost at the lowest throughput (NaN where a candidate has no interval)."""
-    return {"throughput": lambda: table["throughput_low"], "latency": lambda: table["latency_high_s"],
-            "memory": lambda: table["memory_high_bytes"],
-            "cost": lambda: table["cost_per_million"] * table["throughput_items_per_s"] / table["throughput_low"],
-            }[objective]()
+    if objective == "cost":
+        return table["cost_per_million"] * table["throughput_items_per_s"] / table["throughput_low"]
+    bad_end = {"throughput": "throughput_low", "latency": "latency_high_s", "memory": "memory_high_bytes"}
+    return table[bad_end[objective]]
 
 
 def rank(table: pd.DataFrame, objective: str, rank_by: str = "point") -> pd.DataFrame:
