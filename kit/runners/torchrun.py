@@ -42,8 +42,8 @@ def child_env(threads_per_rank: int) -> dict[str, str]:
 
 
 def launch(command: list[str], out: Path, env: dict[str, str], timeout_s: float) -> tuple[list[dict[str, Any]], str]:
-    """Run torchrun in its own process group with a timeout; return the rank results and the launcher's complaint."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Run torchrun in its own process group with a timeout; return the rank results and the launcher's complaint.
+    `out` is the attempt's folder, made by the caller (it already holds the config)."""
     log = out / "launcher.log"
     reason = ""
     with log.open("w") as handle:
