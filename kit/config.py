@@ -111,6 +111,12 @@ class SweepSpec:
     memory_limit_bytes: int | None = None
     threads: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    # interleaved rounds (kit.runners.rounds); interleave False measures each configuration in one sequential block
+    interleave: bool = True
+    rounds: int = 10
+    group_size: int = 8
+    memory_cap_bytes: int | None = None
+    reference: str | None = "matmul"
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -142,12 +148,36 @@ class SweepSpec:
                  f"threads must be a positive integer or null, got {self.threads!r}")
         _require(self.memory_limit_bytes is None or self.memory_limit_bytes > 0,
                  f"memory_limit_bytes must be positive or null, got {self.memory_limit_bytes!r}")
+        self._check_rounds()
         unknown = sorted(set(self.training) - set(TRAINING_OPTIONS))
         _require(not unknown, f"unknown training option(s) {unknown}; known: {sorted(TRAINING_OPTIONS)}")
         steps = self.training.get("accumulation_steps", 1)
         _require(isinstance(steps, int) and steps >= 1, f"accumulation_steps must be an integer >= 1, got {steps!r}")
         if self.run_id is None:
             object.__setattr__(self, "run_id", new_run_id())
+
+    def _check_rounds(self) -> None:
+        from kit.runners.reference import REFERENCES
+
+        _require(isinstance(self.interleave, bool), f"interleave must be true or false, got {self.interleave!r}")
+        for name in ("rounds", "group_size"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                     f"{name} must be a positive integer, got {value!r}")
+        cap = self.memory_cap_bytes
+        _require(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap > 0),
+                 f"memory_cap_bytes must be a positive integer or null, got {cap!r}")
+        _require(self.reference is None or self.reference in REFERENCES,
+                 f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)} (or null for none)")
+
+    def round_plan(self) -> Any:
+        """The kit.runners.rounds.RoundPlan of this spec: the time budget spread over its rounds."""
+        from kit.runners.rounds import RoundPlan, burst_seconds
+
+        return RoundPlan(rounds=self.rounds, burst_s=burst_seconds(self.time_budget_s, self.rounds),
+                         group_size=self.group_size, memory_cap_bytes=self.memory_cap_bytes,
+                         reference=self.reference, threads=self.threads, timeout_s=self.timeout_s,
+                         memory_limit_bytes=self.memory_limit_bytes)
 
     def _check_choices(self, name: str, allowed: list[str]) -> None:
         values = _as_list(name, getattr(self, name))

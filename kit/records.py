@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import MeasurementError
 from kit.stats import MIN_CI_SAMPLES, Summary, summarise
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "skipped"]
 STATUSES = ("ok", "failed", "skipped")
 MODES = ("inference", "training")
@@ -41,6 +41,8 @@ class Record:
     reason: str = ""
     # raw samples (seconds per iteration; an iteration processes `batch_size` items)
     samples_s: tuple[float, ...] = ()
+    # the interleaving round of each sample (empty when measured in one sequential block)
+    sample_rounds: tuple[int, ...] = ()
     # derived latency statistics (seconds)
     n_samples: int = 0
     latency_mean_s: float | None = None
@@ -54,6 +56,9 @@ class Record:
     ci_rel_halfwidth: float | None = None
     converged: bool | None = None
     throughput_items_per_s: float | None = None
+    # items per call of the machine reference measured in the same rounds (interleaved sweeps only): a speed that
+    # the machine's drift cancels out of
+    normalised_throughput: float | None = None
     # one-off timings (seconds)
     startup_s: float | None = None
     first_inference_s: float | None = None
@@ -84,10 +89,12 @@ class Record:
         """Build an ok record from raw samples: sort, derive statistics, and check them for sanity."""
         summary = summarise(samples_s)
         created_at = identity.pop("created_at", "") or now_iso()
+        rounds = tuple(int(r) for r in identity.pop("sample_rounds", ()) or ())
         record = cls(
             **identity,
             status="ok",
             samples_s=tuple(float(s) for s in samples_s),
+            sample_rounds=rounds,
             **_summary_fields(summary, identity["batch_size"], target_rel_ci),
             created_at=created_at,
         )
@@ -108,6 +115,7 @@ class Record:
         """A flat dict for tables: samples and extras as JSON text, plus the `noisy` flag."""
         row = dataclasses.asdict(self)
         row["samples_s"] = json.dumps(list(self.samples_s))
+        row["sample_rounds"] = json.dumps(list(self.sample_rounds))
         row["extra"] = json.dumps(self.extra, default=str, sort_keys=True)
         row["noisy"] = self.noisy
         return row
@@ -116,6 +124,7 @@ class Record:
         """A JSON-serialisable dict (samples as a list) used to send records between processes and files."""
         row = dataclasses.asdict(self)
         row["samples_s"] = list(self.samples_s)
+        row["sample_rounds"] = list(self.sample_rounds)
         return row
 
     @classmethod
@@ -124,6 +133,7 @@ class Record:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["samples_s"] = tuple(kwargs.get("samples_s") or ())
+        kwargs["sample_rounds"] = tuple(int(r) for r in kwargs.get("sample_rounds") or ())
         kwargs["extra"] = dict(kwargs.get("extra") or {})
         return cls(**kwargs)
 
@@ -162,6 +172,11 @@ def check_record(record: Record) -> None:
         raise MeasurementError(f"batch_size must be positive, got {record.batch_size}")
     if not record.samples_s or any(not (s > 0 and math.isfinite(s)) for s in record.samples_s):
         raise MeasurementError(f"samples must be positive and finite for {record.config_key}")
+    if record.sample_rounds and len(record.sample_rounds) != len(record.samples_s):
+        raise MeasurementError(f"{len(record.sample_rounds)} round indices for {len(record.samples_s)} samples of "
+                               f"{record.config_key}")
+    if record.normalised_throughput is not None and not record.normalised_throughput > 0:
+        raise MeasurementError(f"normalised_throughput must be positive, got {record.normalised_throughput}")
     ordered = [record.latency_p50_s, record.latency_p90_s, record.latency_p95_s, record.latency_p99_s]
     if any(a > b for a, b in zip(ordered, ordered[1:], strict=False)):
         raise MeasurementError(f"percentiles out of order for {record.config_key}: {ordered}")

@@ -95,3 +95,78 @@ def compare(candidate: list[float], baseline: list[float], alpha: float = 0.05, 
     low, high = np.percentile(boot_a / boot_b, [2.5, 97.5])
     p_value = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue) if min(a.size, b.size) > 1 else 1.0
     return Comparison(ratio, float(low), float(high), p_value, p_value < alpha)
+
+
+# --- statistics between rounds: the unit of evidence is a round (or a run), never a single sample ---------------------
+
+
+def round_medians(samples: list[float] | tuple[float, ...], rounds: list[int] | tuple[int, ...]) -> dict[int, float]:
+    """The median sample of each round, keyed by round index."""
+    if len(samples) != len(rounds):
+        raise ValueError(f"{len(samples)} samples but {len(rounds)} round indices")
+    by_round: dict[int, list[float]] = {}
+    for value, index in zip(samples, rounds, strict=True):
+        by_round.setdefault(int(index), []).append(float(value))
+    return {index: float(np.median(values)) for index, values in sorted(by_round.items())}
+
+
+def drift_index(medians: dict[int, float] | list[float]) -> float:
+    """Coefficient of variation of per-round medians: how much the machine's speed moved across the rounds."""
+    x = np.asarray(list(medians.values()) if isinstance(medians, dict) else medians, dtype=float)
+    return float(x.std(ddof=1) / x.mean()) if x.size > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio (candidate / baseline) with its CI and the p-value of 'no change', from n units (rounds or runs)."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    se_log: float  # standard error of log(ratio)
+    df: float
+
+    def detectable_change(self, alpha: float = 0.05, power: float = 0.8) -> float:
+        """The smallest relative change this design detects with `power` at two-sided `alpha` (0.05 = 5 %)."""
+        if not (self.se_log > 0 and math.isfinite(self.se_log) and self.df > 0):
+            return math.inf
+        t = sps.t.ppf(1 - alpha / 2, self.df) + sps.t.ppf(power, self.df)
+        return float(math.exp(t * self.se_log) - 1)
+
+
+def _t_ratio(mean_log: float, se_log: float, df: float, n: int, confidence: float) -> RatioEstimate:
+    ratio = math.exp(mean_log)
+    if not (math.isfinite(se_log) and df > 0):  # a single unit: no spread, no evidence
+        return RatioEstimate(ratio, 0.0, math.inf, 1.0, n, math.inf, 0.0)
+    if se_log == 0:
+        return RatioEstimate(ratio, ratio, ratio, 1.0 if mean_log == 0 else 0.0, n, 0.0, df)
+    half = sps.t.ppf(0.5 + confidence / 2, df) * se_log
+    p = float(2 * sps.t.sf(abs(mean_log) / se_log, df))
+    return RatioEstimate(ratio, math.exp(mean_log - half), math.exp(mean_log + half), p, n, se_log, df)
+
+
+def paired_ratio(candidate: dict[int, float], baseline: dict[int, float],
+                 confidence: float = CONFIDENCE) -> RatioEstimate:
+    """Ratio candidate / baseline from rounds where both ran: the geometric mean of the per-round ratios, with a
+    t interval over rounds (a paired t-test on log ratios: the round's shared drift cancels in each pair)."""
+    common = sorted(set(candidate) & set(baseline))
+    if not common:
+        raise ValueError("paired_ratio needs at least one round measured on both sides")
+    d = np.log([candidate[r] / baseline[r] for r in common])
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.inf
+    return _t_ratio(float(d.mean()), se, d.size - 1, d.size, confidence)
+
+
+def unpaired_ratio(candidate: list[float], baseline: list[float], confidence: float = CONFIDENCE,
+                   extra_var_log: float = 0.0) -> RatioEstimate:
+    """Ratio of geometric means of two independent sets of units (per-round values of two runs, or several runs),
+    with Welch's t interval on logs; extra_var_log adds a known variance of log(ratio) (run-to-run spread)."""
+    a, b = np.log(np.asarray(candidate, dtype=float)), np.log(np.asarray(baseline, dtype=float))
+    if a.size < 2 or b.size < 2:
+        return _t_ratio(float(a.mean() - b.mean()), math.inf, 0, min(a.size, b.size), confidence)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    var = va + vb + extra_var_log
+    df = var**2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if va + vb > 0 else a.size + b.size - 2
+    return _t_ratio(float(a.mean() - b.mean()), math.sqrt(var), float(df), min(a.size, b.size), confidence)

@@ -23,7 +23,7 @@ from kit.errors import ConfigError, KitError
 from kit.records import MODES, RECORD_FIELDS, STATUSES, Record, check_record, now_iso
 
 DEFAULT_DB = Path("outputs/benchkit.duckdb")
-STORED_FIELDS = tuple(f for f in RECORD_FIELDS if f != "samples_s")  # samples live in their own table
+STORED_FIELDS = tuple(f for f in RECORD_FIELDS if f not in ("samples_s", "sample_rounds"))  # samples: own table
 PY_TO_SQL = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN", dict: "VARCHAR"}  # dict -> JSON text
 NARROW_INTS = {"batch_size", "seq_len", "n_samples", "threads", "schema_version"}
 HARDWARE_COLUMNS = ("hostname", "cpu_model", "cores_physical", "cores_logical", "memory_bytes", "driver")
@@ -70,8 +70,14 @@ def _create_v1(con: Connection) -> None:
     """)
 
 
+def _add_rounds_v2(con: Connection) -> None:
+    # interleaved rounds: each sample's round, and the speed relative to the machine reference of the same rounds
+    con.execute("ALTER TABLE samples ADD COLUMN IF NOT EXISTS round_idx INTEGER")
+    con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS normalised_throughput DOUBLE")
+
+
 # (version, function) in order; a schema change bumps records.SCHEMA_VERSION and appends one function here.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _create_v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _create_v1), (2, _add_rounds_v2)]
 
 
 def _utcnow() -> dt.datetime:
@@ -238,9 +244,11 @@ def _store(con: Connection, record: Record) -> tuple[str, bool]:
         result_id = uuid.uuid4().hex
         columns = ("result_id", *STORED_FIELDS, "noisy")
         con.execute(_insert_sql("results", columns), [result_id, *(row[f] for f in STORED_FIELDS), row["noisy"]])
-        if record.samples_s:  # one statement for all samples: the list is bound once and indexed per row
-            con.execute("INSERT INTO samples SELECT ?, i::INTEGER, (?::DOUBLE[])[i + 1] FROM range(?) t(i)",
-                        [result_id, list(record.samples_s), len(record.samples_s)])
+        if record.samples_s:  # one statement for all samples: the lists are bound once and indexed per row
+            rounds = list(record.sample_rounds) or None
+            con.execute("INSERT INTO samples (result_id, sample_idx, latency_s, round_idx) SELECT ?, i::INTEGER, "
+                        "(?::DOUBLE[])[i + 1], (?::INTEGER[])[i + 1] FROM range(?) t(i)",
+                        [result_id, list(record.samples_s), rounds, len(record.samples_s)])
         _upsert_model(con, record)
     return result_id, True
 
@@ -283,7 +291,9 @@ def load_records(con: Connection, run_id: str | None = None, *, status: str | No
     cursor = con.execute(f"""
         WITH r AS (SELECT * FROM results{where})
         SELECT r.*, (SELECT list(latency_s ORDER BY sample_idx) FROM samples s WHERE s.result_id = r.result_id)
-               AS samples_s
+               AS samples_s,
+               (SELECT list(round_idx ORDER BY sample_idx) FILTER (WHERE round_idx IS NOT NULL) FROM samples s
+                WHERE s.result_id = r.result_id) AS sample_rounds
         FROM r ORDER BY run_id, created_at, config_key""", params)
     names = [d[0] for d in cursor.description]
     return [_row_record(dict(zip(names, values, strict=True))) for values in cursor.fetchall()]
@@ -292,6 +302,7 @@ def load_records(con: Connection, run_id: str | None = None, *, status: str | No
 def _row_record(row: dict[str, Any]) -> Record:
     fields = {f: row[f] for f in RECORD_FIELDS}
     fields["samples_s"] = tuple(row["samples_s"] or ())
+    fields["sample_rounds"] = tuple(row["sample_rounds"] or ())
     fields["extra"] = json.loads(row["extra"] or "{}")
     return Record(**fields)
 
@@ -303,7 +314,7 @@ RESULTS_SQL = f"""
     FROM results r LEFT JOIN runs ru ON ru.run_id = r.run_id LEFT JOIN hardware h ON h.hardware_id = ru.hardware_id"""
 SAMPLES_SQL = """
     SELECT s.result_id, r.run_id, r.config_key, r.model, r.platform, r.precision, r.batch_size, r.mode,
-           s.sample_idx, s.latency_s
+           s.sample_idx, s.latency_s, s.round_idx
     FROM samples s JOIN results r ON r.result_id = s.result_id"""
 
 

@@ -1,7 +1,9 @@
 """Clocks and memory trackers used by the runners, and the adaptive measurement loop.
 
 A Clock times one call: perf_counter on CPU, CUDA events (with synchronisation) on GPUs. A MemoryTracker reports the
-peak memory of a measured region. `measure_adaptive` repeats a call until the median's CI is tight or the budget ends.
+peak memory of a measured region. `measure_adaptive` repeats a call until the median's CI is tight or the budget ends;
+in a child of an interleaved sweep (kit.runners.rounds) a `RoundDriver` is installed instead, and the loop runs the
+short bursts the parent asks for, one round at a time, each sample tagged with its round.
 """
 
 from __future__ import annotations
@@ -146,9 +148,11 @@ class CudaPeakTracker:
 
 @dataclass
 class Measurement:
-    """Samples from the adaptive loop, plus the CPU time and wall time it took and the host's steal share."""
+    """Samples from the adaptive loop (with their round index when measured in rounds), plus the CPU time and wall
+    time it took and the host's steal share."""
 
     samples_s: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
     converged: bool = False
     cpu_time_s: float = 0.0
     wall_time_s: float = 0.0
@@ -165,6 +169,45 @@ def host_steal_share(before: Any, after: Any) -> float | None:
     return min(1.0, max(0.0, (after.steal - before.steal) / total)) if total > 0 else None
 
 
+class RoundDriver(Protocol):
+    """The parent's side of an interleaved measurement, as seen from the child's timed loop."""
+
+    def next_burst(self) -> tuple[int, float] | None:
+        """Block until the parent grants a burst: (round index, seconds), or None when measuring is over."""
+
+    def burst_done(self, samples_s: list[float]) -> None:
+        """Tell the parent the burst's samples, handing the machine back."""
+
+
+_DRIVER: RoundDriver | None = None
+
+
+def install_round_driver(driver: RoundDriver | None) -> None:
+    """Make measure_adaptive run in rounds granted by `driver` (None: the adaptive loop again)."""
+    global _DRIVER
+    _DRIVER = driver
+
+
+def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) -> Measurement:
+    """Time fn in the bursts the driver grants: each burst runs calls until its seconds are used (at least one call)
+    and tags every sample with the burst's round; waiting between bursts counts in no timing."""
+    result = Measurement()
+    cpu_start, times_start = time.process_time(), psutil.cpu_times()
+    while (burst := driver.next_burst()) is not None:
+        round_idx, seconds = burst
+        start = time.perf_counter()
+        samples: list[float] = []
+        while not samples or time.perf_counter() - start < seconds:
+            samples.append(clock.time_call(fn))
+        result.wall_time_s += time.perf_counter() - start
+        result.samples_s.extend(samples)
+        result.rounds.extend([round_idx] * len(samples))
+        driver.burst_done(samples)
+    result.cpu_time_s = time.process_time() - cpu_start
+    result.steal_share = host_steal_share(times_start, psutil.cpu_times())
+    return result
+
+
 def measure_adaptive(
     fn: Callable[[], Any],
     clock: Clock,
@@ -177,8 +220,11 @@ def measure_adaptive(
     """Call fn repeatedly until the median's 95% CI half-width is within target_rel_ci, or the budget/max is reached.
 
     The budget is checked after each call, so one call longer than the budget still gives one sample. Convergence is
-    checked on a growing schedule (every ~10% more samples) to keep the statistics off the measured path.
+    checked on a growing schedule (every ~10% more samples) to keep the statistics off the measured path. Inside an
+    interleaved sweep's child the installed RoundDriver decides instead (measure_in_rounds).
     """
+    if _DRIVER is not None:
+        return measure_in_rounds(fn, clock, _DRIVER)
     result = Measurement()
     cpu_start, wall_start, times_start = time.process_time(), time.perf_counter(), psutil.cpu_times()
     deadline = wall_start + time_budget_s

@@ -77,7 +77,27 @@ def test_schema_version_is_stored_once(db_path):
     assert storage.ensure_schema(con) == SCHEMA_VERSION == storage.MIGRATIONS[-1][0]
     con.close()
     con = storage.connect(db_path)
-    assert con.execute("SELECT version FROM schema_meta").fetchall() == [(SCHEMA_VERSION,)]
+    assert con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall() == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_a_v1_store_gains_round_indices_and_normalised_throughput(db_path, monkeypatch):
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:1])
+    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS
+                                                        if f != "normalised_throughput"))
+    con = storage.connect(db_path)
+    con.execute("ALTER TABLE results DROP COLUMN normalised_throughput")  # as a v1 store written before it
+    storage.insert_record(con, Record.failure("failed", "boom", **identity(run_id="old")))
+    con.close()
+    monkeypatch.undo()
+    con = storage.connect(db_path)
+    assert storage.schema_version(con) == 2
+    assert "round_idx" in storage.samples_frame(con).columns
+    (old,) = storage.load_records(con)
+    assert old.reason == "boom" and old.normalised_throughput is None and old.sample_rounds == ()
+    storage.insert_record(con, Record.from_samples([0.002, 0.001, 0.003], sample_rounds=[0, 1, 1], **identity(run_id="new")))
+    new = storage.load_records(con, "new")[0]
+    assert new.samples_s == (0.002, 0.001, 0.003) and new.sample_rounds == (0, 1, 1)
 
 
 def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
@@ -88,10 +108,10 @@ def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
     def add_energy(con) -> None:
         con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS energy_j DOUBLE")
 
-    monkeypatch.setattr(storage, "MIGRATIONS", [*storage.MIGRATIONS, (2, add_energy)])
+    monkeypatch.setattr(storage, "MIGRATIONS", [*storage.MIGRATIONS, (3, add_energy)])
     con = storage.connect(db_path)
-    assert storage.schema_version(con) == 2
-    assert [v for (v,) in con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall()] == [1, 2]
+    assert storage.schema_version(con) == 3
+    assert [v for (v,) in con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall()] == [1, 2, 3]
     assert "energy_j" in storage.results_frame(con).columns
     assert storage.load_records(con) == [ok("a")]
 
@@ -174,7 +194,7 @@ def test_samples_frame_is_long_format(con):
     storage.insert_record(con, record)
     frame = storage.samples_frame(con, RUN)
     assert list(frame.columns) == ["result_id", "run_id", "config_key", "model", "platform", "precision",
-                                   "batch_size", "mode", "sample_idx", "latency_s"]
+                                   "batch_size", "mode", "sample_idx", "latency_s", "round_idx"]
     assert list(frame["sample_idx"]) == list(range(50)) and tuple(frame["latency_s"]) == record.samples_s
 
 

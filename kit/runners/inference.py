@@ -103,7 +103,7 @@ def measure_inference(job: Job) -> Record:
     if hasattr(tracker, "reserved_bytes"):
         extra["peak_reserved_bytes"] = tracker.reserved_bytes
     return Record.from_samples(
-        measurement.samples_s, target_rel_ci=job.target_rel_ci, **job.identity(),
+        measurement.samples_s, sample_rounds=measurement.rounds, target_rel_ci=job.target_rel_ci, **job.identity(),
         family=loaded.family, device=backend.device(), startup_s=build_s + prepare_s, first_inference_s=first_s,
         peak_memory_bytes=peak, memory_method=tracker.method, threads=backend.threads(),
         cpu_time_s=measurement.cpu_time_s, load_avg_1m=load_average_1m(), extra=extra, **facts,

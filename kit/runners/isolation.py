@@ -52,7 +52,7 @@ class ChildOutcome:
     exitcode: int | None = None
 
 
-def _resolve(target: str) -> Any:
+def resolve(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -65,7 +65,7 @@ def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | 
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     try:
-        value = _resolve(target)(payload)
+        value = resolve(target)(payload)
         conn.send(("ok", value))
     except MemoryError:
         conn.send(("error", f"MemoryError: the child ran out of memory (limit {memory_limit_bytes} bytes)"))

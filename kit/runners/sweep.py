@@ -1,5 +1,8 @@
 """The sweep: every configuration of a SweepSpec in its own child process, each result stored as soon as it exists.
 
+By default configurations are measured in interleaved rounds (kit.runners.rounds), group by group, with a machine
+reference beside them; `interleave: false` measures one configuration after the other, each in one block.
+
 Only this (parent) process writes to the database. A re-run with the same run_id skips configurations that already
 have a result, so a killed sweep resumes where it stopped without losing or duplicating anything.
 """
@@ -19,6 +22,7 @@ from kit.config import Job, SweepSpec
 from kit.environment import collect_environment
 from kit.records import Record
 from kit.runners.isolation import run_in_child
+from kit.runners.rounds import interleave
 
 WORKER = "kit.runners.worker:run_job"
 
@@ -56,7 +60,12 @@ def run_job_isolated(job: Job, *, timeout_s: float, memory_limit_bytes: int | No
     outcome = run_in_child(target, job.to_dict(), timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes)
     if outcome.ok:
         return Record.from_json(outcome.value)
-    return Record.failure("failed", outcome.reason, **_identity(job))
+    return failure_of(job, outcome.reason)
+
+
+def failure_of(job: Job, reason: str) -> Record:
+    """The failed record of a job whose child died, timed out or raised."""
+    return Record.failure("failed", reason, **_identity(job))
 
 
 def _open(db: duckdb.DuckDBPyConnection | str | Path | None) -> duckdb.DuckDBPyConnection:
@@ -74,12 +83,20 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
     storage.start_run(con, spec.run_id, spec.to_dict(), environment)
     done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
     todo = [job for job in spec.jobs() if job.config_key not in done]
-    bar = tqdm(todo, desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
-    for job in bar:
-        bar.set_postfix_str(job.config_key, refresh=True)
-        record = run_job_isolated(job, timeout_s=spec.timeout_s, memory_limit_bytes=spec.memory_limit_bytes,
-                                  target=target)
+    bar = tqdm(total=len(todo), desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
+
+    def store(record: Record) -> None:
         storage.insert_record(con, _with_env(record, environment["env_id"]))
+        bar.set_postfix_str(record.config_key, refresh=False)
+        bar.update()
+
+    if spec.interleave:
+        interleave(todo, spec.round_plan(), store, target=target, precheck=precheck, failure=failure_of)
+    else:
+        for job in todo:
+            store(run_job_isolated(job, timeout_s=spec.timeout_s, memory_limit_bytes=spec.memory_limit_bytes,
+                                   target=target))
+    bar.close()
     storage.finish_run(con, spec.run_id)
     return storage.load_records(con, spec.run_id)
 

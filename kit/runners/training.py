@@ -197,7 +197,8 @@ def measure_training(job: Job) -> Record:
     }
     samples = [s / accumulation for s in measurement.samples_s]
     return Record.from_samples(
-        samples, target_rel_ci=job.target_rel_ci, **job.identity(), family=loaded.family, device=device,
+        samples, sample_rounds=measurement.rounds, target_rel_ci=job.target_rel_ci, **job.identity(),
+        family=loaded.family, device=device,
         startup_s=build_s + prepare_s, first_inference_s=first_s, peak_memory_bytes=peak,
         memory_method=tracker.method, threads=backend.threads(), cpu_time_s=measurement.cpu_time_s,
         load_avg_1m=load_average_1m(), extra=extra, **facts,

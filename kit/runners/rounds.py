@@ -1,0 +1,325 @@
+"""Interleaved rounds: the configurations of a group, and a machine reference, measured in alternating short bursts.
+
+Every configuration keeps its own live child process (isolation stays: a crash is that configuration's failure row).
+Children are built and prepared one at a time, so startup figures are taken on a quiet machine; then, for each round,
+the parent grants one burst to each child in a fresh random order, and only the child holding a burst runs. A drift of
+the machine's speed therefore hits every configuration of the group alike, and a configuration's per-round medians can
+be paired with the other configurations' and the reference's from the same round (kit.stats.paired_ratio).
+
+A group is the jobs of one model and size (at most `group_size` of them); when the live children's memory would pass
+the cap, the rest of the group moves to a group of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import psutil
+
+from kit.config import Job
+from kit.records import Record
+from kit.runners.burst import serve
+from kit.runners.isolation import _context, _death_reason
+from kit.stats import drift_index, round_medians
+
+REFERENCE_TARGET = "kit.runners.reference:measure_reference"
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """How a group is measured: rounds, seconds per burst, group size, memory cap, reference, shuffling seed."""
+
+    rounds: int
+    burst_s: float
+    group_size: int = 8
+    memory_cap_bytes: int | None = None
+    reference: str | None = "matmul"
+    seed: int = 0
+    threads: int | None = None
+    timeout_s: float = 600.0
+    memory_limit_bytes: int | None = None
+
+    def cap_bytes(self) -> int:
+        """The memory cap for live children: as given, else half the memory available now."""
+        return self.memory_cap_bytes or int(psutil.virtual_memory().available // 2)
+
+
+class Child:
+    """A live child measuring one configuration (or the reference) in the bursts it is granted."""
+
+    def __init__(self, key: str, target: str, payload: Any, *, python: str | None = None,
+                 memory_limit_bytes: int | None = None) -> None:
+        self.key = key
+        self.outcome: tuple[bool, Any] | None = None  # (ok, value or reason) once the child has finished
+        self.rss_bytes = 0
+        self._memory_limit_bytes = memory_limit_bytes
+        args = (target, payload, memory_limit_bytes, dict(os.environ), os.getcwd())
+        if python is None:
+            context = _context()
+            self.conn, child_conn = context.Pipe(duplex=True)
+            self._process: Any = context.Process(target=serve, args=(child_conn, *args), daemon=True)
+            self._process.start()
+            child_conn.close()
+        else:
+            mine, theirs = socket.socketpair()
+            self._process = subprocess.Popen([python, "-m", "kit.runners.burst", str(theirs.fileno())],
+                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            theirs.close()
+            self.conn = Connection(mine.detach())
+            self.conn.send(args)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._process.pid
+
+    def _exitcode(self) -> int | None:
+        process = self._process
+        if isinstance(process, subprocess.Popen):
+            try:
+                return process.wait(10)
+            except subprocess.TimeoutExpired:
+                return None
+        process.join(10)
+        return process.exitcode
+
+    def _receive(self, timeout_s: float) -> tuple | None:
+        """The child's next message; None (with the outcome set to why) when it timed out or died."""
+        try:
+            if not self.conn.poll(timeout_s):
+                self.kill()
+                self.outcome = (False, f"timed out after {timeout_s:g} s; child process killed")
+                return None
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.outcome = (False, _death_reason(self._exitcode(), self._memory_limit_bytes))
+            return None
+
+    def _finished(self, message: tuple) -> None:
+        self.outcome = (message[0] == "ok", message[1])
+        self.close()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once the child is prepared and waits for bursts; False when it finished or failed first."""
+        message = self._receive(timeout_s)
+        if message is None:
+            return False
+        if message[0] == "ready":
+            self.rss_bytes = int(message[1])
+            return True
+        self._finished(message)
+        return False
+
+    def burst(self, round_idx: int, seconds: float, timeout_s: float) -> list[float] | None:
+        """Grant one burst and wait for its samples; None when the child failed (its outcome says why)."""
+        try:
+            self.conn.send(("burst", round_idx, seconds))
+        except OSError:
+            self.outcome = (False, _death_reason(self._exitcode(), self._memory_limit_bytes))
+            return None
+        message = self._receive(timeout_s)
+        if message is None:
+            return None
+        if message[0] != "burst":
+            self._finished(message if message[0] == "error" else ("error", f"unexpected message {message[0]!r}"))
+            return None
+        return list(message[1])
+
+    def finish(self, timeout_s: float) -> tuple[bool, Any]:
+        """Stop the bursts and collect the child's value: (True, value) or (False, reason)."""
+        if self.outcome is None:
+            try:
+                self.conn.send(("stop",))
+                message = self._receive(timeout_s)
+            except OSError:
+                message = None
+                self.outcome = (False, _death_reason(self._exitcode(), self._memory_limit_bytes))
+            if message is not None:
+                self._finished(message)
+        self.close()
+        return self.outcome
+
+    def kill(self) -> None:
+        """End the child now."""
+        process = self._process
+        if isinstance(process, subprocess.Popen):
+            process.kill()
+            process.wait(10)
+        elif process.is_alive():
+            process.kill()
+            process.join(10)
+
+    def close(self) -> None:
+        """Close the pipe and reap the process (killing it if it lingers)."""
+        self.conn.close()
+        process = self._process
+        if isinstance(process, subprocess.Popen):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        else:
+            process.join(30)
+            if process.is_alive():
+                self.kill()
+
+
+def plan_groups(jobs: list[Job], group_size: int) -> list[list[Job]]:
+    """Jobs grouped by model and size (in first-seen order), each group cut into chunks of at most group_size."""
+    by_model: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        by_model.setdefault((job.model, job.size), []).append(job)
+    return [jobs_[i:i + group_size] for jobs_ in by_model.values() for i in range(0, len(jobs_), group_size)]
+
+
+@dataclass
+class Group:
+    """The live children of one group and what came back from them."""
+
+    plan: RoundPlan
+    reference: Child | None = None
+    members: list[tuple[Job, Child]] = field(default_factory=list)
+    order_seed: int = 0
+
+    def live(self) -> list[Child]:
+        """Children still measuring, the reference included."""
+        children = [c for _, c in self.members] + ([self.reference] if self.reference else [])
+        return [c for c in children if c.outcome is None]
+
+    def memory_bytes(self) -> int:
+        """Resident memory the live children reported when ready."""
+        return sum(c.rss_bytes for c in self.live())
+
+    def fits_another(self) -> bool:
+        """Whether one more child of the largest size seen so far stays under the memory cap."""
+        if not self.members:
+            return True
+        largest = max(c.rss_bytes for _, c in self.members)
+        return self.memory_bytes() + largest <= self.plan.cap_bytes()
+
+    def close(self) -> None:
+        """Kill whatever still runs (after an interruption)."""
+        for child in self.live():
+            child.kill()
+            child.close()
+
+
+def _start_reference(plan: RoundPlan) -> tuple[Child | None, str]:
+    if plan.reference is None:
+        return None, "no reference asked for"
+    child = Child("reference", REFERENCE_TARGET, {"name": plan.reference, "threads": plan.threads})
+    if child.wait_ready(plan.timeout_s):
+        return child, ""
+    return None, f"reference {plan.reference} failed: {child.outcome[1]}"
+
+
+def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> None:
+    """Grant every live child one burst per round, in a fresh random order each round."""
+    rng = random.Random(group.order_seed)
+    for round_idx in range(group.plan.rounds):
+        order = group.live()
+        rng.shuffle(order)
+        for child in order:
+            child.burst(round_idx, group.plan.burst_s, group.plan.timeout_s)
+        if on_round is not None:
+            on_round(round_idx)
+
+
+def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPlan, group_keys: list[str],
+                 reference_note: str) -> Record:
+    """The record with its round facts in extra["rounds"] and, with a reference, its normalised throughput."""
+    data = record.to_json()
+    info: dict[str, Any] = {"n_rounds": plan.rounds, "burst_s": plan.burst_s, "group": group_keys,
+                            "reference": plan.reference if reference else None}
+    if reference_note:
+        info["reference_note"] = reference_note
+    if record.status == "ok" and record.sample_rounds:
+        own = round_medians(record.samples_s, record.sample_rounds)
+        info["round_cv"] = drift_index(own)
+        if reference and reference["rounds"]:
+            ref = round_medians(reference["samples_s"], reference["rounds"])
+            common = sorted(set(own) & set(ref))
+            ratios = [ref[r] / own[r] for r in common]
+            data["normalised_throughput"] = record.batch_size * float(np.exp(np.mean(np.log(ratios))))
+            info["reference_round_medians_s"] = [ref[r] for r in sorted(ref)]
+            info["drift_index"] = drift_index(ref)
+            info["normalised_round_cv"] = drift_index([own[r] / ref[r] for r in common])
+    data["extra"] = {**data["extra"], "rounds": info}
+    return Record.from_json(data)
+
+
+def measure_group(jobs: list[Job], plan: RoundPlan, *, target: str, precheck: Callable[[Job], Record | None],
+                  failure: Callable[[Job, str], Record], python_of: Callable[[Job], str | None] = lambda job: None,
+                  order_seed: int = 0) -> Iterator[Record | list[Job]]:
+    """Measure one group in rounds, yielding each record (skipped and early failures first, then the measured ones)
+    and, last, the jobs that did not fit under the memory cap (a list, possibly empty)."""
+    group = Group(plan, order_seed=order_seed)
+    try:
+        group.reference, reference_note = _start_reference(plan)
+        leftover: list[Job] = []
+        for index, job in enumerate(jobs):
+            if not group.fits_another():
+                leftover = jobs[index:]
+                break
+            skipped = precheck(job)
+            if skipped is not None:
+                yield skipped
+                continue
+            child = Child(f"{job.run_id}|{job.config_key}", target, job.to_dict(), python=python_of(job),
+                          memory_limit_bytes=plan.memory_limit_bytes)
+            if child.wait_ready(plan.timeout_s):
+                group.members.append((job, child))
+            else:
+                yield _record_of(job, child.outcome, failure)
+        if group.members:
+            run_rounds(group)
+        reference = None
+        if group.reference is not None:
+            ok, value = group.reference.finish(plan.timeout_s)
+            reference, reference_note = (value, "") if ok else (None, f"reference {plan.reference} failed: {value}")
+        keys = [job.config_key for job, _ in group.members]
+        for job, child in group.members:
+            record = _record_of(job, child.finish(plan.timeout_s), failure)
+            yield rounds_extra(record, reference, plan, keys, reference_note)
+        yield leftover
+    finally:
+        group.close()
+
+
+def _record_of(job: Job, outcome: tuple[bool, Any], failure: Callable[[Job, str], Record]) -> Record:
+    ok, value = outcome
+    return Record.from_json(value) if ok else failure(job, str(value))
+
+
+def interleave(jobs: list[Job], plan: RoundPlan, store: Callable[[Record], None], *, target: str,
+               precheck: Callable[[Job], Record | None], failure: Callable[[Job, str], Record],
+               python_of: Callable[[Job], str | None] = lambda job: None) -> None:
+    """Measure jobs group by group in interleaved rounds, storing each record as soon as its group ends."""
+    queue = plan_groups(jobs, plan.group_size)
+    index = 0
+    while queue:
+        group = queue.pop(0)
+        for item in measure_group(group, plan, target=target, precheck=precheck, failure=failure,
+                                  python_of=python_of, order_seed=plan.seed + index):
+            if isinstance(item, Record):
+                store(item)
+            elif item:
+                queue.insert(0, item)
+        index += 1
+
+
+def burst_seconds(time_budget_s: float, rounds: int) -> float:
+    """Seconds per burst so that a configuration gets its time budget over all rounds."""
+    if not (rounds >= 1 and time_budget_s > 0 and math.isfinite(time_budget_s)):
+        raise ValueError(f"need rounds >= 1 and a positive finite budget, got {rounds}, {time_budget_s}")
+    return time_budget_s / rounds
+
