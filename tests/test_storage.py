@@ -95,7 +95,8 @@ def test_a_v1_store_gains_round_indices_and_normalised_throughput(db_path, monke
     assert "round_idx" in storage.samples_frame(con).columns
     (old,) = storage.load_records(con)
     assert old.reason == "boom" and old.normalised_throughput is None and old.sample_rounds == ()
-    storage.insert_record(con, Record.from_samples([0.002, 0.001, 0.003], sample_rounds=[0, 1, 1], **identity(run_id="new")))
+    fresh = Record.from_samples([0.002, 0.001, 0.003], sample_rounds=[0, 1, 1], **identity(run_id="new"))
+    storage.insert_record(con, fresh)
     new = storage.load_records(con, "new")[0]
     assert new.samples_s == (0.002, 0.001, 0.003) and new.sample_rounds == (0, 1, 1)
 
