@@ -1,4 +1,4 @@
-"""The `benchkit` command line: bench, report, compare, recommend, check-predictions, prediction-data,
+"""The `benchkit` command line: bench, report, ab, compare, recommend, check-predictions, prediction-data,
 remeasure-noisy, microbench, distributed-bench, distributed-config, browser, platforms, models, results, export,
 import-json."""
 
@@ -29,6 +29,13 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-rel-ci", type=float)
     parser.add_argument("--timeout-s", type=float)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per group (default 10)")
+    parser.add_argument("--group-size", type=int, help="configurations measured together (default 8)")
+    parser.add_argument("--reference", help="machine reference workload: matmul, copy or bert (default matmul)")
+    parser.add_argument("--memory-cap-gb", type=float,
+                        help="memory the live children of a group may hold (default half the available memory)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="measure one configuration after the other instead of in interleaved rounds")
 
 
 def _db_arg(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +104,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "import-json": ("import earlier JSON result files", "kit.cli:_add_import_json", "kit.cli:cmd_import_json"),
     "report": ("execute the notebooks with papermill, render HTML and outputs/index.html", "kit.cli:_add_report",
                "kit.cli:cmd_report"),
+    "ab": ("measure a baseline and a candidate interleaved in one job and compare them round by round",
+           "kit.runners.ab:add_ab_arguments", "kit.runners.ab:cmd_ab"),
     "compare": ("regression check of a run against a baseline run or export", "kit.analysis:add_compare_arguments",
                 "kit.analysis:cmd_compare"),
     "recommend": ("rank platform x precision x batch for a model under constraints",
@@ -144,10 +153,16 @@ def sweep_params(args: argparse.Namespace) -> dict[str, Any]:
 
     params = load_parameters(args.params) if args.params else {}
     for name in ("models", "platforms", "precisions", "batch_sizes", "modes", "size", "seq_len", "run_id",
-                 "time_budget_s", "target_rel_ci", "timeout_s", "threads"):
+                 "time_budget_s", "target_rel_ci", "timeout_s", "threads", "rounds", "group_size", "reference"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
+    if args.memory_cap_gb is not None:
+        if not args.memory_cap_gb > 0:
+            raise KitError(f"--memory-cap-gb must be positive, got {args.memory_cap_gb!r}")
+        params["memory_cap_bytes"] = int(args.memory_cap_gb * 2**30)
+    if args.sequential:
+        params["interleave"] = False
     params.pop("db_path", None)
     return params
 

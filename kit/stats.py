@@ -147,26 +147,47 @@ def _t_ratio(mean_log: float, se_log: float, df: float, n: int, confidence: floa
     return RatioEstimate(ratio, math.exp(mean_log - half), math.exp(mean_log + half), p, n, se_log, df)
 
 
-def paired_ratio(candidate: dict[int, float], baseline: dict[int, float],
-                 confidence: float = CONFIDENCE) -> RatioEstimate:
-    """Ratio candidate / baseline from rounds where both ran: the geometric mean of the per-round ratios, with a
-    t interval over rounds (a paired t-test on log ratios: the round's shared drift cancels in each pair)."""
+TRIM = 0.1  # share of rounds trimmed from each end: one burst the host disturbed does not decide a comparison
+
+
+def trimmed_mean_var(x: np.ndarray, trim: float = TRIM) -> tuple[float, float, int]:
+    """Trimmed mean of x, the variance of that mean (from the winsorized variance, Tukey-McLaughlin / Yuen) and its
+    degrees of freedom; trim 0 gives the plain mean, var/n and n-1."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = x.size
+    g = int(math.floor(trim * n))
+    h = n - 2 * g
+    if h < 2:
+        return float(np.median(x)), math.inf, 0
+    winsorized = np.clip(x, x[g], x[n - g - 1])
+    var = (n - 1) * winsorized.var(ddof=1) / (h * (h - 1))
+    return float(x[g:n - g].mean()), float(var), h - 1
+
+
+def paired_ratio(candidate: dict[int, float], baseline: dict[int, float], confidence: float = CONFIDENCE,
+                 trim: float = TRIM) -> RatioEstimate:
+    """Ratio candidate / baseline from rounds where both ran: the trimmed geometric mean of the per-round ratios,
+    with a trimmed t interval over rounds (a paired test on log ratios: the round's shared drift cancels in each
+    pair, and trimming keeps one disturbed burst from deciding it)."""
     common = sorted(set(candidate) & set(baseline))
     if not common:
         raise ValueError("paired_ratio needs at least one round measured on both sides")
     d = np.log([candidate[r] / baseline[r] for r in common])
-    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.inf
-    return _t_ratio(float(d.mean()), se, d.size - 1, d.size, confidence)
+    mean, var, df = trimmed_mean_var(d, trim)
+    return _t_ratio(mean, math.sqrt(var), df, d.size, confidence)
 
 
 def unpaired_ratio(candidate: list[float], baseline: list[float], confidence: float = CONFIDENCE,
-                   extra_var_log: float = 0.0) -> RatioEstimate:
-    """Ratio of geometric means of two independent sets of units (per-round values of two runs, or several runs),
-    with Welch's t interval on logs; extra_var_log adds a known variance of log(ratio) (run-to-run spread)."""
-    a, b = np.log(np.asarray(candidate, dtype=float)), np.log(np.asarray(baseline, dtype=float))
-    if a.size < 2 or b.size < 2:
-        return _t_ratio(float(a.mean() - b.mean()), math.inf, 0, min(a.size, b.size), confidence)
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+                   extra_var_log: float = 0.0, extra_df: int = 0, trim: float = TRIM) -> RatioEstimate:
+    """Ratio of trimmed geometric means of two independent sets of units (per-round values of two runs), with
+    Yuen's trimmed Welch interval on logs; extra_var_log adds the variance of a run's level (the spread between
+    repeated baseline runs, estimated with extra_df degrees of freedom), which bounds the degrees of freedom too."""
+    (ma, va, dfa), (mb, vb, dfb) = (trimmed_mean_var(np.log(np.asarray(x, dtype=float)), trim)
+                                    for x in (candidate, baseline))
+    if not (dfa > 0 and dfb > 0):
+        return _t_ratio(ma - mb, math.inf, 0, min(len(candidate), len(baseline)), confidence)
     var = va + vb + extra_var_log
-    df = var**2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if va + vb > 0 else a.size + b.size - 2
-    return _t_ratio(float(a.mean() - b.mean()), math.sqrt(var), float(df), min(a.size, b.size), confidence)
+    df = (va + vb) ** 2 / (va**2 / dfa + vb**2 / dfb) if va + vb > 0 else dfa + dfb
+    if extra_var_log > 0 and extra_df > 0:
+        df = min(df, extra_df)
+    return _t_ratio(ma - mb, math.sqrt(var), float(df), min(len(candidate), len(baseline)), confidence)

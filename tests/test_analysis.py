@@ -25,10 +25,18 @@ def env(torch_version: str = "2.4.0", commit: str = "aaaa") -> dict:
 
 def rec(run_id: str, platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny",
         mode: str = "inference", batch_size: int = 2, scale: float = 1.0, seed: int = 0, n: int = 60,
-        sigma: float = 0.03, **extra_fields) -> Record:
-    """An ok record with seeded log-normal samples around 10 ms x scale."""
+        sigma: float = 0.03, rounds: int = 10, drift: float = 0.0, **extra_fields) -> Record:
+    """An ok record with seeded log-normal samples around 10 ms x scale, measured in `rounds` rounds (0: without)
+    beside a 1 ms machine reference; the machine's speed drifts linearly by `drift` over the rounds, slowing the
+    samples and the reference alike."""
     samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale), sigma, size=n)
     key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
+    if rounds:
+        index = [i * rounds // n for i in range(n)]
+        speed = [1 + drift * r / max(rounds - 1, 1) for r in range(rounds)]
+        samples = [s * speed[r] for s, r in zip(samples, index, strict=True)]
+        extra_fields = {"sample_rounds": index, "extra": {"rounds": {"reference": "matmul", "reference_round_medians_s":
+                                                                     [0.001 * v for v in speed]}}, **extra_fields}
     return Record.from_samples(list(samples), run_id=run_id, config_key=key, model=model, family=model.split("-")[0],
                                size="tiny", mode=mode, platform=platform, device=platform, precision=precision,
                                batch_size=batch_size, **extra_fields)
@@ -93,10 +101,39 @@ def test_no_regression_when_only_noise(con):
 
 
 def test_large_but_insignificant_slowdown_is_not_a_regression(con):
-    store(con, "a", [rec("a", n=3, seed=1)])
-    store(con, "b", [rec("b", n=3, scale=1.5, seed=2)])
+    store(con, "a", [rec("a", n=3, sigma=0.4, seed=1)])
+    store(con, "b", [rec("b", n=3, sigma=0.4, scale=1.5, seed=2)])
     row = analysis.detect_regressions("b", "a", con=con).iloc[0]
     assert row["status"] == "unchanged" and "not significant" in row["note"]
+    assert "too unstable to detect a 10% change" in row["note"] and row["detectable_pct"] > 10
+
+
+def test_samples_of_one_run_are_no_evidence_without_rounds(con):
+    store(con, "a", [rec("a", seed=1, rounds=0, n=400)])
+    store(con, "b", [rec("b", seed=2, rounds=0, n=400, scale=1.3)])
+    row = analysis.detect_regressions("b", "a", con=con).iloc[0]
+    assert row["status"] == "possible_regression" and not row["tested"] and row["method"] == "medians"
+    assert "no evidence about another run" in row["note"]
+
+
+def test_the_reference_cancels_a_drift_that_moves_the_whole_run(con):
+    # the current run is measured while the machine slows by 40 % over its rounds; the code did not change
+    store(con, "a", [rec("a", seed=1)])
+    store(con, "b", [rec("b", seed=2, drift=0.4)])
+    row = analysis.detect_regressions("b", "a", con=con).iloc[0]
+    assert row["method"] == "normalised rounds" and row["status"] == "unchanged" and abs(row["change_pct"]) < 3
+    assert analysis.run_drift(analysis.results_with_samples(con, "b")) > 0.1
+
+
+def test_several_baseline_runs_widen_the_interval(con):
+    store(con, "a1", [rec("a1", seed=1)])
+    store(con, "a2", [rec("a2", seed=3, scale=1.06)])
+    store(con, "b", [rec("b", seed=2, scale=1.12)])
+    one = analysis.detect_regressions("b", "a1", con=con).iloc[0]
+    two = analysis.detect_regressions("b", ["a1", "a2"], con=con).iloc[0]
+    assert one["status"] == "regression" and two["status"] == "unchanged"
+    assert two["ratio_ci_high"] - two["ratio_ci_low"] > 3 * (one["ratio_ci_high"] - one["ratio_ci_low"])
+    assert "over 2 baseline runs" in two["method"]
 
 
 def test_improvement_is_reported(con):

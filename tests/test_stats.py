@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from kit import stats
 from kit.stats import compare, converged, median_ci, summarise
 from kit.timing import measure_adaptive
 
@@ -86,3 +87,45 @@ def test_compare_detects_planted_slowdown_and_not_noise():
     c = compare(slow, base)
     assert c.significant and c.ratio == pytest.approx(1.3, rel=0.05) and c.ratio_ci_low > 1.2
     assert not compare(same, base).significant
+
+
+def test_paired_ratio_matches_a_hand_computed_paired_t():
+    # log ratios ln 2, ln 2.2, ln 1.8: mean 0.68980, sd 0.10038, se 0.05795; t(0.975, 2 df) = 4.30265
+    estimate = stats.paired_ratio({0: 2.0, 1: 2.2, 2: 1.8, 3: 9.0}, {0: 1.0, 1: 1.0, 2: 1.0}, trim=0)
+    assert estimate.n == 3 and estimate.df == 2
+    assert estimate.ratio == pytest.approx(1.99331, rel=1e-5)
+    assert estimate.se_log == pytest.approx(0.057953, rel=1e-4)
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx((1.55340, 2.55780), rel=1e-4)
+
+
+def test_trimming_keeps_one_disturbed_round_from_deciding():
+    x = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.9]
+    mean, var, df = stats.trimmed_mean_var(np.asarray(x), 0.1)
+    assert (mean, df) == (pytest.approx(0.045), 7) and var == pytest.approx(0.00011875)
+    assert stats.trimmed_mean_var(np.asarray(x), 0)[1] == pytest.approx(np.var(x, ddof=1) / 10)
+
+
+def test_paired_ratio_cancels_a_drift_shared_by_both_sides():
+    drift = {r: 1 + 0.05 * r for r in range(10)}  # the machine slows by half over ten rounds
+    rng = np.random.default_rng(0)
+    base = {r: 0.010 * drift[r] * rng.lognormal(0, 0.005) for r in drift}
+    same = {r: 0.010 * drift[r] * rng.lognormal(0, 0.005) for r in drift}
+    slower = {r: 0.0112 * drift[r] * rng.lognormal(0, 0.005) for r in drift}
+    null = stats.paired_ratio(same, base)
+    assert null.ci_low < 1 < null.ci_high and null.detectable_change() < 0.02
+    hit = stats.paired_ratio(slower, base)
+    assert hit.ci_low > 1.08 and hit.p_value < 1e-6
+    unpaired = stats.unpaired_ratio(list(same.values()), list(base.values()))
+    assert unpaired.ci_high - unpaired.ci_low > 5 * (null.ci_high - null.ci_low)  # drift left in: wide
+
+
+def test_round_medians_and_drift_index():
+    assert stats.round_medians([3, 1, 2, 10, 30], [0, 0, 0, 1, 1]) == {0: 2.0, 1: 20.0}
+    assert stats.drift_index({0: 1.0, 1: 1.0}) == 0 and stats.drift_index([1.0, 3.0]) == pytest.approx(0.7071, 1e-3)
+    with pytest.raises(ValueError, match="round indices"):
+        stats.round_medians([1.0], [0, 1])
+
+
+def test_a_single_round_is_no_evidence():
+    estimate = stats.paired_ratio({0: 2.0}, {0: 1.0})
+    assert estimate.p_value == 1.0 and estimate.ci_high == float("inf") and estimate.detectable_change() == float("inf")

@@ -28,6 +28,7 @@ from kit.analysis.regressions import (
     ComparisonPlan,
     add_compare_arguments,
     cmd_compare,
+    compared_count,
     comparison_table,
     detect_regressions,
     latest_run_id,
@@ -35,6 +36,9 @@ from kit.analysis.regressions import (
     previous_run_id,
     regression_exit_code,
     regressions_for,
+    round_units,
+    run_drift,
+    stability_summary,
 )
 from kit.analysis.speedups import RANKING_COLUMNS, SPEEDUP_COLUMNS, ranking_table, speedup_table
 from kit.analysis.training import (
@@ -55,12 +59,13 @@ from kit.analysis.training import (
 )
 
 __all__ = [
-    "CONVERGENCE_COLUMNS", "EXPORT_COLUMNS", "FILE_SUFFIXES", "GRADIENTS_FREED", "HISTORY_COLUMNS", "HISTORY_METRICS",
-    "IDENTITY", "KEY", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS", "RANKING_COLUMNS",
-    "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "TRAINING_ID", "TVI_COLUMNS", "TVI_KEY",
-    "WORKLOAD", "ComparisonPlan", "Source", "add_compare_arguments", "cmd_compare", "comparison_table",
-    "detect_regressions", "export_csv", "export_parquet", "export_table", "history_configuration", "latest_ok",
-    "latest_run_id", "metric_history", "plan_comparison", "previous_run_id", "ranking_table", "regression_exit_code",
-    "regressions_for", "results_with_samples", "speedup_table", "training_convergence", "training_memory",
-    "training_phases", "training_sweep_spec", "training_vs_inference",
+    "CONVERGENCE_COLUMNS", "ComparisonPlan", "EXPORT_COLUMNS", "FILE_SUFFIXES", "GRADIENTS_FREED", "HISTORY_COLUMNS",
+    "HISTORY_METRICS", "IDENTITY", "KEY", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS",
+    "RANKING_COLUMNS", "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "Source", "TRAINING_ID",
+    "TVI_COLUMNS", "TVI_KEY", "WORKLOAD", "add_compare_arguments", "cmd_compare", "compared_count",
+    "comparison_table", "detect_regressions", "export_csv", "export_parquet", "export_table", "history_configuration",
+    "latest_ok", "latest_run_id", "metric_history", "plan_comparison", "previous_run_id", "ranking_table",
+    "regression_exit_code", "regressions_for", "results_with_samples", "round_units", "run_drift", "speedup_table",
+    "stability_summary", "training_convergence", "training_memory", "training_phases", "training_sweep_spec",
+    "training_vs_inference",
 ]

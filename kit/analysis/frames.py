@@ -48,6 +48,9 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     frame["_order"] = pd.to_datetime(frame[order], errors="coerce", utc=True) if order in frame else pd.NaT
     if "samples" not in frame:
         frame["samples"] = [_parse_samples(s) for s in frame["samples_s"]] if "samples_s" in frame else None
+    if "rounds" not in frame:
+        parsed = [_parse_samples(s) for s in frame["sample_rounds"]] if "sample_rounds" in frame else []
+        frame["rounds"] = [None if r is None else r.astype(int) for r in parsed] if parsed else None
     return frame
 
 
@@ -66,14 +69,28 @@ def _read_export(path: Path) -> pd.DataFrame:
         raise ConfigError(f"{str(path)!r} is not a results export (no {', '.join(missing)} column); write one with "
                           "`benchkit export` (storage.export_csv / export_parquet), not an analysis table")
     samples_path = path.with_name(f"{path.stem}_samples{path.suffix}")
-    frame["samples"] = _group_samples(read(samples_path), frame["result_id"]) if samples_path.is_file() else None
+    if samples_path.is_file():
+        frame = _with_samples(frame, read(samples_path))
+    else:
+        frame["samples"] = frame["rounds"] = None
     frame.attrs["samples_missing"] = not samples_path.is_file()
     return frame
 
 
-def _group_samples(samples: pd.DataFrame, result_ids: pd.Series) -> list[np.ndarray | None]:
-    groups = {rid: g["latency_s"].to_numpy(dtype=float) for rid, g in samples.groupby("result_id", sort=False)}
-    return [groups.get(rid) for rid in result_ids]
+def _group_samples(samples: pd.DataFrame, result_ids: pd.Series, column: str = "latency_s") -> list[np.ndarray | None]:
+    if column not in samples:  # an export written before samples kept their round
+        return [None] * len(result_ids)
+    groups = {rid: g[column].to_numpy(dtype=float) for rid, g in samples.groupby("result_id", sort=False)}
+    values = [groups.get(rid) for rid in result_ids]
+    return [None if v is None or np.isnan(v).any() else v for v in values]
+
+
+def _with_samples(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """`samples` (latency arrays) and `rounds` (each sample's round, None when measured without rounds)."""
+    frame["samples"] = _group_samples(samples, frame["result_id"])
+    frame["rounds"] = [None if r is None else r.astype(int) for r in
+                       _group_samples(samples, frame["result_id"], "round_idx")]
+    return frame
 
 
 def results_with_samples(source: Source, run_id: str | None = None, *, samples: bool = True) -> pd.DataFrame:
@@ -83,8 +100,8 @@ def results_with_samples(source: Source, run_id: str | None = None, *, samples: 
     """
     if isinstance(source, storage.Connection):
         frame = storage.results_frame(source, run_id)
-        stored = storage.samples_frame(source, run_id) if samples else None
-        frame["samples"] = _group_samples(stored, frame["result_id"]) if samples else None
+        if samples:
+            frame = _with_samples(frame, storage.samples_frame(source, run_id))
     elif isinstance(source, (str, Path)):
         frame = _read_export(Path(source))
     elif isinstance(source, list):
@@ -97,7 +114,7 @@ def results_with_samples(source: Source, run_id: str | None = None, *, samples: 
     if run_id is not None and not isinstance(source, storage.Connection):
         frame = frame[frame["run_id"] == run_id]
     if not samples:
-        frame = frame.assign(samples=None)
+        frame = frame.assign(samples=None, rounds=None)
     out = _normalise(frame)
     out.attrs = dict(frame.attrs)
     return out

@@ -1,29 +1,36 @@
 """Regressions between two runs, the planned comparison of a notebook, and the `benchkit compare` command.
 
-Each configuration is compared on its raw latency samples (ratio of medians with a bootstrap CI, Mann-Whitney U), with
-Holm's correction across the table, because a table of many comparisons at alpha=0.05 would otherwise flag about one
-in twenty unchanged configurations by chance.
+The unit of evidence is a round, never a sample: samples of one run are not independent evidence about another run,
+because the machine's speed drifts. A configuration measured in interleaved rounds has one value per round, its median
+latency divided by the machine reference's median in the same round (or the raw per-round median without a
+reference); the two runs' rounds are compared with Welch's t on logs, plus the spread between the baseline runs when
+several are given. Holm's correction runs across the table. A configuration measured without rounds has no spread that
+speaks about another run: its medians are compared and at most a `possible_*` status is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kit import storage
 from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _holm, _median_s, results_with_samples
 from kit.analysis.history import HISTORY_METRICS
 from kit.errors import ConfigError
-from kit.stats import compare
+from kit.stats import drift_index, round_medians, unpaired_ratio
 
 REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
-                      "p_holm", "significant", "tested", "baseline_p50_s", "current_p50_s", "n_baseline", "n_current",
-                      "baseline_run_id", "current_run_id", "note"]
+                      "p_holm", "significant", "tested", "method", "detectable_pct", "baseline_p50_s", "current_p50_s",
+                      "n_baseline", "n_current", "baseline_run_id", "current_run_id", "note"]
+NO_ROUNDS = ("measured without interleaved rounds: within-run samples are no evidence about another run, so the "
+             "medians are compared and no significance is claimed")
 REGRESSION_STATUSES = ("regression", "improvement", "unchanged", "possible_regression", "possible_improvement",
                        "added", "removed", "failed", "skipped")
 
@@ -57,17 +64,20 @@ def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alp
     """Compare two runs configuration by configuration and classify each (see REGRESSION_STATUSES).
 
     Each side is a run id in `con`, a CSV/Parquet file from storage.export_csv/export_parquet (with its `_samples`
-    sibling), or a results DataFrame. A regression is a latency ratio (current/baseline median) above 1 + threshold
-    that is also significant (Mann-Whitney, Holm-corrected over all tested configurations); an improvement is the
-    mirror image (ratio below 1 / (1 + threshold)). Without raw samples on a side the medians alone are compared and
-    the result is only a `possible_*` status, never a regression.
+    sibling), or a results DataFrame; `baseline` may also be a list of run ids (repeated baseline runs, whose spread
+    then widens every interval). A regression is a latency ratio (current/baseline) above 1 + threshold that is also
+    significant between rounds (Holm-corrected over all tested configurations); an improvement is the mirror image
+    (ratio below 1 / (1 + threshold)). Without rounds on a side only a `possible_*` status is given.
     """
     _check_thresholds(threshold, alpha)
-    cur, base = _side(current, con, "current"), _side(baseline, con, "baseline")
-    cur, base = (side.sort_values("_order", kind="stable").drop_duplicates(KEY, keep="last") for side in (cur, base))
-    merged = cur.merge(base, on=KEY, how="outer", suffixes=("_cur", "_base"), indicator=True)
-    missing_note = "baseline file has no _samples sibling" if base.attrs.get("samples_missing") else ""
-    rows = [_regression_row(row, missing_note) for _, row in merged.iterrows()]
+    baselines = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
+    if not baselines:
+        raise ConfigError("give at least one baseline")
+    cur = _latest(_side(current, con, "current"))
+    bases = [_latest(_side(b, con, "baseline")) for b in baselines]
+    merged = cur.merge(bases[0], on=KEY, how="outer", suffixes=("_cur", "_base"), indicator=True)
+    missing_note = "baseline file has no _samples sibling" if bases[0].attrs.get("samples_missing") else ""
+    rows = [_regression_row(row, missing_note, bases[1:]) for _, row in merged.iterrows()]
     table = _holm(pd.DataFrame(rows, columns=REGRESSION_COLUMNS), alpha)
     table["change_pct"] = (table["ratio"].astype(float) - 1) * 100
     classified = [_classify(row, threshold) for _, row in table.iterrows()]
@@ -75,13 +85,74 @@ def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alp
     order = {status: i for i, status in enumerate(REGRESSION_STATUSES)}
     table = table.sort_values(["status", "model", "mode", "platform", "precision", "batch_size"],
                               key=lambda s: s.map(order) if s.name == "status" else s, kind="stable")
-    return table[REGRESSION_COLUMNS].reset_index(drop=True)
+    table = table[REGRESSION_COLUMNS].reset_index(drop=True)
+    table.attrs["drift"] = {"current": run_drift(cur), "baseline": run_drift(bases[0])}
+    return table
 
 
-def _regression_row(row: pd.Series, missing_note: str) -> dict[str, Any]:
+def _latest(side: pd.DataFrame) -> pd.DataFrame:
+    out = side.sort_values("_order", kind="stable").drop_duplicates(KEY, keep="last")
+    out.attrs = dict(side.attrs)
+    return out
+
+
+def _reference_medians(extra: Any) -> list[float | None]:
+    data = json.loads(extra) if isinstance(extra, str) and extra else extra
+    if not isinstance(data, dict):
+        return []
+    return list((data.get("rounds") or {}).get("reference_round_medians_s") or [])
+
+
+def round_units(samples: Any, rounds: Any, extra: Any, *, normalised: bool = True) -> np.ndarray | None:
+    """One value per round: the median latency, divided by the machine reference's median of the same round when
+    the run measured one (and `normalised`); None when the result has no rounds."""
+    if samples is None or rounds is None or len(rounds) != len(samples) or not len(samples):
+        return None
+    own = round_medians(list(samples), list(rounds))
+    reference = _reference_medians(extra) if normalised else []
+    if not reference:
+        return np.asarray(list(own.values()))
+    return np.asarray([own[r] / reference[r] for r in own if r < len(reference) and reference[r]])
+
+
+def run_drift(side: pd.DataFrame) -> float | None:
+    """A run's drift index: the median over its results of the reference's spread across rounds (None without)."""
+    values = []
+    for extra in side.get("extra", pd.Series(dtype=object)).dropna():
+        reference = [m for m in _reference_medians(extra) if m]
+        if len(reference) > 1:
+            values.append(drift_index(reference))
+    return float(np.median(values)) if values else None
+
+
+def _units_pair(row: pd.Series) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    both_normalised = all(_reference_medians(row.get("extra" + s)) for s in ("_cur", "_base"))
+    args = [(row.get("samples" + s), row.get("rounds" + s), row.get("extra" + s)) for s in ("_cur", "_base")]
+    cur, base = (round_units(*a, normalised=both_normalised) for a in args)
+    return cur, base, "normalised rounds" if both_normalised else "rounds"
+
+
+def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    """Variance between the baseline runs' log means (0 with one baseline run), and the other runs' units."""
+    units = [base]
+    for other in others:
+        match = other
+        for name in KEY:
+            match = match[match[name] == row[name]]
+        if len(match) and match.iloc[0]["status"] == "ok":
+            m = match.iloc[0]
+            u = round_units(m["samples"], m["rounds"], m.get("extra"),
+                            normalised=bool(_reference_medians(row.get("extra_base"))))
+            if u is not None and len(u):
+                units.append(u)
+    means = [float(np.mean(np.log(u))) for u in units]
+    return (float(np.var(means, ddof=1)) if len(means) > 1 else 0.0), units
+
+
+def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.DataFrame]) -> dict[str, Any]:
     side = "_cur" if row["_merge"] != "right_only" else "_base"
     out = {name: row[name] if name in row else row[name + side] for name in IDENTITY if name != "variant"}
-    out.update(variant=row["variant"], status="", tested=False, p_value=math.nan, note="",
+    out.update(variant=row["variant"], status="", tested=False, p_value=math.nan, note="", method="",
                current_run_id=row.get("run_id_cur"), baseline_run_id=row.get("run_id_base"))
     if row["_merge"] == "right_only":
         return {**out, "status": "removed", "note": "only in the baseline"}
@@ -94,14 +165,20 @@ def _regression_row(row: pd.Series, missing_note: str) -> dict[str, Any]:
         return {**out, "status": "added", "note": note}
     out.update(baseline_p50_s=_median_s(row, "_base"),
                n_baseline=0 if row["samples_base"] is None else len(row["samples_base"]))
-    if row["samples_cur"] is None or row["samples_base"] is None:
-        which = "baseline" if row["samples_base"] is None else "current"
-        reason = missing_note if which == "baseline" and missing_note else f"no raw samples on the {which} side"
+    cur, base, method = _units_pair(row)
+    if cur is None or base is None or min(len(cur), len(base)) < 2:
+        reason = f"{missing_note}: medians compared, significance test not run" \
+            if row["samples_base"] is None and missing_note else NO_ROUNDS
         ratio = out["current_p50_s"] / out["baseline_p50_s"]
-        return {**out, "ratio": ratio, "note": f"{reason}: medians compared, significance test not run"}
-    c = compare(row["samples_cur"], row["samples_base"])
-    return {**out, "ratio": c.ratio, "ratio_ci_low": c.ratio_ci_low, "ratio_ci_high": c.ratio_ci_high,
-            "p_value": c.p_value, "tested": True, "note": _caveats(row)}
+        return {**out, "ratio": ratio, "method": "medians", "note": reason}
+    runs_var, units = _baseline_runs_var(row, other_baselines, base)
+    pooled = np.concatenate(units)
+    estimate = unpaired_ratio(list(cur), list(pooled), extra_var_log=runs_var, extra_df=len(units) - 1)
+    if len(units) > 1:
+        method += f" over {len(units)} baseline runs"
+    return {**out, "ratio": estimate.ratio, "ratio_ci_low": estimate.ci_low, "ratio_ci_high": estimate.ci_high,
+            "p_value": estimate.p_value, "tested": True, "method": method,
+            "detectable_pct": estimate.detectable_change() * 100, "note": _caveats(row)}
 
 
 def _caveats(row: pd.Series) -> str:
@@ -128,12 +205,38 @@ def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
               f"correction (p={row['p_holm']:.3g})"
     else:
         why = "significant but within the threshold" if row["significant"] else ""
+    if row["detectable_pct"] > threshold * 100:
+        why = "; ".join(filter(None, [why, f"too unstable to detect a {threshold:.0%} change (smallest detectable "
+                                           f"{row['detectable_pct']:.0f}%)"]))
     return "unchanged", "; ".join(filter(None, [why, row["note"]]))
+
+
+def stability_summary(df: pd.DataFrame, threshold: float) -> str:
+    """One sentence on the machine's stability during both runs and whether it sufficed for the threshold."""
+    drift = df.attrs.get("drift") or {}
+    parts = [f"{side} {value:.1%}" for side, value in drift.items() if value is not None]
+    text = ("drift index (spread of the machine reference across rounds): " + ", ".join(parts)) if parts \
+        else "no machine reference in these runs"
+    tested = df[df["tested"].astype(bool)] if len(df) else df
+    if len(tested):
+        blind = int((tested["detectable_pct"].astype(float) > threshold * 100).sum())
+        text += (f"; smallest detectable change: median {tested['detectable_pct'].astype(float).median():.1f}% "
+                 f"over {len(tested)} tested configurations")
+        if blind:
+            text += (f"; {blind} of them could not detect a {threshold:.0%} change: the machine was too unstable "
+                     "for this threshold (measure more rounds, or give several baseline runs)")
+    return text
 
 
 def regression_exit_code(df: pd.DataFrame) -> int:
     """1 when the comparison holds at least one regression, else 0 (for CI gates)."""
     return int(bool((df["status"] == "regression").any())) if "status" in df else 0
+
+
+def compared_count(df: pd.DataFrame) -> int:
+    """Configurations ok on both sides (whatever their verdict)."""
+    compared = ("regression", "improvement", "unchanged", "possible_regression", "possible_improvement")
+    return int(df["status"].isin(compared).sum()) if "status" in df else 0
 
 
 def latest_run_id(con: storage.Connection) -> str:
@@ -233,6 +336,7 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     out["baseline_p50_ms"] = (df["baseline_p50_s"].astype(float) * 1e3).round(3)
     out["current_p50_ms"] = (df["current_p50_s"].astype(float) * 1e3).round(3)
     out["change_pct"] = df["change_pct"].astype(float).round(1)
+    out["detectable_pct"] = df["detectable_pct"].astype(float).round(1)
     out["p_holm"] = df["p_holm"].astype(float).map(lambda p: f"{p:.2g}" if not pd.isna(p) else "")
     out["note"] = df["note"].fillna("").astype(str).str.slice(0, 100)
     return out
@@ -240,7 +344,9 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     """The `benchkit compare` arguments, for kit.cli."""
-    parser.add_argument("--baseline", required=True, help="baseline run id, or a CSV/Parquet from `benchkit export`")
+    parser.add_argument("--baseline", required=True, nargs="+",
+                        help="baseline run id(s), or a CSV/Parquet from `benchkit export`; several run ids of the "
+                             "same configurations add the spread between them to every interval")
     parser.add_argument("--run-id", help="current run id or exported file (default: the latest run in --db)")
     parser.add_argument("--threshold", type=float, default=0.10, help="slow-down that counts (0.10 = 10%%)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
@@ -249,15 +355,20 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare a run against a baseline run or export, print the table, exit 1 on regression when asked."""
+    """Compare a run against a baseline run or export, print the table and the machine's stability; exit 1 on a
+    regression with --fail-on-regression, 2 when nothing could be compared."""
     _check_thresholds(args.threshold, args.alpha)
-    needs_db = args.run_id is None or not (_is_file_spec(args.run_id) and _is_file_spec(args.baseline))
-    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True) if needs_db else None
+    files = args.run_id is not None and _is_file_spec(args.run_id) and all(map(_is_file_spec, args.baseline))
+    con = None if files else storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     current = args.run_id or latest_run_id(con)
-    df = detect_regressions(current, args.baseline, args.threshold, args.alpha, con=con)
+    baseline = args.baseline if len(args.baseline) > 1 else args.baseline[0]
+    df = detect_regressions(current, baseline, args.threshold, args.alpha, con=con)
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
         print(comparison_table(df).to_string(index=False))
     counts = df["status"].value_counts()
-    print(f"current {current} vs baseline {args.baseline}: "
+    print(f"current {current} vs baseline {' '.join(map(str, args.baseline))}: "
           + (", ".join(f"{counts[s]} {s}" for s in REGRESSION_STATUSES if s in counts) or "nothing to compare"))
+    print(stability_summary(df, args.threshold))
+    if args.fail_on_regression and compared_count(df) == 0:
+        raise ConfigError("no configuration is ok in both runs: nothing was compared")
     return regression_exit_code(df) if args.fail_on_regression else 0

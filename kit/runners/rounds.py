@@ -250,7 +250,7 @@ def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPl
             common = sorted(set(own) & set(ref))
             ratios = [ref[r] / own[r] for r in common]
             data["normalised_throughput"] = record.batch_size * float(np.exp(np.mean(np.log(ratios))))
-            info["reference_round_medians_s"] = [ref[r] for r in sorted(ref)]
+            info["reference_round_medians_s"] = [ref.get(r) for r in range(plan.rounds)]  # None: round missed
             info["drift_index"] = drift_index(ref)
             info["normalised_round_cv"] = drift_index([own[r] / ref[r] for r in common])
     data["extra"] = {**data["extra"], "rounds": info}

@@ -1,0 +1,93 @@
+"""Same-job A/B: the paired table, its exit codes, settings and interpreters, and two real interleaved runs."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from kit import storage
+from kit.cli import main
+from kit.config import SweepSpec
+from kit.errors import ConfigError
+from kit.records import Record
+from kit.runners.ab import ABSpec, ab_exit_code, ab_table, parse_settings
+
+
+def rec(run_id: str, scale: float, seed: int, *, rounds: int = 10, status: str = "ok") -> Record:
+    """A record of 10 rounds x 6 samples around 10 ms x scale, on a machine whose speed drifts by 30 % over them."""
+    identity = dict(run_id=run_id, config_key="k", model="bert", family="bert", size="tiny", mode="inference",
+                    platform="cpu", device="cpu", precision="fp32", batch_size=1)
+    if status != "ok":
+        return Record.failure(status, "RuntimeError: boom\ntraceback", **identity)
+    rng = np.random.default_rng(seed)
+    index = [i // 6 for i in range(6 * rounds)]
+    samples = [0.01 * scale * (1 + 0.03 * r) * rng.lognormal(0, 0.01) for r in index]
+    return Record.from_samples(samples, sample_rounds=index, **identity)
+
+
+def test_a_paired_slowdown_is_a_regression_and_exits_1():
+    table = ab_table([(rec("a", 1.0, 1), rec("b", 1.12, 2))], threshold=0.05)
+    row = table.iloc[0]
+    assert row["status"] == "regression" and 9 < row["change_pct"] < 15 and row["ci_low_pct"] > 5
+    assert row["n_rounds"] == 10 and row["detectable_pct"] < 5
+    assert ab_exit_code(table) == 1
+
+
+def test_no_change_exits_0_and_a_failure_alone_exits_2():
+    same = ab_table([(rec("a", 1.0, 1), rec("b", 1.0, 2))])
+    assert same.iloc[0]["status"] == "unchanged" and same.iloc[0]["ci_low_pct"] < 0 < same.iloc[0]["ci_high_pct"]
+    assert ab_exit_code(same) == 0
+    failed = ab_table([(rec("a", 1.0, 1), rec("b", 1.0, 2, status="failed"))])
+    assert failed.iloc[0]["status"] == "failed" and failed.iloc[0]["note"] == "candidate: RuntimeError: boom"
+    assert ab_exit_code(failed) == 2
+
+
+def test_a_change_within_the_threshold_is_unchanged():
+    row = ab_table([(rec("a", 1.0, 1), rec("b", 1.03, 2))], threshold=0.05).iloc[0]
+    assert row["status"] == "unchanged" and row["p_holm"] < 0.05  # real, but smaller than what counts
+
+
+def test_settings_and_interpreters_are_checked_before_any_work(tmp_path):
+    assert parse_settings(["seq_len=128", "precisions=bf16"], "--x") == {"seq_len": 128, "precisions": ["bf16"]}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_settings(["seq_len"], "--baseline-set")
+    sweep = SweepSpec(models=["bert"], run_id="x")
+    with pytest.raises(ConfigError, match="cannot set models"):
+        ABSpec(sweep, baseline={"models": ["vit"]})
+    with pytest.raises(ConfigError, match="not an executable"):
+        ABSpec(sweep, candidate_python=str(tmp_path / "python"))
+    with pytest.raises(ConfigError, match="same number"):
+        ABSpec(sweep, candidate={"batch_sizes": [1, 2]})
+    with pytest.raises(ConfigError, match="unknown precision"):
+        ABSpec(sweep, candidate={"precisions": ["fp8"]})
+    with pytest.raises(ConfigError, match="3 rounds"):
+        ABSpec(SweepSpec(models=["bert"], rounds=2, run_id="x"))
+
+
+def test_ab_of_one_environment_against_itself_through_another_interpreter(tmp_path, capsys):
+    db = tmp_path / "ab.duckdb"
+    code = main(["ab", "--models", "bert", "--batch-sizes", "1", "--time-budget-s", "0.4", "--rounds", "4",
+                 "--baseline-python", sys.executable, "--candidate-python", sys.executable, "--threshold", "0.5",
+                 "--run-id", "null", "--db", str(db), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "1 unchanged" in out and f"python {sys.executable}" in out
+    con = storage.connect(db, read_only=True)
+    stored = {r.run_id: r for r in storage.load_records(con)}
+    assert set(stored) == {"null.baseline", "null.candidate"}
+    assert all(set(r.sample_rounds) == {0, 1, 2, 3} for r in stored.values())
+
+
+def test_ab_flags_a_real_slowdown(tmp_path, capsys):
+    code = main(["ab", "--models", "bert", "--batch-sizes", "8", "--time-budget-s", "0.6", "--rounds", "6",
+                 "--baseline-set", "seq_len=16", "--candidate-set", "seq_len=128", "--threshold", "0.2",
+                 "--db", str(tmp_path / "ab.duckdb"), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 1 and "1 regression" in out, out
+
+
+def test_ab_with_nothing_comparable_exits_2(tmp_path, capsys):
+    code = main(["ab", "--models", "bert", "--platforms", "mps", "--rounds", "3", "--db", str(tmp_path / "a.duckdb")])
+    assert code == 2 and "nothing to compare" in capsys.readouterr().err
