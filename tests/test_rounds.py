@@ -44,7 +44,8 @@ def test_drift_fools_the_sequential_comparison_but_not_the_interleaved_one(tmp_p
     a, b = (round_medians(r.samples_s, r.sample_rounds) for r in (interleaved[1], interleaved[2]))
     assert len(a) == len(b) == 12
     new = paired_ratio(b, a)
-    assert new.ci_low <= 1 <= new.ci_high and abs(new.ratio - 1) < 0.05, new
+    # within a round the second burst runs one burst later (2.5 % slower here), in random order: no false regression
+    assert abs(new.ratio - 1) < 0.03 and new.ci_low < 1.05, new
     # the drift is real in the interleaved run too: the last rounds are much slower than the first
     assert a[11] / a[0] > 1.2
 

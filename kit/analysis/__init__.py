@@ -37,10 +37,10 @@ from kit.analysis.regressions import (
     regression_exit_code,
     regressions_for,
     round_units,
-    run_drift,
     stability_summary,
 )
 from kit.analysis.speedups import RANKING_COLUMNS, SPEEDUP_COLUMNS, ranking_table, speedup_table
+from kit.analysis.stability import STABILITY_COLUMNS, run_drift, stability_table
 from kit.analysis.training import (
     CONVERGENCE_COLUMNS,
     GRADIENTS_FREED,
@@ -61,11 +61,11 @@ from kit.analysis.training import (
 __all__ = [
     "CONVERGENCE_COLUMNS", "ComparisonPlan", "EXPORT_COLUMNS", "FILE_SUFFIXES", "GRADIENTS_FREED", "HISTORY_COLUMNS",
     "HISTORY_METRICS", "IDENTITY", "KEY", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS",
-    "RANKING_COLUMNS", "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "Source", "TRAINING_ID",
-    "TVI_COLUMNS", "TVI_KEY", "WORKLOAD", "add_compare_arguments", "cmd_compare", "compared_count",
+    "RANKING_COLUMNS", "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "STABILITY_COLUMNS", "Source",
+    "TRAINING_ID", "TVI_COLUMNS", "TVI_KEY", "WORKLOAD", "add_compare_arguments", "cmd_compare", "compared_count",
     "comparison_table", "detect_regressions", "export_csv", "export_parquet", "export_table", "history_configuration",
     "latest_ok", "latest_run_id", "metric_history", "plan_comparison", "previous_run_id", "ranking_table",
     "regression_exit_code", "regressions_for", "results_with_samples", "round_units", "run_drift", "speedup_table",
-    "stability_summary", "training_convergence", "training_memory", "training_phases", "training_sweep_spec",
-    "training_vs_inference",
+    "stability_summary", "stability_table", "training_convergence", "training_memory", "training_phases",
+    "training_sweep_spec", "training_vs_inference",
 ]

@@ -11,7 +11,6 @@ speaks about another run: its medians are compared and at most a `possible_*` st
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,9 @@ import pandas as pd
 from kit import storage
 from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _holm, _median_s, results_with_samples
 from kit.analysis.history import HISTORY_METRICS
+from kit.analysis.stability import reference_medians, run_drift
 from kit.errors import ConfigError
-from kit.stats import drift_index, round_medians, unpaired_ratio
+from kit.stats import round_medians, unpaired_ratio
 
 REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
                       "p_holm", "significant", "tested", "method", "detectable_pct", "baseline_p50_s", "current_p50_s",
@@ -96,37 +96,20 @@ def _latest(side: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _reference_medians(extra: Any) -> list[float | None]:
-    data = json.loads(extra) if isinstance(extra, str) and extra else extra
-    if not isinstance(data, dict):
-        return []
-    return list((data.get("rounds") or {}).get("reference_round_medians_s") or [])
-
-
 def round_units(samples: Any, rounds: Any, extra: Any, *, normalised: bool = True) -> np.ndarray | None:
     """One value per round: the median latency, divided by the machine reference's median of the same round when
     the run measured one (and `normalised`); None when the result has no rounds."""
     if samples is None or rounds is None or len(rounds) != len(samples) or not len(samples):
         return None
     own = round_medians(list(samples), list(rounds))
-    reference = _reference_medians(extra) if normalised else []
+    reference = reference_medians(extra) if normalised else []
     if not reference:
         return np.asarray(list(own.values()))
     return np.asarray([own[r] / reference[r] for r in own if r < len(reference) and reference[r]])
 
 
-def run_drift(side: pd.DataFrame) -> float | None:
-    """A run's drift index: the median over its results of the reference's spread across rounds (None without)."""
-    values = []
-    for extra in side.get("extra", pd.Series(dtype=object)).dropna():
-        reference = [m for m in _reference_medians(extra) if m]
-        if len(reference) > 1:
-            values.append(drift_index(reference))
-    return float(np.median(values)) if values else None
-
-
 def _units_pair(row: pd.Series) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    both_normalised = all(_reference_medians(row.get("extra" + s)) for s in ("_cur", "_base"))
+    both_normalised = all(reference_medians(row.get("extra" + s)) for s in ("_cur", "_base"))
     args = [(row.get("samples" + s), row.get("rounds" + s), row.get("extra" + s)) for s in ("_cur", "_base")]
     cur, base = (round_units(*a, normalised=both_normalised) for a in args)
     return cur, base, "normalised rounds" if both_normalised else "rounds"
@@ -142,7 +125,7 @@ def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndar
         if len(match) and match.iloc[0]["status"] == "ok":
             m = match.iloc[0]
             u = round_units(m["samples"], m["rounds"], m.get("extra"),
-                            normalised=bool(_reference_medians(row.get("extra_base"))))
+                            normalised=bool(reference_medians(row.get("extra_base"))))
             if u is not None and len(u):
                 units.append(u)
     means = [float(np.mean(np.log(u))) for u in units]

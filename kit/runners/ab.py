@@ -151,6 +151,23 @@ def ab_table(pairs: list[tuple[Record, Record]], threshold: float = 0.05, alpha:
     return table[AB_COLUMNS]
 
 
+def ab_stability(table: pd.DataFrame, results: pd.DataFrame, threshold: float) -> str:
+    """One sentence: the machine's drift during the A/B, the smallest change it could detect, and whether that was
+    too unstable for the threshold asked."""
+    from kit.analysis.stability import run_drift
+
+    drift = run_drift(results)
+    text = f"drift index {drift:.1%}" if drift is not None else "no machine reference"
+    detectable = table["detectable_pct"].dropna().astype(float)
+    if len(detectable):
+        text += f"; smallest detectable change: median {detectable.median():.1f}%"
+        blind = int((detectable > threshold * 100).sum())
+        if blind:
+            text += (f"; {blind} of {len(detectable)} configurations could not detect a {threshold:.0%} change: the "
+                     "machine was too unstable for this threshold (measure more rounds or a longer budget)")
+    return text
+
+
 def ab_exit_code(table: pd.DataFrame) -> int:
     """1 when a configuration regressed, 2 when no configuration could be compared, else 0."""
     if not table["status"].isin(["regression", "improvement", "unchanged"]).any():
@@ -212,6 +229,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     print(f"baseline: {table['baseline'].iloc[0]}; candidate: {table['candidate'].iloc[0]}")
     counts = table["status"].value_counts()
     print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(ab_stability(table, storage.results_frame(con, f"{spec.sweep.run_id}.baseline"), spec.threshold))
     code = ab_exit_code(table)
     if code == 2:
         raise ConfigError("no configuration was measured on both sides: nothing to compare")

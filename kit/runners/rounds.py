@@ -32,6 +32,7 @@ from kit.runners.isolation import _context, _death_reason
 from kit.stats import drift_index, round_medians
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
+REFERENCE_SHARE = 0.25  # the reference's burst, as a share of a configuration's: enough for a stable round median
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> N
         order = group.live()
         rng.shuffle(order)
         for child in order:
-            child.burst(round_idx, group.plan.burst_s, group.plan.timeout_s)
+            share = REFERENCE_SHARE if child is group.reference else 1.0
+            child.burst(round_idx, group.plan.burst_s * share, group.plan.timeout_s)
         if on_round is not None:
             on_round(round_idx)
 

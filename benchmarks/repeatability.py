@@ -1,0 +1,160 @@
+"""Do Benchkit's comparisons repeat on this machine? Null A/B, detection, back-to-back sweeps, and the cost of rounds.
+
+Each experiment runs the real `benchkit` commands (the ones the docs show) into its own store under --out and prints
+one summary table; --json writes the figures too.
+
+    python benchmarks/repeatability.py null --repeats 10       # the same environment as baseline and candidate
+    python benchmarks/repeatability.py detect --repeats 10     # bert-base seq_len 128 vs 144 (about 12 % more work)
+    python benchmarks/repeatability.py sweeps                  # three identical sweeps, compared pairwise
+    python benchmarks/repeatability.py cost                    # interleaved vs sequential wall time
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BENCHKIT = [sys.executable, "-m", "kit.cli"]
+AB_CONFIGS = ["--models", "bert", "vit", "--size", "tiny", "--platforms", "cpu", "--precisions", "fp32",
+              "--batch-sizes", "1", "8"]
+SWEEP = ["--models", "bert", "vit", "t5", "--size", "tiny", "--platforms", "cpu", "--precisions", "fp32",
+         "--batch-sizes", "1", "8", "--time-budget-s", "1"]
+
+
+def benchkit(*args: str) -> subprocess.CompletedProcess:
+    """Run one benchkit command, echoing it."""
+    print("$ benchkit " + " ".join(args), flush=True)
+    return subprocess.run([*BENCHKIT, *args], capture_output=True, text=True)
+
+
+def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFrame:
+    """Run `benchkit ab` `repeats` times; the A/B tables of all repeats, with the repeat index and exit code."""
+    from kit import storage
+    from kit.runners.ab import ab_table
+
+    db = out / f"{tag}.duckdb"
+    tables = []
+    for repeat in range(repeats):
+        run_id = f"{tag}-{repeat}"
+        done = benchkit("ab", *extra, "--run-id", run_id, "--db", str(db), "--fail-on-regression")
+        if done.returncode not in (0, 1):
+            raise SystemExit(done.stdout + done.stderr)
+        con = storage.connect(db, read_only=True)
+        sides = [sorted(storage.load_records(con, f"{run_id}.{side}"), key=lambda r: (r.model, r.batch_size))
+                 for side in ("baseline", "candidate")]
+        con.close()
+        pairs = list(zip(*sides, strict=True))
+        table = ab_table(pairs, threshold=0.05).assign(repeat=repeat, exit_code=done.returncode)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarise_ab(table: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: repeats flagged, the ratio's CV across repeats, and how many CIs hold 1.0."""
+    ratio = 1 + table["change_pct"] / 100
+    table = table.assign(ratio=ratio, holds_1=(table["ci_low_pct"] <= 0) & (table["ci_high_pct"] >= 0))
+    return table.groupby(["model", "batch_size"]).agg(
+        repeats=("ratio", "size"), flagged=("status", lambda s: int((s == "regression").sum())),
+        mean_change_pct=("change_pct", "mean"), ratio_cv_pct=("ratio", lambda r: 100 * r.std(ddof=1) / r.mean()),
+        ci_holds_1=("holds_1", "sum"), median_detectable_pct=("detectable_pct", "median")).reset_index()
+
+
+def cmd_null(args: argparse.Namespace) -> dict:
+    """The same environment as baseline and candidate: nothing may be flagged."""
+    python = sys.executable
+    table = ab_repeats(args.out, args.repeats, [*AB_CONFIGS, "--time-budget-s", str(args.budget),
+                                                "--baseline-python", python, "--candidate-python", python], "null")
+    summary = summarise_ab(table)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return {"summary": summary.to_dict("records"), "exit_codes": table.groupby("repeat")["exit_code"].first().tolist()}
+
+
+def cmd_detect(args: argparse.Namespace) -> dict:
+    """A real slow-down of about 12 %: bert-base at seq_len 144 against 128."""
+    extra = ["--models", "bert", "--size", "base", "--batch-sizes", "1", "--time-budget-s", str(args.budget),
+             "--baseline-set", "seq_len=128", "--candidate-set", "seq_len=144"]
+    table = ab_repeats(args.out, args.repeats, extra, "detect")
+    summary = summarise_ab(table)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return {"summary": summary.to_dict("records")}
+
+
+def cmd_sweeps(args: argparse.Namespace) -> dict:
+    """Three identical back-to-back sweeps, each pair compared with --fail-on-regression --threshold 0.10."""
+    db = str(args.out / "sweeps.duckdb")
+    stamp = time.strftime("%H%M%S")
+    runs = [f"gate-{stamp}-{name}" for name in "ABC"]
+    for run in runs:
+        done = benchkit("bench", *SWEEP, "--run-id", run, "--db", db, *args.bench_args)
+        if done.returncode:
+            raise SystemExit(done.stdout + done.stderr)
+    rows = []
+    for base, cur in itertools.combinations(runs, 2):
+        done = benchkit("compare", "--baseline", base, "--run-id", cur, "--threshold", "0.10", "--fail-on-regression",
+                        "--db", db)
+        print(done.stdout)
+        flagged = sum(line.lstrip().startswith("regression") for line in done.stdout.splitlines())
+        rows.append({"baseline": base[-1], "current": cur[-1], "exit_code": done.returncode, "flagged": flagged})
+    summary = pd.DataFrame(rows)
+    print(summary.to_string(index=False))
+    return {"summary": rows, "spread": normalised_spread(db, runs)}
+
+
+def normalised_spread(db: str, runs: list[str]) -> dict:
+    """How far apart the three runs are per configuration: max/min - 1 of throughput and normalised throughput."""
+    from kit import storage
+
+    con = storage.connect(db, read_only=True)
+    frame = storage.results_frame(con)
+    con.close()
+    frame = frame[frame["run_id"].isin(runs) & (frame["status"] == "ok")]
+    out = {}
+    for column in ("throughput_items_per_s", "normalised_throughput"):
+        spread = frame.groupby("config_key")[column].agg(lambda v: v.max() / v.min() - 1)
+        out[column] = {"median_pct": 100 * float(spread.median()), "max_pct": 100 * float(spread.max())}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def cmd_cost(args: argparse.Namespace) -> dict:
+    """Wall time of one sweep interleaved and sequential (same time budget per configuration), alternated twice."""
+    db = str(args.out / "cost.duckdb")
+    times: dict[str, list[float]] = {"interleaved": [], "sequential": []}
+    for repeat in range(2):
+        for mode in ("interleaved", "sequential"):
+            flag = ["--sequential"] if mode == "sequential" else []
+            start = time.perf_counter()
+            done = benchkit("bench", *SWEEP, "--run-id", f"cost-{mode}-{repeat}-{time.time():.0f}", "--db", db, *flag)
+            if done.returncode:
+                raise SystemExit(done.stdout + done.stderr)
+            times[mode].append(time.perf_counter() - start)
+    ratio = float(np.mean(times["interleaved"]) / np.mean(times["sequential"]))
+    print(json.dumps({**times, "interleaved_over_sequential": ratio}, indent=1))
+    return {**times, "interleaved_over_sequential": ratio}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost"])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
+    parser.add_argument("--out", type=Path, default=Path("outputs/repeatability"))
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--bench-args", nargs=argparse.REMAINDER, default=[], help="extra flags for the sweeps")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    figures = {"null": cmd_null, "detect": cmd_detect, "sweeps": cmd_sweeps, "cost": cmd_cost}[args.experiment](args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
