@@ -69,9 +69,9 @@ def summarise_ab(table: pd.DataFrame) -> pd.DataFrame:
 
 def cmd_null(args: argparse.Namespace) -> dict:
     """The same environment as baseline and candidate: nothing may be flagged."""
-    python = sys.executable
-    table = ab_repeats(args.out, args.repeats, [*AB_CONFIGS, "--time-budget-s", str(args.budget),
-                                                "--baseline-python", python, "--candidate-python", python], "null")
+    python = ["--baseline-python", sys.executable, "--candidate-python", sys.executable] if args.interpreters else []
+    table = ab_repeats(args.out, args.repeats, [*AB_CONFIGS, "--time-budget-s", str(args.budget), *python],
+                       "null-interpreters" if args.interpreters else "null")
     summary = summarise_ab(table)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return {"summary": summary.to_dict("records"), "exit_codes": table.groupby("repeat")["exit_code"].first().tolist()}
@@ -125,12 +125,14 @@ def normalised_spread(db: str, runs: list[str]) -> dict:
 
 
 def cmd_cost(args: argparse.Namespace) -> dict:
-    """Wall time of one sweep interleaved and sequential (same time budget per configuration), alternated twice."""
+    """Wall time of one sweep interleaved and sequential at the same time budget per configuration (so the same
+    sample count), alternated twice."""
     db = str(args.out / "cost.duckdb")
     times: dict[str, list[float]] = {"interleaved": [], "sequential": []}
     for repeat in range(2):
         for mode in ("interleaved", "sequential"):
-            flag = ["--sequential"] if mode == "sequential" else []
+            # the sequential loop stops once its CI is tight: a CI target it cannot reach gives it the whole budget too
+            flag = ["--sequential", "--target-rel-ci", "0.000001"] if mode == "sequential" else []
             start = time.perf_counter()
             done = benchkit("bench", *SWEEP, "--run-id", f"cost-{mode}-{repeat}-{time.time():.0f}", "--db", db, *flag)
             if done.returncode:
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
     parser.add_argument("--out", type=Path, default=Path("outputs/repeatability"))
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--interpreters", action="store_true",
+                        help="null: start each side under its own interpreter (--baseline-python/--candidate-python)")
     parser.add_argument("--bench-args", nargs=argparse.REMAINDER, default=[], help="extra flags for the sweeps")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-rel-ci", type=float)
     parser.add_argument("--timeout-s", type=float)
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--rounds", type=int, help="interleaved rounds per group (default 10)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per group (default 20)")
     parser.add_argument("--group-size", type=int, help="configurations measured together (default 8)")
     parser.add_argument("--reference", help="machine reference workload: matmul, copy or bert (default matmul)")
     parser.add_argument("--memory-cap-gb", type=float,

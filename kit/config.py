@@ -113,7 +113,7 @@ class SweepSpec:
     training: dict[str, Any] = field(default_factory=dict)
     # interleaved rounds (kit.runners.rounds); interleave False measures each configuration in one sequential block
     interleave: bool = True
-    rounds: int = 10
+    rounds: int = 20
     group_size: int = 8
     memory_cap_bytes: int | None = None
     reference: str | None = "matmul"

@@ -147,7 +147,7 @@ def _t_ratio(mean_log: float, se_log: float, df: float, n: int, confidence: floa
     return RatioEstimate(ratio, math.exp(mean_log - half), math.exp(mean_log + half), p, n, se_log, df)
 
 
-TRIM = 0.1  # share of rounds trimmed from each end: one burst the host disturbed does not decide a comparison
+TRIM = 0.2  # share of rounds trimmed from each end: one burst the host disturbed does not decide a comparison
 
 
 def trimmed_mean_var(x: np.ndarray, trim: float = TRIM) -> tuple[float, float, int]:

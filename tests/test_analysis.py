@@ -432,3 +432,18 @@ def test_training_sweep_spec_measures_both_modes_and_checks_options():
         analysis.training_sweep_spec(models=["bert"], modes=["training"])
     with pytest.raises(ConfigError, match="batch_sizes"):
         analysis.training_sweep_spec(models=["bert"], batch_sizes=[0])
+
+
+def test_speedups_within_one_group_pair_the_rounds():
+    base, fast = rec("r", seed=1, drift=0.5), rec("r", "cuda", scale=0.5, seed=2, drift=0.5)
+    group = {"group": [base.config_key, fast.config_key]}
+    records = [Record.from_json({**r.to_json(), "extra": {"rounds": {**r.extra["rounds"], **group}}})
+               for r in (base, fast)]
+    row = by_config(analysis.speedup_table(records), platform="cuda")
+    assert row["method"] == "paired rounds" and row["speedup"] == pytest.approx(2.0, rel=0.03)
+    assert row["speedup_ci_high"] - row["speedup_ci_low"] < 0.1
+    apart = by_config(analysis.speedup_table([base, fast]), platform="cuda")  # no common group: via the reference
+    assert apart["method"] == "normalised rounds" and apart["speedup"] == pytest.approx(2.0, rel=0.03)
+    without = by_config(analysis.speedup_table([rec("r", seed=1, rounds=0), rec("r", "cuda", scale=0.5, seed=2,
+                                                                                rounds=0)]), platform="cuda")
+    assert without["method"] == "medians" and math.isnan(without["p_value"]) and "without rounds" in without["note"]

@@ -1,7 +1,9 @@
 """Speed-ups of every platform/precision over a baseline one, and rankings by throughput and latency.
 
-Every speed-up is computed from the raw latency samples (ratio of medians with a bootstrap CI, Mann-Whitney U), with
-Holm's correction across the table.
+A speed-up is computed from rounds, never from pooled samples: two configurations measured in the same group of
+interleaved rounds are paired round by round (kit.stats.paired_ratio); two measured in different groups or runs are
+compared through their per-round latency relative to the machine reference (kit.stats.unpaired_ratio). Without rounds
+only the ratio of medians is given, with no interval or test. Holm's correction runs across the table.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from kit.analysis.frames import (
     latest_ok,
     results_with_samples,
 )
-from kit.stats import compare
+from kit.analysis.stability import rounds_info
+from kit.stats import RatioEstimate, paired_ratio, round_medians, unpaired_ratio
 
 SPEEDUP_COLUMNS = [*IDENTITY, "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "p_value", "p_holm",
-                   "significant", "baseline_p50_s", "candidate_p50_s", "baseline_throughput_items_per_s",
+                   "significant", "method", "baseline_p50_s", "candidate_p50_s", "baseline_throughput_items_per_s",
                    "candidate_throughput_items_per_s", "n_baseline", "n_candidate", "baseline_run_id",
                    "candidate_run_id", "note"]
 
@@ -33,9 +36,10 @@ def speedup_table(con_or_records: Source, run_id: str | None = None, baseline_pl
                   baseline_precision: str = "fp32", alpha: float = 0.05) -> pd.DataFrame:
     """Speed-up of every platform/precision over the baseline one for the same model, size, mode, batch and seq_len.
 
-    speedup = baseline median latency / candidate median latency (>1 is faster), with a bootstrap 95% CI from the raw
-    samples and a Mann-Whitney p-value, Holm-corrected across the table. Configurations without a baseline are kept
-    with a NaN speed-up and a note; the baseline rows themselves appear with speedup 1.
+    speedup = baseline latency / candidate latency (>1 is faster), from rounds (see the module doc) with a 95% CI and
+    a p-value, Holm-corrected across the table; `method` says how (paired rounds, normalised rounds, medians).
+    Configurations without a baseline are kept with a NaN speed-up and a note; the baseline rows themselves appear
+    with speedup 1.
     """
     every = results_with_samples(con_or_records, run_id)
     ok = every[every["status"] == "ok"].sort_values("_order", kind="stable", na_position="first")
@@ -61,7 +65,7 @@ def _speedup_row(cand: pd.Series, base: pd.Series | None, platform: str, precisi
     row = {**_identity(cand), "baseline": f"{platform}/{precision}", "candidate_p50_s": _median_s(cand),
            "candidate_throughput_items_per_s": cand["throughput_items_per_s"], "candidate_run_id": cand["run_id"],
            "n_candidate": 0 if cand["samples"] is None else len(cand["samples"]), "speedup": math.nan,
-           "speedup_ci_low": math.nan, "speedup_ci_high": math.nan, "p_value": math.nan, "note": ""}
+           "speedup_ci_low": math.nan, "speedup_ci_high": math.nan, "p_value": math.nan, "method": "", "note": ""}
     if base is None:
         return {**row, "note": f"no {platform}/{precision} baseline for this model, mode, batch size and seq_len"}
     row.update(baseline_p50_s=_median_s(base), baseline_throughput_items_per_s=base["throughput_items_per_s"],
@@ -70,12 +74,32 @@ def _speedup_row(cand: pd.Series, base: pd.Series | None, platform: str, precisi
         row["note"] = f"baseline from run {base['run_id']} (none in run {cand['run_id']})"
     if cand["platform"] == platform and cand["precision"] == precision:
         return {**row, "speedup": 1.0, "speedup_ci_low": 1.0, "speedup_ci_high": 1.0, "note": "baseline"}
-    if cand["samples"] is None or base["samples"] is None:
-        note = "; ".join(filter(None, [row["note"], "no raw samples on one side: ratio of medians, no CI or test"]))
-        return {**row, "speedup": row["baseline_p50_s"] / row["candidate_p50_s"], "note": note}
-    c = compare(cand["samples"], base["samples"])
-    return {**row, "speedup": 1 / c.ratio, "speedup_ci_low": 1 / c.ratio_ci_high, "speedup_ci_high": 1 / c.ratio_ci_low,
-            "p_value": c.p_value}
+    estimate, method = pair_estimate(cand, base)
+    if estimate is None:
+        note = "; ".join(filter(None, [row["note"], "measured without rounds: ratio of medians, no CI or test"]))
+        return {**row, "speedup": row["baseline_p50_s"] / row["candidate_p50_s"], "method": method, "note": note}
+    return {**row, "speedup": 1 / estimate.ratio, "speedup_ci_low": 1 / estimate.ci_high,
+            "speedup_ci_high": 1 / estimate.ci_low, "p_value": estimate.p_value, "method": method}
+
+
+def pair_estimate(cand: pd.Series, base: pd.Series) -> tuple[RatioEstimate | None, str]:
+    """Latency ratio candidate / baseline from rounds: paired when both ran in one group of rounds, else through the
+    machine reference; (None, "medians") when a side has no rounds."""
+    if cand["rounds"] is None or base["rounds"] is None or cand["samples"] is None or base["samples"] is None:
+        return None, "medians"
+    same_group = cand["run_id"] == base["run_id"] and cand["config_key"] in rounds_info(base.get("extra")).get(
+        "group", [])
+    if same_group:
+        medians = [round_medians(list(r["samples"]), list(r["rounds"])) for r in (cand, base)]
+        if len(set(medians[0]) & set(medians[1])) >= 2:
+            return paired_ratio(*medians), "paired rounds"
+    from kit.analysis.regressions import round_units
+
+    normalised = all(rounds_info(r.get("extra")).get("reference_round_medians_s") for r in (cand, base))
+    units = [round_units(r["samples"], r["rounds"], r.get("extra"), normalised=normalised) for r in (cand, base)]
+    if any(u is None or len(u) < 2 for u in units):
+        return None, "medians"
+    return unpaired_ratio(list(units[0]), list(units[1])), "normalised rounds" if normalised else "rounds"
 
 
 RANKING_COLUMNS = [*IDENTITY, "throughput_items_per_s", "latency_p50_s", "peak_memory_bytes", "throughput_rank",

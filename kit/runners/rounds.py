@@ -17,6 +17,7 @@ import os
 import random
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -33,6 +34,7 @@ from kit.stats import drift_index, round_medians
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
 REFERENCE_SHARE = 0.25  # the reference's burst, as a share of a configuration's: enough for a stable round median
+SETTLE_S = float(os.environ.get("BENCHKIT_SETTLE_S", "0.005"))  # idle between bursts: the last child's threads stop
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> N
         rng.shuffle(order)
         for child in order:
             share = REFERENCE_SHARE if child is group.reference else 1.0
+            time.sleep(SETTLE_S)
             child.burst(round_idx, group.plan.burst_s * share, group.plan.timeout_s)
         if on_round is not None:
             on_round(round_idx)
