@@ -7,6 +7,7 @@ one summary table; --json writes the figures too.
     python benchmarks/repeatability.py detect --repeats 10     # bert-base seq_len 128 vs 144 (about 12 % more work)
     python benchmarks/repeatability.py sweeps                  # three identical sweeps, compared pairwise
     python benchmarks/repeatability.py cost                    # interleaved vs sequential wall time
+    python benchmarks/repeatability.py reference               # which machine reference tracks model speed best
 """
 
 from __future__ import annotations
@@ -88,21 +89,25 @@ def cmd_detect(args: argparse.Namespace) -> dict:
 
 
 def cmd_sweeps(args: argparse.Namespace) -> dict:
-    """Three identical back-to-back sweeps, each pair compared with --fail-on-regression --threshold 0.10."""
+    """Four identical back-to-back sweeps: A, B and C compared pairwise with --fail-on-regression --threshold 0.10
+    (one baseline run each), then D against all three (the spread between them known)."""
     db = str(args.out / "sweeps.duckdb")
     stamp = time.strftime("%H%M%S")
-    runs = [f"gate-{stamp}-{name}" for name in "ABC"]
+    runs = [f"gate-{stamp}-{name}" for name in "ABCD"]
     for run in runs:
         done = benchkit("bench", *SWEEP, "--run-id", run, "--db", db, *args.bench_args)
         if done.returncode:
             raise SystemExit(done.stdout + done.stderr)
     rows = []
-    for base, cur in itertools.combinations(runs, 2):
-        done = benchkit("compare", "--baseline", base, "--run-id", cur, "--threshold", "0.10", "--fail-on-regression",
-                        "--db", db)
+    pairs = [([base], cur) for base, cur in itertools.combinations(runs[:3], 2)] + [(runs[:3], runs[3])]
+    for bases, cur in pairs:
+        done = benchkit("compare", "--baseline", *bases, "--run-id", cur, "--threshold", "0.10",
+                        "--fail-on-regression", "--db", db)
         print(done.stdout)
-        flagged = sum(line.lstrip().startswith("regression") for line in done.stdout.splitlines())
-        rows.append({"baseline": base[-1], "current": cur[-1], "exit_code": done.returncode, "flagged": flagged})
+        lines = done.stdout.splitlines()
+        rows.append({"baseline": "".join(b[-1] for b in bases), "current": cur[-1], "exit_code": done.returncode,
+                     "regression": sum(line.lstrip().startswith("regression") for line in lines),
+                     "possible_regression": sum(line.lstrip().startswith("possible_regression") for line in lines)})
     summary = pd.DataFrame(rows)
     print(summary.to_string(index=False))
     return {"summary": rows, "spread": normalised_spread(db, runs)}
@@ -143,9 +148,41 @@ def cmd_cost(args: argparse.Namespace) -> dict:
     return {**times, "interleaved_over_sequential": ratio}
 
 
+def cmd_reference(args: argparse.Namespace) -> dict:
+    """Each reference beside the same sweeps (tiny bert, vit and t5; bert-base), alternated twice: the median share of
+    a configuration's round-to-round spread that is left once divided by the reference of the same round."""
+    from kit import storage
+    from kit.analysis.stability import rounds_info
+
+    db = str(args.out / "reference.duckdb")
+    sweeps = {"tiny": SWEEP, "base": ["--models", "bert", "--size", "base", "--batch-sizes", "1", "8",
+                                      "--time-budget-s", "2"]}
+    rows = []
+    for repeat in range(2):
+        for reference in ("matmul", "copy", "bert"):
+            for name, sweep in sweeps.items():
+                run = f"ref-{reference}-{name}-{repeat}-{time.time():.0f}"
+                done = benchkit("bench", *sweep, "--reference", reference, "--run-id", run, "--db", db)
+                if done.returncode:
+                    raise SystemExit(done.stdout + done.stderr)
+                con = storage.connect(db, read_only=True)
+                frame = storage.results_frame(con, run)
+                con.close()
+                for extra in frame.loc[frame["status"] == "ok", "extra"]:
+                    info = rounds_info(extra)
+                    rows.append({"reference": reference, "sizes": name, "round_cv": info.get("round_cv"),
+                                 "normalised_round_cv": info.get("normalised_round_cv")})
+    table = pd.DataFrame(rows).assign(left=lambda t: t["normalised_round_cv"] / t["round_cv"])
+    summary = table.groupby(["sizes", "reference"]).agg(configs=("left", "size"), round_cv=("round_cv", "median"),
+                                                         normalised_round_cv=("normalised_round_cv", "median"),
+                                                         spread_left=("left", "median")).reset_index()
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return {"summary": summary.to_dict("records")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost"])
+    parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost", "reference"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
     parser.add_argument("--out", type=Path, default=Path("outputs/repeatability"))
@@ -155,7 +192,9 @@ def main() -> None:
     parser.add_argument("--bench-args", nargs=argparse.REMAINDER, default=[], help="extra flags for the sweeps")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    figures = {"null": cmd_null, "detect": cmd_detect, "sweeps": cmd_sweeps, "cost": cmd_cost}[args.experiment](args)
+    commands = {"null": cmd_null, "detect": cmd_detect, "sweeps": cmd_sweeps, "cost": cmd_cost,
+                "reference": cmd_reference}
+    figures = commands[args.experiment](args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))
 

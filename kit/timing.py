@@ -188,13 +188,13 @@ def install_round_driver(driver: RoundDriver | None) -> None:
     _DRIVER = driver
 
 
-BURST_WARMUP_SHARE = 0.1  # the start of each burst, untimed: the process's caches and thread pool wake up
+BURST_WARMUP_SHARE = 0.05  # the start of each burst, untimed: the process's caches and thread pool wake up
 
 
 def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) -> Measurement:
     """Time fn in the bursts the driver grants: each burst runs calls until its seconds are used (at least one call)
     and tags every sample with the burst's round; waiting between bursts counts in no timing. A burst starts with
-    untimed calls for its first tenth when one call is shorter than that: after another process held the CPUs, the
+    untimed calls for its first twentieth when one call is shorter than that: after another process held the CPUs, the
     first calls run on cold caches and a sleeping thread pool (2-4x slower here), which says nothing about fn."""
     result = Measurement()
     cpu_start, times_start = time.process_time(), psutil.cpu_times()

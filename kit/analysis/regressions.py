@@ -6,6 +6,10 @@ latency divided by the machine reference's median in the same round (or the raw 
 reference); the two runs' rounds are compared with Welch's t on logs, plus the spread between the baseline runs when
 several are given. Holm's correction runs across the table. A configuration measured without rounds has no spread that
 speaks about another run: its medians are compared and at most a `possible_*` status is given.
+
+A whole run can be slower than another in every round (the machine sat in a slow state for its duration), so rounds
+alone cannot tell a regression from a slow run: significance needs the spread between several baseline runs. Against
+one baseline run a change is reported with its interval, but at most as `possible_*`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from kit.stats import round_medians, unpaired_ratio
 REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
                       "p_holm", "significant", "tested", "method", "detectable_pct", "baseline_p50_s", "current_p50_s",
                       "n_baseline", "n_current", "baseline_run_id", "current_run_id", "note"]
+BASELINE_RUNS = 3  # a notebook's default baseline: the previous runs sharing a configuration, up to this many
+ONE_BASELINE = ("one baseline run: how much a whole run moves from run to run is unknown, so no significance is "
+                "claimed; give several baseline runs (--baseline A B C) or measure both in one job with benchkit ab")
 NO_ROUNDS = ("measured without interleaved rounds: within-run samples are no evidence about another run, so the "
              "medians are compared and no significance is claimed")
 REGRESSION_STATUSES = ("regression", "improvement", "unchanged", "possible_regression", "possible_improvement",
@@ -67,7 +74,8 @@ def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alp
     sibling), or a results DataFrame; `baseline` may also be a list of run ids (repeated baseline runs, whose spread
     then widens every interval). A regression is a latency ratio (current/baseline) above 1 + threshold that is also
     significant between rounds (Holm-corrected over all tested configurations); an improvement is the mirror image
-    (ratio below 1 / (1 + threshold)). Without rounds on a side only a `possible_*` status is given.
+    (ratio below 1 / (1 + threshold)). Without rounds on a side, or with a single baseline run, only a `possible_*`
+    status is given.
     """
     _check_thresholds(threshold, alpha)
     baselines = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
@@ -155,13 +163,17 @@ def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.
         ratio = out["current_p50_s"] / out["baseline_p50_s"]
         return {**out, "ratio": ratio, "method": "medians", "note": reason}
     runs_var, units = _baseline_runs_var(row, other_baselines, base)
-    pooled = np.concatenate(units)
-    estimate = unpaired_ratio(list(cur), list(pooled), extra_var_log=runs_var, extra_df=len(units) - 1)
-    if len(units) > 1:
-        method += f" over {len(units)} baseline runs"
-    return {**out, "ratio": estimate.ratio, "ratio_ci_low": estimate.ci_low, "ratio_ci_high": estimate.ci_high,
-            "p_value": estimate.p_value, "tested": True, "method": method,
-            "detectable_pct": estimate.detectable_change() * 100, "note": _caveats(row)}
+    k = len(units)
+    # the current run's level varies like one baseline run's, the baseline mean's like 1/k of it
+    estimate = unpaired_ratio(list(cur), list(np.concatenate(units)), extra_var_log=runs_var * (1 + 1 / k),
+                              extra_df=k - 1)
+    ratios = {"ratio": estimate.ratio, "ratio_ci_low": estimate.ci_low, "ratio_ci_high": estimate.ci_high,
+              "detectable_pct": estimate.detectable_change() * 100}
+    if k == 1:
+        return {**out, **ratios, "method": method + ", one baseline run", "note": "; ".join(filter(None, [
+            ONE_BASELINE, _caveats(row)]))}
+    return {**out, **ratios, "p_value": estimate.p_value, "tested": True, "method": method + f" over {k} baseline runs",
+            "note": _caveats(row)}
 
 
 def _caveats(row: pd.Series) -> str:
@@ -230,8 +242,8 @@ def latest_run_id(con: storage.Connection) -> str:
     return str(runs.sort_values("started_at", kind="stable")["run_id"].iloc[-1])
 
 
-def previous_run_id(con: storage.Connection, run_id: str) -> str | None:
-    """The latest run before `run_id` (in start order) with an ok result for one of its configurations, else None.
+def previous_run_ids(con: storage.Connection, run_id: str, n: int = 1) -> list[str]:
+    """Up to n runs before `run_id` (in start order, latest first) with an ok result for one of its configurations.
 
     Runs that share no configuration (another notebook's sweep, say) are passed over: comparing with them finds
     nothing to compare.
@@ -243,7 +255,12 @@ def previous_run_id(con: storage.Connection, run_id: str) -> str | None:
     keys = set(ok.loc[ok["run_id"] == run_id, "config_key"])
     sharing = set(ok.loc[ok["config_key"].isin(keys), "run_id"])
     earlier = [r for r in runs[:runs.index(run_id)] if r in sharing]
-    return earlier[-1] if earlier else None
+    return earlier[::-1][:n]
+
+
+def previous_run_id(con: storage.Connection, run_id: str) -> str | None:
+    """The latest run before `run_id` with an ok result for one of its configurations, else None."""
+    return next(iter(previous_run_ids(con, run_id)), None)
 
 
 @dataclass(frozen=True)
@@ -260,10 +277,16 @@ class ComparisonPlan:
     alpha: float
     history_metric: str
     export_dir: Path
+    earlier_baselines: tuple[str, ...] = ()  # runs before the baseline sharing configurations: the run-to-run spread
+
+    def baselines(self) -> list[str]:
+        """Every baseline run of the comparison, latest first (empty without a baseline)."""
+        return [self.baseline, *self.earlier_baselines] if self.baseline else []
 
     def describe(self) -> str:
         """One line for a notebook: what is compared with what."""
-        against = f"baseline {self.baseline}" if self.baseline else f"no baseline ({self.baseline_note})"
+        against = f"baseline {', '.join(self.baselines())}" if self.baseline else \
+            f"no baseline ({self.baseline_note})"
         return (f"run {self.run_id} vs {against}; speed-ups over {self.baseline_platform}/{self.baseline_precision}; "
                 f"regression = more than {self.threshold:.0%} slower and significant at alpha={self.alpha} (Holm)")
 
@@ -274,8 +297,9 @@ def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline
                     export_dir: str | Path | None = None, db_path: str | Path | None = None) -> ComparisonPlan:
     """Check a comparison's settings (ConfigError naming the bad value) and resolve its defaults.
 
-    run_id None = the latest run; baseline_run_id None = previous_run_id (None, with the reason, when there is
-    none); export_dir None = an `exports` folder beside db_path (outputs/exports without one).
+    run_id None = the latest run; baseline_run_id None = the previous runs sharing a configuration (up to
+    BASELINE_RUNS, so that the run-to-run spread is known; None, with the reason, when there is none); export_dir
+    None = an `exports` folder beside db_path (outputs/exports without one).
     """
     from kit.backends import PRECISIONS, known_platforms  # imports torch: only when an analysis is planned
 
@@ -292,9 +316,9 @@ def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline
         raise ConfigError(f"unknown run_id {run_id!r}; stored runs: {', '.join(runs['run_id'])}")
     if not int(runs.loc[runs["run_id"] == run_id, "n_ok"].iloc[0]):
         raise ConfigError(f"run_id {run_id!r} has no ok result to analyse; choose another run")
-    note = ""
+    note, earlier = "", []
     if baseline_run_id is None:
-        baseline_run_id = previous_run_id(con, run_id)
+        baseline_run_id, *earlier = previous_run_ids(con, run_id, BASELINE_RUNS) or [None]
         note = "" if baseline_run_id else f"no earlier run in the database measured any configuration of {run_id}"
     elif _is_file_spec(baseline_run_id) and not Path(baseline_run_id).is_file():
         raise ConfigError(f"baseline_run_id {str(baseline_run_id)!r} is not an existing exported file")
@@ -303,14 +327,14 @@ def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline
     folder = Path(db_path).parent if db_path is not None and str(db_path) != ":memory:" else Path("outputs")
     return ComparisonPlan(run_id, None if baseline_run_id is None else str(baseline_run_id), note, baseline_platform,
                           baseline_precision, float(threshold), float(alpha), history_metric,
-                          Path(export_dir) if export_dir else folder / "exports")
+                          Path(export_dir) if export_dir else folder / "exports", tuple(earlier))
 
 
 def regressions_for(plan: ComparisonPlan, con: storage.Connection) -> pd.DataFrame:
     """detect_regressions of the plan's run against its baseline; an empty table when the plan has no baseline."""
     if plan.baseline is None:
         return pd.DataFrame(columns=REGRESSION_COLUMNS)
-    return detect_regressions(plan.run_id, plan.baseline, plan.threshold, plan.alpha, con=con)
+    return detect_regressions(plan.run_id, plan.baselines(), plan.threshold, plan.alpha, con=con)
 
 
 def comparison_table(df: pd.DataFrame) -> pd.DataFrame:

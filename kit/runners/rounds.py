@@ -33,8 +33,8 @@ from kit.runners.isolation import _context, _death_reason
 from kit.stats import drift_index, round_medians
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
-REFERENCE_SHARE = 0.25  # the reference's burst, as a share of a configuration's: enough for a stable round median
-SETTLE_S = float(os.environ.get("BENCHKIT_SETTLE_S", "0.005"))  # idle between bursts: the last child's threads stop
+REFERENCE_SHARE = 0.2  # the reference's burst, as a share of a configuration's: enough for a stable round median
+SETTLE_S = float(os.environ.get("BENCHKIT_SETTLE_S", "0.002"))  # idle between bursts: the last child's threads stop
 
 
 @dataclass(frozen=True)
