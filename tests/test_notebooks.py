@@ -28,7 +28,8 @@ def test_parameter_files_match_declared_parameters(stem, variant):
 
 
 EXPECT = {
-    "01_benchmark": lambda r: r["n_ok"] >= 1 and r["percentiles_ordered"] and r["best_throughput_items_per_s"] > 0,
+    "01_benchmark": lambda r: (r["n_ok"] >= 1 and r["percentiles_ordered"] and r["best_throughput_items_per_s"] > 0
+                               and r["drift_index"] >= 0),
     "02_comparative_analysis": lambda r: (
         r["n_speedups"] >= 1 and r["cis_ordered"] and r["exports_exist"] and r["n_ranked"] >= 1
         and r["n_history_runs"] >= 1 and (r["baseline"] is None or r["n_compared"] >= 1)

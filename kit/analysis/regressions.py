@@ -116,14 +116,31 @@ def round_units(samples: Any, rounds: Any, extra: Any, *, normalised: bool = Tru
     return np.asarray([own[r] / reference[r] for r in own if r < len(reference) and reference[r]])
 
 
+def _log_spread(units: np.ndarray | None) -> float:
+    return float(np.std(np.log(units), ddof=1)) if units is not None and len(units) > 1 else math.inf
+
+
+def units_pair(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Per-round values of two results ((samples, rounds, extra) each) on one scale: divided by the machine reference
+    of the same round where that does not widen the spread between rounds on either side, else the raw per-round
+    medians. The reference helps only where it moves with the model; on a machine whose slow states hit a matmul and a
+    model differently, dividing adds the reference's own noise (docs/methodology.md), so the data decides."""
+    raw = [round_units(*x, normalised=False) for x in (a, b)]
+    if not all(reference_medians(x[2]) for x in (a, b)):
+        return raw[0], raw[1], "rounds"
+    normalised = [round_units(*x, normalised=True) for x in (a, b)]
+    if all(_log_spread(n) <= _log_spread(r) * (1 + 1e-9) for n, r in zip(normalised, raw, strict=True)):
+        return normalised[0], normalised[1], "normalised rounds"
+    return raw[0], raw[1], "rounds (the reference did not narrow them)"
+
+
 def _units_pair(row: pd.Series) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    both_normalised = all(reference_medians(row.get("extra" + s)) for s in ("_cur", "_base"))
-    args = [(row.get("samples" + s), row.get("rounds" + s), row.get("extra" + s)) for s in ("_cur", "_base")]
-    cur, base = (round_units(*a, normalised=both_normalised) for a in args)
-    return cur, base, "normalised rounds" if both_normalised else "rounds"
+    sides = [(row.get("samples" + s), row.get("rounds" + s), row.get("extra" + s)) for s in ("_cur", "_base")]
+    return units_pair(*sides)
 
 
-def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray) -> tuple[float, list[np.ndarray]]:
+def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray,
+                       method: str) -> tuple[float, list[np.ndarray]]:
     """Variance between the baseline runs' log means (0 with one baseline run), and the other runs' units."""
     units = [base]
     for other in others:
@@ -132,8 +149,7 @@ def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndar
             match = match[match[name] == row[name]]
         if len(match) and match.iloc[0]["status"] == "ok":
             m = match.iloc[0]
-            u = round_units(m["samples"], m["rounds"], m.get("extra"),
-                            normalised=bool(reference_medians(row.get("extra_base"))))
+            u = round_units(m["samples"], m["rounds"], m.get("extra"), normalised=method.startswith("normalised"))
             if u is not None and len(u):
                 units.append(u)
     means = [float(np.mean(np.log(u))) for u in units]
@@ -162,7 +178,7 @@ def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.
             if row["samples_base"] is None and missing_note else NO_ROUNDS
         ratio = out["current_p50_s"] / out["baseline_p50_s"]
         return {**out, "ratio": ratio, "method": "medians", "note": reason}
-    runs_var, units = _baseline_runs_var(row, other_baselines, base)
+    runs_var, units = _baseline_runs_var(row, other_baselines, base, method)
     k = len(units)
     # the current run's level varies like one baseline run's, the baseline mean's like 1/k of it
     estimate = unpaired_ratio(list(cur), list(np.concatenate(units)), extra_var_log=runs_var * (1 + 1 / k),

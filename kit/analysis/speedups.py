@@ -93,13 +93,12 @@ def pair_estimate(cand: pd.Series, base: pd.Series) -> tuple[RatioEstimate | Non
         medians = [round_medians(list(r["samples"]), list(r["rounds"])) for r in (cand, base)]
         if len(set(medians[0]) & set(medians[1])) >= 2:
             return paired_ratio(*medians), "paired rounds"
-    from kit.analysis.regressions import round_units
+    from kit.analysis.regressions import units_pair
 
-    normalised = all(rounds_info(r.get("extra")).get("reference_round_medians_s") for r in (cand, base))
-    units = [round_units(r["samples"], r["rounds"], r.get("extra"), normalised=normalised) for r in (cand, base)]
+    *units, method = units_pair(*[(r["samples"], r["rounds"], r.get("extra")) for r in (cand, base)])
     if any(u is None or len(u) < 2 for u in units):
         return None, "medians"
-    return unpaired_ratio(list(units[0]), list(units[1])), "normalised rounds" if normalised else "rounds"
+    return unpaired_ratio(list(units[0]), list(units[1])), method
 
 
 RANKING_COLUMNS = [*IDENTITY, "throughput_items_per_s", "latency_p50_s", "peak_memory_bytes", "throughput_rank",
