@@ -45,7 +45,7 @@ KERNEL_BYTES_COLUMN = "kernel_output_bytes"
 KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN)  # facts of the compiled graph, counted, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
-NOT_KERNELS = ("Const", "Constant")  # results of the sixth session counted the constants of the executed graph
+NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
 
 
 def extra_dict(value: Any) -> dict:

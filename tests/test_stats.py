@@ -121,7 +121,8 @@ def test_paired_ratio_cancels_a_drift_shared_by_both_sides():
 
 def test_round_medians_and_drift_index():
     assert stats.round_medians([3, 1, 2, 10, 30], [0, 0, 0, 1, 1]) == {0: 2.0, 1: 20.0}
-    assert stats.drift_index({0: 1.0, 1: 1.0}) == 0 and stats.drift_index([1.0, 3.0]) == pytest.approx(0.7071, 1e-3)
+    assert stats.drift_index({0: 1.0, 1: 1.0}) == 0 and stats.drift_index([1.0, 3.0]) == pytest.approx(0.7413, 1e-3)
+    assert stats.drift_index([1.0, 1.02, 0.98, 1.0, 50.0]) == pytest.approx(1.4826 * 0.02)  # one wild round aside
     with pytest.raises(ValueError, match="round indices"):
         stats.round_medians([1.0], [0, 1])
 

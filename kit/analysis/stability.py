@@ -1,8 +1,9 @@
 """How stable the machine was while a run measured: the machine reference's spread across rounds (drift index).
 
 A result measured in interleaved rounds carries, in extra["rounds"], the reference's median in every round of its
-group. Their coefficient of variation is the drift index: 0.5 % is a quiet machine; several per cent means absolute
-figures of this run move that much with the machine, and only paired (interleaved) or normalised figures compare.
+group. Their robust coefficient of variation is the drift index: 0.5 % is a quiet machine; several per cent means
+absolute figures of this run move that much with the machine, and only paired (interleaved) or normalised figures
+compare.
 """
 
 from __future__ import annotations

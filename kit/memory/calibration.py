@@ -15,8 +15,8 @@ from kit.memory.shapes import FAMILY_FORMULA, ModelShape, model_shape
 
 # fit_calibration on run memval-cpu2: kit's training runner, 1 thread, fp32 AdamW, on the 2-core development machine
 # (torch 2.13 CPU, glibc malloc; 2026-12-01), from 2 sizes per family: tiny b2 s16, and h256 L4 ffn1024 b8 s128, with
-# the process baseline read once the model is built (RSS minus weights; the earlier fit read it before the build, so
-# its overhead of ~133 MB was mostly the lazy imports of the model's classes). Held out (b4 and b16 at h256/s128, b4
+# the process baseline read once the model is built (RSS minus weights; read before the build, it would count the lazy
+# imports of the model's classes, about 133 MB, as overhead). Held out (b4 and b16 at h256/s128, b4
 # at tiny/s16, both families): signed errors -7.6% to +3.8%. Valid for VmHWM peaks above that baseline on a similar
 # machine; re-fit elsewhere.
 CPU_CALIBRATION = Calibration(

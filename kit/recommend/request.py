@@ -107,14 +107,15 @@ def parse_prices(items: list[str]) -> dict[str, float]:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Print the ranked configurations and the notes (fallbacks, exclusions); exit 1 when nothing is feasible."""
-    from kit import storage
+    from kit import storage, zoo
 
+    model = zoo.resolve_model(args.model)  # a bad name or folder: one line, before the store is opened
     prices = parse_prices(args.price)
     budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
     bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
     _check(args.objective, budget, bound, prices)
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
-    table = recommend(con, args.model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
+    table = recommend(con, model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
                       platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
                       fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2, rank_by=args.rank_by)
     for note in table.attrs["notes"]:

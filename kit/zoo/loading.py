@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,28 @@ def resolve_model(name: str) -> str:
             return key
         path = Path(name).expanduser()
         if path.is_dir() and (path / "config.json").is_file():
+            check_folder(path)
             return str(path.resolve())
     raise ConfigError(f"unknown model {name!r}; known: {', '.join(FAMILIES)} or a local HuggingFace folder "
                       "(a directory with config.json)")
+
+
+def check_folder(path: Path) -> dict[str, Any]:
+    """A local model folder's config.json, after checking it is a JSON object with a model_type that needs none of
+    the folder's own code: Benchkit never runs code from a model folder (ConfigError naming the file otherwise)."""
+    config_file = path / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"model folder {str(path)!r}: {config_file.name} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ConfigError(f"model folder {str(path)!r}: {config_file.name} must be a JSON object with a model_type")
+    custom = sorted({str(ref).split(".")[0] + ".py" for ref in (config.get("auto_map") or {}).values()
+                     if isinstance(ref, str)} | {p.name for p in path.glob("*.py")})
+    if config.get("auto_map") or custom:
+        raise ConfigError(f"model folder {str(path)!r} needs its own code ({', '.join(custom) or 'auto_map'}): "
+                          "Benchkit never runs code from a model folder; use a model type transformers knows")
+    return config
 
 
 def validate_size(size: str) -> str:
@@ -129,13 +149,14 @@ def _load_local(path: str, overrides: dict[str, Any] | None) -> LoadedModel:
     """A local HuggingFace folder, with the family's head where its model_type is known."""
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    check_folder(Path(path))
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     family = REGISTRY.get(MODEL_TYPES.get(config.model_type, ""))
     if overrides:
         config = type(config).from_dict(apply_overrides(config.to_dict(), overrides, family, config))
     head, modality = local_head(config, family)
     torch.manual_seed(0)  # parts missing from the checkpoint (e.g. a new head) start from seeded random values
-    model = head.from_pretrained(path, config=config, local_files_only=True).float().eval()
+    model = head.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False).float().eval()
     name = family.name if family else config.model_type
     seq_len = _local_seq_len(config, family) if modality == "text" or family else None
     maker = maker_for(name, "local") if family else LOCAL_MAKERS[modality]

@@ -1,0 +1,54 @@
+"""Hostile model folders: a folder's own code never runs, a bad config.json is one line before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kit.cli import main
+
+MODULE = """from pathlib import Path
+Path(__file__).with_name("IMPORTED").write_text("the folder's code ran")
+from transformers import BertConfig
+class XConfig(BertConfig):
+    model_type = "x-custom"
+"""
+
+
+@pytest.fixture
+def custom_folder(tmp_path):
+    """A folder whose config.json points (auto_map) at configuration_x.py, which writes a marker when imported."""
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "x-custom",
+                                                    "auto_map": {"AutoConfig": "configuration_x.XConfig"}}))
+    (folder / "configuration_x.py").write_text(MODULE)
+    return folder
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--models", "{folder}", "--db", "{db}"],
+    ["ab", "--models", "{folder}", "--rounds", "3", "--db", "{db}"],
+    ["recommend", "--model", "{folder}", "--db", "{db}"],
+])
+def test_a_folder_that_needs_its_own_code_is_refused_and_never_imported(argv, custom_folder, tmp_path, capsys):
+    db = tmp_path / "b.duckdb"
+    code = main([a.format(folder=custom_folder, db=db) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "configuration_x.py" in err and "never runs code" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (custom_folder / "IMPORTED").exists()
+
+
+@pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"),
+                                            ('{"hidden_size": 8}', "model_type")])
+def test_a_bad_config_json_is_one_line_before_any_work(content, match, tmp_path, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "config.json").write_text(content)
+    db = tmp_path / "b.duckdb"
+    assert main(["bench", "--models", "bert", str(folder), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "config.json" in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()  # nothing measured, nothing written
