@@ -20,8 +20,9 @@ PHASES = {"forward_s": 0.004, "backward_s": 0.008, "optimizer_s": 0.003, "zero_g
 
 def rec(platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny", mode: str = "inference",
         batch_size: int = 2, scale: float = 1.0, seed: int = 0, **fields) -> Record:
-    """An ok record with seeded samples (synthetic, for drawing only) and a peak memory."""
+    """An ok record with seeded samples in 10 rounds (synthetic, for drawing only) and a peak memory."""
     samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale * batch_size ** 0.5), 0.05, size=40)
+    fields.setdefault("sample_rounds", [i // 4 for i in range(40)])
     key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
     fields.setdefault("peak_memory_bytes", int(200 * 2**20 * scale))
     return Record.from_samples(list(samples), run_id="r", config_key=key, model=model, family="bert", size="tiny",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kit.errors import ConfigError
@@ -109,7 +110,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """Print the ranked configurations and the notes (fallbacks, exclusions); exit 1 when nothing is feasible."""
     from kit import storage, zoo
 
-    model = zoo.resolve_model(args.model)  # a bad name or folder: one line, before the store is opened
+    # a local folder is checked (valid config.json, no code of its own) before the store is opened
+    model = zoo.resolve_model(args.model) if Path(args.model).expanduser().is_dir() else args.model
     prices = parse_prices(args.price)
     budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
     bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
