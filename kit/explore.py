@@ -118,13 +118,14 @@ def summary(table: pd.DataFrame, metric: str) -> dict[str, Any]:
 
 
 def _render_into(output: Any) -> Render:
-    def render(table: pd.DataFrame, fig: Figure) -> None:
-        from IPython.display import display
+    """Replace the Output widget's content by setting its `outputs` state, not by capturing display messages: a
+    capture (`with output:` after `clear_output(wait=True)`) can leave a headless executor (nbclient, under papermill)
+    waiting forever for the cell's reply."""
 
-        output.clear_output(wait=True)
-        with output:
-            display(table)
-            display(fig)
+    def render(table: pd.DataFrame, fig: Figure) -> None:
+        output.outputs = ()
+        output.append_display_data(table)
+        output.append_display_data(fig)
 
     return render
 

@@ -118,3 +118,18 @@ def test_metrics_table_lists_every_metric_with_its_direction():
     table = explore.metrics_table()
     assert list(table["metric"]) == list(explore.METRICS)
     assert table.set_index("metric").loc["latency_p50_s", "better"] == "lower"
+
+
+def test_the_widget_view_is_set_as_output_state(tmp_path):
+    import ipywidgets as widgets
+    from matplotlib.figure import Figure
+
+    frame = pd.DataFrame({"model": ["bert"] * 2, "platform": ["cpu"] * 2, "precision": ["fp32"] * 2})
+    output = widgets.Output()
+    fig = Figure()
+    fig.add_subplot().plot([1, 2])
+    explore._render_into(output)(frame, fig)
+    kinds = [sorted(o["data"]) for o in output.outputs]
+    assert len(kinds) == 2 and "text/html" in kinds[0]  # a kernel adds the figure's image/png; here text/plain
+    explore._render_into(output)(frame.head(1), fig)
+    assert len(output.outputs) == 2  # replaced, not appended
