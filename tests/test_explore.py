@@ -122,14 +122,20 @@ def test_metrics_table_lists_every_metric_with_its_direction():
 
 def test_the_widget_view_is_set_as_output_state(tmp_path):
     import ipywidgets as widgets
+    from IPython.core.interactiveshell import InteractiveShell
     from matplotlib.figure import Figure
 
     frame = pd.DataFrame({"model": ["bert"] * 2, "platform": ["cpu"] * 2, "precision": ["fp32"] * 2})
     output = widgets.Output()
     fig = Figure()
     fig.add_subplot().plot([1, 2])
-    explore._render_into(output)(frame, fig)
-    kinds = [sorted(o["data"]) for o in output.outputs]
-    assert len(kinds) == 2 and "text/html" in kinds[0]  # a kernel adds the figure's image/png; here text/plain
-    explore._render_into(output)(frame.head(1), fig)
-    assert len(output.outputs) == 2  # replaced, not appended
+    had_shell = InteractiveShell.initialized()
+    try:  # formatting for the widget makes a global IPython shell: leave none behind for other tests
+        explore._render_into(output)(frame, fig)
+        kinds = [sorted(o["data"]) for o in output.outputs]
+        assert len(kinds) == 2 and "text/html" in kinds[0]  # a kernel adds the figure's image/png; here text/plain
+        explore._render_into(output)(frame.head(1), fig)
+        assert len(output.outputs) == 2  # replaced, not appended
+    finally:
+        if not had_shell:
+            InteractiveShell.clear_instance()
