@@ -37,9 +37,11 @@ def benchkit(*args: str) -> subprocess.CompletedProcess:
 
 
 def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFrame:
-    """Run `benchkit ab` `repeats` times; the A/B tables of all repeats, with the repeat index and exit code."""
+    """Run `benchkit ab` `repeats` times; the A/B tables of all repeats on each per-round statistic (the command's
+    exit code is the default statistic's), with the repeat index and exit code."""
     from kit import storage
     from kit.runners.ab import ab_table
+    from kit.stats import STATISTICS
 
     db = out / f"{tag}.duckdb"
     tables = []
@@ -53,8 +55,9 @@ def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFr
                  for side in ("baseline", "candidate")]
         con.close()
         pairs = list(zip(*sides, strict=True))
-        table = ab_table(pairs, threshold=0.05).assign(repeat=repeat, exit_code=done.returncode)
-        tables.append(table)
+        for statistic in STATISTICS:
+            table = ab_table(pairs, threshold=0.05, statistic=statistic)
+            tables.append(table.assign(repeat=repeat, exit_code=done.returncode, statistic=statistic))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -62,7 +65,7 @@ def summarise_ab(table: pd.DataFrame) -> pd.DataFrame:
     """Per configuration: repeats flagged, the ratio's CV across repeats, and how many CIs hold 1.0."""
     ratio = 1 + table["change_pct"] / 100
     table = table.assign(ratio=ratio, holds_1=(table["ci_low_pct"] <= 0) & (table["ci_high_pct"] >= 0))
-    return table.groupby(["model", "batch_size"]).agg(
+    return table.groupby(["statistic", "model", "batch_size"]).agg(
         repeats=("ratio", "size"), flagged=("status", lambda s: int((s == "regression").sum())),
         mean_change_pct=("change_pct", "mean"), ratio_cv_pct=("ratio", lambda r: 100 * r.std(ddof=1) / r.mean()),
         ci_holds_1=("holds_1", "sum"), median_detectable_pct=("detectable_pct", "median")).reset_index()
@@ -110,7 +113,7 @@ def cmd_sweeps(args: argparse.Namespace) -> dict:
                      "possible_regression": sum(line.lstrip().startswith("possible_regression") for line in lines)})
     summary = pd.DataFrame(rows)
     print(summary.to_string(index=False))
-    return {"summary": rows, "spread": normalised_spread(db, runs)}
+    return {"summary": rows, "spread": normalised_spread(db, runs), "repeat_floor": repeat_floor(db, runs)}
 
 
 def normalised_spread(db: str, runs: list[str]) -> dict:
@@ -122,11 +125,25 @@ def normalised_spread(db: str, runs: list[str]) -> dict:
     con.close()
     frame = frame[frame["run_id"].isin(runs) & (frame["status"] == "ok")]
     out = {}
-    for column in ("throughput_items_per_s", "normalised_throughput"):
+    frame = frame.assign(p10_throughput=frame["batch_size"] / frame["latency_p10_s"])
+    for column in ("throughput_items_per_s", "p10_throughput", "normalised_throughput"):
         spread = frame.groupby("config_key")[column].agg(lambda v: v.max() / v.min() - 1)
         out[column] = {"median_pct": 100 * float(spread.median()), "max_pct": 100 * float(spread.max())}
     print(json.dumps(out, indent=1))
     return out
+
+
+def repeat_floor(db: str, runs: list[str]) -> list[dict]:
+    """Notebook 04's repeat floor on these runs: a measurement against the mean of the others, per speed."""
+    from kit import storage
+    from kit.predict import all_measurements, repeat_table
+
+    con = storage.connect(db, read_only=True)
+    frame = all_measurements(con)
+    con.close()
+    table = repeat_table(frame[frame["run_id"].isin(runs)])
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return table.reset_index().to_dict("records")
 
 
 def cmd_cost(args: argparse.Namespace) -> dict:

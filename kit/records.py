@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import MeasurementError
 from kit.stats import MIN_CI_SAMPLES, Summary, summarise
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Status = Literal["ok", "failed", "skipped"]
 STATUSES = ("ok", "failed", "skipped")
 MODES = ("inference", "training")
@@ -47,6 +47,7 @@ class Record:
     n_samples: int = 0
     latency_mean_s: float | None = None
     latency_std_s: float | None = None
+    latency_p10_s: float | None = None
     latency_p50_s: float | None = None
     latency_p90_s: float | None = None
     latency_p95_s: float | None = None
@@ -151,6 +152,7 @@ def _summary_fields(summary: Summary, batch_size: int, target_rel_ci: float) -> 
         "n_samples": summary.n,
         "latency_mean_s": summary.mean,
         "latency_std_s": summary.std,
+        "latency_p10_s": summary.p10,
         "latency_p50_s": summary.p50,
         "latency_p90_s": summary.p90,
         "latency_p95_s": summary.p95,
@@ -177,7 +179,8 @@ def check_record(record: Record) -> None:
                                f"{record.config_key}")
     if record.normalised_throughput is not None and not record.normalised_throughput > 0:
         raise MeasurementError(f"normalised_throughput must be positive, got {record.normalised_throughput}")
-    ordered = [record.latency_p50_s, record.latency_p90_s, record.latency_p95_s, record.latency_p99_s]
+    ordered = [p for p in (record.latency_p10_s, record.latency_p50_s, record.latency_p90_s, record.latency_p95_s,
+                           record.latency_p99_s) if p is not None]
     if any(a > b for a, b in zip(ordered, ordered[1:], strict=False)):
         raise MeasurementError(f"percentiles out of order for {record.config_key}: {ordered}")
     if not (record.ci_low_s <= record.latency_p50_s <= record.ci_high_s):

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
 
@@ -18,6 +20,7 @@ class Summary:
     n: int
     mean: float
     std: float
+    p10: float
     p50: float
     p90: float
     p95: float
@@ -42,16 +45,17 @@ def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
 
 
 def summarise(samples: list[float] | np.ndarray) -> Summary:
-    """Mean, stdev, p50/p90/p95/p99 and the median's 95% CI of raw samples (needs at least one sample)."""
+    """Mean, stdev, p10/p50/p90/p95/p99 and the median's 95% CI of raw samples (needs at least one sample)."""
     x = np.sort(np.asarray(samples, dtype=float))
     if x.size == 0:
         raise ValueError("summarise needs at least one sample")
-    p50, p90, p95, p99 = np.percentile(x, [50, 90, 95, 99])
+    p10, p50, p90, p95, p99 = np.percentile(x, [10, 50, 90, 95, 99])
     low, high = median_ci(x)
     return Summary(
         n=int(x.size),
         mean=float(x.mean()),
         std=float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        p10=float(p10),
         p50=float(p50),
         p90=float(p90),
         p95=float(p95),
@@ -100,14 +104,32 @@ def compare(candidate: list[float], baseline: list[float], alpha: float = 0.05, 
 # --- statistics between rounds: the unit of evidence is a round (or a run), never a single sample ---------------------
 
 
-def round_medians(samples: list[float] | tuple[float, ...], rounds: list[int] | tuple[int, ...]) -> dict[int, float]:
-    """The median sample of each round, keyed by round index."""
+STATISTICS = {"p10": 0.1, "median": 0.5}  # per-round statistics a comparison can use, as quantiles
+STATISTIC = "p10"  # the default: interference on a shared machine only ever adds time, so a round's fastest calls
+# repeat from round to round and run to run far better than its median (docs/methodology.md)
+
+
+def round_quantiles(samples: list[float] | tuple[float, ...], rounds: list[int] | tuple[int, ...],
+                    q: float) -> dict[int, float]:
+    """The q-quantile (linear interpolation) of each round's samples, keyed by round index."""
     if len(samples) != len(rounds):
         raise ValueError(f"{len(samples)} samples but {len(rounds)} round indices")
     by_round: dict[int, list[float]] = {}
     for value, index in zip(samples, rounds, strict=True):
         by_round.setdefault(int(index), []).append(float(value))
-    return {index: float(np.median(values)) for index, values in sorted(by_round.items())}
+    return {index: float(np.quantile(values, q)) for index, values in sorted(by_round.items())}
+
+
+def round_medians(samples: list[float] | tuple[float, ...], rounds: list[int] | tuple[int, ...]) -> dict[int, float]:
+    """The median sample of each round, keyed by round index."""
+    return round_quantiles(samples, rounds, 0.5)
+
+
+def statistic_quantile(statistic: str) -> float:
+    """The quantile of a per-round statistic's name (p10, median); ConfigError-style ValueError naming a bad one."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
+    return STATISTICS[statistic]
 
 
 def drift_index(medians: dict[int, float] | list[float]) -> float:
@@ -195,3 +217,14 @@ def unpaired_ratio(candidate: list[float], baseline: list[float], confidence: fl
     if extra_var_log > 0 and extra_df > 0:
         df = min(df, extra_df)
     return _t_ratio(ma - mb, math.sqrt(var), float(df), min(len(candidate), len(baseline)), confidence)
+
+
+def holm(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """The table with `p_holm` (Holm-adjusted `p_value` over the rows that have one, NaN elsewhere) and
+    `significant` (p_holm below alpha) columns."""
+    tested = table["p_value"].notna()
+    table["p_holm"] = np.nan
+    if tested.any():
+        table.loc[tested, "p_holm"] = multipletests(table.loc[tested, "p_value"].astype(float), alpha, "holm")[1]
+    table["significant"] = table["p_holm"].lt(alpha)
+    return table

@@ -76,8 +76,21 @@ def _add_rounds_v2(con: Connection) -> None:
     con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS normalised_throughput DOUBLE")
 
 
+def _add_p10_v3(con: Connection) -> None:
+    # the 10th percentile of latency, filled in for stored results from their raw samples
+    con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS latency_p10_s DOUBLE")
+    con.execute("""UPDATE results SET latency_p10_s = p.p10 FROM (SELECT result_id, quantile_cont(latency_s, 0.1) AS p10
+                   FROM samples GROUP BY result_id) AS p WHERE results.result_id = p.result_id
+                   AND results.latency_p10_s IS NULL""")
+    # normalised throughput is now the 10th percentiles' ratio; a v2 value (the medians' ratio) is a different
+    # quantity, so it is cleared (the per-round medians it came from stay in extra)
+    con.execute("""UPDATE results SET normalised_throughput = NULL WHERE normalised_throughput IS NOT NULL
+                   AND json_extract(extra, '$.rounds.reference_round_p10_s') IS NULL""")
+
+
 # (version, function) in order; a schema change bumps records.SCHEMA_VERSION and appends one function here.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _create_v1), (2, _add_rounds_v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _create_v1), (2, _add_rounds_v2),
+                                                              (3, _add_p10_v3)]
 
 
 def _utcnow() -> dt.datetime:

@@ -49,6 +49,29 @@ def test_a_change_within_the_threshold_is_unchanged():
     assert row["status"] == "unchanged" and row["p_holm"] < 0.05  # real, but smaller than what counts
 
 
+def disturbed(record: Record, share: float, seed: int) -> Record:
+    """The record with a random `share` of its calls slowed 1.5-3x, as another process's bursts would."""
+    rng = np.random.default_rng(seed)
+    samples = [s * rng.uniform(1.5, 3) if rng.random() < share else s for s in record.samples_s]
+    return Record.from_samples(samples, sample_rounds=list(record.sample_rounds), run_id=record.run_id,
+                               config_key="k", model="bert", family="bert", size="tiny", mode="inference",
+                               platform="cpu", device="cpu", precision="fp32", batch_size=1)
+
+
+def test_the_p10_statistic_sees_through_interference_the_median_takes_in():
+    # the same speed on both sides; the candidate's calls were disturbed more often (40 % against 5 %)
+    pair = [(disturbed(rec("a", 1.0, 1), 0.05, 3), disturbed(rec("b", 1.0, 2), 0.4, 4))]
+    median = ab_table(pair, statistic="median").iloc[0]
+    p10 = ab_table(pair, statistic="p10").iloc[0]
+    assert median["change_pct"] > 10 and median["detectable_pct"] > 10
+    assert abs(p10["change_pct"]) < 2 and p10["status"] == "unchanged" and p10["detectable_pct"] < 5
+    # a real slow-down moves every call, so the p10 sees it too
+    slower = ab_table([(rec("a", 1.0, 1), rec("b", 1.12, 2))], statistic="p10").iloc[0]
+    assert slower["status"] == "regression" and 9 < slower["change_pct"] < 15
+    with pytest.raises(ConfigError, match="unknown statistic 'mean'"):
+        ABSpec(SweepSpec(models=["bert"], run_id="x"), statistic="mean")
+
+
 def test_settings_and_interpreters_are_checked_before_any_work(tmp_path):
     assert parse_settings(["seq_len=128", "precisions=bf16"], "--x") == {"seq_len": 128, "precisions": ["bf16"]}
     with pytest.raises(ConfigError, match="KEY=VALUE"):

@@ -35,8 +35,10 @@ def rec(run_id: str, platform: str = "cpu", precision: str = "fp32", *, model: s
         index = [i * rounds // n for i in range(n)]
         speed = [1 + drift * r / max(rounds - 1, 1) for r in range(rounds)]
         samples = [s * speed[r] for s, r in zip(samples, index, strict=True)]
-        extra_fields = {"sample_rounds": index, "extra": {"rounds": {"reference": "matmul", "reference_round_medians_s":
-                                                                     [0.001 * v for v in speed]}}, **extra_fields}
+        reference = [0.001 * v for v in speed]
+        extra_fields = {"sample_rounds": index, "extra": {"rounds": {
+            "reference": "matmul", "reference_round_medians_s": reference, "reference_round_p10_s": reference}},
+            **extra_fields}
     return Record.from_samples(list(samples), run_id=run_id, config_key=key, model=model, family=model.split("-")[0],
                                size="tiny", mode=mode, platform=platform, device=platform, precision=precision,
                                batch_size=batch_size, **extra_fields)
@@ -140,7 +142,7 @@ def test_the_reference_cancels_a_drift_that_moves_the_whole_run(con):
     store(con, "a", [rec("a", seed=1)])
     store(con, "b", [rec("b", seed=2, drift=0.4)])
     row = analysis.detect_regressions("b", "a", con=con).iloc[0]
-    assert row["method"].startswith("normalised rounds") and row["status"] == "unchanged"
+    assert row["method"].startswith("normalised p10 rounds") and row["status"] == "unchanged"
     assert abs(row["change_pct"]) < 3
     assert analysis.run_drift(analysis.results_with_samples(con, "b")) > 0.1
 
@@ -227,6 +229,13 @@ def test_cmd_compare_prints_table_and_fails_on_regression(tmp_path, capsys):
     assert "regression" in out and "current run-2 vs baseline run-1 run-0b run-0a" in out and "drift index" in out
     same = parser.parse_args(["--baseline", "run-1", "--run-id", "run-1", "--db", str(db), "--fail-on-regression"])
     assert analysis.cmd_compare(same) == 0
+    median = parser.parse_args(["--baseline", "run-1", "run-0b", "run-0a", "--db", str(db), "--statistic", "median"])
+    assert analysis.cmd_compare(median) == 0 and "median rounds" in analysis.detect_regressions(
+        "run-2", BASES, con=storage.connect(db, read_only=True), statistic="median")["method"].iloc[0]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--baseline", "run-1", "--statistic", "mean"])
+    with pytest.raises(ConfigError, match="unknown statistic 'mean'"):
+        analysis.detect_regressions("run-2", "run-1", statistic="mean")
 
 
 def test_speedup_table_with_ci_holm_and_missing_baseline(con):
@@ -468,10 +477,10 @@ def test_speedups_within_one_group_pair_the_rounds():
     records = [Record.from_json({**r.to_json(), "extra": {"rounds": {**r.extra["rounds"], **group}}})
                for r in (base, fast)]
     row = by_config(analysis.speedup_table(records), platform="cuda")
-    assert row["method"] == "paired rounds" and row["speedup"] == pytest.approx(2.0, rel=0.03)
+    assert row["method"] == "paired p10 rounds" and row["speedup"] == pytest.approx(2.0, rel=0.03)
     assert row["speedup_ci_high"] - row["speedup_ci_low"] < 0.1
     apart = by_config(analysis.speedup_table([base, fast]), platform="cuda")  # no common group: via the reference
-    assert apart["method"] == "normalised rounds" and apart["speedup"] == pytest.approx(2.0, rel=0.03)
+    assert apart["method"] == "normalised p10 rounds" and apart["speedup"] == pytest.approx(2.0, rel=0.03)
     without = by_config(analysis.speedup_table([rec("r", seed=1, rounds=0), rec("r", "cuda", scale=0.5, seed=2,
                                                                                 rounds=0)]), platform="cuda")
     assert without["method"] == "medians" and math.isnan(without["p_value"]) and "without rounds" in without["note"]

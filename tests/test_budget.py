@@ -108,3 +108,22 @@ def test_error_budget_of_a_real_leave_one_family_out_validation() -> None:
     assert np.isfinite(budget.loc["predictor, corrected by the family's other rows", "mape"])
     assert budget.loc["another measurement of the same configuration (all converged)", "n"] == 0
     assert predict.repeat_floor(budget) == {"repeat_n": 0, "repeat_mape": None, "predictor_on_repeats_mape": None}
+
+
+def test_repeat_table_scores_each_speed_against_the_mean_of_the_other_measurements() -> None:
+    frame = budget_frame().assign(latency_p50_s=[0.01, 0.012, 0.02, 0.02, 0.02, 0.025, 0.02],
+                                  latency_p10_s=[0.008, 0.008, 0.01, 0.01, 0.016, 0.02, 0.01],
+                                  normalised_throughput=[2.0, 2.0, 3.0, 3.0, None, None, 1.0])
+    table = predict.repeat_table(frame)
+    assert list(table.index) == list(predict.budget.REPEAT_SPEEDS)
+    mean = table.loc["throughput (batch / mean latency)"]
+    # a|1: 100 vs 120 (APE 1/6 and 1/5); b|1: 50 vs 40 (1/4 and 1/5); the rows measured once do not count
+    assert mean["n"] == 4 and mean["configurations"] == 2
+    assert mean["mape"] == pytest.approx((20 / 120 + 20 / 100 + 10 / 40 + 10 / 50) / 4)
+    # batch 1 / median: a|1 100 vs 83.3, b|1 50 vs 40; p10: a|1 125 vs 125 (no change), b|1 62.5 vs 50
+    assert table.loc["batch / median latency", "mape"] == pytest.approx((1 / 5 + 1 / 6 + 1 / 4 + 1 / 5) / 4)
+    assert table.loc["batch / 10th-percentile latency", "mape"] == pytest.approx((0 + 0 + 1 / 4 + 1 / 5) / 4)
+    normalised = table.loc["normalised throughput (p10, per reference call)"]
+    assert normalised["n"] == 2 and normalised["mape"] == 0  # b's measurements have no reference
+    unnormalised = predict.repeat_table(frame.assign(normalised_throughput=None))
+    assert unnormalised.loc["normalised throughput (p10, per reference call)", "n"] == 0

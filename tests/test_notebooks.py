@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kit import pipeline
+from kit.predict.budget import REPEAT_SPEEDS
 
 NOTEBOOKS = pipeline.NOTEBOOKS
 PARAMS = pipeline.PARAMETERS
@@ -48,7 +49,8 @@ EXPECT = {
         and r["headline"]["held_out_groups"] == "vit"
         and r["error_budget"][0]["estimate"] == "predictor, family held out"
         and r["error_budget"][0]["mape"] == pytest.approx(r["throughput_mape"])
-        and (r["repeat_mape"] is None or r["repeat_mape"] >= 0)),
+        and (r["repeat_mape"] is None or r["repeat_mape"] >= 0)
+        and [row["speed"] for row in r["repeat_table"]] == list(REPEAT_SPEEDS)),
     "05_recommendation": lambda r: (
         r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]

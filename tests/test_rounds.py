@@ -14,7 +14,7 @@ from kit.config import SweepSpec
 from kit.errors import ConfigError
 from kit.runners import rounds
 from kit.runners.sweep import run_sweep
-from kit.stats import compare, paired_ratio, round_medians
+from kit.stats import compare, paired_ratio, round_medians, round_quantiles
 
 DRIFT = "tests.child_targets:drifting_measure"
 
@@ -61,9 +61,11 @@ def test_rounds_store_round_indices_reference_and_normalised_throughput(tmp_path
         assert info["n_rounds"] == 4 and info["burst_s"] == pytest.approx(0.1) and info["reference"] == "matmul"
         assert len(info["reference_round_medians_s"]) == 4 and all(m > 0 for m in info["reference_round_medians_s"])
         assert info["drift_index"] >= 0 and sorted(info["group"]) == sorted(r.config_key for r in records)
+        assert all(0 < p10 <= m for p10, m in zip(info["reference_round_p10_s"], info["reference_round_medians_s"],
+                                                   strict=True))
         expected = record.batch_size * np.exp(np.mean(np.log(
-            [ref / own for ref, own in zip(info["reference_round_medians_s"],
-                                           round_medians(record.samples_s, record.sample_rounds).values(),
+            [ref / own for ref, own in zip(info["reference_round_p10_s"],
+                                           round_quantiles(record.samples_s, record.sample_rounds, 0.1).values(),
                                            strict=True)])))
         assert record.normalised_throughput == pytest.approx(expected)
     stored = storage.load_records(con, "r")

@@ -127,6 +127,14 @@ def test_round_medians_and_drift_index():
         stats.round_medians([1.0], [0, 1])
 
 
+def test_round_quantiles_interpolate_within_each_round():
+    # round 0: 1, 2, 3, 4, 5 -> p10 = 1.4 (numpy's linear interpolation); round 1: one sample is its own p10
+    assert stats.round_quantiles([5, 1, 4, 2, 3, 7], [0, 0, 0, 0, 0, 1], 0.1) == pytest.approx({0: 1.4, 1: 7.0})
+    assert stats.statistic_quantile("p10") == 0.1 and stats.statistic_quantile("median") == 0.5
+    with pytest.raises(ValueError, match="unknown statistic 'p5'"):
+        stats.statistic_quantile("p5")
+
+
 def test_a_single_round_is_no_evidence():
     estimate = stats.paired_ratio({0: 2.0}, {0: 1.0})
     assert estimate.p_value == 1.0 and estimate.ci_high == float("inf") and estimate.detectable_change() == float("inf")

@@ -84,14 +84,15 @@ def test_schema_version_is_stored_once(db_path):
 def test_a_v1_store_gains_round_indices_and_normalised_throughput(db_path, monkeypatch):
     monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:1])
     monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS
-                                                        if f != "normalised_throughput"))
+                                                        if f not in ("normalised_throughput", "latency_p10_s")))
     con = storage.connect(db_path)
     con.execute("ALTER TABLE results DROP COLUMN normalised_throughput")  # as a v1 store written before it
+    con.execute("ALTER TABLE results DROP COLUMN latency_p10_s")
     storage.insert_record(con, Record.failure("failed", "boom", **identity(run_id="old")))
     con.close()
     monkeypatch.undo()
     con = storage.connect(db_path)
-    assert storage.schema_version(con) == 2
+    assert storage.schema_version(con) == SCHEMA_VERSION
     assert "round_idx" in storage.samples_frame(con).columns
     (old,) = storage.load_records(con)
     assert old.reason == "boom" and old.normalised_throughput is None and old.sample_rounds == ()
@@ -99,6 +100,21 @@ def test_a_v1_store_gains_round_indices_and_normalised_throughput(db_path, monke
     storage.insert_record(con, fresh)
     new = storage.load_records(con, "new")[0]
     assert new.samples_s == (0.002, 0.001, 0.003) and new.sample_rounds == (0, 1, 1)
+
+
+def test_a_v2_store_gains_the_10th_percentile_from_its_samples(db_path, monkeypatch):
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:2])
+    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "latency_p10_s"))
+    con = storage.connect(db_path)
+    con.execute("ALTER TABLE results DROP COLUMN latency_p10_s")  # as a v2 store written before it
+    storage.insert_record(con, Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old")))
+    con.close()
+    monkeypatch.undo()
+    con = storage.connect(db_path)
+    assert storage.schema_version(con) == SCHEMA_VERSION
+    (old,) = storage.load_records(con)
+    assert old.latency_p10_s == pytest.approx(0.0014)  # numpy's and DuckDB's linear interpolation agree
+    assert old == Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old"))
 
 
 def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
@@ -109,10 +125,11 @@ def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
     def add_energy(con) -> None:
         con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS energy_j DOUBLE")
 
-    monkeypatch.setattr(storage, "MIGRATIONS", [*storage.MIGRATIONS, (3, add_energy)])
+    monkeypatch.setattr(storage, "MIGRATIONS", [*storage.MIGRATIONS, (SCHEMA_VERSION + 1, add_energy)])
     con = storage.connect(db_path)
-    assert storage.schema_version(con) == 3
-    assert [v for (v,) in con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall()] == [1, 2, 3]
+    assert storage.schema_version(con) == SCHEMA_VERSION + 1
+    assert [v for (v,) in con.execute("SELECT version FROM schema_meta ORDER BY version").fetchall()] == list(
+        range(1, SCHEMA_VERSION + 2))
     assert "energy_j" in storage.results_frame(con).columns
     assert storage.load_records(con) == [ok("a")]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from kit import storage
 from kit.errors import ConfigError
@@ -131,15 +130,6 @@ def _median_s(row: pd.Series, suffix: str = "") -> float:
     """p50 from the record, or the mean for legacy imports that stored no percentiles."""
     p50 = row.get("latency_p50_s" + suffix)
     return float(p50) if p50 is not None and not pd.isna(p50) else float(row.get("latency_mean_s" + suffix, math.nan))
-
-
-def _holm(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    tested = table["p_value"].notna()
-    table["p_holm"] = np.nan
-    if tested.any():
-        table.loc[tested, "p_holm"] = multipletests(table.loc[tested, "p_value"].astype(float), alpha, "holm")[1]
-    table["significant"] = table["p_holm"].lt(alpha)
-    return table
 
 
 def _identity(row: pd.Series) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Regressions between two runs, the planned comparison of a notebook, and the `benchkit compare` command.
 
 The unit of evidence is a round, never a sample: samples of one run are not independent evidence about another run,
-because the machine's speed drifts. A configuration measured in interleaved rounds has one value per round, its median
-latency divided by the machine reference's median in the same round (or the raw per-round median without a
-reference); the two runs' rounds are compared with Welch's t on logs, plus the spread between the baseline runs when
-several are given. Holm's correction runs across the table. A configuration measured without rounds has no spread that
-speaks about another run: its medians are compared and at most a `possible_*` status is given.
+because the machine's speed drifts. A configuration measured in interleaved rounds has one value per round: by
+default the 10th percentile of the round's latencies (`p10`: interference only ever adds time, so a round's fastest
+calls repeat far better than its median; `median` is the alternative), divided by the machine reference's value in
+the same round where that narrows the spread. The two runs' rounds are compared with Yuen's trimmed Welch t on logs,
+plus the spread between the baseline runs when several are given. Holm's correction runs across the table. A
+configuration measured without rounds has no spread that speaks about another run: its medians are compared and at
+most a `possible_*` status is given.
 
 A whole run can be slower than another in every round (the machine sat in a slow state for its duration), so rounds
 alone cannot tell a regression from a slow run: significance needs the spread between several baseline runs. Against
@@ -24,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from kit import storage
-from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _holm, _median_s, results_with_samples
+from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _median_s, results_with_samples
 from kit.analysis.history import HISTORY_METRICS
-from kit.analysis.stability import reference_medians, run_drift
+from kit.analysis.stability import reference_values, run_drift
 from kit.errors import ConfigError
-from kit.stats import round_medians, unpaired_ratio
+from kit.stats import STATISTIC, STATISTICS, holm, round_quantiles, statistic_quantile, unpaired_ratio
 
 REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
                       "p_holm", "significant", "tested", "method", "detectable_pct", "baseline_p50_s", "current_p50_s",
@@ -42,11 +44,13 @@ REGRESSION_STATUSES = ("regression", "improvement", "unchanged", "possible_regre
                        "added", "removed", "failed", "skipped")
 
 
-def _check_thresholds(threshold: float, alpha: float) -> None:
+def _check_thresholds(threshold: float, alpha: float, statistic: str = STATISTIC) -> None:
     if not (isinstance(threshold, (int, float)) and 0 < threshold < 10):
         raise ConfigError(f"threshold must be a fraction > 0 (0.10 = 10% slower), got {threshold!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if statistic not in STATISTICS:
+        raise ConfigError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
 
 
 def _is_file_spec(spec: Any) -> bool:
@@ -67,7 +71,7 @@ def _side(spec: Any, con: storage.Connection | None, name: str) -> pd.DataFrame:
 
 
 def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alpha: float = 0.05, *,
-                       con: storage.Connection | None = None) -> pd.DataFrame:
+                       con: storage.Connection | None = None, statistic: str = STATISTIC) -> pd.DataFrame:
     """Compare two runs configuration by configuration and classify each (see REGRESSION_STATUSES).
 
     Each side is a run id in `con`, a CSV/Parquet file from storage.export_csv/export_parquet (with its `_samples`
@@ -75,9 +79,9 @@ def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alp
     then widens every interval). A regression is a latency ratio (current/baseline) above 1 + threshold that is also
     significant between rounds (Holm-corrected over all tested configurations); an improvement is the mirror image
     (ratio below 1 / (1 + threshold)). Without rounds on a side, or with a single baseline run, only a `possible_*`
-    status is given.
+    status is given. `statistic` is the per-round value compared (p10 or median).
     """
-    _check_thresholds(threshold, alpha)
+    _check_thresholds(threshold, alpha, statistic)
     baselines = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
     if not baselines:
         raise ConfigError("give at least one baseline")
@@ -85,8 +89,8 @@ def detect_regressions(current: Any, baseline: Any, threshold: float = 0.10, alp
     bases = [_latest(_side(b, con, "baseline")) for b in baselines]
     merged = cur.merge(bases[0], on=KEY, how="outer", suffixes=("_cur", "_base"), indicator=True)
     missing_note = "baseline file has no _samples sibling" if bases[0].attrs.get("samples_missing") else ""
-    rows = [_regression_row(row, missing_note, bases[1:]) for _, row in merged.iterrows()]
-    table = _holm(pd.DataFrame(rows, columns=REGRESSION_COLUMNS), alpha)
+    rows = [_regression_row(row, missing_note, bases[1:], statistic) for _, row in merged.iterrows()]
+    table = holm(pd.DataFrame(rows, columns=REGRESSION_COLUMNS), alpha)
     table["change_pct"] = (table["ratio"].astype(float) - 1) * 100
     classified = [_classify(row, threshold) for _, row in table.iterrows()]
     table["status"], table["note"] = [c[0] for c in classified], [c[1] for c in classified]
@@ -104,13 +108,14 @@ def _latest(side: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def round_units(samples: Any, rounds: Any, extra: Any, *, normalised: bool = True) -> np.ndarray | None:
-    """One value per round: the median latency, divided by the machine reference's median of the same round when
-    the run measured one (and `normalised`); None when the result has no rounds."""
+def round_units(samples: Any, rounds: Any, extra: Any, *, normalised: bool = True,
+                statistic: str = STATISTIC) -> np.ndarray | None:
+    """One value per round: the round's latency statistic (p10 or median), divided by the machine reference's same
+    statistic in that round when the run measured one (and `normalised`); None when the result has no rounds."""
     if samples is None or rounds is None or len(rounds) != len(samples) or not len(samples):
         return None
-    own = round_medians(list(samples), list(rounds))
-    reference = reference_medians(extra) if normalised else []
+    own = round_quantiles(list(samples), list(rounds), statistic_quantile(statistic))
+    reference = reference_values(extra, statistic) if normalised else []
     if not reference:
         return np.asarray(list(own.values()))
     return np.asarray([own[r] / reference[r] for r in own if r < len(reference) and reference[r]])
@@ -120,27 +125,28 @@ def _log_spread(units: np.ndarray | None) -> float:
     return float(np.std(np.log(units), ddof=1)) if units is not None and len(units) > 1 else math.inf
 
 
-def units_pair(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def units_pair(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any],
+               statistic: str = STATISTIC) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Per-round values of two results ((samples, rounds, extra) each) on one scale: divided by the machine reference
     of the same round where that does not widen the spread between rounds on either side, else the raw per-round
-    medians. The reference helps only where it moves with the model; on a machine whose slow states hit a matmul and a
+    values. The reference helps only where it moves with the model; on a machine whose slow states hit a matmul and a
     model differently, dividing adds the reference's own noise (docs/methodology.md), so the data decides."""
-    raw = [round_units(*x, normalised=False) for x in (a, b)]
-    if not all(reference_medians(x[2]) for x in (a, b)):
-        return raw[0], raw[1], "rounds"
-    normalised = [round_units(*x, normalised=True) for x in (a, b)]
+    raw = [round_units(*x, normalised=False, statistic=statistic) for x in (a, b)]
+    if not all(reference_values(x[2], statistic) for x in (a, b)):
+        return raw[0], raw[1], f"{statistic} rounds"
+    normalised = [round_units(*x, normalised=True, statistic=statistic) for x in (a, b)]
     if all(_log_spread(n) <= _log_spread(r) * (1 + 1e-9) for n, r in zip(normalised, raw, strict=True)):
-        return normalised[0], normalised[1], "normalised rounds"
-    return raw[0], raw[1], "rounds (the reference did not narrow them)"
+        return normalised[0], normalised[1], f"normalised {statistic} rounds"
+    return raw[0], raw[1], f"{statistic} rounds (the reference did not narrow them)"
 
 
-def _units_pair(row: pd.Series) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _units_pair(row: pd.Series, statistic: str) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     sides = [(row.get("samples" + s), row.get("rounds" + s), row.get("extra" + s)) for s in ("_cur", "_base")]
-    return units_pair(*sides)
+    return units_pair(*sides, statistic=statistic)
 
 
-def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray,
-                       method: str) -> tuple[float, list[np.ndarray]]:
+def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray, method: str,
+                       statistic: str) -> tuple[float, list[np.ndarray]]:
     """Variance between the baseline runs' log means (0 with one baseline run), and the other runs' units."""
     units = [base]
     for other in others:
@@ -149,14 +155,16 @@ def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndar
             match = match[match[name] == row[name]]
         if len(match) and match.iloc[0]["status"] == "ok":
             m = match.iloc[0]
-            u = round_units(m["samples"], m["rounds"], m.get("extra"), normalised=method.startswith("normalised"))
+            u = round_units(m["samples"], m["rounds"], m.get("extra"), normalised=method.startswith("normalised"),
+                            statistic=statistic)
             if u is not None and len(u):
                 units.append(u)
     means = [float(np.mean(np.log(u))) for u in units]
     return (float(np.var(means, ddof=1)) if len(means) > 1 else 0.0), units
 
 
-def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.DataFrame]) -> dict[str, Any]:
+def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.DataFrame],
+                    statistic: str) -> dict[str, Any]:
     side = "_cur" if row["_merge"] != "right_only" else "_base"
     out = {name: row[name] if name in row else row[name + side] for name in IDENTITY if name != "variant"}
     out.update(variant=row["variant"], status="", tested=False, p_value=math.nan, note="", method="",
@@ -172,13 +180,13 @@ def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.
         return {**out, "status": "added", "note": note}
     out.update(baseline_p50_s=_median_s(row, "_base"),
                n_baseline=0 if row["samples_base"] is None else len(row["samples_base"]))
-    cur, base, method = _units_pair(row)
+    cur, base, method = _units_pair(row, statistic)
     if cur is None or base is None or min(len(cur), len(base)) < 2:
         reason = f"{missing_note}: medians compared, significance test not run" \
             if row["samples_base"] is None and missing_note else NO_ROUNDS
         ratio = out["current_p50_s"] / out["baseline_p50_s"]
         return {**out, "ratio": ratio, "method": "medians", "note": reason}
-    runs_var, units = _baseline_runs_var(row, other_baselines, base, method)
+    runs_var, units = _baseline_runs_var(row, other_baselines, base, method, statistic)
     k = len(units)
     # the current run's level varies like one baseline run's, the baseline mean's like 1/k of it
     estimate = unpaired_ratio(list(cur), list(np.concatenate(units)), extra_var_log=runs_var * (1 + 1 / k),
@@ -373,6 +381,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="current run id or exported file (default: the latest run in --db)")
     parser.add_argument("--threshold", type=float, default=0.10, help="slow-down that counts (0.10 = 10%%)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
+    parser.add_argument("--statistic", choices=list(STATISTICS), default=STATISTIC,
+                        help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
+                             "interference leaves alone) or median")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -385,7 +396,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     con = None if files else storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     current = args.run_id or latest_run_id(con)
     baseline = args.baseline if len(args.baseline) > 1 else args.baseline[0]
-    df = detect_regressions(current, baseline, args.threshold, args.alpha, con=con)
+    df = detect_regressions(current, baseline, args.threshold, args.alpha, con=con, statistic=args.statistic)
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
         print(comparison_table(df).to_string(index=False))
     counts = df["status"].value_counts()

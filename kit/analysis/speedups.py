@@ -17,14 +17,13 @@ from kit.analysis.frames import (
     IDENTITY,
     WORKLOAD,
     Source,
-    _holm,
     _identity,
     _median_s,
     latest_ok,
     results_with_samples,
 )
 from kit.analysis.stability import rounds_info
-from kit.stats import RatioEstimate, paired_ratio, round_medians, unpaired_ratio
+from kit.stats import STATISTIC, STATISTICS, RatioEstimate, holm, paired_ratio, round_quantiles, unpaired_ratio
 
 SPEEDUP_COLUMNS = [*IDENTITY, "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "p_value", "p_holm",
                    "significant", "method", "baseline_p50_s", "candidate_p50_s", "baseline_throughput_items_per_s",
@@ -49,7 +48,7 @@ def speedup_table(con_or_records: Source, run_id: str | None = None, baseline_pl
     for _, cand in latest_ok(every).sort_values(WORKLOAD + ["platform", "precision"]).iterrows():
         rows.append(_speedup_row(cand, _baseline_for(cand, baselines), baseline_platform, baseline_precision))
     table = pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
-    return _holm(table, alpha)[SPEEDUP_COLUMNS].reset_index(drop=True)
+    return holm(table, alpha)[SPEEDUP_COLUMNS].reset_index(drop=True)
 
 
 def _baseline_for(cand: pd.Series, baselines: dict[tuple, pd.DataFrame]) -> pd.Series | None:
@@ -83,16 +82,16 @@ def _speedup_row(cand: pd.Series, base: pd.Series | None, platform: str, precisi
 
 
 def pair_estimate(cand: pd.Series, base: pd.Series) -> tuple[RatioEstimate | None, str]:
-    """Latency ratio candidate / baseline from rounds: paired when both ran in one group of rounds, else through the
-    machine reference; (None, "medians") when a side has no rounds."""
+    """Latency ratio candidate / baseline from rounds (each round's p10): paired when both ran in one group of
+    rounds, else through the machine reference; (None, "medians") when a side has no rounds."""
     if cand["rounds"] is None or base["rounds"] is None or cand["samples"] is None or base["samples"] is None:
         return None, "medians"
     same_group = cand["run_id"] == base["run_id"] and cand["config_key"] in rounds_info(base.get("extra")).get(
         "group", [])
     if same_group:
-        medians = [round_medians(list(r["samples"]), list(r["rounds"])) for r in (cand, base)]
-        if len(set(medians[0]) & set(medians[1])) >= 2:
-            return paired_ratio(*medians), "paired rounds"
+        values = [round_quantiles(list(r["samples"]), list(r["rounds"]), STATISTICS[STATISTIC]) for r in (cand, base)]
+        if len(set(values[0]) & set(values[1])) >= 2:
+            return paired_ratio(*values), f"paired {STATISTIC} rounds"
     from kit.analysis.regressions import units_pair
 
     *units, method = units_pair(*[(r["samples"], r["rounds"], r.get("extra")) for r in (cand, base)])

@@ -27,9 +27,18 @@ def rounds_info(extra: Any) -> dict[str, Any]:
     return dict(data.get("rounds") or {}) if isinstance(data, dict) else {}
 
 
+REFERENCE_KEYS = {"median": "reference_round_medians_s", "p10": "reference_round_p10_s"}
+
+
 def reference_medians(extra: Any) -> list[float | None]:
     """The machine reference's median latency in each round of the result's group ([] without a reference)."""
-    return list(rounds_info(extra).get("reference_round_medians_s") or [])
+    return reference_values(extra, "median")
+
+
+def reference_values(extra: Any, statistic: str) -> list[float | None]:
+    """The machine reference's per-round statistic (median, p10) in each round of the result's group; [] without a
+    reference, or where the run stored no such statistic."""
+    return list(rounds_info(extra).get(REFERENCE_KEYS[statistic]) or [])
 
 
 def run_drift(frame: pd.DataFrame) -> float | None:

@@ -6,7 +6,7 @@ validation; `data` the data-generation sweep and the training frame; `report` th
 the held-out error comes from (the measurements' own repeatability, offsets shared by a family or a setting).
 """
 
-from kit.predict.budget import error_budget, other_repeats_mean, repeat_floor
+from kit.predict.budget import error_budget, other_repeats_mean, repeat_floor, repeat_table
 from kit.predict.data import (
     PASSED_TO_SPEC,
     SWEEP_AXES,
@@ -54,5 +54,5 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "SHOWN_FEATURES", "SWEEP_
            "describe_specs", "error_budget", "goal_table", "headline", "held_out_table", "hold_out_groups",
            "leave_one_group_out", "min_residuals", "noisy_summary", "other_repeats_mean", "per_group_table",
            "per_value_table", "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy",
-           "repeat_floor", "run_prediction_sweep", "scores_table", "timed_prediction_sweep", "training_frame",
-           "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]
+           "repeat_floor", "repeat_table", "run_prediction_sweep", "scores_table", "timed_prediction_sweep",
+           "training_frame", "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]

@@ -20,6 +20,11 @@ from kit.predict.model import Validation, accuracy
 from kit.predict.remeasure import configuration_key
 
 SETTING_COLUMNS = ["platform", "precision", "mode", "threads"]
+# the speeds a repeat can be judged on: label -> (latency column the speed is batch / it of, or a stored speed column)
+REPEAT_SPEEDS = {"throughput (batch / mean latency)": "throughput_items_per_s",
+                 "batch / median latency": "latency_p50_s",
+                 "batch / 10th-percentile latency": "latency_p10_s",
+                 "normalised throughput (p10, per reference call)": "normalised_throughput"}
 REPEAT_ROWS = ("another measurement of the same configuration (all)",  # the rows `repeat_floor` reads
                "predictor, on configurations measured again (all)")
 
@@ -105,6 +110,30 @@ def error_budget(validation: Validation, frame: pd.DataFrame,
     return pd.DataFrame([{"estimate": name, **accuracy(measured, predicted)} for name, measured, predicted in table]
                         ).set_index("estimate")
 
+
+
+def _speed(frame: pd.DataFrame, column: str) -> pd.Series:
+    values = pd.to_numeric(frame.get(column, pd.Series(np.nan, index=frame.index)), errors="coerce")
+    return frame["batch_size"] / values if column.startswith("latency_") else values
+
+
+def repeat_table(measurements: pd.DataFrame) -> pd.DataFrame:
+    """How far one measurement of a configuration is from the mean of its other measurements (same configuration,
+    threads and machine), for each speed a result carries: throughput from the mean latency, from the median, from
+    the 10th percentile, and normalised by the machine reference. The mean latency takes every disturbed call in;
+    the 10th percentile only the calls the machine left alone, so it is the speed that repeats between runs."""
+    keys = configuration_key(measurements)
+    rows = []
+    for label, column in REPEAT_SPEEDS.items():
+        speed = _speed(measurements, column).astype(float)
+        kept = pd.DataFrame({"key": keys, "speed": speed})[speed.notna() & (speed > 0)]
+        count = kept.groupby("key")["speed"].transform("count")
+        total = kept.groupby("key")["speed"].transform("sum")
+        repeated = kept[count >= 2]
+        others = (total - kept["speed"])[count >= 2] / (count[count >= 2] - 1)
+        rows.append({"speed": label, "configurations": int(repeated["key"].nunique()),
+                     **accuracy(repeated["speed"], others)})
+    return pd.DataFrame(rows).set_index("speed")
 
 
 def repeat_floor(budget: pd.DataFrame) -> dict[str, float | int | None]:

@@ -2,8 +2,10 @@
 
 Each configuration is measured twice, once with the baseline's settings (or Python environment) and once with the
 candidate's, as two live children of one group: in every round both get a burst, in a random order, so the machine's
-drift hits both alike. The change is the geometric mean of the per-round ratios candidate / baseline, with a t interval
-over rounds (kit.stats.paired_ratio), Holm-corrected across configurations. This is the comparison to gate CI on.
+drift hits both alike. The change is the trimmed geometric mean of the per-round ratios candidate / baseline, with a
+t interval over rounds (kit.stats.paired_ratio), Holm-corrected across configurations. A round's value is the 10th
+percentile of its calls by default (`statistic`: interference only adds time, so the fastest calls repeat best), or
+its median. This is the comparison to gate CI on.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from kit.errors import ConfigError
 from kit.records import Record
 from kit.runners.rounds import interleave
 from kit.runners.sweep import WORKER, failure_of, precheck
-from kit.stats import paired_ratio, round_medians
+from kit.stats import STATISTIC, STATISTICS, holm, paired_ratio, round_quantiles
 
 SIDES = ("baseline", "candidate")
 AB_COLUMNS = ["model", "platform", "precision", "batch_size", "baseline", "candidate", "status", "change_pct",
@@ -47,6 +49,7 @@ class ABSpec:
     candidate_python: str | None = None
     threshold: float = 0.05
     alpha: float = 0.05
+    statistic: str = STATISTIC
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -60,6 +63,8 @@ class ABSpec:
             raise ConfigError(f"threshold must be a fraction > 0 (0.05 = 5% slower), got {self.threshold!r}")
         if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha!r}")
+        if self.statistic not in STATISTICS:
+            raise ConfigError(f"unknown statistic {self.statistic!r}; known: {', '.join(STATISTICS)}")
         if self.sweep.rounds < 3:
             raise ConfigError(f"an A/B needs at least 3 rounds for a spread between rounds, got {self.sweep.rounds}")
         self.pairs()  # the two sides must make the same number of configurations
@@ -100,7 +105,8 @@ def run_ab(spec: ABSpec, con: storage.Connection, *, target: str = WORKER) -> pd
     for side in SIDES:
         storage.finish_run(con, f"{spec.sweep.run_id}.{side}")
     table = ab_table([(records[(a.run_id, a.config_key)], records[(b.run_id, b.config_key)]) for a, b in pairs],
-                     spec.threshold, spec.alpha, describe=(_describe(spec, "baseline"), _describe(spec, "candidate")))
+                     spec.threshold, spec.alpha, describe=(_describe(spec, "baseline"), _describe(spec, "candidate")),
+                     statistic=spec.statistic)
     return table
 
 
@@ -110,8 +116,9 @@ def _describe(spec: ABSpec, side: str) -> str:
     return "; ".join(filter(None, [settings, f"python {python}" if python else ""])) or "as given"
 
 
-def ab_row(baseline: Record, candidate: Record, threshold: float) -> dict[str, Any]:
-    """One configuration's A/B: the per-round paired change with its CI (before Holm), or why it has none."""
+def ab_row(baseline: Record, candidate: Record, statistic: str = STATISTIC) -> dict[str, Any]:
+    """One configuration's A/B: the paired change of the per-round statistic (p10, median) with its CI (before
+    Holm), or why it has none."""
     row: dict[str, Any] = {"model": baseline.model, "platform": baseline.platform, "precision": baseline.precision,
                            "batch_size": baseline.batch_size, "status": "", "p_value": math.nan, "note": ""}
     for side, record in (("baseline", baseline), ("candidate", candidate)):
@@ -120,22 +127,21 @@ def ab_row(baseline: Record, candidate: Record, threshold: float) -> dict[str, A
         row[f"{side}_p50_ms"] = record.latency_p50_s * 1e3
     if not (baseline.sample_rounds and candidate.sample_rounds):
         return {**row, "status": "failed", "note": "measured without rounds: no paired comparison"}
-    estimate = paired_ratio(round_medians(candidate.samples_s, candidate.sample_rounds),
-                            round_medians(baseline.samples_s, baseline.sample_rounds))
+    q = STATISTICS[statistic]
+    estimate = paired_ratio(round_quantiles(candidate.samples_s, candidate.sample_rounds, q),
+                            round_quantiles(baseline.samples_s, baseline.sample_rounds, q))
     return {**row, "change_pct": (estimate.ratio - 1) * 100, "ci_low_pct": (estimate.ci_low - 1) * 100,
             "ci_high_pct": (estimate.ci_high - 1) * 100, "p_value": estimate.p_value, "n_rounds": estimate.n,
             "detectable_pct": estimate.detectable_change() * 100}
 
 
 def ab_table(pairs: list[tuple[Record, Record]], threshold: float = 0.05, alpha: float = 0.05,
-             describe: tuple[str, str] = ("", "")) -> pd.DataFrame:
+             describe: tuple[str, str] = ("", ""), statistic: str = STATISTIC) -> pd.DataFrame:
     """The A/B table: per configuration the latency change candidate vs baseline, its CI, Holm-corrected p-value,
     and a status (regression: slower beyond the threshold and significant; improvement: the mirror image)."""
-    from kit.analysis.frames import _holm
-
-    table = pd.DataFrame([ab_row(a, b, threshold) for a, b in pairs], columns=AB_COLUMNS)
+    table = pd.DataFrame([ab_row(a, b, statistic) for a, b in pairs], columns=AB_COLUMNS)
     table["baseline"], table["candidate"] = describe
-    table = _holm(table, alpha)
+    table = holm(table, alpha)
     for index, row in table.iterrows():
         if row["status"]:
             continue
@@ -205,6 +211,9 @@ def add_ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate-python", help="the candidate's Python interpreter")
     parser.add_argument("--threshold", type=float, default=0.05, help="slow-down that counts (0.05 = 5%%)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
+    parser.add_argument("--statistic", choices=list(STATISTICS), default=STATISTIC,
+                        help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
+                             "interference leaves alone) or median")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant slow-down")
 
 
@@ -219,9 +228,10 @@ def cmd_ab(args: argparse.Namespace) -> int:
     params.setdefault("run_id", "ab-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
     spec = ABSpec(spec_from_parameters(params), parse_settings(args.baseline_set, "--baseline-set"),
                   parse_settings(args.candidate_set, "--candidate-set"), args.baseline_python,
-                  args.candidate_python, args.threshold, args.alpha)
+                  args.candidate_python, args.threshold, args.alpha, args.statistic)
     con = storage.connect(args.db or storage.DEFAULT_DB)
-    print(f"ab {spec.sweep.run_id}: {len(spec.pairs())} configurations x 2 sides, {spec.sweep.rounds} rounds")
+    print(f"ab {spec.sweep.run_id}: {len(spec.pairs())} configurations x 2 sides, {spec.sweep.rounds} rounds, "
+          f"per-round {spec.statistic} compared")
     table = run_ab(spec, con)
     shown = table.drop(columns=["baseline", "candidate"])
     with pd.option_context("display.width", 200, "display.max_columns", None):

@@ -30,11 +30,11 @@ from kit.config import Job
 from kit.records import Record
 from kit.runners.burst import serve
 from kit.runners.isolation import _context, _death_reason
-from kit.stats import drift_index, round_medians
+from kit.stats import STATISTIC, STATISTICS, drift_index, round_medians, round_quantiles
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
 REFERENCE_SHARE = 0.2  # the reference's burst, as a share of a configuration's: enough for a stable round median
-SETTLE_S = float(os.environ.get("BENCHKIT_SETTLE_S", "0.002"))  # idle between bursts: the last child's threads stop
+SETTLE_S = 0.002  # idle between bursts: the last child's threads stop
 
 
 @dataclass(frozen=True)
@@ -248,15 +248,19 @@ def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPl
     if reference_note:
         info["reference_note"] = reference_note
     if record.status == "ok" and record.sample_rounds:
-        own = round_medians(record.samples_s, record.sample_rounds)
-        info["round_cv"] = drift_index(own)
+        info["round_cv"] = drift_index(round_medians(record.samples_s, record.sample_rounds))
         if reference and reference["rounds"]:
             ref = round_medians(reference["samples_s"], reference["rounds"])
+            info["reference_round_medians_s"] = [ref.get(r) for r in range(plan.rounds)]  # None: round missed
+            info["drift_index"] = drift_index(ref)
+            # normalised on the comparisons' statistic: each round's fastest tenth of calls, model and reference
+            q = STATISTICS[STATISTIC]
+            ref, own = (round_quantiles(x["samples_s"], x["rounds"], q) for x in (
+                reference, {"samples_s": record.samples_s, "rounds": record.sample_rounds}))
+            info[f"reference_round_{STATISTIC}_s"] = [ref.get(r) for r in range(plan.rounds)]
             common = sorted(set(own) & set(ref))
             ratios = [ref[r] / own[r] for r in common]
             data["normalised_throughput"] = record.batch_size * float(np.exp(np.mean(np.log(ratios))))
-            info["reference_round_medians_s"] = [ref.get(r) for r in range(plan.rounds)]  # None: round missed
-            info["drift_index"] = drift_index(ref)
             info["normalised_round_cv"] = drift_index([own[r] / ref[r] for r in common])
     data["extra"] = {**data["extra"], "rounds": info}
     return Record.from_json(data)
