@@ -5,6 +5,8 @@ TORCH_VERSION ?= 2.13.0
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 PARAMS ?= parameters/default.yaml
 OUT ?= outputs
+# PROFILE=quick (default: real sizes, minutes) or full (the whole study, hours on a 2-core machine)
+PROFILE ?= quick
 # BROWSER=0 skips installing Chromium and onnxruntime-web (the wasm/webgpu/webnn platforms are then skipped, with why)
 BROWSER ?= 1
 PYTEST_ARGS ?=
@@ -29,8 +31,8 @@ browser: setup ## install Debian's Chromium, onnxruntime-web and a WebNN-capable
 	@if [ "$(BROWSER)" = 1 ]; then bash scripts/install_browser.sh --webnn $(BIN)/python \
 	  || echo "browser install failed: the wasm/webgpu/webnn platforms will be reported as skipped"; fi
 
-run: setup browser ## execute every notebook on real sizes (sweep, analysis, prediction...): $(OUT)/index.html
-	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --out $(OUT)
+run: setup browser ## execute every notebook on real sizes (PROFILE=quick or full): $(OUT)/index.html
+	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --profile $(PROFILE) --out $(OUT)
 
 bench: setup ## only the default sweep (PARAMS=parameters/default.yaml) into $(OUT)/benchkit.duckdb
 	HF_HUB_OFFLINE=1 $(BIN)/benchkit bench --params $(PARAMS)

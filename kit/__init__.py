@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_records": "kit.storage",
     "results_frame": "kit.storage",
     "summary_table": "kit.report",
+    "reasons_table": "kit.report",
     "ConfigError": "kit.errors",
     "KitError": "kit.errors",
 }

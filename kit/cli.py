@@ -64,7 +64,11 @@ def _add_import_json(parser: argparse.ArgumentParser) -> None:
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for executed notebooks and HTML")
-    parser.add_argument("--tiny", action="store_true", help="use parameters/<stem>.tiny.yaml (quick check)")
+    parser.add_argument("--profile", choices=["quick", "full", "tiny"], default="quick",
+                        help="quick (default): real sizes in minutes, parameters/<stem>.quick.yaml; full: the whole "
+                             "study, parameters/<stem>.yaml; tiny: a smoke check, parameters/<stem>.tiny.yaml")
+    parser.add_argument("--tiny", action="store_true", help="same as --profile tiny")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the index path (no progress)")
     parser.add_argument("--notebooks", nargs="+", metavar="STEM", help="only these notebooks (default: all, in order)")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file passed to every notebook as db_path")
 
@@ -236,14 +240,18 @@ def cmd_import_json(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Execute the notebooks in order into --out, render HTML, write index.html; a failing cell stops it (exit 2)."""
+    """Execute the notebooks in order into --out, render HTML, keep index.html up to date after each; exit 2 when a
+    notebook failed (the others still run)."""
     from kit import pipeline
 
     extra = {"db_path": str(args.db)} if args.db else None
-    executed = pipeline.run_all(args.out, tiny=args.tiny, stems=args.notebooks, extra_parameters=extra)
-    for item in executed:
-        print(f"{item.stem}: {item.html}")
+    profile = "tiny" if args.tiny else args.profile
+    entries = pipeline.run_all(args.out, profile=profile, stems=args.notebooks, extra_parameters=extra,
+                               echo=None if args.quiet else lambda line: print(line, flush=True))
     print(f"index: {args.out / 'index.html'}")
+    failed = [e for e in entries if e.status == "failed"]
+    if failed:
+        raise KitError("; ".join(e.error for e in failed))
     return 0
 
 

@@ -10,8 +10,10 @@ SUMMARY_COLUMNS = ["model", "mode", "platform", "precision", "batch_size", "stat
                    "latency_p99_ms", "ci_pct", "throughput_items_per_s", "peak_memory_mb", "startup_s", "note"]
 
 
-def summary_table(records: list[Record]) -> pd.DataFrame:
-    """One line per configuration with latencies in ms, CI as ± % of the median, memory in MiB, and status notes."""
+def summary_table(records: list[Record], status: str | None = None) -> pd.DataFrame:
+    """One line per configuration (only those with `status` when given) with latencies in ms, CI as ± % of the
+    median, memory in MiB, and status notes."""
+    records = [r for r in records if status is None or r.status == status]
     if not records:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     df = records_frame(records)
@@ -30,3 +32,22 @@ def _note(record: Record) -> str:
     if record.status != "ok":
         return record.reason.splitlines()[0][:100] if record.reason else ""
     return "noisy: CI target not reached" if record.noisy else ""
+
+
+REASON_COLUMNS = ["status", "reason", "configurations", "examples"]
+
+
+def reasons_table(records: list[Record]) -> pd.DataFrame:
+    """Configurations that were not measured, counted per status and reason (the reason's first line, whole), with
+    up to three of them as examples: what sits under a table of the measured ones."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        if record.status != "ok":
+            reason = record.reason.splitlines()[0] if record.reason else ""
+            rows.setdefault((record.status, reason), []).append(
+                f"{record.model} {record.platform}/{record.precision} bs{record.batch_size}")
+    table = [{"status": status, "reason": reason, "configurations": len(names),
+              "examples": ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")}
+             for (status, reason), names in rows.items()]
+    return pd.DataFrame(table, columns=REASON_COLUMNS).sort_values(
+        ["status", "configurations"], ascending=[True, False], kind="stable").reset_index(drop=True)

@@ -1,6 +1,7 @@
 """Every notebook executes under papermill on its tiny parameters; YAML keys match the declared parameters."""
 
 import json
+import re
 
 import nbformat
 import papermill
@@ -8,6 +9,7 @@ import pytest
 import yaml
 
 from kit import pipeline
+from kit.errors import ConfigError
 from kit.predict.budget import REPEAT_SPEEDS
 
 NOTEBOOKS = pipeline.NOTEBOOKS
@@ -20,7 +22,7 @@ def _declared(stem):
 
 
 @pytest.mark.parametrize("stem", STEMS)
-@pytest.mark.parametrize("variant", ["yaml", "tiny.yaml"])
+@pytest.mark.parametrize("variant", ["yaml", "quick.yaml", "tiny.yaml"])
 def test_parameter_files_match_declared_parameters(stem, variant):
     path = PARAMS / f"{stem}.{variant}"
     assert path.exists(), f"missing {path}"
@@ -91,6 +93,7 @@ def test_notebook_runs_on_tiny_parameters(stem, tmp_path, shared_db):
     extra = {"db_path": shared_db} if "db_path" in _declared(stem) else {}
     out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path, extra_parameters=extra)
     assert out.html.exists() and out.html_no_input.exists()
+    assert not re.search(r"recorded \w+ = ", out.html_no_input.read_text()), "test values stay out of the published page"
     page = out.html.read_text()
     outputs = [o for c in nbformat.read(str(out.ipynb), as_version=4).cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"], "no error output in the executed notebook"
@@ -112,13 +115,45 @@ def test_failing_notebook_names_the_cell(tmp_path):
         pipeline.execute(path, None, tmp_path / "out")
 
 
-def test_index_links_every_notebook(tmp_path):
-    items = []
+def test_index_links_every_notebook_with_its_status(tmp_path):
+    entries = []
     for stem in ("a", "b"):
         (tmp_path / stem).mkdir()
         html = tmp_path / stem / "x.html"
         html.write_text("<html></html>")
-        items.append(pipeline.Executed(stem, html, html, html, {"n_ok": 3, "ratios": [0.197164097, 2.0]}))
-    page = pipeline.write_index(items, tmp_path / "index.html").read_text()
-    assert "a/x.html" in page and "b/x.html" in page and "n_ok" in page
+        executed = pipeline.Executed(stem, html, html, html, {"n_ok": 3, "ratios": [0.197164097, 2.0]})
+        entries.append(pipeline.Entry(stem, "done", 75.0, executed))
+    entries += [pipeline.Entry("c", "failed", 3.0, error="c.ipynb failed in cell 2: ValueError: <planted>"),
+                pipeline.Entry("d", "running"), pipeline.Entry("e")]
+    page = pipeline.write_index(entries, tmp_path / "index.html", "quick").read_text()
+    assert "a/x.html" in page and "b/x.html" in page and "n_ok" in page and "1 min 15 s" in page
     assert "[0.1972, 2.0]" in page  # floats rounded inside lists
+    assert "ValueError: &lt;planted&gt;" in page and ">running<" in page and ">pending<" in page
+    assert "http-equiv='refresh'" in page and "profile <b>quick</b>" in page
+    finished = pipeline.write_index(entries[:2], tmp_path / "index.html").read_text()
+    assert "refresh" not in finished and "finished" in finished
+
+
+def test_profiles_name_their_files_and_expected_times():
+    assert pipeline.parameters_for("01_benchmark", "quick") == PARAMS / "01_benchmark.quick.yaml"
+    assert pipeline.parameters_for("01_benchmark", "full") == PARAMS / "01_benchmark.yaml"
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        pipeline.parameters_for("01_benchmark", "huge")
+    for profile in ("quick", "full"):
+        expected = pipeline.expected_seconds(profile)
+        assert set(expected) == set(STEMS) and all(s > 0 for s in expected.values())
+
+
+def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
+    """`benchkit report --tiny` end to end in its own folder, on an empty store (no seeded run), as a new user would;
+    the index exists after the first notebook, and a failing notebook is recorded while the others still run."""
+    from kit.cli import main
+
+    out = tmp_path / "report"
+    assert main(["report", "--tiny", "--out", str(out), "--db", str(out / "benchkit.duckdb"),
+                 "--notebooks", "01_benchmark", "02_comparative_analysis", "explore"]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/3] 01_benchmark: running" in printed and "[3/3] explore: done in" in printed
+    assert "sweep " in printed and "configurations done, now " in printed  # the sweep's live progress
+    page = (out / "index.html").read_text()
+    assert page.count(">done<") == 3 and "refresh" not in page

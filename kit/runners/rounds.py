@@ -268,9 +268,11 @@ def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPl
 
 def measure_group(jobs: list[Job], plan: RoundPlan, *, target: str, precheck: Callable[[Job], Record | None],
                   failure: Callable[[Job, str], Record], python_of: Callable[[Job], str | None] = lambda job: None,
-                  order_seed: int = 0) -> Iterator[Record | list[Job]]:
+                  order_seed: int = 0, on_round: Callable[[list[Job], int], None] | None = None
+                  ) -> Iterator[Record | list[Job]]:
     """Measure one group in rounds, yielding each record (skipped and early failures first, then the measured ones)
-    and, last, the jobs that did not fit under the memory cap (a list, possibly empty)."""
+    and, last, the jobs that did not fit under the memory cap (a list, possibly empty); `on_round` is told the
+    group's measured jobs after each round."""
     group = Group(plan, order_seed=order_seed)
     try:
         group.reference, reference_note = _start_reference(plan)
@@ -290,7 +292,8 @@ def measure_group(jobs: list[Job], plan: RoundPlan, *, target: str, precheck: Ca
             else:
                 yield _record_of(job, child.outcome, failure)
         if group.members:
-            run_rounds(group)
+            members = [job for job, _ in group.members]
+            run_rounds(group, None if on_round is None else lambda index: on_round(members, index))
         reference = None
         if group.reference is not None:
             ok, value = group.reference.finish(plan.timeout_s)
@@ -311,14 +314,16 @@ def _record_of(job: Job, outcome: tuple[bool, Any], failure: Callable[[Job, str]
 
 def interleave(jobs: list[Job], plan: RoundPlan, store: Callable[[Record], None], *, target: str,
                precheck: Callable[[Job], Record | None], failure: Callable[[Job, str], Record],
-               python_of: Callable[[Job], str | None] = lambda job: None) -> None:
-    """Measure jobs group by group in interleaved rounds, storing each record as soon as its group ends."""
+               python_of: Callable[[Job], str | None] = lambda job: None,
+               on_round: Callable[[list[Job], int], None] | None = None) -> None:
+    """Measure jobs group by group in interleaved rounds, storing each record as soon as its group ends;
+    `on_round(group jobs, round index)` follows the rounds."""
     queue = plan_groups(jobs, plan.group_size)
     index = 0
     while queue:
         group = queue.pop(0)
         for item in measure_group(group, plan, target=target, precheck=precheck, failure=failure,
-                                  python_of=python_of, order_seed=plan.seed + index):
+                                  python_of=python_of, order_seed=plan.seed + index, on_round=on_round):
             if isinstance(item, Record):
                 store(item)
             elif item:

@@ -10,12 +10,14 @@ have a result, so a killed sweep resumes where it stopped without losing or dupl
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from tqdm.auto import tqdm
 
+from kit import progress as progress_file
 from kit import storage
 from kit.backends import get_backend
 from kit.config import Job, SweepSpec
@@ -84,14 +86,23 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
     done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
     todo = [job for job in spec.jobs() if job.config_key not in done]
     bar = tqdm(total=len(todo), desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
+    started, stored = time.monotonic(), []
 
     def store(record: Record) -> None:
         storage.insert_record(con, _with_env(record, environment["env_id"]))
+        stored.append(record.config_key)
         bar.set_postfix_str(record.config_key, refresh=False)
         bar.update()
+        progress_file.report(f"sweep {spec.run_id}", len(stored), len(todo), record.config_key, started)
+
+    def on_round(jobs: list[Job], index: int) -> None:
+        current = f"round {index + 1}/{spec.rounds} of {jobs[0].model} ({len(jobs)} configurations)"
+        fraction = (len(stored) + len(jobs) * (index + 1) / spec.rounds) / len(todo)
+        progress_file.report(f"sweep {spec.run_id}", len(stored), len(todo), current, started, fraction)
 
     if spec.interleave:
-        interleave(todo, spec.round_plan(), store, target=target, precheck=precheck, failure=failure_of)
+        interleave(todo, spec.round_plan(), store, target=target, precheck=precheck, failure=failure_of,
+                   on_round=on_round)
     else:
         for job in todo:
             store(run_job_isolated(job, timeout_s=spec.timeout_s, memory_limit_bytes=spec.memory_limit_bytes,
