@@ -58,7 +58,7 @@ def duration(seconds: float | None) -> str:
 
 def describe(state: dict[str, Any]) -> str:
     """One line for a state: task, done/total, what it is doing now, time left."""
-    return (f"{state['task']}: {state['done']}/{state['total']} configurations done, now {state['current']}, "
+    return (f"{state['task']}: {state['done']}/{state['total']} configurations done ({state['current']}), "
             f"about {duration(state.get('eta_s'))} left")
 
 

@@ -93,7 +93,8 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
         stored.append(record.config_key)
         bar.set_postfix_str(record.config_key, refresh=False)
         bar.update()
-        progress_file.report(f"sweep {spec.run_id}", len(stored), len(todo), record.config_key, started)
+        progress_file.report(f"sweep {spec.run_id}", len(stored), len(todo), f"stored {record.config_key}: "
+                             f"{record.status}", started)
 
     def on_round(jobs: list[Job], index: int) -> None:
         current = f"round {index + 1}/{spec.rounds} of {jobs[0].model} ({len(jobs)} configurations)"
