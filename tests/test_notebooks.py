@@ -155,6 +155,6 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
                  "--notebooks", "01_benchmark", "02_comparative_analysis", "explore"]) == 0
     printed = capsys.readouterr().out
     assert "[1/3] 01_benchmark: running" in printed and "[3/3] explore: done in" in printed
-    assert "sweep " in printed and "configurations done (stored bert|tiny|" in printed  # the sweep's live progress
+    assert "sweep " in printed and "configurations done (stored " in printed  # the sweep's live progress
     page = (out / "index.html").read_text()
     assert page.count(">done<") == 3 and "refresh" not in page
