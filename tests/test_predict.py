@@ -730,3 +730,22 @@ def test_timed_sweep_counts_what_it_measured(tmp_path, monkeypatch) -> None:
     summary = second.summary().iloc[0]
     assert summary["measured_now"] == 1 and summary["already_stored"] == 1 and summary["n_skipped"] == 2
     assert predict.describe_specs(predict.prediction_sweep_specs(params))["n_configurations"].tolist() == [2]
+
+
+def test_the_overhead_fit_scales_its_terms_and_survives_a_solver_that_gives_up(monkeypatch) -> None:
+    # terms many orders of magnitude apart: the scaled solve recovers the coefficients exactly
+    rng = np.random.default_rng(0)
+    design = rng.uniform(0.5, 1.5, size=(30, 3)) * np.array([1e-9, 1.0, 1e6])
+    truth = np.array([2e9, 0.5, 0.0])
+    coef = baselines._scaled_nnls(design, design @ truth)
+    assert coef == pytest.approx(truth, rel=1e-6, abs=1e-9)
+    # a group whose solve does not converge gets no model of its own: the baseline still fits and predicts
+    frame = synthetic_frame(n_families=2)
+    x, y = features.feature_frame(frame), frame["throughput_items_per_s"]
+
+    def gives_up(*args, **kwargs):
+        raise RuntimeError("Maximum number of iterations reached.")
+
+    monkeypatch.setattr(baselines, "nnls", gives_up)
+    fitted = baselines.OverheadBaseline("throughput").fit(x, y)
+    assert fitted.coefs == {} and np.isfinite(fitted.predict_log(x)).all()

@@ -99,6 +99,19 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
                             python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
 
 
+def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """Non-negative least squares with every column scaled to unit norm first (the terms differ by many orders of
+    magnitude, which can stall the solver); None when it still does not converge (the group then gets no model of its
+    own and falls back to a broader one)."""
+    norms = np.linalg.norm(design, axis=0)
+    norms[norms == 0] = 1.0
+    try:
+        coef, _ = nnls(design / norms, target, maxiter=50 * design.shape[1])
+    except RuntimeError:
+        return None
+    return coef / norms
+
+
 @dataclass
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
@@ -123,8 +136,8 @@ class OverheadBaseline:
                     else np.array([key in level for level in levels]))
             if mask.sum() >= self.min_rows:
                 design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
-                coef, _ = nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
-                if coef.any():
+                coef = _scaled_nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
+                if coef is not None and coef.any():
                     self.coefs[key] = coef
         return self
 
