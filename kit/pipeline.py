@@ -136,10 +136,12 @@ def run_all(out_dir: str | Path = "outputs", *, profile: str = "quick", stems: l
         raise ConfigError(f"profile {profile!r} has no parameter file {', '.join(missing)}")
     out_dir, label = Path(out_dir), dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     entries, index = [Entry(s) for s in stems], out_dir / "index.html"
+    shown = sorted(earlier_entries(out_dir, [s for s in known if s not in stems]) + entries,
+                   key=lambda e: known.index(e.stem))
     expected, started = expected_seconds(profile), time.monotonic()
     for number, entry in enumerate(entries, 1):
         entry.status = "running"
-        write_index(entries, index, profile)
+        write_index(shown, index, profile)
         left = _time_left(entries, expected, time.monotonic() - started)
         _say(echo, f"[{number}/{len(entries)}] {entry.stem}: running ({_elapsed(started)} so far, about {left} left)")
         begun = time.monotonic()
@@ -151,9 +153,24 @@ def run_all(out_dir: str | Path = "outputs", *, profile: str = "quick", stems: l
         except NotebookFailed as exc:
             entry.status, entry.error = "failed", str(exc)
         entry.seconds = time.monotonic() - begun
-        write_index(entries, index, profile)
+        write_index(shown, index, profile)
         _say(echo, f"[{number}/{len(entries)}] {entry.stem}: {entry.status} in {progress.duration(entry.seconds)}"
              + (f": {entry.error}" if entry.error else ""))
+    return entries
+
+
+def earlier_entries(out_dir: Path, stems: list[str]) -> list[Entry]:
+    """The latest earlier execution of each of these notebooks in out_dir (out_dir/<stem>/<label>.ipynb with its
+    HTML), as done entries, so that running some notebooks keeps the others on the index page."""
+    entries = []
+    for stem in stems:
+        runs = sorted(p for p in (out_dir / stem).glob("*.ipynb") if p.with_suffix(".html").is_file()
+                      and p.with_suffix(".published.html").is_file())
+        if runs:
+            ipynb = runs[-1]
+            executed = Executed(stem, ipynb, ipynb.with_suffix(".html"), ipynb.with_suffix(".published.html"),
+                                read_recorded(ipynb))
+            entries.append(Entry(stem, "done", None, executed))
     return entries
 
 

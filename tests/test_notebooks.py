@@ -158,3 +158,8 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
     assert "sweep " in printed and "configurations done (stored " in printed  # the sweep's live progress
     page = (out / "index.html").read_text()
     assert page.count(">done<") == 3 and "refresh" not in page
+    assert main(["report", "--tiny", "--out", str(out), "--db", str(out / "benchkit.duckdb"), "-q",
+                 "--notebooks", "explore"]) == 0  # one notebook again: the others stay on the index
+    assert capsys.readouterr().out.startswith("index:")
+    page = (out / "index.html").read_text()
+    assert page.count(">done<") == 3 and "01_benchmark/" in page and "02_comparative_analysis/" in page
