@@ -121,12 +121,18 @@ def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Connec
     if str(path) != ":memory:":
         if read_only and not Path(path).exists():
             raise ConfigError(f"no benchkit database at {path}")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).is_dir():
+            raise ConfigError(f"database {path} is a folder; give a file, e.g. {Path(path) / 'benchkit.duckdb'}")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the folder of database {path}: {exc.strerror}") from exc
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except (duckdb.IOException, duckdb.ConnectionException) as exc:
         if "lock" not in str(exc).lower() and "different configuration" not in str(exc):
-            raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"cannot open database {path}: {first} (the file is left as it is)") from exc
         raise ConfigError(f"database {path} is already open elsewhere: DuckDB allows one process to hold a file for "
                           "writing and no other process to open it meanwhile (within one process, reuse the open "
                           "connection). Only the sweep's parent process writes; wait for it to finish, or read a "

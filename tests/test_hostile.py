@@ -1,4 +1,4 @@
-"""Hostile model folders: a folder's own code never runs, a bad config.json is one line before any work."""
+"""Hostile inputs: a folder's own code never runs, a bad config.json or database file is one line before any work."""
 
 from __future__ import annotations
 
@@ -52,3 +52,31 @@ def test_a_bad_config_json_is_one_line_before_any_work(content, match, tmp_path,
     err = capsys.readouterr().err
     assert match in err and "config.json" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()  # nothing measured, nothing written
+
+
+def _bad_database(kind: str, tmp_path):
+    """A path that is not a usable database: random bytes, an empty file, a folder, a file as its parent folder."""
+    if kind == "random bytes":
+        (tmp_path / "db").write_bytes(bytes(range(256)) * 20)
+    elif kind == "empty file":
+        (tmp_path / "db").write_bytes(b"")
+    elif kind == "folder":
+        (tmp_path / "db").mkdir()
+    else:
+        (tmp_path / "parent").write_text("a file")
+        return tmp_path / "parent" / "db"
+    return tmp_path / "db"
+
+
+@pytest.mark.parametrize("kind, match", [("random bytes", "not a valid DuckDB"), ("empty file", "not a valid DuckDB"),
+                                         ("folder", "is a folder"), ("file as parent", "cannot create the folder")])
+@pytest.mark.parametrize("command", [["results"], ["bench", "--models", "bert", "--rounds", "3"]])
+def test_a_bad_database_file_is_one_line_and_left_untouched(kind, match, command, tmp_path, capsys):
+    path = _bad_database(kind, tmp_path)
+    before = path.read_bytes() if path.is_file() else None
+    if kind == "file as parent" and command == ["results"]:
+        match = "no benchkit database"  # reading: nothing there to open
+    assert main([*command, "--db", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and str(path) in err and len(err.strip().splitlines()) == 1
+    assert (path.read_bytes() if path.is_file() else None) == before
