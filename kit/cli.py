@@ -55,6 +55,7 @@ def _add_results(parser: argparse.ArgumentParser) -> None:
 def _add_export(parser: argparse.ArgumentParser) -> None:
     _add_results(parser)
     parser.add_argument("--out", type=Path, required=True, help="output file; .csv or .parquet")
+    parser.add_argument("--force", action="store_true", help="replace an existing export (and its _samples file)")
 
 
 def _add_import_json(parser: argparse.ArgumentParser) -> None:
@@ -225,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     exporters = {".csv": storage.export_csv, ".parquet": storage.export_parquet}
     if args.out.suffix not in exporters:
         raise KitError(f"--out must end in .csv or .parquet, got {str(args.out)!r}")
-    print(exporters[args.out.suffix](con, args.out, run_id=args.run_id))
+    print(exporters[args.out.suffix](con, args.out, run_id=args.run_id, force=args.force))
     return 0
 
 

@@ -370,19 +370,32 @@ def runs_frame(con: Connection) -> pd.DataFrame:
         LEFT JOIN results r ON r.run_id = ru.run_id GROUP BY ALL ORDER BY ru.started_at, ru.run_id""").df()
 
 
-def export_csv(con: Connection, path: str | Path, run_id: str | None = None) -> Path:
-    """Write results (as in results_frame) to CSV, and their raw samples to `<stem>_samples.csv` beside it."""
-    return _export(con, Path(path), run_id, "FORMAT csv, HEADER true")
+def export_csv(con: Connection, path: str | Path, run_id: str | None = None, *, force: bool = False) -> Path:
+    """Write results (as in results_frame) to CSV, and their raw samples to `<stem>_samples.csv` beside it; an
+    existing file is replaced only with `force`."""
+    return _export(con, Path(path), run_id, "FORMAT csv, HEADER true", force)
 
 
-def export_parquet(con: Connection, path: str | Path, run_id: str | None = None) -> Path:
-    """Write results (as in results_frame) to Parquet, and their raw samples to `<stem>_samples.parquet` beside it."""
-    return _export(con, Path(path), run_id, "FORMAT parquet")
+def export_parquet(con: Connection, path: str | Path, run_id: str | None = None, *, force: bool = False) -> Path:
+    """Write results (as in results_frame) to Parquet, and their raw samples to `<stem>_samples.parquet` beside it;
+    an existing file is replaced only with `force`."""
+    return _export(con, Path(path), run_id, "FORMAT parquet", force)
 
 
-def _export(con: Connection, path: Path, run_id: str | None, options: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _export(con: Connection, path: Path, run_id: str | None, options: str, force: bool) -> Path:
     samples_path = path.with_name(f"{path.stem}_samples{path.suffix}")
+    known = sorted({r for (r,) in con.execute("SELECT run_id FROM runs UNION SELECT run_id FROM results").fetchall()})
+    if run_id is not None and run_id not in known:
+        raise ConfigError(f"unknown run id {run_id!r}; stored runs: {', '.join(known) or 'none'}")
+    for target in (path, samples_path):
+        if target.is_dir():
+            raise ConfigError(f"export target {target} is a folder; give a file name ending in {path.suffix}")
+        if target.exists() and not force:
+            raise ConfigError(f"{target} exists; pass --force (force=True) to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder of {path}: {exc.strerror}") from exc
     for sql, order, target in ((RESULTS_SQL, "run_id, created_at, config_key", path),
                                (SAMPLES_SQL, "run_id, config_key, sample_idx", samples_path)):
         query, params = _select(con, sql, order, {"run_id": run_id})

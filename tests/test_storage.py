@@ -317,3 +317,40 @@ def test_a_second_writer_process_gets_a_clear_error(db_path):
 def test_read_only_connection_of_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no benchkit database"):
         storage.connect(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_export_refuses_an_unknown_run_a_folder_and_overwriting_without_force(con, tmp_path, capsys):
+    storage.insert_record(con, ok("a"))
+    path = tmp_path / "x.csv"
+    with pytest.raises(ConfigError, match="unknown run id 'nope'; stored runs: " + RUN):
+        storage.export_csv(con, path, run_id="nope")
+    assert not path.exists()
+    storage.export_csv(con, path, run_id=RUN)
+    first = path.read_bytes()
+    (tmp_path / "y_samples.csv").write_text("someone else's file")
+    for target, name in ((path, "x.csv"), (tmp_path / "y.csv", "y_samples.csv")):
+        with pytest.raises(ConfigError, match=f"{name} exists; pass --force"):
+            storage.export_csv(con, target, run_id=RUN)
+    assert path.read_bytes() == first and (tmp_path / "y_samples.csv").read_text() == "someone else's file"
+    storage.insert_record(con, ok("b"))
+    storage.export_csv(con, path, run_id=RUN, force=True)
+    assert pd.read_csv(path)["config_key"].tolist() == ["a", "b"]
+    (tmp_path / "d.parquet").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        storage.export_parquet(con, tmp_path / "d.parquet")
+
+
+def test_cli_export_is_one_line_on_refusal(tmp_path, capsys):
+    from kit.cli import main
+
+    db = tmp_path / "b.duckdb"
+    con = storage.connect(db)
+    storage.insert_record(con, ok("a"))
+    con.close()
+    out = tmp_path / "x.parquet"
+    assert main(["export", "--db", str(db), "--out", str(out)]) == 0
+    assert main(["export", "--db", str(db), "--out", str(out)]) == 2
+    assert main(["export", "--db", str(db), "--out", str(tmp_path / "z.csv"), "--run-id", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "exists; pass --force" in err[0] and "unknown run id 'nope'" in err[1]
+    assert main(["export", "--db", str(db), "--out", str(out), "--force"]) == 0
