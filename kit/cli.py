@@ -231,12 +231,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_json(args: argparse.Namespace) -> int:
-    """Import JSON result files into the store."""
+    """Import JSON result files into the store: every file is read and checked before the store is opened, and all
+    are stored in one transaction, or none."""
     from kit import storage
 
+    imported = {path: storage.read_import(path, run_id=args.run_id) for path in args.files}  # all checked first
     con = storage.connect(args.db or storage.DEFAULT_DB)
-    total = sum(storage.import_json(con, path, run_id=args.run_id) for path in args.files)
-    print(f"imported {total} records")
+    total = storage.store_imported(con, imported)
+    print(f"imported {total} records from {len(imported)} file(s)")
     return 0
 
 

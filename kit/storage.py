@@ -12,7 +12,7 @@ import math
 import typing
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -250,9 +250,9 @@ def insert_record(con: Connection, record: Record) -> str:
     return _store(con, record)[0]
 
 
-def _store(con: Connection, record: Record) -> tuple[str, bool]:
+def _store(con: Connection, record: Record, *, own_transaction: bool = True) -> tuple[str, bool]:
     row = record.to_row()
-    with _transaction(con):
+    with _transaction(con) if own_transaction else nullcontext():
         old = con.execute("SELECT result_id, status FROM results WHERE run_id = ? AND config_key = ?",
                           [record.run_id, record.config_key]).fetchone()
         if old and old[1] == "ok":
@@ -406,26 +406,45 @@ def _export(con: Connection, path: Path, run_id: str | None, options: str, force
 def import_json(con: Connection, path: str | Path, run_id: str | None = None) -> int:
     """Import a JSON result file (Record.to_json list, {"records": [...]}, JSON lines, or legacy flat rows).
 
-    Every row is checked before anything is written. Legacy rows: `latency`/`latency_ms`/`latency_mean_ms` are
-    milliseconds, `memory`/`memory_mb` are MiB; a missing latency or throughput is derived as batch / the other.
-    Returns the number of results stored (rows already stored as 'ok' are skipped, as in insert_record).
+    Every row is checked before anything is written, and the rows are stored in one transaction. Legacy rows:
+    `latency`/`latency_ms`/`latency_mean_ms` are milliseconds, `memory`/`memory_mb` are MiB; a missing latency or
+    throughput is derived as batch / the other. Returns the number of results stored (rows already stored as 'ok' are
+    skipped, as in insert_record).
     """
+    return store_imported(con, {Path(path): read_import(path, run_id)})
+
+
+def read_import(path: str | Path, run_id: str | None = None) -> list[Record]:
+    """The checked records of a JSON result file; ConfigError naming the file (and row) on the first bad one."""
     path = Path(path)
-    records = [_imported_record(row, path, run_id, i) for i, row in enumerate(_read_rows(path))]
-    for rid in sorted({r.run_id for r in records}):
-        con.execute("INSERT INTO runs (run_id, started_at, params_json) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    [rid, _utcnow(), _json({"imported_from": str(path)})])
-    return sum(_store(con, record)[1] for record in records)
+    rows = _read_rows(path)
+    if not rows:
+        raise ConfigError(f"{path} holds no results")
+    return [_imported_record(row, path, run_id, i) for i, row in enumerate(rows)]
+
+
+def store_imported(con: Connection, imported: dict[Path, list[Record]]) -> int:
+    """Store the records read from each file, with a run row per run id, in one transaction: all files or none."""
+    sources: dict[str, set[str]] = {}
+    for path, records in imported.items():
+        for record in records:
+            sources.setdefault(record.run_id, set()).add(str(path))
+    with _transaction(con):
+        for rid, paths in sorted(sources.items()):
+            con.execute("INSERT INTO runs (run_id, started_at, params_json) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [rid, _utcnow(), _json({"imported_from": ", ".join(sorted(paths))})])
+        return sum(_store(con, record, own_transaction=False)[1] for records in imported.values()
+                   for record in records)
 
 
 def _read_rows(path: Path) -> list[dict]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read {path} as JSON or JSON lines: {exc}") from exc
     if isinstance(data, dict):
         data = data.get("records", data.get("results", [data]))
@@ -442,7 +461,7 @@ def _imported_record(row: dict, path: Path, run_id: str | None, index: int) -> R
         record = dataclasses.replace(record, run_id=run_id) if run_id else record
         check_record(record)
         return record
-    except (KeyError, TypeError, ValueError, KitError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, KitError) as exc:
         raise ConfigError(f"{path}: row {index}: {exc}") from exc
 
 

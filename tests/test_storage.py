@@ -267,10 +267,14 @@ def test_import_json_of_legacy_flat_rows(con, tmp_path):
     ('[{"model": "m", "platform": "cpu", "batch_size": 1}]', "latency or a throughput"),
     ('[{"config_key": "k", "run_id": "r"}]', "row 0"),
     ("[1, 2]", "list of result objects"),
+    ("", "holds no results"),
+    ("[]", "holds no results"),
+    ('[{"model": "m", "platform": "cpu", "batch_size": 1e400, "latency_ms": 3}]', "row 0: .*infinity"),
+    (b"\x80\x81\xfe\xff" * 64, "as JSON or JSON lines"),
 ])
 def test_import_json_rejects_bad_files(con, tmp_path, text, problem):
     path = tmp_path / "bad.json"
-    path.write_text(text)
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     with pytest.raises(ConfigError, match=problem) as info:
         storage.import_json(con, path)
     assert "bad.json" in str(info.value)
@@ -354,3 +358,20 @@ def test_cli_export_is_one_line_on_refusal(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "exists; pass --force" in err[0] and "unknown run id 'nope'" in err[1]
     assert main(["export", "--db", str(db), "--out", str(out), "--force"]) == 0
+
+
+def test_cli_import_is_all_files_or_none_and_creates_no_store_on_rejection(tmp_path, capsys):
+    from kit.cli import main
+
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps([ok("a").to_json()]))
+    bad.write_text('[{"model": "m", "platform": "cpu", "batch_size": 1}]')
+    db = tmp_path / "store" / "b.duckdb"
+    assert main(["import-json", "--db", str(db), str(good), str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.json: row 0" in err[0]
+    assert not db.exists() and not db.parent.exists()  # nothing created, nothing imported
+    assert main(["import-json", "--db", str(db), str(good)]) == 0
+    assert "imported 1 records from 1 file(s)" in capsys.readouterr().out
+    con = storage.connect(db, read_only=True)
+    assert [r.config_key for r in storage.load_records(con)] == ["a"]

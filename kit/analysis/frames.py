@@ -61,19 +61,28 @@ def _parse_samples(value: Any) -> np.ndarray | None:
 def _read_export(path: Path) -> pd.DataFrame:
     if path.suffix not in FILE_SUFFIXES or not path.is_file():
         raise ConfigError(f"{str(path)!r} is not an existing {' or '.join(FILE_SUFFIXES)} file from storage.export_*")
-    read = pd.read_csv if path.suffix == ".csv" else pd.read_parquet
-    frame = read(path)
+    frame = _read_table(path)
     missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigError(f"{str(path)!r} is not a results export (no {', '.join(missing)} column); write one with "
                           "`benchkit export` (storage.export_csv / export_parquet), not an analysis table")
     samples_path = path.with_name(f"{path.stem}_samples{path.suffix}")
     if samples_path.is_file():
-        frame = _with_samples(frame, read(samples_path))
+        frame = _with_samples(frame, _read_table(samples_path))
     else:
         frame["samples"] = frame["rounds"] = None
     frame.attrs["samples_missing"] = not samples_path.is_file()
     return frame
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; ConfigError naming the file when it is not one (damaged, empty, other)."""
+    read = pd.read_csv if path.suffix == ".csv" else pd.read_parquet
+    try:
+        return read(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot read {str(path)!r} as {path.suffix[1:]}: {first}") from exc
 
 
 def _group_samples(samples: pd.DataFrame, result_ids: pd.Series, column: str = "latency_s") -> list[np.ndarray | None]:
