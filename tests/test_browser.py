@@ -71,9 +71,16 @@ def test_server_is_loopback_with_isolation_headers_and_mime_types(tmp_path):
             assert reply.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         with urllib.request.urlopen(server.url("work", "b.wasm")) as reply:
             assert reply.headers["Content-Type"] == "application/wasm"
-        for escape in ("work/../secret.txt", "work/%2e%2e/secret.txt", "other/a.mjs"):
+        for escape in ("work/../secret.txt", "work/%2e%2e/secret.txt", "other/a.mjs", "work/", "work/%00",
+                       "work/a.mjs%00.txt"):
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(f"{server.origin}/{escape}")
+        rebound = urllib.request.Request(server.url("work", "a.mjs"), headers={"Host": f"evil.example:{server.port}"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(rebound)
+        named = urllib.request.Request(server.url("work", "a.mjs"), headers={"Host": f"localhost:{server.port}"})
+        with urllib.request.urlopen(named) as reply:
+            assert reply.status == 200
 
 
 def test_running_median_matches_statistics():

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"
+ALLOWED_HOSTS = {"127.0.0.1", "localhost"}  # Host headers served: a page of another name pointed here is refused
 MIME_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
               ".html": "text/html", ".json": "application/json", ".onnx": "application/octet-stream",
               ".bin": "application/octet-stream", ".map": "application/json"}
@@ -23,7 +24,8 @@ ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves files under the route folders only; anything else is 404."""
+    """Serves files under the route folders only, to requests whose Host is the loopback; anything else is 404
+    (403 for another Host); folders are never listed."""
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
 
@@ -35,10 +37,31 @@ class _Handler(SimpleHTTPRequestHandler):
         """Map /<route>/<file> to the route's folder; paths escaping the folder map to a missing file."""
         parts = unquote(urlsplit(path).path).lstrip("/").split("/", 1)
         root = self.routes.get(parts[0])
-        if root is None or len(parts) < 2:
+        if root is None or len(parts) < 2 or "\x00" in parts[1]:
             return "/nonexistent"
         target = (root / parts[1]).resolve()
         return str(target) if target.is_relative_to(root.resolve()) else "/nonexistent"
+
+    def list_directory(self, path: str | Any) -> None:
+        """Folders are never listed."""
+        self.send_error(404, "Not found")
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        """Serve a file to a request addressed to the loopback host only (no DNS rebinding)."""
+        if self._host_allowed():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802 - the base class's name
+        """As GET, without the body."""
+        if self._host_allowed():
+            super().do_HEAD()
+
+    def _host_allowed(self) -> bool:
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host in ALLOWED_HOSTS:
+            return True
+        self.send_error(403, "Forbidden host")
+        return False
 
     def end_headers(self) -> None:
         for name, value in ISOLATION_HEADERS.items():
