@@ -195,16 +195,22 @@ def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) 
     """Time fn in the bursts the driver grants: each burst runs calls until its seconds are used (at least one call)
     and tags every sample with the burst's round; waiting between bursts counts in no timing. A burst starts with
     untimed calls for its first twentieth when one call is shorter than that: after another process held the CPUs, the
-    first calls run on cold caches and a sleeping thread pool (2-4x slower here), which says nothing about fn."""
+    first calls run on cold caches and a sleeping thread pool (2-4x slower here, and 10-80x in the first burst after
+    the other children were built), which says nothing about fn. The first burst times one untimed call to decide."""
     result = Measurement()
     cpu_start, times_start = time.process_time(), psutil.cpu_times()
     while (burst := driver.next_burst()) is not None:
         round_idx, seconds = burst
         start = time.perf_counter()
         warmup_s = BURST_WARMUP_SHARE * seconds
-        if result.samples_s and result.samples_s[-1] < warmup_s:
+        if not result.samples_s:
+            fn()
+        last_call_s = result.samples_s[-1] if result.samples_s else time.perf_counter() - start
+        if last_call_s < warmup_s:
             while time.perf_counter() - start < warmup_s:
                 fn()
+            start = time.perf_counter()
+        elif not result.samples_s:
             start = time.perf_counter()
         samples: list[float] = []
         while not samples or time.perf_counter() - start < seconds:

@@ -1,6 +1,13 @@
 from collections import namedtuple
 
-from kit.timing import PerfCounterClock, ProcessPeakTracker, host_steal_share, load_average_1m, measure_adaptive
+from kit.timing import (
+    PerfCounterClock,
+    ProcessPeakTracker,
+    host_steal_share,
+    load_average_1m,
+    measure_adaptive,
+    measure_in_rounds,
+)
 
 
 def test_perf_counter_clock_times_a_sleep():
@@ -36,3 +43,33 @@ def test_host_steal_share_is_the_stolen_part_of_all_cpu_time():
     assert host_steal_share(no_steal(1, 1, 1), no_steal(2, 2, 2)) is None  # the system does not count it
     share = measure_adaptive(lambda: sum(range(100)), PerfCounterClock(), time_budget_s=0.05).steal_share
     assert share is None or 0 <= share <= 1
+
+
+class TwoBursts:
+    """A round driver granting two bursts of 50 ms, keeping what each burst reported."""
+
+    def __init__(self):
+        self.grants, self.reported = [(0, 0.05), (1, 0.05)], []
+
+    def next_burst(self):
+        return self.grants.pop(0) if self.grants else None
+
+    def burst_done(self, samples_s):
+        self.reported.append(list(samples_s))
+
+
+def test_the_first_burst_warms_up_before_timing():
+    # a callable whose first call is slow (a cold process), then fast: no burst may time the cold call
+    import time
+
+    calls = []
+
+    def fn():
+        calls.append(None)
+        time.sleep(0.02 if len(calls) == 1 else 0.0005)
+
+    driver = TwoBursts()
+    result = measure_in_rounds(fn, PerfCounterClock(), driver)
+    assert max(result.samples_s) < 0.01 and set(result.rounds) == {0, 1}
+    assert len(calls) > len(result.samples_s) and [len(s) for s in driver.reported] == [
+        result.rounds.count(0), result.rounds.count(1)]

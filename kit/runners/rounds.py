@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 import psutil
 
 from kit.config import Job
 from kit.records import Record
 from kit.runners.burst import serve
 from kit.runners.isolation import _context, _death_reason
-from kit.stats import STATISTIC, STATISTICS, drift_index, round_medians, round_quantiles
+from kit.stats import STATISTIC, STATISTICS, drift_index, paired_ratio, round_medians, round_quantiles
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
 REFERENCE_SHARE = 0.2  # the reference's burst, as a share of a configuration's: enough for a stable round median
@@ -259,8 +258,9 @@ def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPl
                 reference, {"samples_s": record.samples_s, "rounds": record.sample_rounds}))
             info[f"reference_round_{STATISTIC}_s"] = [ref.get(r) for r in range(plan.rounds)]
             common = sorted(set(own) & set(ref))
-            ratios = [ref[r] / own[r] for r in common]
-            data["normalised_throughput"] = record.batch_size * float(np.exp(np.mean(np.log(ratios))))
+            # the trimmed geometric mean of the per-round ratios, as comparisons take it: one round where either
+            # process was disturbed does not move a result's normalised throughput
+            data["normalised_throughput"] = record.batch_size / paired_ratio(own, ref).ratio
             info["normalised_round_cv"] = drift_index([own[r] / ref[r] for r in common])
     data["extra"] = {**data["extra"], "rounds": info}
     return Record.from_json(data)
