@@ -20,9 +20,13 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platforms", nargs="+", help="cpu, cuda, rocm, mps, ...")
     parser.add_argument("--precisions", nargs="+", help="fp32, bf16, fp16, int8")
     parser.add_argument("--batch-sizes", nargs="+", type=int)
-    parser.add_argument("--modes", nargs="+", help="inference, training")
+    parser.add_argument("--modes", nargs="+", help="inference, training, generation")
     parser.add_argument("--size", help="tiny or base")
     parser.add_argument("--seq-len", type=int)
+    parser.add_argument("--prompt-lens", nargs="+", type=int,
+                        help="generation: prompt lengths in tokens, one configuration each (default: --seq-len)")
+    parser.add_argument("--new-tokens", type=int, help="generation: tokens generated per sequence (default 32)")
+    parser.add_argument("--kv-cache", choices=["dynamic", "static"], help="generation: KV cache (default dynamic)")
     parser.add_argument("--run-id", help="resume this run id (finished configurations are skipped)")
     parser.add_argument("--retry-failed", action="store_true", help="when resuming, run failed configurations again")
     parser.add_argument("--time-budget-s", type=float)
@@ -157,11 +161,15 @@ def sweep_params(args: argparse.Namespace) -> dict[str, Any]:
     from kit.config import load_parameters
 
     params = load_parameters(args.params) if args.params else {}
-    for name in ("models", "platforms", "precisions", "batch_sizes", "modes", "size", "seq_len", "run_id",
-                 "time_budget_s", "target_rel_ci", "timeout_s", "threads", "rounds", "group_size", "reference"):
+    for name in ("models", "platforms", "precisions", "batch_sizes", "modes", "size", "seq_len", "prompt_lens",
+                 "run_id", "time_budget_s", "target_rel_ci", "timeout_s", "threads", "rounds", "group_size",
+                 "reference"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
+    for name in ("new_tokens", "kv_cache"):
+        if getattr(args, name) is not None:
+            params["generation"] = {**params.get("generation", {}), name: getattr(args, name)}
     if args.memory_cap_gb is not None:
         if not args.memory_cap_gb > 0:
             raise KitError(f"--memory-cap-gb must be positive, got {args.memory_cap_gb!r}")
@@ -175,6 +183,7 @@ def sweep_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Validate the sweep, run it, print a summary table."""
     from kit import storage
+    from kit.analysis.generation import generation_table
     from kit.config import load_parameters, spec_from_parameters
     from kit.report import summary_table
     from kit.runners.sweep import run_sweep
@@ -187,6 +196,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"run {spec.run_id}: {len(spec.jobs())} configurations -> {db}")
     records = run_sweep(spec, storage.connect(db), retry_failed=args.retry_failed)
     print(summary_table(records).to_string(index=False))
+    generated = generation_table(records)
+    if len(generated):
+        print("\ngeneration (medians; ms, tokens/s, MiB):")
+        print(generated.to_string(index=False))
     return 0
 
 

@@ -17,6 +17,9 @@ from kit.errors import ConfigError
 from kit.records import MODES
 
 TRAINING_OPTIONS = {"lr": 1e-4, "accumulation_steps": 1, "gradient_checkpointing": False, "fused_optimizer": True}
+# generation mode: greedy, exactly new_tokens tokens per sequence; kv_cache: transformers' dynamic or static cache
+GENERATION_OPTIONS = {"new_tokens": 32, "kv_cache": "dynamic"}
+KV_CACHES = ("dynamic", "static")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -57,6 +60,7 @@ class Job:
     warmup_iters: int = 3
     threads: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_key(self) -> str:
@@ -67,6 +71,9 @@ class Job:
             parts.append("ov" + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8])
         if self.training:
             parts.append("tr" + hashlib.sha1(json.dumps(self.training, sort_keys=True).encode()).hexdigest()[:8])
+        if self.generation:
+            options = {**GENERATION_OPTIONS, **self.generation}
+            parts.append(f"new{options['new_tokens']}-{options['kv_cache']}")
         return "|".join(parts)
 
     def identity(self) -> dict[str, Any]:
@@ -111,6 +118,9 @@ class SweepSpec:
     memory_limit_bytes: int | None = None
     threads: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    # generation mode: prompt lengths (one configuration each; null: seq_len) and GENERATION_OPTIONS
+    prompt_lens: list[int] | None = None
+    generation: dict[str, Any] = field(default_factory=dict)
     # interleaved rounds (kit.runners.rounds); interleave False measures each configuration in one sequential block
     interleave: bool = True
     rounds: int = 20
@@ -153,6 +163,7 @@ class SweepSpec:
         _require(not unknown, f"unknown training option(s) {unknown}; known: {sorted(TRAINING_OPTIONS)}")
         steps = self.training.get("accumulation_steps", 1)
         _require(isinstance(steps, int) and steps >= 1, f"accumulation_steps must be an integer >= 1, got {steps!r}")
+        self._check_generation()
         if self.run_id is None:
             object.__setattr__(self, "run_id", new_run_id())
 
@@ -170,6 +181,23 @@ class SweepSpec:
         _require(self.reference is None or self.reference in REFERENCES,
                  f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)} (or null for none)")
 
+    def _check_generation(self) -> None:
+        unknown = sorted(set(self.generation) - set(GENERATION_OPTIONS))
+        _require(not unknown, f"unknown generation option(s) {unknown}; known: {sorted(GENERATION_OPTIONS)}")
+        options = {**GENERATION_OPTIONS, **self.generation}
+        new = options["new_tokens"]
+        _require(isinstance(new, int) and not isinstance(new, bool) and new >= 2,
+                 f"new_tokens must be an integer >= 2 (time per output token needs two tokens), got {new!r}")
+        _require(options["kv_cache"] in KV_CACHES,
+                 f"unknown kv_cache {options['kv_cache']!r}; known: {', '.join(KV_CACHES)}")
+        if self.prompt_lens is not None:
+            lens = _as_list("prompt_lens", self.prompt_lens)
+            for n in lens:
+                _require(isinstance(n, int) and not isinstance(n, bool) and n > 0,
+                         f"prompt_lens must be positive integers, got {n!r}")
+            _require("generation" in self.modes, "prompt_lens apply to the generation mode; add it to modes")
+            object.__setattr__(self, "prompt_lens", lens)
+
     def round_plan(self) -> Any:
         """The kit.runners.rounds.RoundPlan of this spec: the time budget spread over its rounds."""
         from kit.runners.rounds import RoundPlan, burst_seconds
@@ -186,16 +214,21 @@ class SweepSpec:
         object.__setattr__(self, name, values)
 
     def jobs(self) -> list[Job]:
-        """Every configuration of the matrix, in a stable order (model, mode, platform, precision, batch)."""
-        grid = itertools.product(self.models, self.modes, self.platforms, self.precisions, self.batch_sizes)
+        """Every configuration of the matrix, in a stable order (model, mode, platform, precision, prompt length,
+        batch); generation jobs take each of prompt_lens as their seq_len."""
+        grid = itertools.product(self.models, self.modes, self.platforms, self.precisions)
         return [
             Job(run_id=self.run_id, model=m, size=self.size, mode=mode, platform=p, precision=prec, batch_size=b,
-                seq_len=self.seq_len, overrides=dict(self.overrides), time_budget_s=self.time_budget_s,
+                seq_len=seq, overrides=dict(self.overrides), time_budget_s=self.time_budget_s,
                 target_rel_ci=self.target_rel_ci, min_samples=self.min_samples, max_samples=self.max_samples,
                 warmup_iters=self.warmup_iters, threads=self.threads,
-                training=dict(self.training) if mode == "training" else {})
-            for m, mode, p, prec, b in grid
+                training=dict(self.training) if mode == "training" else {},
+                generation={**GENERATION_OPTIONS, **self.generation} if mode == "generation" else {})
+            for m, mode, p, prec in grid for seq in self._seq_lens(mode) for b in self.batch_sizes
         ]
+
+    def _seq_lens(self, mode: str) -> list[int | None]:
+        return list(self.prompt_lens) if mode == "generation" and self.prompt_lens else [self.seq_len]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the spec, stored with the run."""

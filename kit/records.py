@@ -17,7 +17,7 @@ from kit.stats import MIN_CI_SAMPLES, Summary, summarise
 SCHEMA_VERSION = 3
 Status = Literal["ok", "failed", "skipped"]
 STATUSES = ("ok", "failed", "skipped")
-MODES = ("inference", "training")
+MODES = ("inference", "training", "generation")
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import pandas as pd
 
 from kit.records import Record, records_frame
 
-SUMMARY_COLUMNS = ["model", "mode", "platform", "precision", "batch_size", "status", "n_samples", "latency_p50_ms",
-                   "latency_p99_ms", "ci_pct", "throughput_items_per_s", "peak_memory_mb", "startup_s", "note"]
+SUMMARY_COLUMNS = ["model", "mode", "platform", "precision", "batch_size", "seq_len", "status", "n_samples",
+                   "latency_p50_ms", "latency_p99_ms", "ci_pct", "throughput_items_per_s", "peak_memory_mb",
+                   "startup_s", "note"]
 
 
 def summary_table(records: list[Record], status: str | None = None) -> pd.DataFrame:
@@ -17,7 +18,7 @@ def summary_table(records: list[Record], status: str | None = None) -> pd.DataFr
     if not records:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     df = records_frame(records)
-    out = df[["model", "mode", "platform", "precision", "batch_size", "status", "n_samples"]].copy()
+    out = df[["model", "mode", "platform", "precision", "batch_size", "seq_len", "status", "n_samples"]].copy()
     out["latency_p50_ms"] = (df["latency_p50_s"].astype(float) * 1e3).round(3)
     out["latency_p99_ms"] = (df["latency_p99_s"].astype(float) * 1e3).round(3)
     out["ci_pct"] = (df["ci_rel_halfwidth"].astype(float) * 100).round(2)

@@ -10,8 +10,8 @@ import pandas as pd
 
 from kit.analysis.frames import Source, latest_ok, results_with_samples
 from kit.errors import ConfigError
-from kit.records import MODES
 
+COMPARED = ("inference", "training")  # the modes a training-vs-inference sweep measures
 PHASES = ("forward_s", "backward_s", "optimizer_s", "zero_grad_s")  # as in kit.runners.training (not imported: torch)
 TVI_KEY = ["model", "size", "platform", "precision", "batch_size", "_seq", "_overrides"]
 TVI_COLUMNS = ["model", "size", "platform", "precision", "batch_size", "seq_len", "training_variant",
@@ -149,8 +149,9 @@ def training_sweep_spec(**fields: Any) -> Any:
     from kit.runners.training import training_options  # imports torch: only when a training sweep is planned
 
     if "modes" in fields:
-        raise ConfigError(f"modes are fixed to {list(MODES)} in a training-vs-inference sweep; got {fields['modes']!r}")
-    spec = SweepSpec(**fields, modes=list(MODES))
+        raise ConfigError(f"modes are fixed to {list(COMPARED)} in a training-vs-inference sweep; "
+                          f"got {fields['modes']!r}")
+    spec = SweepSpec(**fields, modes=list(COMPARED))
     for job in spec.jobs():
         if job.mode == "training":
             training_options(job)

@@ -77,6 +77,10 @@ class BrowserBackend(Backend):
         """fp32 inference only: the exported graph is fp32, and onnxruntime-web does not train."""
         if mode == "training":
             return False, f"{self.name}: onnxruntime-web runs inference only; training in the browser is not supported"
+        if mode == "generation":
+            return False, (f"{self.name}: generation in the page needs an ONNX export with past key values and a "
+                           "token loop (transformers.js), which the kit does not build; generation is measured on "
+                           "PyTorch")
         if precision not in PRECISIONS_RUN:
             return False, f"{self.name}: only fp32 is measured (the ONNX export is fp32; {precision} needs a " \
                           "converted graph, not done by the kit)"

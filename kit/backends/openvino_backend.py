@@ -319,6 +319,9 @@ class OpenVinoBackend(Backend):
         """Inference only; bf16/fp16/int8 only where the device has them natively; int8 needs nncf."""
         if mode == "training":
             return False, "OpenVINO runs inference only"
+        if mode == "generation":
+            return False, ("OpenVINO: token-by-token generation needs a stateful KV-cache export (optimum-intel or "
+                           "openvino-genai), which the kit does not build; generation is measured on PyTorch")
         ok, reason = self.available()
         if not ok:
             return False, reason

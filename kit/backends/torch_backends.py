@@ -56,21 +56,30 @@ class TorchBackend(Backend):
         self, loaded: Any, inputs: dict[str, Any], precision: str, mode: str
     ) -> tuple[Runnable, dict[str, Any]]:
         """Cast or quantise the model, move model and inputs, and return an inference call under no_grad."""
-        model = loaded.model
-        dtype = DTYPES.get(precision, torch.float32)
-        if precision == "int8":
-            model = quantize_int8(model)
-        else:
-            model = model.to(device=self.device(), dtype=dtype)
-        model.eval()
-        moved = cast_inputs(inputs, self.device(), dtype)
+        model, moved, facts = self.prepare_model(loaded, inputs, precision)
 
         def call() -> Any:
             with torch.inference_mode():
                 return model(**moved)
 
-        facts = {"precision_ran": precision, "torch_dtype": str(dtype) if precision != "int8" else "qint8-dynamic"}
         return call, facts
+
+    def prepare_model(self, loaded: Any, inputs: dict[str, Any], precision: str
+                      ) -> tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]:
+        """The model cast (or quantised) and moved for the precision, in eval mode; the inputs moved; facts."""
+        dtype = DTYPES.get(precision, torch.float32)
+        model = quantize_int8(loaded.model) if precision == "int8" else loaded.model.to(device=self.device(),
+                                                                                         dtype=dtype)
+        model.eval()
+        facts = {"precision_ran": precision, "torch_dtype": str(dtype) if precision != "int8" else "qint8-dynamic"}
+        return model, cast_inputs(inputs, self.device(), dtype), facts
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (nothing to wait for on the CPU)."""
+        if self.device_type == "cuda":
+            torch.cuda.synchronize()
+        elif self.device_type == "mps":
+            torch.mps.synchronize()
 
     def threads(self) -> int | None:
         """torch's intra-op thread count."""

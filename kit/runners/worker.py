@@ -19,6 +19,10 @@ def run_job(job_dict: dict[str, Any]) -> dict[str, Any]:
             from kit.runners.training import measure_training
 
             record = measure_training(job)
+        elif job.mode == "generation":
+            from kit.runners.generation import measure_generation
+
+            record = measure_generation(job)
         else:
             from kit.runners.inference import measure_inference
 

@@ -1,0 +1,264 @@
+"""Text generation inside one (child) process: greedy `generate` of exactly `new_tokens` tokens, timed per token.
+
+One timed call is one `generate` call (its seconds are the record's samples: end-to-end latency). Inside it:
+- the **prefill** is the prompt's forward pass (for encoder-decoder models the encoder plus the first decoder step),
+  timed by forward hooks that only look at the first forward of the call;
+- each new token is stamped when `generate` hands it to the streamer (on GPUs the hand-over copies it to the host,
+  so the stamp waits for the device); **TTFT** is the call's start to the first token, the **inter-token latencies**
+  (ITL) the times between successive tokens, and **TPOT** their mean;
+- the **KV cache** is read from the cache object `generate` returns: its bytes after the prompt (a one-token run) and
+  after the whole run, so its growth per token is measured, and set beside the estimate (kit.memory.kv_cache).
+Only the calls the clock times keep their stamps, so warm-up calls (also those at the start of an interleaved burst)
+never enter the figures, and the per-call figures line up with the samples and their rounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from kit import zoo
+from kit.config import GENERATION_OPTIONS, Job
+from kit.errors import MeasurementError, UnsupportedConfiguration
+from kit.memory.kv_cache import cache_bytes, kv_bytes_per_token
+from kit.records import Record
+from kit.runners.inference import apply_threads, check_supported, model_facts
+from kit.stats import summarise
+from kit.timing import Clock, load_average_1m, measure_adaptive
+
+DECODER_ONLY_DROP = ("labels",)
+ENCODER_DECODER_DROP = ("labels", "decoder_input_ids", "decoder_attention_mask")
+
+
+@dataclass
+class CallTimes:
+    """The stamps of one timed `generate` call, in seconds from its start."""
+
+    prefill_s: float
+    ttft_s: float
+    itl_s: list[float]
+    total_s: float
+
+
+@dataclass
+class TokenTimer:
+    """A streamer stamping each new token, with forward hooks timing a call's first forward (the prefill).
+
+    `timed` is set by TimedClock while the clock times a call; only those calls are kept in `calls`."""
+
+    sync: Any
+    timed: bool = False
+    calls: list[CallTimes] = field(default_factory=list)
+    tokens_seen: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Begin a call: its clock, token stamps and prefill timing start afresh."""
+        self._t0, self._stamps, self._puts = time.perf_counter(), [], 0
+        self._encoder_s, self._forward_s, self._forward_start = 0.0, None, None
+
+    def put(self, value: torch.Tensor) -> None:
+        """Streamer protocol: the first put is the prompt (or the decoder's start token), later ones new tokens."""
+        self._puts += 1
+        if self._puts > 1:
+            self._stamps.append(time.perf_counter() - self._t0)
+
+    def end(self) -> None:
+        """Streamer protocol: generation finished."""
+
+    def finish(self) -> None:
+        """End a call: keep its stamps when the clock timed it."""
+        self.tokens_seen.append(len(self._stamps))
+        if not self.timed:
+            return
+        if len(self._stamps) < 2 or self._forward_s is None:
+            raise MeasurementError(f"generate streamed {len(self._stamps)} tokens and ran "
+                                   f"{'no' if self._forward_s is None else 'a'} forward pass; cannot time it")
+        stamps = np.asarray(self._stamps)
+        self.calls.append(CallTimes(prefill_s=self._encoder_s + self._forward_s, ttft_s=float(stamps[0]),
+                                    itl_s=np.diff(stamps).tolist(), total_s=time.perf_counter() - self._t0))
+
+    def hook(self, model: torch.nn.Module) -> None:
+        """Time the model's first forward of each call, and its encoder's (encoder-decoder models)."""
+        model.register_forward_pre_hook(self._forward_pre)
+        model.register_forward_hook(self._forward_post)
+        if getattr(model.config, "is_encoder_decoder", False):
+            encoder = model.get_encoder()
+            encoder.register_forward_pre_hook(self._encoder_pre)
+            encoder.register_forward_hook(self._encoder_post)
+
+    def _forward_pre(self, *_: Any) -> None:
+        if self._forward_s is None:
+            self.sync()
+            self._forward_start = time.perf_counter()
+
+    def _forward_post(self, *_: Any) -> None:
+        if self._forward_s is None and self._forward_start is not None:
+            self.sync()
+            self._forward_s = time.perf_counter() - self._forward_start
+
+    def _encoder_pre(self, *_: Any) -> None:
+        self.sync()
+        self._encoder_start = time.perf_counter()
+
+    def _encoder_post(self, *_: Any) -> None:
+        self.sync()
+        self._encoder_s += time.perf_counter() - self._encoder_start
+
+
+@dataclass
+class TimedClock:
+    """The backend's clock, telling the token timer which calls it times."""
+
+    clock: Clock
+    timer: TokenTimer
+
+    def time_call(self, fn: Any) -> float:
+        """Seconds of one call of fn, as the backend's clock measures them, with the timer keeping its stamps."""
+        self.timer.timed = True
+        try:
+            return self.clock.time_call(fn)
+        finally:
+            self.timer.timed = False
+
+
+def generation_options(job: Job) -> dict[str, Any]:
+    """The job's generation options over the defaults."""
+    return {**GENERATION_OPTIONS, **job.generation}
+
+
+def generation_inputs(loaded: zoo.LoadedModel, batch_size: int, prompt_len: int | None) -> dict[str, Any]:
+    """The zoo's inputs for the prompt: a decoder-only model's prompt tokens, an encoder-decoder model's encoder
+    inputs (its decoder starts from the start token), a vision-language model's image and text."""
+    inputs = loaded.make_inputs(batch_size, prompt_len)
+    drop = ENCODER_DECODER_DROP if getattr(loaded.config, "is_encoder_decoder", False) else DECODER_ONLY_DROP
+    return {k: v for k, v in inputs.items() if k not in drop}
+
+
+def generate_kwargs(model: torch.nn.Module, new_tokens: int, kv_cache: str) -> dict[str, Any]:
+    """Greedy decoding of exactly new_tokens tokens (min = max, so an end-of-sequence token cannot stop it early),
+    as a copy of the model's generation config (its start, end and special tokens kept)."""
+    config = copy.deepcopy(model.generation_config)
+    pad = config.pad_token_id if config.pad_token_id is not None else (config.eos_token_id or 0)
+    settings = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False, "num_beams": 1,
+                "pad_token_id": pad[0] if isinstance(pad, list) else pad, "return_dict_in_generate": True,
+                "cache_implementation": "static" if kv_cache == "static" else None}
+    for key, value in settings.items():
+        setattr(config, key, value)
+    return {"generation_config": config}
+
+
+def summary_of(values: list[float]) -> dict[str, float]:
+    """Mean, p10, p50, p90, p99 and the median's 95 % CI of a list of seconds."""
+    s = summarise(values)
+    return {"n": len(values), "mean_s": s.mean, "p10_s": s.p10, "p50_s": s.p50, "p90_s": s.p90, "p99_s": s.p99,
+            "ci_low_s": s.ci_low, "ci_high_s": s.ci_high}
+
+
+def generation_facts(calls: list[CallTimes], batch_size: int, new_tokens: int) -> dict[str, Any]:
+    """extra["generation"]'s timing part: per-call prefill, TTFT and TPOT (aligned with the samples), their
+    summaries, the inter-token latencies pooled, and decode tokens/s."""
+    itl = [x for call in calls for x in call.itl_s]
+    tpot = [float(np.mean(call.itl_s)) for call in calls]
+    return {
+        "prefill_s": [c.prefill_s for c in calls], "ttft_s": [c.ttft_s for c in calls], "tpot_s": tpot,
+        "prefill": summary_of([c.prefill_s for c in calls]), "ttft": summary_of([c.ttft_s for c in calls]),
+        "tpot": summary_of(tpot), "itl": summary_of(itl),
+        "decode_tokens_per_s": batch_size / float(np.mean(tpot)),
+        "e2e_tokens_per_s": batch_size * new_tokens / float(np.mean([c.total_s for c in calls])),
+    }
+
+
+def kv_facts(model: torch.nn.Module, moved: dict[str, Any], kwargs: dict[str, Any], new_tokens: int,
+             batch_size: int, dtype: torch.dtype) -> dict[str, Any]:
+    """The KV cache's bytes after the prompt and after the whole run (from the caches generate returns), its growth
+    per new token, and the estimate of that growth."""
+    one = copy.deepcopy(kwargs["generation_config"])
+    one.max_new_tokens = one.min_new_tokens = 1
+    with torch.inference_mode():
+        first = model.generate(**moved, generation_config=one)
+        whole = model.generate(**moved, **kwargs)
+    after_prompt, after_run = (cache_bytes(_cache_of(out)) for out in (first, whole))
+    growth = (after_run - after_prompt) / (new_tokens - 1)
+    return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
+            "kv_growth_bytes_per_token": growth,
+            "kv_estimate_bytes_per_token": kv_bytes_per_token(model.config, batch_size, dtype)}
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "past_key_values", None)
+    return cache if cache is not None else getattr(out, "cache", None)
+
+
+def measure_generation(job: Job) -> Record:
+    """Measure one generation configuration and return an ok Record (exceptions propagate to the caller)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # generate's advice on its arguments, once per call: noise in a sweep's log
+    apply_threads(job)
+    backend, _ = check_supported(job)
+    if not hasattr(backend, "prepare_model"):
+        raise UnsupportedConfiguration(f"{job.platform}: generation is measured on the PyTorch platforms only")
+    options = generation_options(job)
+    new_tokens = options["new_tokens"]
+    t0 = time.perf_counter()
+    loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
+    build_s = time.perf_counter() - t0
+    if not loaded.model.can_generate():
+        raise UnsupportedConfiguration(f"{job.model}: a {type(loaded.model).__name__} does not generate text")
+    facts, _ = model_facts(loaded, job.seq_len)
+    inputs = generation_inputs(loaded, job.batch_size, job.seq_len)
+    t1 = time.perf_counter()
+    model, moved, prep_facts = backend.prepare_model(loaded, inputs, job.precision)
+    prepare_s = time.perf_counter() - t1
+    kwargs = generate_kwargs(model, new_tokens, options["kv_cache"])
+    timer = TokenTimer(sync=backend.synchronize)
+    timer.hook(model)
+
+    def call() -> Any:
+        timer.start()
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.generate(**moved, **kwargs, streamer=timer)
+        timer.finish()
+        return out
+
+    clock = TimedClock(backend.clock(), timer)
+    first_s = backend.clock().time_call(call)
+    for _ in range(job.warmup_iters):
+        call()
+    tracker = backend.memory_tracker()
+    tracker.reset()
+    measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
+                                   min_samples=job.min_samples, max_samples=job.max_samples)
+    peak = tracker.peak_bytes()
+    if len(timer.calls) != len(measurement.samples_s):
+        raise MeasurementError(f"{len(timer.calls)} timed generate calls stamped for {len(measurement.samples_s)} "
+                               "samples")
+    if set(timer.tokens_seen) != {new_tokens}:
+        raise MeasurementError(f"asked for {new_tokens} new tokens, generate gave {sorted(set(timer.tokens_seen))}")
+    dtype = next(model.parameters()).dtype
+    generation = {**options, "prompt_len": _prompt_len(moved), "tokens_generated": new_tokens,
+                  **generation_facts(timer.calls, job.batch_size, new_tokens),
+                  **kv_facts(model, moved, kwargs, new_tokens, job.batch_size, dtype)}
+    extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
+             "wall_time_s": measurement.wall_time_s, "host_steal_share": measurement.steal_share,
+             "modality": loaded.modality, "seq_len_effective": job.seq_len or loaded.default_seq_len,
+             "model_facts": loaded.describe(), "generation": generation}
+    return Record.from_samples(
+        measurement.samples_s, sample_rounds=measurement.rounds, target_rel_ci=job.target_rel_ci, **job.identity(),
+        family=loaded.family, device=backend.device(), startup_s=build_s + prepare_s, first_inference_s=first_s,
+        peak_memory_bytes=peak, memory_method=tracker.method, threads=backend.threads(),
+        cpu_time_s=measurement.cpu_time_s, load_avg_1m=load_average_1m(), extra=extra, **facts,
+    )
+
+
+def _prompt_len(moved: dict[str, Any]) -> int | None:
+    """Tokens in the prompt (input_ids' length), None for inputs without tokens (speech)."""
+    ids = moved.get("input_ids")
+    return int(ids.shape[-1]) if ids is not None else None
