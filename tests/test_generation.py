@@ -1,0 +1,127 @@
+"""Generation mode: options checked up front, exact token counts, TTFT/prefill/ITL consistency, the KV cache against
+its estimate, skipped rows, the analysis tables and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kit import storage
+from kit.analysis.generation import generation_speedups, generation_table, kv_cache_table, per_round
+from kit.backends import get_backend
+from kit.cli import main
+from kit.config import SweepSpec
+from kit.errors import ConfigError
+from kit.memory.kv_cache import kv_bytes_per_token
+from kit.records import Record
+from kit.runners.sweep import run_sweep
+from kit.runners.worker import run_job
+from kit.stats import paired_ratio
+
+
+def generate(model: str, **fields) -> Record:
+    """One generation configuration measured in this process (no rounds)."""
+    spec = SweepSpec(models=[model], modes=["generation"], time_budget_s=0.3, run_id="g",
+                     **{"batch_sizes": [2], "prompt_lens": [8], "generation": {"new_tokens": 6}, **fields})
+    (job,) = spec.jobs()
+    return Record.from_json(run_job(job.to_dict()))
+
+
+def test_generation_options_are_checked_before_any_work():
+    with pytest.raises(ConfigError, match="prompt_lens apply to the generation mode"):
+        SweepSpec(models=["llama"], prompt_lens=[16])
+    with pytest.raises(ConfigError, match="new_tokens must be an integer >= 2"):
+        SweepSpec(models=["llama"], modes=["generation"], generation={"new_tokens": 1})
+    with pytest.raises(ConfigError, match="unknown kv_cache 'paged'"):
+        SweepSpec(models=["llama"], modes=["generation"], generation={"kv_cache": "paged"})
+    with pytest.raises(ConfigError, match="unknown generation option"):
+        SweepSpec(models=["llama"], modes=["generation"], generation={"top_k": 5})
+    with pytest.raises(ConfigError, match="prompt_lens must be positive"):
+        SweepSpec(models=["llama"], modes=["generation"], prompt_lens=[0])
+    spec = SweepSpec(models=["llama"], modes=["inference", "generation"], prompt_lens=[16, 64], batch_sizes=[1, 4],
+                     run_id="x")
+    keys = [job.config_key for job in spec.jobs()]
+    assert len(keys) == len(set(keys)) == 2 + 4
+    assert "llama|tiny|generation|cpu|fp32|bs4|seq64|new32-dynamic" in keys
+    assert all(job.seq_len is None for job in spec.jobs() if job.mode == "inference")
+
+
+@pytest.mark.parametrize("model", ["llama", "t5", "whisper"])
+def test_generation_times_exactly_the_requested_tokens(model):
+    record = generate(model)
+    assert record.status == "ok", record.reason
+    g = record.extra["generation"]
+    assert g["tokens_generated"] == 6 and len(g["ttft_s"]) == len(g["tpot_s"]) == record.n_samples
+    samples = np.asarray(record.samples_s)
+    ttft, prefill, tpot = (np.asarray(g[k]) for k in ("ttft_s", "prefill_s", "tpot_s"))
+    assert (prefill > 0).all() and (ttft >= prefill).all() and (tpot > 0).all()
+    # end to end is TTFT plus (n - 1) inter-token latencies, call by call
+    assert np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
+    for part in ("prefill", "ttft", "tpot", "itl"):
+        s = g[part]
+        assert 0 < s["p10_s"] <= s["p50_s"] <= s["p90_s"] <= s["p99_s"]
+        assert s["ci_low_s"] <= s["p50_s"] <= s["ci_high_s"]
+    assert g["decode_tokens_per_s"] == pytest.approx(2 / g["tpot"]["mean_s"])
+
+
+def test_kv_cache_grows_with_context_as_the_estimate_says():
+    short, long = (generate("llama", prompt_lens=[n]).extra["generation"] for n in (8, 32))
+    estimate = short["kv_estimate_bytes_per_token"]
+    # 2 layers x 2 kv heads x head size 8 x batch 2 x 4 bytes x (key, value)
+    assert estimate == 2 * 2 * 2 * 8 * 2 * 4
+    assert short["kv_growth_bytes_per_token"] == pytest.approx(estimate, rel=0.1)
+    growth_with_prompt = (long["kv_cache_bytes_after_prompt"] - short["kv_cache_bytes_after_prompt"]) / (32 - 8)
+    assert growth_with_prompt == pytest.approx(estimate, rel=0.1)
+
+
+def test_kv_estimate_follows_grouped_query_attention_and_dtype():
+    import torch
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=64, num_attention_heads=8, num_key_value_heads=2, num_hidden_layers=3)
+    assert kv_bytes_per_token(config, 4, torch.bfloat16) == 2 * 3 * 2 * 8 * 4 * 2
+
+
+def test_a_static_cache_is_allocated_up_front():
+    g = generate("qwen2", generation={"new_tokens": 4, "kv_cache": "static"}).extra["generation"]
+    assert g["kv_cache"] == "static" and g["kv_cache_bytes"] == g["kv_cache_bytes_after_prompt"] > 0
+    assert g["kv_growth_bytes_per_token"] == 0
+
+
+def test_models_and_platforms_that_cannot_generate_are_skipped_with_the_reason():
+    record = generate("bert")
+    assert record.status == "skipped" and "does not generate" in record.reason
+    for platform in ("openvino", "wasm"):
+        ok, reason = get_backend(platform).supports("fp32", "generation")
+        assert not ok and "generation" in reason
+
+
+def test_a_sweep_in_rounds_gives_tables_and_paired_speedups(tmp_path):
+    spec = SweepSpec(models=["llama"], modes=["generation"], precisions=["fp32", "bf16"], prompt_lens=[8],
+                     generation={"new_tokens": 4}, time_budget_s=0.6, rounds=4, run_id="gen")
+    records = run_sweep(spec, storage.connect(tmp_path / "g.duckdb"), progress=False)
+    assert [r.status for r in records] == ["ok", "ok"], [r.reason for r in records]
+    table = generation_table(records)
+    assert list(table["precision"]) == ["bf16", "fp32"]
+    assert (table[["prefill_ms", "ttft_ms", "tpot_ms"]] > 0).all().all()
+    assert (table["ttft_ms"] >= table["prefill_ms"]).all()
+    kv = kv_cache_table(records)
+    assert (kv["estimate_error_pct"].abs() <= 10).all()
+    speedups = generation_speedups(records)
+    assert set(speedups["metric"]) == {"ttft", "tpot", "e2e"} and (speedups["rounds"] == 4).all()
+    fp32, bf16 = sorted(records, key=lambda r: r.precision != "fp32")
+    by_hand = paired_ratio(per_round(fp32, "tpot"), per_round(bf16, "tpot")).ratio
+    assert speedups.set_index("metric").loc["tpot", "speedup"] == pytest.approx(by_hand, abs=1e-3)
+    with pytest.raises(ValueError, match="axis"):
+        generation_speedups(records, axis="batch_size")
+
+
+def test_bench_prints_the_generation_table_and_rejects_bad_options(tmp_path, capsys):
+    db = tmp_path / "g.duckdb"
+    assert main(["bench", "--models", "qwen2", "--modes", "generation", "--prompt-lens", "8", "--new-tokens", "3",
+                 "--time-budget-s", "0.3", "--rounds", "3", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "generation (medians" in out and "ttft_ms" in out
+    assert main(["bench", "--models", "qwen2", "--modes", "generation", "--new-tokens", "1", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "new_tokens must be an integer >= 2" in err and len(err.strip().splitlines()) == 1
