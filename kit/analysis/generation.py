@@ -18,8 +18,8 @@ GENERATION_COLUMNS = ["model", "platform", "precision", "batch_size", "prompt_le
                       "decode_tokens_per_s", "e2e_ms", "kv_cache_mb", "peak_memory_mb", "n_calls"]
 KV_COLUMNS = ["model", "precision", "batch_size", "prompt_len", "new_tokens", "kv_after_prompt_bytes",
               "kv_after_run_bytes", "growth_bytes_per_token", "estimate_bytes_per_token", "estimate_error_pct"]
-SPEEDUP_COLUMNS = ["model", "batch_size", "prompt_len", "metric", "baseline", "candidate", "speedup", "ci_low",
-                   "ci_high", "rounds"]
+GENERATION_SPEEDUP_COLUMNS = ["model", "batch_size", "prompt_len", "metric", "baseline", "candidate", "speedup",
+                              "ci_low", "ci_high", "rounds"]
 METRICS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": None}  # per-call lists; e2e is the record's samples
 
 
@@ -103,4 +103,4 @@ def generation_speedups(records: list[Record], axis: str = "precision", baseline
                              "metric": metric, "baseline": baseline, "candidate": getattr(peer, axis),
                              "speedup": round(est.ratio, 3), "ci_low": round(est.ci_low, 3),
                              "ci_high": round(est.ci_high, 3), "rounds": len(common)})
-    return pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
+    return pd.DataFrame(rows, columns=GENERATION_SPEEDUP_COLUMNS)
