@@ -13,6 +13,7 @@ from kit.cli import main
 from kit.config import SweepSpec
 from kit.errors import ConfigError
 from kit.memory.kv_cache import kv_bytes_per_token
+from kit.recommend.generation import recommend_generation
 from kit.records import Record
 from kit.runners.sweep import run_sweep
 from kit.runners.worker import run_job
@@ -96,10 +97,20 @@ def test_models_and_platforms_that_cannot_generate_are_skipped_with_the_reason()
         assert not ok and "generation" in reason
 
 
-def test_a_sweep_in_rounds_gives_tables_and_paired_speedups(tmp_path):
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Tiny llama at fp32 and bf16, measured in 4 interleaved rounds: (records, store path)."""
+    db = tmp_path_factory.mktemp("gen") / "g.duckdb"
     spec = SweepSpec(models=["llama"], modes=["generation"], precisions=["fp32", "bf16"], prompt_lens=[8],
                      generation={"new_tokens": 4}, time_budget_s=0.6, rounds=4, run_id="gen")
-    records = run_sweep(spec, storage.connect(tmp_path / "g.duckdb"), progress=False)
+    con = storage.connect(db)
+    records = run_sweep(spec, con, progress=False)
+    con.close()
+    return records, db
+
+
+def test_a_sweep_in_rounds_gives_tables_and_paired_speedups(swept):
+    records, _ = swept
     assert [r.status for r in records] == ["ok", "ok"], [r.reason for r in records]
     table = generation_table(records)
     assert list(table["precision"]) == ["bf16", "fp32"]
@@ -125,3 +136,23 @@ def test_bench_prints_the_generation_table_and_rejects_bad_options(tmp_path, cap
     assert main(["bench", "--models", "qwen2", "--modes", "generation", "--new-tokens", "1", "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert "new_tokens must be an integer >= 2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_generation_recommendations_rank_measured_configurations_under_constraints(swept, capsys):
+    records, db = swept
+    by_tpot = recommend_generation(records, "llama", "tpot")
+    assert list(by_tpot["rank"]) == [1, 2] and by_tpot["tpot_ms"].is_monotonic_increasing
+    by_rate = recommend_generation(records, "llama", "tokens_per_s", rank_by="bound")
+    assert by_rate["tokens_per_s_low"].is_monotonic_decreasing
+    assert (by_rate["tokens_per_s_low"] <= by_rate["tokens_per_s"]).all()
+    assert recommend_generation(records, "llama", "ttft", memory_budget_bytes=1).empty
+    fastest = by_tpot.sort_values("ttft_high_ms").iloc[0]["ttft_high_ms"]
+    bounded = recommend_generation(records, "llama", "ttft", ttft_bound_s=fastest / 1e3)
+    assert len(bounded) == 1 and bounded.iloc[0]["ttft_high_ms"] == fastest
+    with pytest.raises(ConfigError, match="unknown generation objective 'latency'"):
+        recommend_generation(records, "llama", "latency")
+    assert main(["recommend", "--model", "llama", "--objective", "tpot", "--db", str(db)]) == 0
+    assert "tpot_ms" in capsys.readouterr().out
+    assert main(["recommend", "--model", "llama", "--objective", "ttft", "--latency-bound-ms", "1e-6",
+                 "--db", str(db)]) == 1
+    assert "none of the 2 measured generation configurations" in capsys.readouterr().out

@@ -70,7 +70,7 @@ EXPECT = {
         r["n_ok"] == r["n_generation_rows"] == 4 and all(t >= p > 0 for t, p in zip(r["ttft_ms"], r["prefill_ms"],
                                                                                    strict=True))
         and all(t > 0 for t in r["tpot_ms"]) and all(abs(e) <= 10 for e in r["kv_estimate_error_pct"])
-        and r["n_speedups"] == 2 * 3),
+        and r["n_speedups"] == 2 * 3 and r["n_best"] == 3),
     "explore": lambda r: (
         r["n_rows"] >= 2 and r["metric"] == "throughput_items_per_s" and r["metric_min"] > 0 and r["model"] == "bert"
         and r["platforms"] == ["cpu"] and r["n_results_loaded"] >= r["n_rows"]),

@@ -4,7 +4,7 @@
 upper bounds, fallbacks named); `exclusions` says why a candidate or a platform is ruled out (constraints, failed
 measurements, output deviation); `evaluation` scores recommendations made without a family's own measurements;
 `request` validates a request and holds the `benchkit recommend` command; `report` the notes, budget search and
-headline values.
+headline values; `generation` ranks measured text-generation results by TTFT, TPOT or tokens/s.
 """
 
 from kit.recommend.core import (
@@ -20,6 +20,7 @@ from kit.recommend.core import (
     zoo_facts,
 )
 from kit.recommend.evaluation import check_predictions, evaluate_recommendations, evaluation_summary
+from kit.recommend.generation import GENERATION_OBJECTIVES, GENERATION_RESULT_COLUMNS, recommend_generation
 from kit.recommend.report import (
     budget_search,
     data_overview,
@@ -31,8 +32,8 @@ from kit.recommend.report import (
 )
 from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
 
-__all__ = ["FACT_COLUMNS", "OBJECTIVES", "RANK_BY", "RESULT_COLUMNS", "Request", "add_recommend_arguments",
-           "best_under_budget", "budget_search", "candidate_grid", "check_predictions", "cmd_recommend",
-           "data_overview", "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor",
-           "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices", "predictor_summary",
-           "rank", "recommend", "zoo_facts"]
+__all__ = ["FACT_COLUMNS", "GENERATION_OBJECTIVES", "GENERATION_RESULT_COLUMNS", "OBJECTIVES", "RANK_BY",
+           "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget", "budget_search",
+           "candidate_grid", "check_predictions", "cmd_recommend", "data_overview", "evaluate_recommendations",
+           "evaluation_summary", "excluded_table", "fit_predictor", "headline", "measured_frame", "measured_platforms",
+           "notes_table", "parse_prices", "predictor_summary", "rank", "recommend", "recommend_generation", "zoo_facts"]

@@ -11,6 +11,7 @@ from typing import Any
 from kit.errors import ConfigError
 from kit.predict import Predictor, check_batch_sizes
 from kit.recommend.core import OBJECTIVES, RANK_BY, RESULT_COLUMNS, _check, check_rank_by, measured_frame, recommend
+from kit.recommend.generation import GENERATION_OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,14 @@ def fit_predictor(data: Any, coverage: float = 0.9) -> Predictor | None:
 def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
     """The `benchkit recommend` arguments."""
     parser.add_argument("--model", required=True, help="zoo name or local folder, as stored in results")
-    parser.add_argument("--objective", default="throughput", choices=OBJECTIVES)
+    parser.add_argument("--objective", default="throughput", choices=OBJECTIVES + GENERATION_OBJECTIVES,
+                        help="ttft, tpot and tokens_per_s rank measured text-generation results")
     parser.add_argument("--mode", default="inference", choices=("inference", "training"))
+    parser.add_argument("--prompt-len", type=int, help="generation objectives: only this prompt length")
     parser.add_argument("--size", help="tiny or base (default: the most measured)")
     parser.add_argument("--memory-budget-gb", type=float, help="GiB; predictions must fit with their upper bound")
-    parser.add_argument("--latency-bound-ms", type=float, help="per-batch latency bound in milliseconds")
+    parser.add_argument("--latency-bound-ms", type=float,
+                        help="per-batch latency bound in milliseconds (generation objectives: the TTFT bound)")
     parser.add_argument("--platforms", nargs="+", help="allowed platforms, most preferred first")
     parser.add_argument("--price", nargs="+", default=[], metavar="PLATFORM=USD_PER_HOUR",
                         help="hourly prices, e.g. cpu=0.1 cuda=2.5 (cost per million inferences)")
@@ -115,6 +119,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     prices = parse_prices(args.price)
     budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
     bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
+    if args.objective in GENERATION_OBJECTIVES:
+        return _recommend_generation(args, model, budget, bound)
     _check(args.objective, budget, bound, prices)
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     table = recommend(con, model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
@@ -127,4 +133,26 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         return 1
     columns = [c for c in RESULT_COLUMNS if c != "variant" and (c != "cost_per_million" or prices)]
     print(table[columns].head(args.top).to_string(index=False))
+    return 0
+
+
+def _recommend_generation(args: argparse.Namespace, model: str, budget: float | None, bound: float | None) -> int:
+    """`benchkit recommend --objective ttft|tpot|tokens_per_s`: measured generation results, ranked."""
+    from kit import storage
+    from kit.recommend.generation import recommend_generation
+
+    if args.prompt_len is not None and args.prompt_len < 1:
+        raise ConfigError(f"--prompt-len must be a positive integer, got {args.prompt_len!r}")
+    check_rank_by(args.rank_by)
+    con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
+    records = storage.load_records(con)
+    table = recommend_generation(records, model, args.objective, memory_budget_bytes=budget, ttft_bound_s=bound,
+                                 prompt_len=args.prompt_len, platforms_allowed=args.platforms, rank_by=args.rank_by)
+    if table.empty:
+        measured = len(recommend_generation(records, model, args.objective))
+        print(f"none of the {measured} measured generation configurations of {args.model} satisfies the constraints"
+              if measured else f"no generation results of {args.model} in the store (measure some with "
+              f"`benchkit bench --models {args.model} --modes generation`)")
+        return 1
+    print(table.head(args.top).to_string(index=False))
     return 0
