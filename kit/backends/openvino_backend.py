@@ -319,9 +319,6 @@ class OpenVinoBackend(Backend):
         """Inference only; bf16/fp16/int8 only where the device has them natively; int8 needs nncf."""
         if mode == "training":
             return False, "OpenVINO runs inference only"
-        if mode == "generation":
-            return False, ("OpenVINO: token-by-token generation needs a stateful KV-cache export (optimum-intel or "
-                           "openvino-genai), which the kit does not build; generation is measured on PyTorch")
         ok, reason = self.available()
         if not ok:
             return False, reason
@@ -330,6 +327,11 @@ class OpenVinoBackend(Backend):
             caps = ", ".join(self.capabilities())
             return False, (f"OpenVINO {self.ov_device} ({self.device_name()}) has no native {precision} "
                            f"(capabilities: {caps}); a {PRECISION_HINTS[precision]} hint would run another precision")
+        if mode == "generation" and precision == "int8":
+            return False, ("OpenVINO generation runs the exported decoder in fp32, bf16 or fp16; int8 would need "
+                           "weight compression of that decoder, which the kit does not do")
+        if mode == "generation" and self.ov_device == "NPU":
+            return False, "OpenVINO NPU compiles static shapes only; a decoder with a growing KV cache needs dynamic"
         if precision == "int8" and not installed("nncf"):
             return False, "int8 needs nncf for post-training quantisation, and nncf is not installed"
         return True, ""

@@ -71,6 +71,11 @@ class TokenTimer:
     def end(self) -> None:
         """Streamer protocol: generation finished."""
 
+    def prefill_took(self, seconds: float) -> None:
+        """The prompt's forward, timed by a token loop of its own (OpenVINO) rather than by hooks."""
+        if self._forward_s is None:
+            self._forward_s = seconds
+
     def finish(self) -> None:
         """End a call: keep its stamps when the clock timed it."""
         self.tokens_seen.append(len(self._stamps))
@@ -191,33 +196,15 @@ def kv_facts(model: torch.nn.Module, moved: dict[str, Any], kwargs: dict[str, An
 
 
 def _cache_of(out: Any) -> Any:
-    cache = getattr(out, "past_key_values", None)
-    return cache if cache is not None else getattr(out, "cache", None)
+    cache = getattr(out, "cache", None)  # transformers' name; older releases: past_key_values
+    return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
-def measure_generation(job: Job) -> Record:
-    """Measure one generation configuration and return an ok Record (exceptions propagate to the caller)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # generate's advice on its arguments, once per call: noise in a sweep's log
-    apply_threads(job)
-    backend, _ = check_supported(job)
-    if not hasattr(backend, "prepare_model"):
-        raise UnsupportedConfiguration(f"{job.platform}: generation is measured on the PyTorch platforms only")
-    options = generation_options(job)
-    new_tokens = options["new_tokens"]
-    t0 = time.perf_counter()
-    loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
-    build_s = time.perf_counter() - t0
-    if not loaded.model.can_generate():
-        raise UnsupportedConfiguration(f"{job.model}: a {type(loaded.model).__name__} does not generate text")
-    facts, _ = model_facts(loaded, job.seq_len)
-    inputs = generation_inputs(loaded, job.batch_size, job.seq_len)
-    t1 = time.perf_counter()
-    model, moved, prep_facts = backend.prepare_model(loaded, inputs, job.precision)
-    prepare_s = time.perf_counter() - t1
-    kwargs = generate_kwargs(model, new_tokens, options["kv_cache"])
-    timer = TokenTimer(sync=backend.synchronize)
+def _torch_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
+                      options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
+    """PyTorch: (one timed generate call, facts, a function giving the KV facts) for the prepared model."""
+    model, moved, facts = backend.prepare_model(loaded, inputs, precision)
+    kwargs = generate_kwargs(model, options["new_tokens"], options["kv_cache"])
     timer.hook(model)
 
     def call() -> Any:
@@ -228,6 +215,53 @@ def measure_generation(job: Job) -> Record:
         timer.finish()
         return out
 
+    dtype = next(model.parameters()).dtype
+    facts["prompt_len"] = _prompt_len(moved)
+    return call, facts, lambda batch: kv_facts(model, moved, kwargs, options["new_tokens"], batch, dtype)
+
+
+def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
+                         options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
+    """OpenVINO: the same, around the exported decoder's token loop (kit.backends.openvino_generation)."""
+    from kit.backends.openvino_generation import loop_kv_facts, prepare_generation
+
+    if options["kv_cache"] != "dynamic":
+        raise UnsupportedConfiguration("OpenVINO generation passes the KV cache as growing tensors (dynamic); "
+                                       "a static cache is a PyTorch option")
+    new_tokens = options["new_tokens"]
+    loop, prompt, facts = prepare_generation(backend, loaded, inputs, precision, new_tokens)
+
+    def call() -> Any:
+        timer.start()
+        out = loop.generate(prompt, new_tokens, timer)
+        timer.finish()
+        return out
+
+    facts["prompt_len"] = int(prompt.shape[-1])
+    return call, facts, lambda batch: loop_kv_facts(loop, loaded.config, batch, new_tokens)
+
+
+def measure_generation(job: Job) -> Record:
+    """Measure one generation configuration and return an ok Record (exceptions propagate to the caller)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # generate's advice on its arguments, once per call: noise in a sweep's log
+    apply_threads(job)
+    backend, _ = check_supported(job)
+    options = generation_options(job)
+    new_tokens = options["new_tokens"]
+    t0 = time.perf_counter()
+    loaded = zoo.load_model(job.model, job.size, overrides=job.overrides or None)
+    build_s = time.perf_counter() - t0
+    if not loaded.model.can_generate():
+        raise UnsupportedConfiguration(f"{job.model}: a {type(loaded.model).__name__} does not generate text")
+    facts, _ = model_facts(loaded, job.seq_len)
+    inputs = generation_inputs(loaded, job.batch_size, job.seq_len)
+    timer = TokenTimer(sync=getattr(backend, "synchronize", lambda: None))
+    prepare = _torch_generation if hasattr(backend, "prepare_model") else _openvino_generation
+    t1 = time.perf_counter()
+    call, prep_facts, kv = prepare(backend, loaded, inputs, job.precision, options, timer)
+    prepare_s = time.perf_counter() - t1
     clock = TimedClock(backend.clock(), timer)
     first_s = backend.clock().time_call(call)
     for _ in range(job.warmup_iters):
@@ -242,10 +276,8 @@ def measure_generation(job: Job) -> Record:
                                "samples")
     if set(timer.tokens_seen) != {new_tokens}:
         raise MeasurementError(f"asked for {new_tokens} new tokens, generate gave {sorted(set(timer.tokens_seen))}")
-    dtype = next(model.parameters()).dtype
-    generation = {**options, "prompt_len": _prompt_len(moved), "tokens_generated": new_tokens,
-                  **generation_facts(timer.calls, job.batch_size, new_tokens),
-                  **kv_facts(model, moved, kwargs, new_tokens, job.batch_size, dtype)}
+    generation = {**options, "prompt_len": prep_facts.pop("prompt_len"), "tokens_generated": new_tokens,
+                  **generation_facts(timer.calls, job.batch_size, new_tokens), **kv(job.batch_size)}
     extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
              "wall_time_s": measurement.wall_time_s, "host_steal_share": measurement.steal_share,
              "modality": loaded.modality, "seq_len_effective": job.seq_len or loaded.default_seq_len,
