@@ -130,7 +130,9 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         from kit import zoo
+        from kit.parameters import check_sweep_fields
 
+        check_sweep_fields({name: getattr(self, name) for name in self.__dataclass_fields__})
         models = [zoo.resolve_model(m) for m in _as_list("models", self.models)]
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "size", zoo.validate_size(self.size))
@@ -242,7 +244,15 @@ def load_parameters(path: str | Path) -> dict[str, Any]:
     """Read a YAML parameter file into a dict; ConfigError if it is missing or not a mapping."""
     path = Path(path)
     _require(path.is_file(), f"parameter file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"parameter file {str(path)!r} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"parameter file {str(path)!r} is not valid YAML: {problem}{where}") from None
     _require(isinstance(data, dict), f"parameter file {str(path)!r} must hold a mapping, got {type(data).__name__}")
     return data
 
@@ -252,4 +262,5 @@ def spec_from_parameters(params: dict[str, Any]) -> SweepSpec:
     unknown = sorted(set(params) - set(SPEC_FIELDS))
     names = ", ".join(map(repr, unknown))
     _require(not unknown, f"unknown sweep parameter(s) {names}; known: {', '.join(SPEC_FIELDS)}")
+    _require("models" in params, "the sweep parameters name no models (a 'models' list is required)")
     return SweepSpec(**params)

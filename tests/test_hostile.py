@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -80,3 +81,31 @@ def test_a_bad_database_file_is_one_line_and_left_untouched(kind, match, command
     err = capsys.readouterr().err
     assert match in err and str(path) in err and len(err.strip().splitlines()) == 1
     assert (path.read_bytes() if path.is_file() else None) == before
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"models: [bert\n  x: : :", "is not valid YAML: .* at line 2"),
+    (bytes(range(200, 256)) * 3, "is not UTF-8 text"),
+    (b'models: [bert]\nmemory_limit_bytes: "lots"\n', "parameter memory_limit_bytes: .*valid integer, got 'lots'"),
+    (b"models: [bert]\nmemory_limit_bytes: 1.5\n", "parameter memory_limit_bytes: .*valid integer, got 1.5"),
+    (b"models: [bert]\noverrides: [1, 2]\n", r"parameter overrides: .*dictionary, got \[1, 2\]"),
+    (b"models: [bert]\ntraining: [lr]\n", r"parameter training: .*dictionary, got \['lr'\]"),
+    (b"models: [bert]\ntimeout_s: .inf\n", "parameter timeout_s: .*finite number, got inf"),
+    (b'models: [bert]\nrun_id: ""\n', "parameter run_id: must be non-empty text on one line, got ''"),
+    (b'models: [bert]\nrun_id: "a\\nb"\n', r"parameter run_id: .*got 'a\\nb'"),
+    (b"models: [bert]\nrounds: true\n", "parameter rounds: .*valid integer, got True"),
+    (b"platforms: [cpu]\n", "needs --models or a --params file with .models."),
+])
+def test_a_bad_parameter_file_is_one_line_before_any_work(content, match, tmp_path, capsys):
+    params, db = tmp_path / "p.yaml", tmp_path / "r.duckdb"
+    params.write_bytes(content)
+    assert main(["bench", "--params", str(params), "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(match, err), err
+    assert not db.exists()
+
+
+def test_an_infinite_timeout_flag_is_refused_before_any_work(tmp_path, capsys):
+    db = tmp_path / "r.duckdb"
+    assert main(["bench", "--models", "bert", "--timeout-s", "inf", "--db", str(db)]) == 2
+    assert "parameter timeout_s" in capsys.readouterr().err and not db.exists()
