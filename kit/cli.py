@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-cache", choices=["dynamic", "static"], help="generation: KV cache (default dynamic)")
     parser.add_argument("--run-id", help="resume this run id (finished configurations are skipped)")
     parser.add_argument("--retry-failed", action="store_true", help="when resuming, run failed configurations again")
+    parser.add_argument("--force", action="store_true",
+                        help="resume a run even though its measurement settings differ from the stored ones")
     parser.add_argument("--time-budget-s", type=float)
     parser.add_argument("--target-rel-ci", type=float)
     parser.add_argument("--timeout-s", type=float)
@@ -36,6 +39,8 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per group (default 20)")
     parser.add_argument("--group-size", type=int, help="configurations measured together (default 8)")
     parser.add_argument("--reference", help="machine reference workload: matmul, copy or bert (default matmul)")
+    parser.add_argument("--memory-limit-gb", type=float,
+                        help="address-space limit of each measuring child; a child that dies under it says so")
     parser.add_argument("--memory-cap-gb", type=float,
                         help="memory the live children of a group may hold (default half the available memory)")
     parser.add_argument("--sequential", action="store_true",
@@ -170,10 +175,12 @@ def sweep_params(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("new_tokens", "kv_cache"):
         if getattr(args, name) is not None:
             params["generation"] = {**params.get("generation", {}), name: getattr(args, name)}
-    if args.memory_cap_gb is not None:
-        if not args.memory_cap_gb > 0:
-            raise KitError(f"--memory-cap-gb must be positive, got {args.memory_cap_gb!r}")
-        params["memory_cap_bytes"] = int(args.memory_cap_gb * 2**30)
+    for flag, key in (("memory_cap_gb", "memory_cap_bytes"), ("memory_limit_gb", "memory_limit_bytes")):
+        gib = getattr(args, flag)
+        if gib is not None:
+            if not (gib > 0 and math.isfinite(gib)):
+                raise KitError(f"--{flag.replace('_', '-')} must be a positive number, got {gib!r}")
+            params[key] = int(gib * 2**30)
     if args.sequential:
         params["interleave"] = False
     params.pop("db_path", None)
@@ -194,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     db = args.db or (load_parameters(args.params).get("db_path") if args.params else None) or storage.DEFAULT_DB
     spec = spec_from_parameters(params)
     print(f"run {spec.run_id}: {len(spec.jobs())} configurations -> {db}")
-    records = run_sweep(spec, storage.connect(db), retry_failed=args.retry_failed)
+    records = run_sweep(spec, storage.connect(db), retry_failed=args.retry_failed, force=args.force)
     print(summary_table(records).to_string(index=False))
     generated = generation_table(records)
     if len(generated):

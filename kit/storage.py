@@ -177,6 +177,12 @@ def _table_columns(con: Connection, sql: str) -> list[str]:
     return [d[0] for d in con.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
 
 
+def run_parameters(con: Connection, run_id: str) -> dict | None:
+    """The parameters a stored run was started with (None: no such run, or none recorded)."""
+    row = con.execute("SELECT params_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
 def start_run(con: Connection, run_id: str, params: dict, environment: dict) -> None:
     """Record a run and its hardware; starting an existing run again keeps started_at and sets resumed_at."""
     from kit import __version__  # late: kit/__init__ may import this module

@@ -109,3 +109,30 @@ def test_an_infinite_timeout_flag_is_refused_before_any_work(tmp_path, capsys):
     db = tmp_path / "r.duckdb"
     assert main(["bench", "--models", "bert", "--timeout-s", "inf", "--db", str(db)]) == 2
     assert "parameter timeout_s" in capsys.readouterr().err and not db.exists()
+
+
+def test_resuming_a_run_with_other_settings_is_refused_unless_forced(tmp_path, capsys):
+    from kit import storage
+
+    db = tmp_path / "r.duckdb"
+    first = ["bench", "--models", "bert", "--time-budget-s", "0.2", "--rounds", "3", "--run-id", "R", "--db", str(db)]
+    assert main(first) == 0
+    assert main([*first[:2], "bert", "vit", *first[3:]]) == 0  # more configurations, same settings: a resume
+    capsys.readouterr()
+    changed = [*first[:4], "0.4", *first[5:]]
+    assert main(changed) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run R was measured with other settings (time_budget_s: 0.2 -> 0.4)" in err
+    con = storage.connect(db, read_only=True)
+    assert storage.run_parameters(con, "R")["time_budget_s"] == 0.2 and len(storage.load_records(con, "R")) == 2
+    con.close()
+    assert main([*changed, "--force"]) == 0  # nothing left to measure; the run is resumed as asked
+
+
+def test_a_memory_limit_flag_is_checked_and_named_in_the_failure(tmp_path, capsys):
+    db = tmp_path / "r.duckdb"
+    assert main(["bench", "--models", "bert", "--memory-limit-gb", "0", "--db", str(db)]) == 2
+    assert "--memory-limit-gb must be a positive number, got 0.0" in capsys.readouterr().err and not db.exists()
+    assert main(["bench", "--models", "bert", "--memory-limit-gb", "0.25", "--sequential", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "0.25 GiB memory limit" in out

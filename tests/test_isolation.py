@@ -68,3 +68,47 @@ def test_unknown_start_method_is_refused_by_name(monkeypatch):
     monkeypatch.setenv("BENCHKIT_CHILD_START", "fork")
     with pytest.raises(ValueError, match="BENCHKIT_CHILD_START='fork'"):
         run_in_child("tests.child_targets:echo", None, timeout_s=60)
+
+
+def test_an_error_under_a_memory_limit_names_the_limit():
+    out = run_in_child("tests.child_targets:raise_error", "x", timeout_s=60, memory_limit_bytes=3 * 2**30)
+    assert not out.ok and out.reason.startswith("under a 3.00 GiB memory limit (--memory-limit-gb")
+    assert "RuntimeError: broken on purpose: x" in out.reason
+
+
+PARENT = """
+import sys
+from kit import storage
+from kit.config import SweepSpec
+from kit.runners.sweep import run_sweep
+spec = SweepSpec(models=["bert"], batch_sizes=[2], run_id="orphan", timeout_s=600, rounds=3,
+                 interleave=sys.argv[2] == "rounds")
+run_sweep(spec, storage.connect(sys.argv[1]), progress=False, target="tests.child_targets:hang_on_batch_2")
+"""
+
+
+@pytest.mark.parametrize("mode", ["sequential", "rounds"])
+def test_a_measuring_child_dies_with_its_parent(tmp_path, mode):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "o.duckdb"), mode], cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(psutil.Process(parent.pid).children(recursive=True)) < 3:
+            time.sleep(0.2)  # multiprocessing's resource tracker, the fork server and a measuring child
+        time.sleep(2)
+        descendants = psutil.Process(parent.pid).children(recursive=True)
+        assert descendants, "the sweep started no child"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        time.sleep(2)
+        alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if parent.poll() is None:
+            parent.kill()

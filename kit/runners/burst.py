@@ -15,18 +15,15 @@ Parent to child: ("burst", round_idx, seconds) or ("stop",).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
-import signal
 import sys
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 import psutil
 
-from kit.runners.isolation import resolve
+from kit.runners.isolation import failure_message, guard_parent, resolve
 from kit.timing import install_round_driver
 
 
@@ -53,22 +50,12 @@ class PipeDriver:
         self._conn.send(("burst", samples_s))
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (a no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def serve(conn: Connection, target: str, payload: Any, memory_limit_bytes: int | None,
           environment: dict[str, str], cwd: str) -> None:
     """Run `module:function`(payload) with the round driver installed and send its value or why it failed."""
-    die_with_parent()
     os.environ.clear()
     os.environ.update(environment)
+    guard_parent()
     os.chdir(cwd)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
@@ -76,13 +63,10 @@ def serve(conn: Connection, target: str, payload: Any, memory_limit_bytes: int |
     try:
         value = resolve(target)(payload)
         conn.send(("ok", value))
-    except MemoryError:
-        conn.send(("error", f"MemoryError: the child ran out of memory (limit {memory_limit_bytes} bytes)"))
     except EOFError:
         return  # the parent is gone: nobody to tell
     except BaseException as exc:  # everything, so that the parent gets the message instead of a dead pipe
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{tail}"))
+        conn.send(("error", failure_message(exc, memory_limit_bytes)))
     finally:
         conn.close()
 

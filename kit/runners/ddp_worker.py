@@ -301,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="JSON written by kit.distributed")
     parser.add_argument("--out", type=Path, required=True, help="folder for rank<R>.json")
     args = parser.parse_args(argv)
+    from kit.runners.isolation import guard_parent
+
+    guard_parent()  # a rank ends with the benchkit process that launched torchrun, however that one died
     cfg = json.loads(args.config.read_text())
     env = rank_env()
     result: dict[str, Any] = {**env, "ok": False, "pid": os.getpid()}

@@ -11,14 +11,20 @@ A child that raises, hangs, is killed (e.g. by the OOM killer) or exits early be
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import multiprocessing as mp
 import os
 import resource
 import signal
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
+
+import psutil
 
 START_METHODS = ("forkserver", "spawn")
 PRELOAD = ["kit.runners.preload"]
@@ -57,21 +63,83 @@ def resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+PARENT_PID = "BENCHKIT_PARENT_PID"  # set in a child's environment: the process whose death ends the child
+WATCH_INTERVAL_S = 0.5
+
+
+def child_environment() -> dict[str, str]:
+    """The environment a child gets: the parent's, plus the parent's pid for guard_parent."""
+    return {**os.environ, PARENT_PID: str(os.getpid())}
+
+
+def guard_parent() -> None:
+    """End this child soon after the sweep's parent is gone, however it died (kill -9 included).
+
+    PR_SET_PDEATHSIG covers the direct parent; a child forked by multiprocessing's fork server has the fork server as
+    its parent, which lives as long as any child holds its 'alive' pipe. So the child closes its copy of that pipe
+    (the fork server then ends with the sweep's parent) and a daemon thread checks every half second that the sweep's
+    parent (BENCHKIT_PARENT_PID) still runs, killing the child when it does not."""
+    die_with_parent()
+    from multiprocessing import forkserver
+
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None
+    pid = int(os.environ.get(PARENT_PID, "0"))
+    if pid <= 0:
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL_S)
+            try:
+                gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                gone = True
+            if gone:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="benchkit-parent-watch", daemon=True).start()
+
+
+def limit_text(memory_limit_bytes: int) -> str:
+    """'a 0.30 GiB memory limit (--memory-limit-gb)': how a failure names the limit it ran under."""
+    return f"a {memory_limit_bytes / 2**30:.2f} GiB memory limit (--memory-limit-gb, memory_limit_bytes)"
+
+
+def failure_message(exc: BaseException, memory_limit_bytes: int | None) -> str:
+    """What the parent stores for a child's exception: its type and message, the last frames, and, first, the
+    memory limit when one was set (under a limit, an import or an allocation fails with messages that never say so)."""
+    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+    limit = f"under {limit_text(memory_limit_bytes)}: " if memory_limit_bytes else ""
+    return f"{limit}{type(exc).__name__}: {exc}\n{tail}"
+
+
 def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | None,
                 environment: dict[str, str], cwd: str) -> None:
     os.environ.clear()
     os.environ.update(environment)
+    guard_parent()
     os.chdir(cwd)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     try:
         value = resolve(target)(payload)
         conn.send(("ok", value))
-    except MemoryError:
-        conn.send(("error", f"MemoryError: the child ran out of memory (limit {memory_limit_bytes} bytes)"))
     except BaseException as exc:  # everything, so that the parent gets the message instead of a dead pipe
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{tail}"))
+        conn.send(("error", failure_message(exc, memory_limit_bytes)))
     finally:
         conn.close()
 
@@ -81,7 +149,7 @@ def _death_reason(exitcode: int | None, memory_limit_bytes: int | None) -> str:
         name = signal.Signals(-exitcode).name
         hint = " (likely out of memory: the OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
         return f"child process killed by {name}{hint}"
-    limit = f" under a {memory_limit_bytes}-byte memory limit" if memory_limit_bytes else ""
+    limit = f" under {limit_text(memory_limit_bytes)}" if memory_limit_bytes else ""
     return f"child process exited with code {exitcode} before sending a result{limit}"
 
 
@@ -89,7 +157,7 @@ def run_in_child(target: str, payload: Any, *, timeout_s: float, memory_limit_by
     """Call `module:function`(payload) in a fresh child process and return its value or why it failed."""
     context = _context()
     parent_conn, child_conn = context.Pipe(duplex=False)
-    args = (child_conn, target, payload, memory_limit_bytes, dict(os.environ), os.getcwd())
+    args = (child_conn, target, payload, memory_limit_bytes, child_environment(), os.getcwd())
     process = context.Process(target=_child_main, args=args, daemon=True)
     process.start()
     child_conn.close()  # so that the parent sees EOF if the child dies

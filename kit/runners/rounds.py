@@ -28,7 +28,7 @@ import psutil
 from kit.config import Job
 from kit.records import Record
 from kit.runners.burst import serve
-from kit.runners.isolation import _context, _death_reason
+from kit.runners.isolation import _context, _death_reason, child_environment
 from kit.stats import STATISTIC, STATISTICS, drift_index, paired_ratio, round_medians, round_quantiles
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
@@ -64,7 +64,7 @@ class Child:
         self.outcome: tuple[bool, Any] | None = None  # (ok, value or reason) once the child has finished
         self.rss_bytes = 0
         self._memory_limit_bytes = memory_limit_bytes
-        args = (target, payload, memory_limit_bytes, dict(os.environ), os.getcwd())
+        args = (target, payload, memory_limit_bytes, child_environment(), os.getcwd())
         if python is None:
             context = _context()
             self.conn, child_conn = context.Pipe(duplex=True)

@@ -22,6 +22,7 @@ from kit import storage
 from kit.backends import get_backend
 from kit.config import Job, SweepSpec
 from kit.environment import collect_environment
+from kit.errors import ConfigError
 from kit.records import Record
 from kit.runners.isolation import run_in_child
 from kit.runners.rounds import interleave
@@ -76,11 +77,30 @@ def _open(db: duckdb.DuckDBPyConnection | str | Path | None) -> duckdb.DuckDBPyC
     return storage.connect(db if db is not None else storage.DEFAULT_DB)
 
 
+# what a resumed run may change: the matrix (more configurations), the run id itself and the resource limits
+NOT_SETTINGS = frozenset({"models", "platforms", "precisions", "batch_sizes", "modes", "prompt_lens", "run_id",
+                          "timeout_s", "memory_limit_bytes", "memory_cap_bytes"})
+
+
+def settings_changed(stored: dict, spec: SweepSpec) -> list[str]:
+    """'key: stored -> new' for each measurement setting a resumed run would change (keys both know)."""
+    new = spec.to_dict()
+    return [f"{key}: {stored[key]!r} -> {new[key]!r}" for key in sorted(set(stored) & set(new) - NOT_SETTINGS)
+            if json.loads(json.dumps(stored[key])) != json.loads(json.dumps(new[key]))]
+
+
 def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None = None, *,
-              progress: bool = True, target: str = WORKER, retry_failed: bool = False) -> list[Record]:
+              progress: bool = True, target: str = WORKER, retry_failed: bool = False,
+              force: bool = False) -> list[Record]:
     """Run every configuration not yet stored for spec.run_id (with retry_failed, failed ones again: the new record
-    replaces the failure); return all of the run's records from the store."""
+    replaces the failure); return all of the run's records from the store. Resuming a run with other measurement
+    settings (budget, rounds, overrides...) is refused, naming the differences, unless `force`."""
     con = _open(db)
+    stored = storage.run_parameters(con, spec.run_id)
+    changed = settings_changed(stored, spec) if stored is not None else []
+    if changed and not force:
+        raise ConfigError(f"run {spec.run_id} was measured with other settings ({'; '.join(changed)}); resume it "
+                          "with the same ones, use a new run id, or force it (--force)")
     environment = collect_environment()
     storage.start_run(con, spec.run_id, spec.to_dict(), environment)
     done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import ConfigError
+from kit.runners.isolation import PARENT_PID, die_with_parent
 
 WORKER_MODULE = "kit.runners.ddp_worker"
 SETUP_PHASES = ("init",)  # the worker's phase while it starts the process group (ddp_worker.run_rank)
@@ -37,8 +38,8 @@ def child_env(threads_per_rank: int) -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     threads = str(threads_per_rank)
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
+    return {**os.environ, PARENT_PID: str(os.getpid()), "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
 
 
 def launch(command: list[str], out: Path, env: dict[str, str], timeout_s: float) -> tuple[list[dict[str, Any]], str]:
@@ -47,7 +48,8 @@ def launch(command: list[str], out: Path, env: dict[str, str], timeout_s: float)
     log = out / "launcher.log"
     reason = ""
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   preexec_fn=die_with_parent)
         try:
             code = process.wait(timeout=timeout_s)
             if code != 0:
