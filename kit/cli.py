@@ -201,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     db = args.db or (load_parameters(args.params).get("db_path") if args.params else None) or storage.DEFAULT_DB
     spec = spec_from_parameters(params)
     print(f"run {spec.run_id}: {len(spec.jobs())} configurations -> {db}")
-    records = run_sweep(spec, storage.connect(db), retry_failed=args.retry_failed, force=args.force)
+    records = run_sweep(spec, db, retry_failed=args.retry_failed, force=args.force)  # holds the file only to write
     print(summary_table(records).to_string(index=False))
     generated = generation_table(records)
     if len(generated):

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
@@ -116,8 +117,30 @@ def _transaction(con: Connection) -> Iterator[None]:
     con.commit()
 
 
-def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Connection:
-    """Open the store (creating its folder and tables when writable) and bring its schema up to date."""
+LOCK_WAIT_S = 10.0  # how long an open waits for another process to let go of the file (a sweep holds it briefly)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "lock" in str(exc).lower() or "different configuration" in str(exc)
+
+
+def _open_duckdb(path: str | Path, read_only: bool, wait_s: float) -> Connection:
+    """duckdb.connect, retried with a growing pause while another process holds the file, up to wait_s."""
+    deadline, pause = time.monotonic() + wait_s, 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            left = deadline - time.monotonic()
+            if not _is_lock_error(exc) or left <= 0:
+                raise
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.5)
+
+
+def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> Connection:
+    """Open the store (creating its folder and tables when writable) and bring its schema up to date; while another
+    process holds the file (a sweep writing a record), wait up to wait_s for it."""
     if str(path) != ":memory:":
         if read_only and not Path(path).exists():
             raise ConfigError(f"no benchkit database at {path}")
@@ -128,21 +151,31 @@ def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Connec
         except OSError as exc:
             raise ConfigError(f"cannot create the folder of database {path}: {exc.strerror}") from exc
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = _open_duckdb(path, read_only, wait_s)
     except (duckdb.IOException, duckdb.ConnectionException) as exc:
-        if "lock" not in str(exc).lower() and "different configuration" not in str(exc):
+        if not _is_lock_error(exc):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"cannot open database {path}: {first} (the file is left as it is)") from exc
-        raise ConfigError(f"database {path} is already open elsewhere: DuckDB allows one process to hold a file for "
-                          "writing and no other process to open it meanwhile (within one process, reuse the open "
-                          "connection). Only the sweep's parent process writes; wait for it to finish, or read a "
-                          f"copy of the file. DuckDB said: {exc}") from exc
+        raise ConfigError(f"database {path} stayed busy for {wait_s:g} s: another process holds it open (DuckDB lets "
+                          "one process hold a file at a time). A sweep given the file's path holds it only while it "
+                          "writes a record; a process holding an open connection (a notebook's kit.connect) blocks "
+                          f"the others until it closes it. DuckDB said: {exc}") from exc
     try:
         ensure_schema(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+@contextmanager
+def writing(path: str | Path, wait_s: float = LOCK_WAIT_S) -> Iterator[Connection]:
+    """A write connection held only for the block: readers of the file get in between two writes."""
+    con = connect(path, wait_s=wait_s)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def schema_version(con: Connection) -> int:

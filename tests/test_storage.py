@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -311,8 +312,10 @@ def test_a_second_writer_process_gets_a_clear_error(db_path):
                      "time.sleep(60)", stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(ConfigError, match="already open elsewhere.*parent process"):
-            storage.connect(db_path)
+        start = time.monotonic()
+        with pytest.raises(ConfigError, match="stayed busy for 1 s: another process holds it open"):
+            storage.connect(db_path, wait_s=1)
+        assert 0.9 < time.monotonic() - start < 5  # it waited for the holder, then gave up
     finally:
         holder.kill()
         holder.wait()
@@ -375,3 +378,35 @@ def test_cli_import_is_all_files_or_none_and_creates_no_store_on_rejection(tmp_p
     assert "imported 1 records from 1 file(s)" in capsys.readouterr().out
     con = storage.connect(db, read_only=True)
     assert [r.config_key for r in storage.load_records(con)] == ["a"]
+
+
+def test_records_a_busy_store_refuses_are_kept_then_stored_or_saved_as_json(db_path, monkeypatch):
+    from kit.runners import sweep
+
+    monkeypatch.setattr(sweep, "WRITE_WAIT_S", 0.3)
+    storage.connect(db_path).close()
+
+    def hold():
+        holder = _python(f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('ready', flush=True); "
+                         "time.sleep(60)", stdout=subprocess.PIPE)
+        assert holder.stdout.readline().strip() == "ready"
+        return holder
+
+    holder = hold()
+    writer = sweep.RecordWriter(db_path, "env")
+    writer.write(ok("a"))  # the store is busy: kept back, no error
+    assert [r.config_key for r in writer.kept] == ["a"]
+    holder.kill(), holder.wait()
+    writer.write(ok("b"))  # free again: both stored
+    assert writer.kept == []
+    holder = hold()
+    try:
+        writer.write(ok("c"))
+        with pytest.raises(ConfigError, match=r"1 records of run run-1 could not be stored .*import-json"):
+            writer.close(RUN)
+    finally:
+        holder.kill(), holder.wait()
+    saved = db_path.with_name(f"{RUN}.unstored.json")
+    assert [r["config_key"] for r in json.loads(saved.read_text())] == ["c"]
+    con = storage.connect(db_path, read_only=True)
+    assert sorted(r.config_key for r in storage.load_records(con, RUN)) == ["a", "b"]

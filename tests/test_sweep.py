@@ -108,3 +108,34 @@ def test_resume_retries_failed_configurations_only_when_asked(tmp_path, monkeypa
     assert [r.status for r in again] == ["failed", "failed"]  # a plain resume keeps what is stored
     retried = run_sweep(spec, db, progress=False, target="tests.child_targets:fake_measure", retry_failed=True)
     assert [r.status for r in retried] == ["ok", "ok"] and len(list(tmp_path.glob("*.called"))) == 2
+
+
+def test_the_store_can_be_read_while_a_sweep_fills_it(tmp_path, capsys):
+    """A sweep given the store's path holds the file only while it writes a record: `benchkit results` (another
+    connection, as another process would open it) reads it in between, and the sweep loses nothing."""
+    import subprocess
+    import sys
+    import time
+
+    from kit.cli import main
+
+    db = tmp_path / "live.duckdb"
+    sweep = subprocess.Popen([sys.executable, "-m", "kit.cli", "bench", "--models", "bert", "vit", "--batch-sizes",
+                              "1", "2", "--time-budget-s", "2", "--rounds", "4", "--run-id", "live", "--db", str(db)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reads_during = 0
+    try:
+        while sweep.poll() is None:
+            if db.exists() and main(["results", "--db", str(db)]) == 0 and sweep.poll() is None:
+                reads_during += 1
+            capsys.readouterr()
+            time.sleep(0.5)
+        assert sweep.returncode == 0, sweep.stderr.read()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert reads_during >= 3
+    from kit import storage
+
+    con = storage.connect(db, read_only=True)
+    assert sorted(r.status for r in storage.load_records(con, "live")) == ["ok"] * 4

@@ -9,8 +9,10 @@ have a result, so a killed sweep resumes where it stopped without losing or dupl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +73,55 @@ def failure_of(job: Job, reason: str) -> Record:
     return Record.failure("failed", reason, **_identity(job))
 
 
-def _open(db: duckdb.DuckDBPyConnection | str | Path | None) -> duckdb.DuckDBPyConnection:
+WRITE_WAIT_S = 120.0  # how long a record's write waits for readers to let go of the store before it is kept back
+
+
+@contextlib.contextmanager
+def _using(db: duckdb.DuckDBPyConnection | str | Path, wait_s: float = storage.LOCK_WAIT_S
+           ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The given connection, or a connection to the given path held only for the block."""
     if isinstance(db, duckdb.DuckDBPyConnection):
-        return db
-    return storage.connect(db if db is not None else storage.DEFAULT_DB)
+        yield db
+    else:
+        with storage.writing(db, wait_s) as con:
+            yield con
+
+
+class RecordWriter:
+    """Stores each record as it comes; with a path, in a connection of its own, so that readers get in between
+    writes. A record that cannot be written (readers held the file for WRITE_WAIT_S) is kept and written with the
+    next one; if some are still kept at the end they go to a JSON file for `benchkit import-json`, and the sweep
+    says so: nothing measured is lost."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection | str | Path, env_id: str) -> None:
+        self.db, self.env_id, self.kept = db, env_id, []
+
+    def write(self, record: Record) -> None:
+        """Store the record (and any kept back before it)."""
+        self.kept.append(_with_env(record, self.env_id))
+        try:
+            with _using(self.db, WRITE_WAIT_S) as con:
+                while self.kept:
+                    storage.insert_record(con, self.kept[0])
+                    self.kept.pop(0)
+        except ConfigError:
+            if isinstance(self.db, duckdb.DuckDBPyConnection):
+                raise
+
+    def close(self, run_id: str) -> None:
+        """Write what was kept back; failing that, save it as JSON and raise naming the file."""
+        if not self.kept:
+            return
+        try:
+            with _using(self.db, WRITE_WAIT_S) as con:
+                for record in self.kept:
+                    storage.insert_record(con, record)
+            self.kept = []
+        except ConfigError as exc:
+            path = Path(str(self.db)).with_name(f"{run_id}.unstored.json")
+            path.write_text(json.dumps([r.to_json() for r in self.kept]))
+            raise ConfigError(f"{len(self.kept)} records of run {run_id} could not be stored ({exc}); they are in "
+                              f"{path}: `benchkit import-json {path} --db {self.db}` stores them") from None
 
 
 # what a resumed run may change: the matrix (more configurations), the run id itself and the resource limits
@@ -95,21 +142,24 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
     """Run every configuration not yet stored for spec.run_id (with retry_failed, failed ones again: the new record
     replaces the failure); return all of the run's records from the store. Resuming a run with other measurement
     settings (budget, rounds, overrides...) is refused, naming the differences, unless `force`."""
-    con = _open(db)
-    stored = storage.run_parameters(con, spec.run_id)
+    db = db if db is not None else storage.DEFAULT_DB
+    with _using(db) as con:
+        stored = storage.run_parameters(con, spec.run_id)
     changed = settings_changed(stored, spec) if stored is not None else []
     if changed and not force:
         raise ConfigError(f"run {spec.run_id} was measured with other settings ({'; '.join(changed)}); resume it "
                           "with the same ones, use a new run id, or force it (--force)")
     environment = collect_environment()
-    storage.start_run(con, spec.run_id, spec.to_dict(), environment)
-    done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
+    with _using(db) as con:
+        storage.start_run(con, spec.run_id, spec.to_dict(), environment)
+        done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
     todo = [job for job in spec.jobs() if job.config_key not in done]
     bar = tqdm(total=len(todo), desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
     started, stored = time.monotonic(), []
+    writer = RecordWriter(db, environment["env_id"])
 
     def store(record: Record) -> None:
-        storage.insert_record(con, _with_env(record, environment["env_id"]))
+        writer.write(record)
         stored.append(record.config_key)
         bar.set_postfix_str(record.config_key, refresh=False)
         bar.update()
@@ -129,8 +179,10 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
             store(run_job_isolated(job, timeout_s=spec.timeout_s, memory_limit_bytes=spec.memory_limit_bytes,
                                    target=target))
     bar.close()
-    storage.finish_run(con, spec.run_id)
-    return storage.load_records(con, spec.run_id)
+    writer.close(spec.run_id)
+    with _using(db, WRITE_WAIT_S) as con:
+        storage.finish_run(con, spec.run_id)
+        return storage.load_records(con, spec.run_id)
 
 
 def _with_env(record: Record, env_id: str) -> Record:
