@@ -20,8 +20,8 @@ from nbconvert import HTMLExporter
 from kit import progress
 from kit.config import load_parameters
 from kit.errors import ConfigError, KitError
+from kit.notebook import HEADLINE_TAG, read_recorded
 from kit.notebook import MIME as RECORD_MIME
-from kit.notebook import read_recorded
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -62,6 +62,10 @@ def render_html(ipynb: Path, out: Path, *, exclude_input: bool = False) -> Path:
             if "outputs" in cell:
                 cell.outputs = [o for o in cell.outputs if RECORD_MIME not in o.get("data", {})]
         notebook.cells = [c for c in notebook.cells if c.cell_type != "code" or c.outputs]
+        # the answer first: cells tagged `headline` (kit.notebook.headline) go right after the title
+        leading = [c for c in notebook.cells if HEADLINE_TAG in c.get("metadata", {}).get("tags", [])]
+        rest = [c for c in notebook.cells if not any(c is cell for cell in leading)]
+        notebook.cells = rest[:1] + leading + rest[1:]
     body, _ = exporter.from_notebook_node(notebook)
     out.write_text(body, encoding="utf-8")
     return out
