@@ -39,6 +39,13 @@ def test_predicted_vs_measured_is_log_log_per_target(frame) -> None:
     check(fig)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
     assert "(items/s)" in fig.axes[0].get_xlabel() and "(ms)" in fig.axes[1].get_ylabel()
+    errors = plots.error_by_family(long)
+    check(errors)
+    throughput = long[long["target"] == "throughput"]
+    expected = (100 * (throughput["pred"] - throughput["measured"]).abs() / throughput["measured"]).groupby(
+        throughput["group"].astype(str)).mean()
+    labels = sorted(t.get_text() for t in errors.axes[0].texts)
+    assert labels == sorted(f"{v:.0f} %" for v in expected)  # each family's MAPE, written above its box
 
 
 def test_feature_importances_and_roofline(frame) -> None:
@@ -63,7 +70,8 @@ def test_recommendation_chart_marks_predictions(frame) -> None:
 
 
 @pytest.mark.parametrize("chart", [plots.predicted_vs_measured, plots.feature_importances, plots.roofline_chart,
-                                   plots.recommendation_chart], ids=lambda f: f.__name__)
+                                   plots.recommendation_chart, plots.error_by_family, plots.generation_chart],
+                         ids=lambda f: f.__name__)
 def test_empty_input_gives_a_no_data_figure(chart) -> None:
     fig = chart(pd.DataFrame())
     assert isinstance(fig, Figure) and fig.axes[0].get_title()

@@ -26,6 +26,7 @@ from kit.plots.generation import generation_chart
 from kit.plots.prediction import (
     RECOMMEND_AXES,
     TARGET_AXES,
+    error_by_family,
     feature_importances,
     predicted_vs_measured,
     recommendation_chart,
@@ -37,7 +38,7 @@ show_figures_as_png()  # on import, as the single module did: notebooks then sho
 
 __all__ = [
     "HISTORY_UNITS", "HUE_TITLE", "LABEL_FIELDS", "MEMORY_PART_LABELS", "MEMORY_TERMS", "MIB", "RECOMMEND_AXES",
-    "TARGET_AXES", "batch_scaling", "feature_importances", "generation_chart", "history_chart",
+    "TARGET_AXES", "batch_scaling", "error_by_family", "feature_importances", "generation_chart", "history_chart",
     "latency_by_platform", "median_throughput", "memory_by_platform", "memory_validation_chart", "metric_chart",
     "predicted_vs_measured", "recommendation_chart", "roofline_chart", "scaling_chart", "show_figures_as_png",
     "speedup_chart", "speedup_heatmap", "throughput_by_platform", "training_memory_chart",

@@ -127,3 +127,28 @@ def recommendation_chart(table: pd.DataFrame, objective: str = "throughput", top
     ax.set(title=title, xlabel=xlabel, ylabel="rank, platform / precision / batch", xscale="log", xlim=(left, right))
     ax.legend(title="source (bars: interval)", fontsize="small")
     return fig
+
+
+def error_by_family(df: pd.DataFrame, target: str = "throughput") -> Figure:
+    """Each held-out family's absolute percentage errors (kit.predict.validation_frame rows of one target): a box
+    per family with its points, its MAPE above it, and the 10 % goal as a line."""
+    title = f"Leave-one-family-out {target} error per held-out family"
+    sub = df[df["target"] == target] if df is not None and len(df) else pd.DataFrame()
+    if sub.empty:
+        return _no_data(title, "held-out family", "absolute error (%)")
+    data = sub.assign(family=sub["group"].astype(str),
+                      ape=100 * (sub["pred"] - sub["measured"]).abs() / sub["measured"])
+    order = data.groupby("family")["ape"].mean().sort_values().index.tolist()
+    fig = _figure(max(6.0, 0.9 * len(order) + 2.5), 4.4)
+    ax = fig.add_subplot()
+    sns.boxplot(data=data, x="family", y="ape", order=order, color="#dddddd", showfliers=False, ax=ax)
+    sns.stripplot(data=data, x="family", y="ape", order=order, size=3, alpha=0.6, ax=ax,
+                  color=sns.color_palette("colorblind")[0])
+    for x, family in enumerate(order):
+        mape = data.loc[data["family"] == family, "ape"].mean()
+        ax.annotate(f"{mape:.0f} %", (x, mape), xytext=(0, 8), textcoords="offset points", ha="center",
+                    fontsize="small")
+    ax.axhline(10, color="black", lw=0.8, ls="--", label="10 % goal")
+    ax.set(title=title, xlabel="held-out family", ylabel="absolute error (%)", yscale="symlog")
+    ax.legend(fontsize="small", loc="upper left")
+    return fig
