@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -228,3 +229,21 @@ def test_a_model_neither_exporter_handles_is_a_conversion_error_naming_both(tmp_
     model = torch.nn.Linear(4, 2)
     with pytest.raises(ConversionError, match=r"torch.export \(dynamo\): RuntimeError: no rule .*torchscript: Runtime"):
         export.export_onnx(model, {"input": torch.ones(1, 4)}, tmp_path / "m.onnx")
+
+
+def test_the_report_check_finds_what_a_reader_would_see_broken(tmp_path):
+    from kit.browser.chromium import chromium_path
+    from kit.browser.report_check import check_pages
+
+    if not Path(chromium_path()).is_file():
+        pytest.skip(f"no Chromium at {chromium_path()}")
+    good, bad = tmp_path / "good.html", tmp_path / "bad.html"
+    good.write_text('<html><body><a href="bad.html">next</a><a href="https://example.org/">out</a></body></html>')
+    bad.write_text('<html><body><img src="missing.png"><a href="gone.html">gone</a>'
+                   '<script>console.error("planted"); throw new Error("thrown");</script></body></html>')
+    problems = check_pages([good, bad])
+    assert [p.split(":")[0] for p in problems] == ["bad.html"] * 5, problems
+    text = "\n".join(problems)
+    for expected in ("image not loaded: ", "broken link: ", "console error: planted", "uncaught exception: Error: "
+                     "thrown", "ERR_FILE_NOT_FOUND"):
+        assert expected in text

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -173,3 +174,12 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("index:")
     page = (out / "index.html").read_text()
     assert page.count(">done<") == 3 and "01_benchmark/" in page and "02_comparative_analysis/" in page
+    # the report as a reader opens it: the index and every page it links, in headless Chromium
+    from kit.browser.chromium import chromium_path
+
+    if not Path(chromium_path()).is_file():
+        pytest.skip(f"no Chromium at {chromium_path()} for the browser check (make browser installs it)")
+    from kit.browser.report_check import check_pages
+
+    pages = [out / "index.html", *sorted(out.glob("*/*.html"))]
+    assert len(pages) >= 7 and check_pages(pages) == []
