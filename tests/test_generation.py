@@ -92,8 +92,8 @@ def test_a_static_cache_is_allocated_up_front():
 def test_models_and_platforms_that_cannot_generate_are_skipped_with_the_reason():
     record = generate("bert")
     assert record.status == "skipped" and "does not generate" in record.reason
-    ok, reason = get_backend("wasm").supports("fp32", "generation")
-    assert not ok and "generation" in reason
+    ok, reason = get_backend("webgpu").supports("fp32", "generation")
+    assert not ok and "wasm" in reason
     ok, reason = get_backend("openvino").supports("int8", "generation")
     assert not ok and "int8" in reason
 
@@ -195,3 +195,16 @@ def test_generation_recommendations_rank_measured_configurations_under_constrain
     assert main(["recommend", "--model", "llama", "--objective", "ttft", "--latency-bound-ms", "1e-6",
                  "--db", str(db)]) == 1
     assert "none of the 2 measured generation configurations" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not get_backend("wasm").available()[0], reason="no Chromium with onnxruntime-web")
+def test_the_browser_generates_in_the_page_what_onnxruntime_generates():
+    record = generate("qwen2", platforms=["wasm"])
+    assert record.status == "ok", record.reason
+    g = record.extra["generation"]
+    assert g["tokens_generated"] == 6 and g["tokens_match_onnxruntime"] is True
+    assert record.device == "chromium/wasm" and len(g["ttft_s"]) == record.n_samples
+    samples, ttft, prefill, tpot = (np.asarray(x) for x in (record.samples_s, g["ttft_s"], g["prefill_s"], g["tpot_s"]))
+    assert (ttft >= prefill).all() and np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
+    assert g["kv_growth_bytes_per_token"] == pytest.approx(g["kv_estimate_bytes_per_token"], rel=0.1)
+    assert generate("t5", platforms=["wasm"]).status == "skipped"

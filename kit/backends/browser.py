@@ -68,6 +68,7 @@ class BrowserBackend(Backend):
 
     def __init__(self) -> None:
         self._run: Any = None
+        self._generation: Any = None
 
     def available(self) -> tuple[bool, str]:
         """Chromium and onnxruntime-web installed (and, for webgpu/webnn, the browser offering the provider)."""
@@ -77,10 +78,9 @@ class BrowserBackend(Backend):
         """fp32 inference only: the exported graph is fp32, and onnxruntime-web does not train."""
         if mode == "training":
             return False, f"{self.name}: onnxruntime-web runs inference only; training in the browser is not supported"
-        if mode == "generation":
-            return False, (f"{self.name}: generation in the page needs an ONNX export with past key values and a "
-                           "token loop (transformers.js), which the kit does not build; generation is measured on "
-                           "PyTorch")
+        if mode == "generation" and self.provider != "wasm":
+            return False, (f"{self.name}: generation in the page is measured on the wasm provider; its token loop "
+                           f"is not wired to {self.provider}")
         if precision not in PRECISIONS_RUN:
             return False, f"{self.name}: only fp32 is measured (the ONNX export is fp32; {precision} needs a " \
                           "converted graph, not done by the kit)"
@@ -117,10 +117,22 @@ class BrowserBackend(Backend):
             self._items_audio_s = audio_s * _batch(inputs)
         return self._run.call, facts
 
+    def start_generation(self, loaded: Any, inputs: dict[str, Any], new_tokens: int) -> Any:
+        """Export the decoder with its KV cache, start the page and load it (kit.browser.generation)."""
+        import torch
+
+        from kit.browser.generation import start_generation_run
+
+        self._generation = start_generation_run(loaded, inputs, self.provider, threads=torch.get_num_threads(),
+                                                new_tokens=new_tokens)
+        return self._generation
+
     def clock(self) -> Clock:
         """In-page time of each call (performance.now()), not the Python round trip."""
         from kit.browser.measures import InPageClock
 
+        if self._generation is not None:
+            return PageTotalClock()
         if self._run is None:
             raise UnsupportedConfiguration(f"{self.name}: clock() needs prepare() first")
         return InPageClock(self._run.facts, getattr(self, "_items_audio_s", None))
@@ -129,18 +141,29 @@ class BrowserBackend(Backend):
         """Summed resident memory of the browser's processes."""
         from kit.browser.measures import ChromiumTreeTracker
 
-        if self._run is None:
+        run = self._generation or self._run
+        if run is None:
             raise UnsupportedConfiguration(f"{self.name}: memory_tracker() needs prepare() first")
-        return ChromiumTreeTracker(self._run.page.chromium.pids)
+        return ChromiumTreeTracker(run.page.chromium.pids)
 
     def threads(self) -> int | None:
         """onnxruntime-web's wasm thread count as the page reported it."""
-        return self._run.facts.get("num_threads") if self._run is not None else None
+        run = self._generation or self._run
+        return run.facts.get("num_threads") if run is not None else None
 
     def close(self) -> None:
         """Quit the browser and delete the exported model (also done at exit)."""
-        if self._run is not None:
-            self._run.close()
+        for run in (self._run, self._generation):
+            if run is not None:
+                run.close()
+
+
+class PageTotalClock:
+    """The in-page time of one generation (performance.now() around the page's token loop)."""
+
+    def time_call(self, fn: Any) -> float:
+        """Seconds the page measured for the call."""
+        return float(fn()["totalMs"]) / 1000.0
 
 
 def _batch(inputs: dict[str, Any]) -> int:

@@ -34,8 +34,9 @@ def check_exportable(loaded: Any) -> None:
     """UnsupportedConfiguration unless the model is a decoder-only text model."""
     if getattr(loaded.config, "is_encoder_decoder", False) or loaded.modality != "text":
         raise UnsupportedConfiguration(
-            f"OpenVINO generation exports decoder-only text models; {loaded.name} is a {loaded.modality} model "
-            f"({type(loaded.model).__name__}), whose encoder or vision tower the export does not cover")
+            f"generation outside PyTorch (OpenVINO, the browser) exports decoder-only text models; {loaded.name} is a "
+            f"{loaded.modality} model ({type(loaded.model).__name__}), whose encoder or vision tower the export "
+            "does not cover")
 
 
 def kv_shape(config: Any) -> tuple[int, int, int]:

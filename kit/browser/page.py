@@ -105,6 +105,10 @@ class BrowserPage:
         """One inference; seconds measured in the page with performance.now()."""
         return float(self.evaluate("window.bench.run()", timeout_s=timeout_s)) / 1000.0
 
+    def generate(self, config: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+        """One greedy generation in the page (runner.mjs generate): prefill, token stamps and total in ms."""
+        return self.evaluate(f"window.bench.generate({json.dumps(config)})", timeout_s=timeout_s)
+
     def last_output(self, *, timeout_s: float = 300.0) -> np.ndarray:
         """The last run's output as a numpy array (base64 over the DevTools pipe: a large output takes a while)."""
         out = self.evaluate("window.bench.lastOutput()", timeout_s=timeout_s)

@@ -59,7 +59,7 @@ class TokenTimer:
 
     def start(self) -> None:
         """Begin a call: its clock, token stamps and prefill timing start afresh."""
-        self._t0, self._stamps, self._puts = time.perf_counter(), [], 0
+        self._t0, self._stamps, self._puts, self._total_s = time.perf_counter(), [], 0, None
         self._encoder_s, self._forward_s, self._forward_start = 0.0, None, None
 
     def put(self, value: torch.Tensor) -> None:
@@ -70,6 +70,10 @@ class TokenTimer:
 
     def end(self) -> None:
         """Streamer protocol: generation finished."""
+
+    def take_page_stamps(self, prefill_s: float, stamps_s: list[float], total_s: float) -> None:
+        """A call timed inside a browser page: its prefill, token stamps and total, in seconds from its start."""
+        self._puts, self._stamps, self._forward_s, self._total_s = len(stamps_s) + 1, list(stamps_s), prefill_s, total_s
 
     def prefill_took(self, seconds: float) -> None:
         """The prompt's forward, timed by a token loop of its own (OpenVINO) rather than by hooks."""
@@ -85,8 +89,9 @@ class TokenTimer:
             raise MeasurementError(f"generate streamed {len(self._stamps)} tokens and ran "
                                    f"{'no' if self._forward_s is None else 'a'} forward pass; cannot time it")
         stamps = np.asarray(self._stamps)
+        total = self._total_s if self._total_s is not None else time.perf_counter() - self._t0
         self.calls.append(CallTimes(prefill_s=self._encoder_s + self._forward_s, ttft_s=float(stamps[0]),
-                                    itl_s=np.diff(stamps).tolist(), total_s=time.perf_counter() - self._t0))
+                                    itl_s=np.diff(stamps).tolist(), total_s=total))
 
     def hook(self, model: torch.nn.Module) -> None:
         """Time the model's first forward of each call, and its encoder's (encoder-decoder models)."""
@@ -241,6 +246,35 @@ def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str
     return call, facts, lambda batch: loop_kv_facts(loop, loaded.config, batch, new_tokens)
 
 
+def _browser_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
+                        options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
+    """The browser: the same, around the page's token loop (kit.browser.generation)."""
+    from kit.memory.kv_cache import kv_bytes_per_token
+
+    if options["kv_cache"] != "dynamic":
+        raise UnsupportedConfiguration("generation in the page passes the KV cache as growing tensors (dynamic); "
+                                       "a static cache is a PyTorch option")
+    new_tokens = options["new_tokens"]
+    run = backend.start_generation(loaded, inputs, new_tokens)
+
+    def call() -> Any:
+        timer.start()
+        out = run.call(timer)
+        timer.finish()
+        return out
+
+    def kv(batch: int) -> dict[str, Any]:
+        after_prompt, after_run = run.presents_bytes
+        return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
+                "kv_growth_bytes_per_token": (after_run - after_prompt) / (new_tokens - 1),
+                "kv_estimate_bytes_per_token": kv_bytes_per_token(loaded.config, batch, torch.float32),
+                # the page's last call generated what onnxruntime in Python does from the same file
+                "tokens_match_onnxruntime": run.tokens == run.facts["reference_tokens"]}
+
+    facts = {**run.facts, "precision_ran": "fp32", "prompt_len": int(inputs["input_ids"].shape[-1])}
+    return call, facts, kv
+
+
 def measure_generation(job: Job) -> Record:
     """Measure one generation configuration and return an ok Record (exceptions propagate to the caller)."""
     from transformers.utils import logging as hf_logging
@@ -258,7 +292,8 @@ def measure_generation(job: Job) -> Record:
     facts, _ = model_facts(loaded, job.seq_len)
     inputs = generation_inputs(loaded, job.batch_size, job.seq_len)
     timer = TokenTimer(sync=getattr(backend, "synchronize", lambda: None))
-    prepare = _torch_generation if hasattr(backend, "prepare_model") else _openvino_generation
+    prepare = (_torch_generation if hasattr(backend, "prepare_model") else
+               _browser_generation if hasattr(backend, "start_generation") else _openvino_generation)
     t1 = time.perf_counter()
     call, prep_facts, kv = prepare(backend, loaded, inputs, job.precision, options, timer)
     prepare_s = time.perf_counter() - t1

@@ -111,6 +111,54 @@ async function run() {
   return t1 - t0;
 }
 
+// Greedy generation of config.newTokens tokens with a decoder exported with its KV cache as inputs and outputs
+// (kit/backends/openvino_generation.py's DecoderWithPast): the prompt with an empty past, then one token per run,
+// each token's arrival stamped with performance.now() from the call's start. The presents' bytes after the prompt
+// and after the run give the KV cache.
+async function generate(config) {
+  const pastNames = state.session.inputNames.filter((n) => n.startsWith('past_'));
+  const presentNames = state.session.outputNames.slice(1);
+  const batch = state.feeds.input_ids.dims[0];
+  let feeds = { ...state.feeds };
+  for (const name of pastNames) {
+    feeds[name] = new ort.Tensor('float32', new Float32Array(0), [batch, config.kvHeads, 0, config.headDim]);
+  }
+  const stamps = [];
+  const bytes = [];
+  const tokens = [];
+  let prefillMs = 0;
+  const t0 = performance.now();
+  for (let step = 0; step < config.newTokens; step++) {
+    const s0 = performance.now();
+    const out = await state.session.run(feeds);
+    if (step === 0) prefillMs = performance.now() - s0;
+    const logits = out[state.session.outputNames[0]];
+    const vocab = logits.dims[logits.dims.length - 1];
+    const positions = logits.data.length / (batch * vocab);  // 1: the decoder returns the last position's logits
+    const next = new BigInt64Array(batch);
+    for (let b = 0; b < batch; b++) {
+      const end = (b + 1) * positions * vocab;
+      const row = logits.data.subarray(end - vocab, end);
+      let best = 0;
+      for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
+      next[b] = BigInt(best);
+    }
+    stamps.push(performance.now() - t0);
+    tokens.push(Number(next[0]));
+    const presents = presentNames.map((n) => out[n]);
+    if (step === 0) bytes.push(presents.reduce((sum, t) => sum + t.data.byteLength, 0));
+    const done = feeds.attention_mask.dims[1];
+    feeds = {
+      input_ids: new ort.Tensor('int64', next, [batch, 1]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(batch * (done + 1)).fill(1n), [batch, done + 1]),
+      position_ids: new ort.Tensor('int64', new BigInt64Array(batch).fill(BigInt(done)), [batch, 1]),
+    };
+    pastNames.forEach((name, i) => { feeds[name] = presents[i]; });
+    if (step === config.newTokens - 1) bytes.push(presents.reduce((sum, t) => sum + t.data.byteLength, 0));
+  }
+  return { prefillMs, stampsMs: stamps, totalMs: performance.now() - t0, bytes, tokens };
+}
+
 function toBase64(bytes) {
   let text = '';
   for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -125,5 +173,5 @@ async function lastOutput() {
   return { dtype: t.type, shape: t.dims, b64: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
 }
 
-window.bench = { probe, load, run, lastOutput };
+window.bench = { probe, load, run, lastOutput, generate };
 document.getElementById('status').textContent = 'ready';
