@@ -208,3 +208,9 @@ def test_the_browser_generates_in_the_page_what_onnxruntime_generates():
     assert (ttft >= prefill).all() and np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
     assert g["kv_growth_bytes_per_token"] == pytest.approx(g["kv_estimate_bytes_per_token"], rel=0.1)
     assert generate("t5", platforms=["wasm"]).status == "skipped"
+
+
+def test_a_decoder_too_short_for_the_prompt_and_new_tokens_is_skipped_with_its_limit():
+    record = generate("llama", prompt_lens=[250], generation={"new_tokens": 8})  # tiny llama: 256 positions
+    assert record.status == "skipped" and "holds 256 decoder positions" in record.reason
+    assert generate("whisper", generation={"new_tokens": 32}).status == "ok"  # 1 start token + 32 within 64

@@ -150,6 +150,23 @@ def generation_inputs(loaded: zoo.LoadedModel, batch_size: int, prompt_len: int 
     return {k: v for k, v in inputs.items() if k not in drop}
 
 
+CONTEXT_KEYS = ("max_target_positions", "max_position_embeddings", "n_positions")
+
+
+def check_context(loaded: zoo.LoadedModel, inputs: dict[str, Any], new_tokens: int) -> None:
+    """UnsupportedConfiguration when the decoder cannot hold the prompt and the new tokens (its position limit)."""
+    from kit.memory.kv_cache import decoder_config
+
+    config = decoder_config(loaded.config)
+    limit = next((getattr(config, k) for k in CONTEXT_KEYS if isinstance(getattr(config, k, None), int)), None)
+    encoder_decoder = getattr(loaded.config, "is_encoder_decoder", False)
+    prompt = 1 if encoder_decoder else int(inputs["input_ids"].shape[-1]) if "input_ids" in inputs else 0
+    if limit is not None and prompt + new_tokens > limit:
+        what = "its start token" if encoder_decoder else f"a prompt of {prompt} tokens"
+        raise UnsupportedConfiguration(f"{loaded.name} ({loaded.size}) holds {limit} decoder positions: {new_tokens} "
+                                       f"new tokens after {what} do not fit")
+
+
 def generate_kwargs(model: torch.nn.Module, new_tokens: int, kv_cache: str) -> dict[str, Any]:
     """Greedy decoding of exactly new_tokens tokens (min = max, so an end-of-sequence token cannot stop it early),
     as a copy of the model's generation config (its start, end and special tokens kept)."""
@@ -291,6 +308,7 @@ def measure_generation(job: Job) -> Record:
         raise UnsupportedConfiguration(f"{job.model}: a {type(loaded.model).__name__} does not generate text")
     facts, _ = model_facts(loaded, job.seq_len)
     inputs = generation_inputs(loaded, job.batch_size, job.seq_len)
+    check_context(loaded, inputs, new_tokens)
     timer = TokenTimer(sync=getattr(backend, "synchronize", lambda: None))
     prepare = (_torch_generation if hasattr(backend, "prepare_model") else
                _browser_generation if hasattr(backend, "start_generation") else _openvino_generation)

@@ -117,7 +117,7 @@ WHISPER = Family(
     "whisper", "audio-text", "WhisperConfig", "WhisperForConditionalGeneration",
     {"tiny": {"vocab_size": 1000, "num_mel_bins": 16, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2,
               "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
-              "decoder_ffn_dim": 64, "max_source_positions": 16, "max_target_positions": 32,
+              "decoder_ffn_dim": 64, "max_source_positions": 16, "max_target_positions": 64,
               "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 1,
               "begin_suppress_tokens": None},
      "base": {"vocab_size": 51865, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4,  # whisper-tiny
