@@ -102,7 +102,7 @@ OPENVINO = pytest.mark.skipif(not get_backend("openvino").available()[0], reason
 
 
 @OPENVINO
-@pytest.mark.parametrize("model", ["llama", "qwen2"])
+@pytest.mark.parametrize("model", ["llama", "qwen2", "t5", "whisper"])
 def test_openvino_generates_the_tokens_pytorch_generates(model):
     import torch
 
@@ -117,7 +117,8 @@ def test_openvino_generates_the_tokens_pytorch_generates(model):
     timer.start()
     tokens = loop.generate(prompt, 10, timer)
     with torch.inference_mode():
-        expected = loaded.model.generate(**inputs, **generate_kwargs(loaded.model, 10, "dynamic")).sequences[:, 12:]
+        sequences = loaded.model.generate(**inputs, **generate_kwargs(loaded.model, 10, "dynamic")).sequences
+    expected = sequences[:, -10:]  # after the prompt (decoder-only) or the decoder's start token
     assert (tokens == expected.numpy()).all() and facts["precision_ran"] == "fp32"
 
 
@@ -131,7 +132,12 @@ def test_openvino_generation_records_and_skips():
     assert (ttft >= prefill).all() and np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
     assert g["kv_growth_bytes_per_token"] == pytest.approx(g["kv_estimate_bytes_per_token"], rel=0.1)
     t5 = generate("t5", platforms=["openvino"])
-    assert t5.status == "skipped" and "decoder-only" in t5.reason
+    assert t5.status == "ok", t5.reason
+    g5 = t5.extra["generation"]
+    assert g5["kv_growth_bytes_per_token"] == pytest.approx(g5["kv_estimate_bytes_per_token"], rel=0.1)
+    assert (np.asarray(g5["ttft_s"]) >= np.asarray(g5["prefill_s"])).all()
+    llava = generate("llava", platforms=["openvino"])
+    assert llava.status == "skipped" and "decoder-only" in llava.reason
     static = generate("llama", platforms=["openvino"], generation={"new_tokens": 4, "kv_cache": "static"})
     assert static.status == "skipped" and "static" in static.reason
 

@@ -259,7 +259,7 @@ def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str
         timer.finish()
         return out
 
-    facts["prompt_len"] = int(prompt.shape[-1])
+    facts["prompt_len"] = loop.prompt_len
     return call, facts, lambda batch: loop_kv_facts(loop, loaded.config, batch, new_tokens)
 
 
