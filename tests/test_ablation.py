@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from kit import features
 from kit.errors import ConfigError
-from kit.predict import Predictor
+from kit.predict import Predictor, features
 from kit.predict.ablation import ablation_table, without_facts
 from tests.test_predict import overhead_law, synthetic_frame
 

@@ -192,8 +192,8 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
 
     import kit
     from kit import storage
-    from kit.features import kernel_count
     from kit.predict import kernels
+    from kit.predict.features import kernel_count
 
     if not get_backend("openvino").supports("int8", "inference")[0]:
         pytest.skip("no OpenVINO int8 here")
@@ -233,7 +233,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     monkeypatch.undo()
     kernels.fill_stored_kernels(con, strip(("runtime_output_bytes",)))  # bytes only missing: the kernels are kept
     assert stored("runtime_output_bytes") == written and stored("runtime_layers") == recorded
-    rows = kit.features.feature_frame(storage.results_frame(con, status="ok"))
+    rows = kit.predict.features.feature_frame(storage.results_frame(con, status="ok"))
     candidates = pd.DataFrame({"platform": ["openvino", "openvino", "cpu"], "precision": ["fp32"] * 3,
                                "batch_size": [2, 4, 2], "threads": [1.0, 1.0, 1.0]})
     variant = kernels.variant_params(json.loads(frame["params_json"].iloc[0]))

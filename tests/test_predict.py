@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import features, predict
+from kit import predict
 from kit.errors import ConfigError
-from kit.predict import baselines
+from kit.predict import baselines, features
 from kit.predict import budget as budget_module
 
 PEAKS = {("cpu", "fp32"): 2e11, ("cpu", "bf16"): 8e11, ("cuda", "fp32"): 5e13, ("cuda", "fp16"): 4e14}

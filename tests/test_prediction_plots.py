@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from kit import features, plots, predict, recommend
+from kit import plots, predict, recommend
+from kit.predict import features
 from tests.test_predict import fast_predictor, synthetic_frame
 
 matplotlib.use("Agg")

@@ -70,8 +70,8 @@ def feature_importances(table: pd.DataFrame, target: str = "throughput", top: in
 
 
 def roofline_chart(features: pd.DataFrame) -> Figure:
-    """Achieved FLOP/s against arithmetic intensity (kit.features.feature_frame rows), under each platform's measured
-    compute and bandwidth roofs; the distance below the roof is the roofline efficiency."""
+    """Achieved FLOP/s against arithmetic intensity (kit.predict.features.feature_frame rows), under each platform's
+    measured compute and bandwidth roofs; the distance below the roof is the roofline efficiency."""
     title, xlabel = "Roofline: achieved FLOP/s vs measured peaks", "arithmetic intensity (FLOP per byte of weights)"
     ylabel = "achieved FLOP/s (FLOPs per item x items/s)"
     frame = pd.DataFrame() if features is None or features.empty else features[features["peak_flops_per_s"] > 0]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, extra_dict, feature_frame
+from kit.predict.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, extra_dict, feature_frame
 from kit.predict.model import Predictor, accuracy, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])

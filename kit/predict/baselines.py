@@ -1,6 +1,7 @@
 """The analytic baselines the predictor builds on and is compared with: the roofline calibrated per group
 (`Baseline`), and a time model of fixed, per-call, compute, traffic and overhead terms fitted per setting
-(`OverheadBaseline`). Both are calibrated on measured rows of `kit.features.feature_frame`; neither is a measurement.
+(`OverheadBaseline`). Both are calibrated on measured rows of `kit.predict.features.feature_frame`; neither is a
+measurement.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from kit.errors import ConfigError
-from kit.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_column
+from kit.predict.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_column
 
 BASELINE_KINDS = ("overhead", "roofline")
 N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import TARGETS, variant_key
+from kit.predict.features import TARGETS, variant_key
 from kit.predict.model import Validation, accuracy
 from kit.predict.remeasure import configuration_key
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import feature_frame, single_process
+from kit.predict.features import feature_frame, single_process
 
 if TYPE_CHECKING:
     from kit.config import SweepSpec

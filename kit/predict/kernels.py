@@ -5,7 +5,7 @@ compiled graph, never timings.
 OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
 is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
 The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), and their output bytes as
-its activation traffic (`kit.features.roofline`). Counting converts the model
+its activation traffic (`kit.predict.features.roofline`). Counting converts the model
 once per variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread
 count; `fill_stored_kernels` writes the facts back into the store, so they are counted once.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kit.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, KERNEL_COLUMNS, extra_dict, kernel_count
+from kit.predict.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, KERNEL_COLUMNS, extra_dict, kernel_count
 from kit.predict.profiles import store_filled, variant_params
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
     """Per candidate configuration of one variant, KERNEL_COLUMNS (OpenVINO's kernel count and the bytes they write):
     from the variant's stored results with the same platform, precision, batch size and threads, else (OpenVINO CPU
     only) counted by compiling the variant, else NaN, where torch's aten calls and eager activation bytes stand in
-    (`kit.predict.baselines.call_count`, `kit.features.roofline`)."""
+    (`kit.predict.baselines.call_count`, `kit.predict.features.roofline`)."""
     out = pd.DataFrame(np.nan, index=candidates.index, columns=list(KERNEL_COLUMNS), dtype=float)
     if candidates.empty:
         return out

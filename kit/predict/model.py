@@ -24,8 +24,8 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 from threadpoolctl import threadpool_limits
 
 from kit.errors import ConfigError
-from kit.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, single_process
 from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
+from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, single_process
 
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}

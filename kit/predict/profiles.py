@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit.features import PROFILE_COLUMNS, extra_dict, overrides_json
+from kit.predict.features import PROFILE_COLUMNS, extra_dict, overrides_json
 
 log = logging.getLogger(__name__)
 

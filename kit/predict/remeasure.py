@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import extra_dict, single_process
+from kit.predict.features import extra_dict, single_process
 
 REMEASURE_SUFFIX = "-re-"
 # a timed loop during which the host gave more than this share of all CPUs' time to other guests is disturbed

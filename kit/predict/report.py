@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, single_process, variant_key
 from kit.predict.budget import repeat_floor
 from kit.predict.data import SweepOutcome, check_batch_sizes
+from kit.predict.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, single_process, variant_key
 from kit.predict.kernels import written_bytes_at
 from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import (
+from kit.predict import Predictor
+from kit.predict.features import (
     KERNEL_COLUMNS,
     PROFILE_COLUMNS,
     extra_dict,
@@ -26,7 +27,6 @@ from kit.features import (
     single_process,
     variant_key,
 )
-from kit.predict import Predictor
 from kit.predict.kernels import candidate_kernels, fill_stored_kernels
 from kit.predict.profiles import variant_params
 from kit.recommend.exclusions import exclusion_reasons, platform_reasons
@@ -66,7 +66,7 @@ def _check(objective: str, memory_budget_bytes: float | None, latency_bound_s: f
 
 def measured_frame(data: Any) -> pd.DataFrame:
     """Ok results with peaks and model facts: from a DuckDB connection (results + hardware) or a results frame."""
-    from kit.features import attach_peaks
+    from kit.predict.features import attach_peaks
 
     if isinstance(data, pd.DataFrame):
         frame = data

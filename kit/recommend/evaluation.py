@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.features import KERNEL_COLUMNS, TARGETS
 from kit.predict import Predictor
+from kit.predict.features import KERNEL_COLUMNS, TARGETS
 from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, check_rank_by, measured_frame, rank
 
 EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
@@ -98,7 +98,7 @@ CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low"
 
 def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
     """The rows to check, with their variant's overrides (JSON text) and sequence length (NaN: the default)."""
-    from kit.features import overrides_json
+    from kit.predict.features import overrides_json
 
     missing = sorted({*CHECK_KEYS, "status", "throughput_items_per_s"} - set(measured))
     if missing:

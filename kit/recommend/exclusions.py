@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit.features import extra_dict, overrides_json
+from kit.predict.features import extra_dict, overrides_json
 
 
 def output_deviation(measured: pd.DataFrame, reference: tuple[str, str] = ("cpu", "fp32")) -> pd.DataFrame:
