@@ -8,8 +8,8 @@ import torch
 
 from kit import storage
 from kit.distributed import DistributedSpec, launch_command, ok_record, run_distributed_benchmark
+from kit.distributed.worker import local_slice, union_length_us
 from kit.errors import ConfigError
-from kit.runners.ddp_worker import local_slice, union_length_us
 
 TINY = {"seq_len": 16, "warmup_steps": 1, "optimizer": "sgd", "lr": 0.1, "profile_steps": 1, "timeout_s": 180}
 STEPS = 4
@@ -67,7 +67,7 @@ def test_timeout_kills_torchrun_and_fails_the_record():
 def test_a_failed_launch_is_launched_again_and_says_so(monkeypatch, tmp_path):
     """A launch that fails before any rank reports an error of its own (here torchrun's rendezvous, planted) is run
     again; the record is the second attempt's, with the first one's reason kept."""
-    import kit.distributed as distributed
+    import kit.distributed.bench as distributed
 
     real, calls = distributed.run_world, []
 
@@ -86,7 +86,7 @@ def test_a_failed_launch_is_launched_again_and_says_so(monkeypatch, tmp_path):
 
 
 def test_which_failures_are_failed_launches():
-    from kit.runners.torchrun import launch_failed
+    from kit.distributed.launch import launch_failed
 
     ok = {"rank": 0, "ok": True}
     assert not launch_failed([ok, {**ok, "rank": 1}], 2)

@@ -48,7 +48,7 @@ def shape_of_module(name: str, family: str, module: Any, config: Any, default_se
     """A ModelShape from a built module (real or on the meta device) and its transformers config."""
     import torch
 
-    from kit.runners.ddp_worker import transformer_blocks
+    from kit.zoo.model import transformer_blocks
 
     primary = _primary(config, family)
     blocks = transformer_blocks(module)

@@ -2,8 +2,8 @@
 
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
 validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show;
-`features` what the predictor and the recommender read from results (model facts, profiles, kernel counts,
-roofline terms); `remeasure` noisy results measured again, and the training frame's preference for converged ones; `budget` where
+`features` what the predictor and the recommender read from results (model facts, profiles, kernel counts, roofline
+terms); `remeasure` noisy results measured again, and the training frame's preference for converged ones; `budget` where
 the held-out error comes from (the measurements' own repeatability, offsets shared by a family or a setting).
 """
 

@@ -230,3 +230,10 @@ def _conv_flops(counter: Any) -> float:
 def flops_per_sample(loaded: LoadedModel, seq_len: int | None = None) -> float | None:
     """Forward FLOPs of one sample (batch 1, CPU attention included); None if counting fails."""
     return forward_profile(loaded, seq_len)["flops_per_sample"]
+
+
+def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks (children of any nn.ModuleList that hold parameters): what FSDP shards one by one and
+    the memory estimator counts per layer."""
+    return [block for m in model.modules() if isinstance(m, torch.nn.ModuleList) for block in m
+            if any(True for _ in block.parameters())]

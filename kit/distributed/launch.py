@@ -1,4 +1,4 @@
-"""Launching kit.runners.ddp_worker under torchrun: the command, its environment, a timeout, and reading the ranks.
+"""Launching kit.distributed.worker under torchrun: the command, its environment, a timeout, and reading the ranks.
 
 One launch is one attempt at one world size; its folder holds the config, torchrun's log and a `rank<R>.json` per rank.
 `launch_failed` tells a failure of the launch itself (rendezvous, process-group set-up, a rank that died or hung
@@ -18,8 +18,8 @@ from typing import Any
 from kit.errors import ConfigError
 from kit.runners.isolation import PARENT_PID, die_with_parent
 
-WORKER_MODULE = "kit.runners.ddp_worker"
-SETUP_PHASES = ("init",)  # the worker's phase while it starts the process group (ddp_worker.run_rank)
+WORKER_MODULE = "kit.distributed.worker"
+SETUP_PHASES = ("init",)  # the worker's phase while it starts the process group (worker.run_rank)
 
 
 def launch_command(config_path: Path, out_dir: Path, nproc_per_node: int, *, nnodes: int = 1,

@@ -1,6 +1,6 @@
 """Distributed training benchmarks (DDP, FSDP2) under torchrun, turned into Records, and their scaling analysis.
 
-One machine: `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.runners.ddp_worker --config C
+One machine: `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.distributed.worker --config C
 --out D` (what `run_distributed_benchmark` runs, gloo on CPU, NCCL on CUDA with one GPU per LOCAL_RANK). Several
 machines: the same command on every node with `--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID`
 instead of `--standalone` (see `launch_command`): run the same benchmark on every node with `nnodes` and `rdzv_endpoint`
@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from kit.distributed.launch import child_env, launch, launch_command, launch_failed
 from kit.errors import ConfigError
 from kit.records import Record
-from kit.runners.torchrun import child_env, launch, launch_command, launch_failed
 
 STRATEGIES = ("ddp", "fsdp")
 PLATFORMS = ("cpu", "cuda")
@@ -76,7 +76,7 @@ class DistributedSpec:
     gradient_checkpointing: bool = False
     nnodes: int = 1  # machines; each world size is split evenly over them (world_size / nnodes processes per node)
     rdzv_endpoint: str | None = None  # HOST:PORT of the c10d rendezvous, the same on every node, when nnodes > 1
-    retries: int = 1  # one node: launches again after a failed launch (kit.runners.torchrun.launch_failed)
+    retries: int = 1  # one node: launches again after a failed launch (kit.distributed.launch.launch_failed)
 
     def __post_init__(self) -> None:
         from kit import zoo

@@ -1,6 +1,6 @@
 """The per-rank training script that torchrun runs: DDP or FSDP2 on gloo (CPU) or NCCL (CUDA), one JSON per rank.
 
-Launched as `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.runners.ddp_worker --config C
+Launched as `python -m torch.distributed.run --standalone --nproc-per-node N -m kit.distributed.worker --config C
 --out D` (see kit.distributed). Every rank builds the same seeded model, takes its slice of one deterministic global
 batch, and runs warm-up steps, then timed steps (forward+loss, backward, optimizer step, zero_grad). Communication is
 measured on extra profiled steps after the timed ones (torch.profiler: the union of the collective events' intervals
@@ -23,10 +23,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-# At module level so that they are in RSS before the process baseline is read: the harness's own imports (scipy through
-# kit.timing is ~65 MB) must not count as the model's training memory.
 from kit import zoo
 from kit.timing import CudaEventClock, CudaPeakTracker, PerfCounterClock, ProcessPeakTracker
+
+# At module level so that they are in RSS before the process baseline is read: the harness's own imports (scipy through
+# kit.timing is ~65 MB) must not count as the model's training memory.
+from kit.zoo.model import transformer_blocks
 
 COMM_PREFIXES = ("gloo:", "nccl:", "ncclkernel", "nccldevkernel")  # CPU-side record names and NCCL kernel names
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -91,12 +93,6 @@ def to_device(value: Any, device: str) -> Any:
     if isinstance(value, list):
         return [to_device(v, device) for v in value]
     return value
-
-
-def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated blocks (children of any nn.ModuleList) that FSDP shards one by one."""
-    return [block for m in model.modules() if isinstance(m, torch.nn.ModuleList) for block in m
-            if any(True for _ in block.parameters())]
 
 
 def wrap_model(model: torch.nn.Module, strategy: str, device: str, precision: str) -> torch.nn.Module:
