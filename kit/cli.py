@@ -1,6 +1,6 @@
 """The `benchkit` command line: bench, report, ab, compare, recommend, check-predictions, prediction-data,
 remeasure-noisy, microbench, distributed-bench, distributed-config, browser, platforms, models, results, export,
-import-json."""
+import-json, import-optimum."""
 
 from __future__ import annotations
 
@@ -116,6 +116,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "results": ("print stored results", "kit.cli:_add_results", "kit.cli:cmd_results"),
     "export": ("export results (and samples) to CSV or Parquet", "kit.cli:_add_export", "kit.cli:cmd_export"),
     "import-json": ("import earlier JSON result files", "kit.cli:_add_import_json", "kit.cli:cmd_import_json"),
+    "import-optimum": ("import HuggingFace optimum-benchmark result folders", "kit.cli:_add_import_optimum",
+                       "kit.cli:cmd_import_optimum"),
     "report": ("execute the notebooks with papermill, render HTML and outputs/index.html", "kit.cli:_add_report",
                "kit.cli:cmd_report"),
     "ab": ("measure a baseline and a candidate interleaved in one job and compare them round by round",
@@ -259,6 +261,24 @@ def cmd_import_json(args: argparse.Namespace) -> int:
     con = storage.connect(args.db or storage.DEFAULT_DB)
     total = storage.store_imported(con, imported)
     print(f"imported {total} records from {len(imported)} file(s)")
+    return 0
+
+
+def _add_import_optimum(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", type=Path,
+                        help="folders holding benchmark_config.json and benchmark_report.json")
+    parser.add_argument("--run-id", help="store them under this run id (default: optimum-<benchmark name>)")
+    _db_arg(parser)
+
+
+def cmd_import_optimum(args: argparse.Namespace) -> int:
+    """Import optimum-benchmark result folders: all are read and checked first, then stored in one transaction."""
+    from kit import storage
+    from kit.optimum_benchmark import read_optimum
+
+    imported = {folder: [read_optimum(folder, run_id=args.run_id)] for folder in args.folders}
+    total = storage.store_imported(storage.connect(args.db or storage.DEFAULT_DB), imported)
+    print(f"imported {total} records from {len(imported)} optimum-benchmark folder(s)")
     return 0
 
 

@@ -32,6 +32,8 @@ def summary_table(records: list[Record], status: str | None = None) -> pd.DataFr
 def _note(record: Record) -> str:
     if record.status != "ok":
         return record.reason.splitlines()[0][:100] if record.reason else ""
+    if record.extra.get("origin"):
+        return f"imported from {record.extra['origin']} {record.extra.get('tool_version') or ''}".strip()
     return "noisy: CI target not reached" if record.noisy else ""
 
 
