@@ -1,6 +1,6 @@
 """The `benchkit` command line: bench, report, ab, compare, recommend, check-predictions, prediction-data,
 remeasure-noisy, microbench, distributed-bench, distributed-config, browser, platforms, models, results, export,
-import-json, import-optimum."""
+import-json, import-optimum, merge."""
 
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "results": ("print stored results", "kit.cli:_add_results", "kit.cli:cmd_results"),
     "export": ("export results (and samples) to CSV or Parquet", "kit.cli:_add_export", "kit.cli:cmd_export"),
     "import-json": ("import earlier JSON result files", "kit.cli:_add_import_json", "kit.cli:cmd_import_json"),
+    "merge": ("merge stores of other machines into one", "kit.cli:_add_merge", "kit.cli:cmd_merge"),
     "import-optimum": ("import HuggingFace optimum-benchmark result folders", "kit.cli:_add_import_optimum",
                        "kit.cli:cmd_import_optimum"),
     "report": ("execute the notebooks with papermill, render HTML and outputs/index.html", "kit.cli:_add_report",
@@ -261,6 +262,21 @@ def cmd_import_json(args: argparse.Namespace) -> int:
     con = storage.connect(args.db or storage.DEFAULT_DB)
     total = storage.store_imported(con, imported)
     print(f"imported {total} records from {len(imported)} file(s)")
+    return 0
+
+
+def _add_merge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", type=Path, help="DuckDB stores to merge")
+    parser.add_argument("--into", type=Path, required=True, help="the store they are merged into (created if missing)")
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge stores into one: results, samples, runs, hardware and models, each result once."""
+    from kit.merge import merge_stores
+
+    for source, added in merge_stores(args.sources, args.into).items():
+        print(f"{source}: {added} results added")
+    print(f"into {args.into}")
     return 0
 
 
