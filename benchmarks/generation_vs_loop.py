@@ -46,8 +46,8 @@ def build(model: str, size: str, batch_size: int, prompt_len: int, new_tokens: i
     from transformers.utils import logging as hf_logging
 
     from kit import zoo
-    from kit.runners.generation import TimedClock, TokenTimer, generate_kwargs, generation_inputs
-    from kit.timing import PerfCounterClock
+    from kit.runners.generation import TokenTimer, generate_kwargs, generation_inputs
+    from kit.timing import MarkingClock, PerfCounterClock
 
     hf_logging.set_verbosity_error()
     kit_model, hand_model = (zoo.load_model(model, size).model.eval() for _ in range(2))
@@ -55,7 +55,7 @@ def build(model: str, size: str, batch_size: int, prompt_len: int, new_tokens: i
     kwargs = generate_kwargs(kit_model, new_tokens, "dynamic")
     timer = TokenTimer(sync=lambda: None)
     timer.hook(kit_model)
-    clock = TimedClock(PerfCounterClock(), timer)
+    clock = MarkingClock(PerfCounterClock(), timer)
 
     def kit_call() -> None:
         timer.start()

@@ -41,6 +41,22 @@ class PerfCounterClock:
         return time.perf_counter() - start
 
 
+class MarkingClock:
+    """A clock that sets `target.timed` while it times a call, so the callable can keep figures of its own (phase
+    times, token stamps) for the timed calls only: never for the untimed warm-up calls at the start of a burst."""
+
+    def __init__(self, clock: Clock, target: Any) -> None:
+        self.clock, self.target = clock, target
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        """Seconds of one call of fn, as the wrapped clock measures them, with the target marked as timed."""
+        self.target.timed = True
+        try:
+            return self.clock.time_call(fn)
+        finally:
+            self.target.timed = False
+
+
 class CudaEventClock:
     """CUDA (or ROCm) event timing: events around the call, then a synchronisation before reading them."""
 

@@ -73,3 +73,19 @@ def test_the_first_burst_warms_up_before_timing():
     assert max(result.samples_s) < 0.01 and set(result.rounds) == {0, 1}
     assert len(calls) > len(result.samples_s) and [len(s) for s in driver.reported] == [
         result.rounds.count(0), result.rounds.count(1)]
+
+
+def test_a_marking_clock_marks_only_the_calls_it_times():
+    from types import SimpleNamespace
+
+    from kit.timing import MarkingClock
+
+    target, seen = SimpleNamespace(timed=False), []
+    clock = MarkingClock(PerfCounterClock(), target)
+
+    def fn():
+        seen.append(target.timed)
+
+    clock.time_call(fn)
+    fn()  # a warm-up call, as a burst makes them
+    assert seen == [True, False] and target.timed is False

@@ -30,7 +30,7 @@ from kit.memory.kv_cache import cache_bytes, kv_bytes_per_token
 from kit.records import Record
 from kit.runners.inference import apply_threads, check_supported, model_facts
 from kit.stats import summarise
-from kit.timing import Clock, load_average_1m, measure_adaptive
+from kit.timing import MarkingClock, load_average_1m, measure_adaptive
 
 DECODER_ONLY_DROP = ("labels",)
 ENCODER_DECODER_DROP = ("labels", "decoder_input_ids", "decoder_attention_mask")
@@ -50,7 +50,7 @@ class CallTimes:
 class TokenTimer:
     """A streamer stamping each new token, with forward hooks timing a call's first forward (the prefill).
 
-    `timed` is set by TimedClock while the clock times a call; only those calls are kept in `calls`."""
+    `timed` is set by kit.timing.MarkingClock while the clock times a call; only those calls are kept in `calls`."""
 
     sync: Any
     timed: bool = False
@@ -119,22 +119,6 @@ class TokenTimer:
     def _encoder_post(self, *_: Any) -> None:
         self.sync()
         self._encoder_s += time.perf_counter() - self._encoder_start
-
-
-@dataclass
-class TimedClock:
-    """The backend's clock, telling the token timer which calls it times."""
-
-    clock: Clock
-    timer: TokenTimer
-
-    def time_call(self, fn: Any) -> float:
-        """Seconds of one call of fn, as the backend's clock measures them, with the timer keeping its stamps."""
-        self.timer.timed = True
-        try:
-            return self.clock.time_call(fn)
-        finally:
-            self.timer.timed = False
 
 
 def generation_options(job: Job) -> dict[str, Any]:
@@ -315,7 +299,7 @@ def measure_generation(job: Job) -> Record:
     t1 = time.perf_counter()
     call, prep_facts, kv = prepare(backend, loaded, inputs, job.precision, options, timer)
     prepare_s = time.perf_counter() - t1
-    clock = TimedClock(backend.clock(), timer)
+    clock = MarkingClock(backend.clock(), timer)
     first_s = backend.clock().time_call(call)
     for _ in range(job.warmup_iters):
         call()

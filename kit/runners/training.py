@@ -25,7 +25,7 @@ from kit.config import TRAINING_OPTIONS, Job
 from kit.errors import UnsupportedConfiguration
 from kit.records import Record
 from kit.runners.inference import apply_threads, check_supported, model_facts
-from kit.timing import Clock, load_average_1m, measure_adaptive
+from kit.timing import Clock, MarkingClock, load_average_1m, measure_adaptive
 
 CONTRASTIVE = ("clip", "clap", "xclip")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -87,6 +87,7 @@ class TrainingStep:
     accumulation_steps: int
     phases: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PHASES})
     losses: list[float] = field(default_factory=list)
+    timed: bool = False  # set by MarkingClock: only timed steps keep their phases
 
     def __call__(self) -> None:
         """Run forward+loss and backward per micro-batch, then the optimizer step and zero_grad, timing each."""
@@ -96,10 +97,11 @@ class TrainingStep:
             forward += self.clock.time_call(functools.partial(self._forward, holder))
             backward += self.clock.time_call(functools.partial(self._backward, holder))
         self.losses.append(float(holder["loss"].detach().float()) * self.accumulation_steps)
-        self.phases["forward_s"].append(forward)
-        self.phases["backward_s"].append(backward)
-        self.phases["optimizer_s"].append(self.clock.time_call(self._step))
-        self.phases["zero_grad_s"].append(self.clock.time_call(lambda: self.optimizer.zero_grad(set_to_none=True)))
+        optimizer = self.clock.time_call(self._step)
+        zero_grad = self.clock.time_call(lambda: self.optimizer.zero_grad(set_to_none=True))
+        if self.timed:
+            for name, seconds in zip(PHASES, (forward, backward, optimizer, zero_grad), strict=True):
+                self.phases[name].append(seconds)
 
     def gradient_bytes(self) -> int:
         """Bytes of the gradients one untimed forward+backward leaves (parameters outside the loss get none)."""
@@ -166,7 +168,7 @@ def measure_training(job: Job) -> Record:
     baseline_rss = psutil.Process().memory_info().rss - tensor_bytes(list(model.parameters()))
     step = TrainingStep(model, loaded, inputs, optimizer, backend.clock(), _autocast(device, job.precision), scaler,
                         int(options["accumulation_steps"]))
-    clock = backend.clock()
+    clock = MarkingClock(backend.clock(), step)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first_s = clock.time_call(step)
@@ -174,7 +176,7 @@ def measure_training(job: Job) -> Record:
             step()
         tracker = backend.memory_tracker()
         tracker.reset()
-        skip = len(step.losses)
+        skip = len(step.phases["forward_s"])  # the first call's phases; warm-up calls keep none
         measurement = measure_adaptive(step, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
                                        min_samples=job.min_samples, max_samples=job.max_samples)
     peak = tracker.peak_bytes()
