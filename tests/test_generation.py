@@ -92,8 +92,8 @@ def test_a_static_cache_is_allocated_up_front():
 def test_models_and_platforms_that_cannot_generate_are_skipped_with_the_reason():
     record = generate("bert")
     assert record.status == "skipped" and "does not generate" in record.reason
-    ok, reason = get_backend("webgpu").supports("fp32", "generation")
-    assert not ok and "wasm" in reason
+    ok, reason = get_backend("webnn").supports("fp32", "generation")
+    assert not ok and "static shapes" in reason
     ok, reason = get_backend("openvino").supports("int8", "generation")
     assert not ok and "int8" in reason
 
@@ -220,3 +220,12 @@ def test_a_decoder_too_short_for_the_prompt_and_new_tokens_is_skipped_with_its_l
     record = generate("llama", prompt_lens=[250], generation={"new_tokens": 8})  # tiny llama: 256 positions
     assert record.status == "skipped" and "holds 256 decoder positions" in record.reason
     assert generate("whisper", generation={"new_tokens": 32}).status == "ok"  # 1 start token + 32 within 64
+
+
+@pytest.mark.skipif(not get_backend("webgpu").available()[0], reason="no WebGPU adapter in this Chromium")
+def test_webgpu_generates_in_the_page_and_says_when_it_is_emulated():
+    record = generate("llama", platforms=["webgpu"], generation={"new_tokens": 3}, prompt_lens=[8])
+    assert record.status == "ok", record.reason
+    assert record.extra["generation"]["tokens_match_onnxruntime"] is True
+    assert record.device.startswith("chromium/webgpu:")
+    assert record.device.endswith("(emulated)") == bool(record.extra.get("emulated"))

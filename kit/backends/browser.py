@@ -78,9 +78,9 @@ class BrowserBackend(Backend):
         """fp32 inference only: the exported graph is fp32, and onnxruntime-web does not train."""
         if mode == "training":
             return False, f"{self.name}: onnxruntime-web runs inference only; training in the browser is not supported"
-        if mode == "generation" and self.provider != "wasm":
-            return False, (f"{self.name}: generation in the page is measured on the wasm provider; its token loop "
-                           f"is not wired to {self.provider}")
+        if mode == "generation" and self.provider == "webnn":
+            return False, (f"{self.name}: generation in the page runs on wasm and WebGPU; WebNN's graphs have "
+                           "static shapes, and a growing KV cache needs dynamic ones")
         if precision not in PRECISIONS_RUN:
             return False, f"{self.name}: only fp32 is measured (the ONNX export is fp32; {precision} needs a " \
                           "converted graph, not done by the kit)"
@@ -89,10 +89,11 @@ class BrowserBackend(Backend):
     def device(self) -> str:
         """'chromium/<provider>', with the WebGPU adapter (and 'emulated') once prepared."""
         device = f"chromium/{self.provider}"
-        if self._run is not None and "webgpu_adapter" in self._run.facts:
-            adapter = self._run.facts["webgpu_adapter"]
+        run = self._generation or self._run
+        if run is not None and "webgpu_adapter" in run.facts:
+            adapter = run.facts["webgpu_adapter"]
             device += f":{adapter['vendor']}-{adapter['architecture']}"
-        if self._run is not None and self._run.facts.get("emulated"):
+        if run is not None and run.facts.get("emulated"):
             device += " (emulated)"
         return device
 

@@ -24,7 +24,14 @@ from kit.backends.openvino_generation import DecoderWithPast, check_exportable, 
 from kit.browser.chromium import private_temp_dir
 from kit.browser.export import OPSET, write_inputs
 from kit.browser.page import BrowserPage
-from kit.browser.session import LOAD_TIMEOUT_S, RUN_TIMEOUT_S, browser_facts, check_provider
+from kit.browser.session import (
+    EMULATED_TIMEOUT_S,
+    LOAD_TIMEOUT_S,
+    RUN_TIMEOUT_S,
+    _emulation_limit,
+    browser_facts,
+    check_provider,
+)
 from kit.errors import ConversionError, UnsupportedConfiguration
 
 FIXED = ("input_ids", "attention_mask", "position_ids")
@@ -88,7 +95,9 @@ class BrowserGeneration:
 
     def call(self, timer: Any) -> dict[str, Any]:
         """One generation in the page; the timer gets the page's prefill and token stamps (seconds)."""
-        out = self.page.generate(self.config, timeout_s=RUN_TIMEOUT_S)
+        timeout_s = EMULATED_TIMEOUT_S if self.facts.get("emulated") else RUN_TIMEOUT_S
+        with _emulation_limit(self.facts, timeout_s, "one generation"):
+            out = self.page.generate(self.config, timeout_s=timeout_s)
         timer.take_page_stamps(out["prefillMs"] / 1e3, [s / 1e3 for s in out["stampsMs"]], out["totalMs"] / 1e3)
         self.presents_bytes, self.tokens = out["bytes"], out["tokens"]
         return out
@@ -124,8 +133,11 @@ def start_generation_run(loaded: Any, inputs: dict[str, Any], provider: str, *, 
         page = BrowserPage(provider, work_dir)
         probe = page.probe()
         facts.update(browser_facts(page, probe), **check_provider(provider, probe))
-        loaded_page = page.load({"model": "/work/decoder.onnx", "inputs": "/work/inputs.json", "provider": provider,
-                                 "numThreads": threads, "webnnDeviceType": "cpu"}, timeout_s=LOAD_TIMEOUT_S)
+        load_timeout_s = EMULATED_TIMEOUT_S if facts["emulated"] else LOAD_TIMEOUT_S
+        with _emulation_limit(facts, load_timeout_s, "loading"):
+            loaded_page = page.load({"model": "/work/decoder.onnx", "inputs": "/work/inputs.json",
+                                     "provider": provider, "numThreads": threads, "webnnDeviceType": "cpu"},
+                                    timeout_s=load_timeout_s)
         facts.update(session_create_s=loaded_page["sessionCreateMs"] / 1000.0, num_threads=loaded_page["numThreads"])
         config = {"newTokens": new_tokens, "kvHeads": kv[1], "headDim": kv[2]}
         return BrowserGeneration(page, work_dir, config, facts)
