@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from kit.errors import ConversionError, UnsupportedConfiguration
-from kit.memory.kv_cache import decoder_config, kv_bytes_per_token
+from kit.memory.kv_cache import decoder_config
 
 FIXED = ("input_ids", "attention_mask", "position_ids")
 SEQ2SEQ = ("text2text", "audio-text")  # encoder-decoder modalities exported as encoder + two decoder graphs
@@ -320,11 +320,3 @@ def prepare_generation(backend: Any, loaded: Any, inputs: dict[str, Any], precis
     loop = TokenLoop(compiled[0], loaded.config)
     loop.prompt_len = prompt.shape[-1]
     return loop, prompt, facts
-
-
-def loop_kv_facts(loop: TokenLoop, config: Any, batch_size: int, new_tokens: int) -> dict[str, Any]:
-    """The presents' bytes after the prompt and after the run, their growth per token, and the estimate."""
-    after_prompt, after_run = loop.presents_bytes
-    return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
-            "kv_growth_bytes_per_token": (after_run - after_prompt) / (new_tokens - 1),
-            "kv_estimate_bytes_per_token": kv_bytes_per_token(config, batch_size, torch.float32)}

@@ -69,3 +69,12 @@ def cache_bytes(cache: Any) -> int:
                     seen.add(key)
                     total += tensor.untyped_storage().nbytes()
     return total
+
+
+def kv_facts(after_prompt: int, after_run: int, new_tokens: int, config: Any, batch_size: int,
+             dtype: torch.dtype) -> dict[str, Any]:
+    """What a generation record stores of its KV cache: the bytes measured after the prompt and after the run, the
+    growth per new token between them, and the estimate of that growth."""
+    return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
+            "kv_growth_bytes_per_token": (after_run - after_prompt) / (new_tokens - 1),
+            "kv_estimate_bytes_per_token": kv_bytes_per_token(config, batch_size, dtype)}

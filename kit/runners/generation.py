@@ -26,11 +26,11 @@ import torch
 from kit import zoo
 from kit.config import GENERATION_OPTIONS, Job
 from kit.errors import MeasurementError, UnsupportedConfiguration
-from kit.memory.kv_cache import cache_bytes, kv_bytes_per_token
+from kit.memory.kv_cache import cache_bytes, kv_facts
 from kit.records import Record
-from kit.runners.inference import apply_threads, check_supported, model_facts
+from kit.runners.inference import apply_threads, check_supported, model_facts, timed_loop
 from kit.stats import summarise
-from kit.timing import MarkingClock, load_average_1m, measure_adaptive
+from kit.timing import MarkingClock, load_average_1m
 
 DECODER_ONLY_DROP = ("labels",)
 ENCODER_DECODER_DROP = ("labels", "decoder_input_ids", "decoder_attention_mask")
@@ -185,8 +185,8 @@ def generation_facts(calls: list[CallTimes], batch_size: int, new_tokens: int) -
     }
 
 
-def kv_facts(model: torch.nn.Module, moved: dict[str, Any], kwargs: dict[str, Any], new_tokens: int,
-             batch_size: int, dtype: torch.dtype) -> dict[str, Any]:
+def torch_kv_facts(model: torch.nn.Module, moved: dict[str, Any], kwargs: dict[str, Any], new_tokens: int,
+                   batch_size: int, dtype: torch.dtype) -> dict[str, Any]:
     """The KV cache's bytes after the prompt and after the whole run (from the caches generate returns), its growth
     per new token, and the estimate of that growth."""
     one = copy.deepcopy(kwargs["generation_config"])
@@ -195,15 +195,24 @@ def kv_facts(model: torch.nn.Module, moved: dict[str, Any], kwargs: dict[str, An
         first = model.generate(**moved, generation_config=one)
         whole = model.generate(**moved, **kwargs)
     after_prompt, after_run = (cache_bytes(_cache_of(out)) for out in (first, whole))
-    growth = (after_run - after_prompt) / (new_tokens - 1)
-    return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
-            "kv_growth_bytes_per_token": growth,
-            "kv_estimate_bytes_per_token": kv_bytes_per_token(model.config, batch_size, dtype)}
+    return kv_facts(after_prompt, after_run, new_tokens, model.config, batch_size, dtype)
 
 
 def _cache_of(out: Any) -> Any:
     cache = getattr(out, "cache", None)  # transformers' name; older releases: past_key_values
     return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
+def _stamped(timer: TokenTimer, generate: Any) -> Any:
+    """One generation call as the clock sees it: the timer starts before `generate` and keeps its stamps after."""
+
+    def call() -> Any:
+        timer.start()
+        out = generate()
+        timer.finish()
+        return out
+
+    return call
 
 
 def _torch_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
@@ -213,23 +222,21 @@ def _torch_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, A
     kwargs = generate_kwargs(model, options["new_tokens"], options["kv_cache"])
     timer.hook(model)
 
-    def call() -> Any:
-        timer.start()
+    def generate() -> Any:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = model.generate(**moved, **kwargs, streamer=timer)
-        timer.finish()
-        return out
+            return model.generate(**moved, **kwargs, streamer=timer)
 
     dtype = next(model.parameters()).dtype
     facts["prompt_len"] = _prompt_len(moved)
-    return call, facts, lambda batch: kv_facts(model, moved, kwargs, options["new_tokens"], batch, dtype)
+    return (_stamped(timer, generate), facts,
+            lambda batch: torch_kv_facts(model, moved, kwargs, options["new_tokens"], batch, dtype))
 
 
 def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
                          options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
     """OpenVINO: the same, around the exported decoder's token loop (kit.backends.openvino_generation)."""
-    from kit.backends.openvino_generation import loop_kv_facts, prepare_generation
+    from kit.backends.openvino_generation import prepare_generation
 
     if options["kv_cache"] != "dynamic":
         raise UnsupportedConfiguration("OpenVINO generation passes the KV cache as growing tensors (dynamic); "
@@ -237,43 +244,27 @@ def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str
     new_tokens = options["new_tokens"]
     loop, prompt, facts = prepare_generation(backend, loaded, inputs, precision, new_tokens)
 
-    def call() -> Any:
-        timer.start()
-        out = loop.generate(prompt, new_tokens, timer)
-        timer.finish()
-        return out
-
     facts["prompt_len"] = loop.prompt_len
-    return call, facts, lambda batch: loop_kv_facts(loop, loaded.config, batch, new_tokens)
+    return (_stamped(timer, lambda: loop.generate(prompt, new_tokens, timer)), facts,  # presents are f32 outputs
+            lambda batch: kv_facts(*loop.presents_bytes, new_tokens, loaded.config, batch, torch.float32))
 
 
 def _browser_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
                         options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
     """The browser: the same, around the page's token loop (kit.browser.generation)."""
-    from kit.memory.kv_cache import kv_bytes_per_token
-
     if options["kv_cache"] != "dynamic":
         raise UnsupportedConfiguration("generation in the page passes the KV cache as growing tensors (dynamic); "
                                        "a static cache is a PyTorch option")
     new_tokens = options["new_tokens"]
     run = backend.start_generation(loaded, inputs, new_tokens)
 
-    def call() -> Any:
-        timer.start()
-        out = run.call(timer)
-        timer.finish()
-        return out
-
     def kv(batch: int) -> dict[str, Any]:
-        after_prompt, after_run = run.presents_bytes
-        return {"kv_cache_bytes_after_prompt": after_prompt, "kv_cache_bytes": after_run,
-                "kv_growth_bytes_per_token": (after_run - after_prompt) / (new_tokens - 1),
-                "kv_estimate_bytes_per_token": kv_bytes_per_token(loaded.config, batch, torch.float32),
-                # the page's last call generated what onnxruntime in Python does from the same file
+        # the page's last call generated what onnxruntime in Python does from the same file
+        return {**kv_facts(*run.presents_bytes, new_tokens, loaded.config, batch, torch.float32),
                 "tokens_match_onnxruntime": run.tokens == run.facts["reference_tokens"]}
 
     facts = {**run.facts, "precision_ran": "fp32", "prompt_len": int(inputs["input_ids"].shape[-1])}
-    return call, facts, kv
+    return _stamped(timer, lambda: run.call(timer)), facts, kv
 
 
 def measure_generation(job: Job) -> Record:
@@ -299,15 +290,9 @@ def measure_generation(job: Job) -> Record:
     t1 = time.perf_counter()
     call, prep_facts, kv = prepare(backend, loaded, inputs, job.precision, options, timer)
     prepare_s = time.perf_counter() - t1
-    clock = MarkingClock(backend.clock(), timer)
-    first_s = backend.clock().time_call(call)
-    for _ in range(job.warmup_iters):
-        call()
-    tracker = backend.memory_tracker()
-    tracker.reset()
-    measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
-                                   min_samples=job.min_samples, max_samples=job.max_samples)
-    peak = tracker.peak_bytes()
+    # only the loop's calls keep their stamps: the first call is timed by the plain clock
+    first_s, measurement, tracker, peak = timed_loop(call, MarkingClock(backend.clock(), timer), backend, job,
+                                                     first_clock=backend.clock())
     if len(timer.calls) != len(measurement.samples_s):
         raise MeasurementError(f"{len(timer.calls)} timed generate calls stamped for {len(measurement.samples_s)} "
                                "samples")

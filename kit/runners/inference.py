@@ -15,7 +15,7 @@ from kit.config import Job
 from kit.deviation import main_output, output_deviation
 from kit.errors import MeasurementError, UnsupportedConfiguration
 from kit.records import Record
-from kit.timing import load_average_1m, measure_adaptive
+from kit.timing import Measurement, load_average_1m, measure_adaptive
 
 
 def check_supported(job: Job) -> tuple[Any, str]:
@@ -62,6 +62,20 @@ def deviation_of(reference: tuple[str, torch.Tensor], output: Any) -> dict[str, 
         return {"error": str(exc), "output": reference[0]}
 
 
+def timed_loop(call: Any, clock: Any, backend: Any, job: Job, first_clock: Any = None
+               ) -> tuple[float, Measurement, Any, int]:
+    """The first call (timed by `first_clock`, else `clock`), the job's warm-up calls, then the adaptive (or
+    interleaved) timed loop under the backend's memory tracker: (first call's seconds, measurement, tracker, peak)."""
+    first_s = (first_clock or clock).time_call(call)
+    for _ in range(job.warmup_iters):
+        call()
+    tracker = backend.memory_tracker()
+    tracker.reset()
+    measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
+                                   min_samples=job.min_samples, max_samples=job.max_samples)
+    return first_s, measurement, tracker, tracker.peak_bytes()
+
+
 def measure_inference(job: Job) -> Record:
     """Measure one inference configuration and return an ok Record (exceptions propagate to the caller)."""
     apply_threads(job)
@@ -84,15 +98,8 @@ def measure_inference(job: Job) -> Record:
         loaded.model.to("meta")
         gc.collect()
         prep_facts["torch_model_released"] = True
-    clock = backend.clock()
-    first_s = clock.time_call(call)
-    for _ in range(job.warmup_iters):
-        call()
-    tracker = backend.memory_tracker()
-    tracker.reset()
-    measurement = measure_adaptive(call, clock, time_budget_s=job.time_budget_s, target_rel_ci=job.target_rel_ci,
-                                   min_samples=job.min_samples, max_samples=job.max_samples)
-    peak = tracker.peak_bytes()  # includes the reference output held for the comparison (its reference_bytes)
+    # the peak includes the reference output held for the comparison (its reference_bytes)
+    first_s, measurement, tracker, peak = timed_loop(call, backend.clock(), backend, job)
     extra = {**prep_facts, "build_s": build_s, "prepare_s": prepare_s, "warmup_iters": job.warmup_iters,
              "wall_time_s": measurement.wall_time_s, "host_steal_share": measurement.steal_share,
              "modality": loaded.modality,
