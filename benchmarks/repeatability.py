@@ -40,7 +40,7 @@ def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFr
     """Run `benchkit ab` `repeats` times; the A/B tables of all repeats on each per-round statistic (the command's
     exit code is the default statistic's), with the repeat index and exit code."""
     from kit import storage
-    from kit.runners.ab import ab_table
+    from kit.runners.ab import ab_table, by_configuration
     from kit.stats import STATISTICS
 
     db = out / f"{tag}.duckdb"
@@ -51,8 +51,7 @@ def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFr
         if done.returncode not in (0, 1):
             raise SystemExit(done.stdout + done.stderr)
         con = storage.connect(db, read_only=True)
-        sides = [sorted(storage.load_records(con, f"{run_id}.{side}"), key=lambda r: (r.model, r.batch_size))
-                 for side in ("baseline", "candidate")]
+        sides = [by_configuration(storage.load_records(con, f"{run_id}.{side}")) for side in ("baseline", "candidate")]
         con.close()
         pairs = list(zip(*sides, strict=True))
         for statistic in STATISTICS:
@@ -74,8 +73,9 @@ def summarise_ab(table: pd.DataFrame) -> pd.DataFrame:
 def cmd_null(args: argparse.Namespace) -> dict:
     """The same environment as baseline and candidate: nothing may be flagged."""
     python = ["--baseline-python", sys.executable, "--candidate-python", sys.executable] if args.interpreters else []
-    table = ab_repeats(args.out, args.repeats, [*AB_CONFIGS, "--time-budget-s", str(args.budget), *python],
-                       "null-interpreters" if args.interpreters else "null")
+    table = ab_repeats(args.out, args.repeats, [*AB_CONFIGS, "--time-budget-s", str(args.budget), *python,
+                                                "--processes", str(args.processes)],
+                       ("null-interpreters" if args.interpreters else "null") + f"-p{args.processes}")
     summary = summarise_ab(table)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return {"summary": summary.to_dict("records"), "exit_codes": table.groupby("repeat")["exit_code"].first().tolist()}
@@ -84,8 +84,8 @@ def cmd_null(args: argparse.Namespace) -> dict:
 def cmd_detect(args: argparse.Namespace) -> dict:
     """A real slow-down of about 12 %: bert-base at seq_len 144 against 128."""
     extra = ["--models", "bert", "--size", "base", "--batch-sizes", "1", "--time-budget-s", str(args.budget),
-             "--baseline-set", "seq_len=128", "--candidate-set", "seq_len=144"]
-    table = ab_repeats(args.out, args.repeats, extra, "detect")
+             "--baseline-set", "seq_len=128", "--candidate-set", "seq_len=144", "--processes", str(args.processes)]
+    table = ab_repeats(args.out, args.repeats, extra, f"detect-p{args.processes}")
     summary = summarise_ab(table)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return {"summary": summary.to_dict("records")}
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost", "reference"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
+    parser.add_argument("--processes", type=int, default=1, help="null, detect: `ab --processes` (per side)")
     parser.add_argument("--out", type=Path, default=Path("outputs/repeatability"))
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--interpreters", action="store_true",

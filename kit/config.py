@@ -61,6 +61,7 @@ class Job:
     threads: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
+    process: int = 0  # which of several processes measuring the same configuration (an A/B's replicas); 0 alone
 
     @property
     def config_key(self) -> str:
@@ -74,6 +75,8 @@ class Job:
         if self.generation:
             options = {**GENERATION_OPTIONS, **self.generation}
             parts.append(f"new{options['new_tokens']}-{options['kv_cache']}")
+        if self.process:
+            parts.append(f"p{self.process}")
         return "|".join(parts)
 
     def identity(self) -> dict[str, Any]:
@@ -88,8 +91,15 @@ class Job:
             "precision": self.precision,
             "batch_size": self.batch_size,
             "seq_len": self.seq_len,
-            "params_json": json.dumps(asdict(self), sort_keys=True),
+            "params_json": json.dumps(self.params(), sort_keys=True),
         }
+
+    def params(self) -> dict[str, Any]:
+        """The settings a record keeps: every field, the process index only when there are several."""
+        params = asdict(self)
+        if not self.process:
+            del params["process"]
+        return params
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for pickling to a child."""

@@ -203,6 +203,20 @@ def paired_ratio(candidate: dict[int, float], baseline: dict[int, float], confid
     return _t_ratio(mean, math.sqrt(var), df, d.size, confidence)
 
 
+def replicated_ratio(estimates: list[RatioEstimate], confidence: float = CONFIDENCE) -> RatioEstimate:
+    """Ratio from several independent pairs of processes (each pair's own round-paired estimate): the geometric mean
+    of the pairs' ratios with a t interval over pairs (k - 1 degrees of freedom). A process keeps its speed offset
+    (memory placement, thread layout) for as long as it lives, so the spread between pairs is what says how far
+    another pair of processes would land; one pair alone is returned as it is."""
+    if not estimates:
+        raise ValueError("replicated_ratio needs at least one estimate")
+    if len(estimates) == 1:
+        return estimates[0]
+    logs = np.log([e.ratio for e in estimates])
+    k = logs.size
+    return _t_ratio(float(logs.mean()), float(logs.std(ddof=1) / math.sqrt(k)), k - 1, k, confidence)
+
+
 def unpaired_ratio(candidate: list[float], baseline: list[float], confidence: float = CONFIDENCE,
                    extra_var_log: float = 0.0, extra_df: int = 0, trim: float = TRIM) -> RatioEstimate:
     """Ratio of trimmed geometric means of two independent sets of units (per-round values of two runs), with

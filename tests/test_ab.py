@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -13,7 +14,7 @@ from kit.cli import main
 from kit.config import SweepSpec
 from kit.errors import ConfigError
 from kit.records import Record
-from kit.runners.ab import ABSpec, ab_exit_code, ab_table, parse_settings
+from kit.runners.ab import ABSpec, ab_exit_code, ab_table, by_configuration, parse_settings
 
 
 def rec(run_id: str, scale: float, seed: int, *, rounds: int = 10, status: str = "ok") -> Record:
@@ -29,7 +30,7 @@ def rec(run_id: str, scale: float, seed: int, *, rounds: int = 10, status: str =
 
 
 def test_a_paired_slowdown_is_a_regression_and_exits_1():
-    table = ab_table([(rec("a", 1.0, 1), rec("b", 1.12, 2))], threshold=0.05)
+    table = ab_table([([rec("a", 1.0, 1)], [rec("b", 1.12, 2)])], threshold=0.05)
     row = table.iloc[0]
     assert row["status"] == "regression" and 9 < row["change_pct"] < 15 and row["ci_low_pct"] > 5
     assert row["n_rounds"] == 10 and row["detectable_pct"] < 5
@@ -37,17 +38,38 @@ def test_a_paired_slowdown_is_a_regression_and_exits_1():
 
 
 def test_no_change_exits_0_and_a_failure_alone_exits_2():
-    same = ab_table([(rec("a", 1.0, 1), rec("b", 1.0, 2))])
+    same = ab_table([([rec("a", 1.0, 1)], [rec("b", 1.0, 2)])])
     assert same.iloc[0]["status"] == "unchanged" and same.iloc[0]["ci_low_pct"] < 0 < same.iloc[0]["ci_high_pct"]
     assert ab_exit_code(same) == 0
-    failed = ab_table([(rec("a", 1.0, 1), rec("b", 1.0, 2, status="failed"))])
+    failed = ab_table([([rec("a", 1.0, 1)], [rec("b", 1.0, 2, status="failed")])])
     assert failed.iloc[0]["status"] == "failed" and failed.iloc[0]["note"] == "candidate: RuntimeError: boom"
     assert ab_exit_code(failed) == 2
 
 
 def test_a_change_within_the_threshold_is_unchanged():
-    row = ab_table([(rec("a", 1.0, 1), rec("b", 1.03, 2))], threshold=0.05).iloc[0]
+    row = ab_table([([rec("a", 1.0, 1)], [rec("b", 1.03, 2)])], threshold=0.05).iloc[0]
     assert row["status"] == "unchanged" and row["p_holm"] < 0.05  # real, but smaller than what counts
+
+
+def test_several_processes_put_their_lasting_offsets_inside_the_interval():
+    # the same speed on both sides, but each process keeps an offset of its own for its lifetime (about 1.5 %)
+    base = [rec("a", offset, seed) for seed, offset in enumerate([1.0, 1.02, 0.985])]
+    offsets = [1.01, 0.99, 1.015]
+    cand = [rec("b", offset, seed + 10) for seed, offset in enumerate(offsets)]
+    one = ab_table([(base[:1], cand[:1])]).iloc[0]
+    assert one["ci_low_pct"] > 0  # one pair of processes: its rounds cannot see the offset, the CI misses 1.0
+    three = ab_table([(base, cand)]).iloc[0]
+    assert three["n_processes"] == 3 and three["n_rounds"] == 10
+    assert three["ci_low_pct"] < 0 < three["ci_high_pct"] and three["status"] == "unchanged"
+    slower = ab_table([(base, [rec("b", 1.12 * offset, seed) for seed, offset in enumerate(offsets)])]).iloc[0]
+    assert slower["status"] == "regression" and 8 < slower["change_pct"] < 16
+
+
+def test_records_group_into_configurations_by_process():
+    records = [dataclasses.replace(rec("a", 1.0, 1), config_key=key) for key in ("k|p1", "k", "j", "k|p2")]
+    assert [[r.config_key for r in group] for group in by_configuration(records)] == [["j"], ["k", "k|p1", "k|p2"]]
+    with pytest.raises(ConfigError, match="processes must be a whole number from 1 to 16, got 0"):
+        ABSpec(SweepSpec(models=["bert"], run_id="x"), processes=0)
 
 
 def disturbed(record: Record, share: float, seed: int) -> Record:
@@ -61,13 +83,13 @@ def disturbed(record: Record, share: float, seed: int) -> Record:
 
 def test_the_p10_statistic_sees_through_interference_the_median_takes_in():
     # the same speed on both sides; the candidate's calls were disturbed more often (40 % against 5 %)
-    pair = [(disturbed(rec("a", 1.0, 1), 0.05, 3), disturbed(rec("b", 1.0, 2), 0.4, 4))]
+    pair = [([disturbed(rec("a", 1.0, 1), 0.05, 3)], [disturbed(rec("b", 1.0, 2), 0.4, 4)])]
     median = ab_table(pair, statistic="median").iloc[0]
     p10 = ab_table(pair, statistic="p10").iloc[0]
     assert median["change_pct"] > 10 and median["detectable_pct"] > 10
     assert abs(p10["change_pct"]) < 2 and p10["status"] == "unchanged" and p10["detectable_pct"] < 5
     # a real slow-down moves every call, so the p10 sees it too
-    slower = ab_table([(rec("a", 1.0, 1), rec("b", 1.12, 2))], statistic="p10").iloc[0]
+    slower = ab_table([([rec("a", 1.0, 1)], [rec("b", 1.12, 2)])], statistic="p10").iloc[0]
     assert slower["status"] == "regression" and 9 < slower["change_pct"] < 15
     with pytest.raises(ConfigError, match="unknown statistic 'mean'"):
         ABSpec(SweepSpec(models=["bert"], run_id="x"), statistic="mean")
@@ -94,16 +116,18 @@ def test_ab_of_one_environment_against_itself_through_another_interpreter(tmp_pa
     db = tmp_path / "ab.duckdb"
     code = main(["ab", "--models", "bert", "--batch-sizes", "1", "--time-budget-s", "0.4", "--rounds", "4",
                  "--baseline-python", sys.executable, "--candidate-python", sys.executable, "--threshold", "0.5",
-                 "--run-id", "null", "--db", str(db)])
+                 "--processes", "2", "--run-id", "null", "--db", str(db)])
     out = capsys.readouterr().out
     # the verdict itself is timing: two child processes on a shared CI machine can differ by more than 50 % for a
     # few rounds, so this test checks the plumbing; the null claim is measured in benchmarks/repeatability.py
     assert code == 0, out
     assert re.search(r"\b1 (unchanged|improvement|regression)\b", out) and f"python {sys.executable}" in out
+    assert "x 2 process(es)" in out
     con = storage.connect(db, read_only=True)
-    stored = {r.run_id: r for r in storage.load_records(con)}
-    assert set(stored) == {"null.baseline", "null.candidate"}
-    assert all(set(r.sample_rounds) == {0, 1, 2, 3} for r in stored.values())
+    stored = storage.load_records(con)
+    assert sorted((r.run_id, r.config_key.endswith("|p1")) for r in stored) == [
+        ("null.baseline", False), ("null.baseline", True), ("null.candidate", False), ("null.candidate", True)]
+    assert all(set(r.sample_rounds) == {0, 1, 2, 3} for r in stored)
 
 
 def test_ab_flags_a_real_slowdown(tmp_path, capsys):

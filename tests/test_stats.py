@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,16 @@ def test_round_quantiles_interpolate_within_each_round():
 def test_a_single_round_is_no_evidence():
     estimate = stats.paired_ratio({0: 2.0}, {0: 1.0})
     assert estimate.p_value == 1.0 and estimate.ci_high == float("inf") and estimate.detectable_change() == float("inf")
+
+
+def test_replicated_ratio_is_a_t_interval_over_pairs_of_processes():
+    from kit.stats import RatioEstimate, replicated_ratio
+
+    pairs = [RatioEstimate(math.exp(x), 0, 0, 1, 10, 0.01, 9) for x in (0.1, 0.2, 0.3)]
+    estimate = replicated_ratio(pairs)
+    se = 0.1 / math.sqrt(3)  # sd of the three log ratios is 0.1
+    half = 4.302653 * se  # t(0.975, 2 df)
+    assert estimate.n == 3 and estimate.df == 2 and estimate.se_log == pytest.approx(se)
+    assert estimate.ratio == pytest.approx(math.exp(0.2))
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx((math.exp(0.2 - half), math.exp(0.2 + half)), rel=1e-5)
+    assert replicated_ratio(pairs[:1]) is pairs[0]

@@ -3,9 +3,12 @@
 Each configuration is measured twice, once with the baseline's settings (or Python environment) and once with the
 candidate's, as two live children of one group: in every round both get a burst, in a random order, so the machine's
 drift hits both alike. The change is the trimmed geometric mean of the per-round ratios candidate / baseline, with a
-t interval over rounds (kit.stats.paired_ratio), Holm-corrected across configurations. A round's value is the 10th
-percentile of its calls by default (`statistic`: interference only adds time, so the fastest calls repeat best), or
-its median. This is the comparison to gate CI on.
+t interval over rounds (kit.stats.paired_ratio), Holm-corrected across configurations. With `processes` k > 1 each
+side runs k processes of every configuration, all in the same rounds; each baseline/candidate pair of processes gives
+its own round-paired ratio, and the change is their geometric mean with a t interval over the k pairs
+(kit.stats.replicated_ratio), so the speed offset a process keeps for its lifetime is inside the interval. A round's
+value is the 10th percentile of its calls by default (`statistic`: interference only adds time, so the fastest calls
+repeat best), or its median. This is the comparison to gate CI on.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -29,13 +34,14 @@ from kit.errors import ConfigError
 from kit.records import Record
 from kit.runners.rounds import interleave
 from kit.runners.sweep import WORKER, failure_of, precheck
-from kit.stats import STATISTIC, STATISTICS, holm, paired_ratio, round_quantiles
+from kit.stats import STATISTIC, STATISTICS, holm, paired_ratio, replicated_ratio, round_quantiles
 
 SIDES = ("baseline", "candidate")
 AB_COLUMNS = ["model", "platform", "precision", "batch_size", "baseline", "candidate", "status", "change_pct",
-              "ci_low_pct", "ci_high_pct", "p_value", "p_holm", "detectable_pct", "n_rounds", "baseline_p50_ms",
-              "candidate_p50_ms", "note"]
+              "ci_low_pct", "ci_high_pct", "p_value", "p_holm", "detectable_pct", "n_rounds", "n_processes",
+              "baseline_p50_ms", "candidate_p50_ms", "note"]
 SETTABLE = ("platforms", "precisions", "batch_sizes", "seq_len", "overrides", "threads", "size", "training")
+MAX_PROCESSES = 16
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class ABSpec:
     threshold: float = 0.05
     alpha: float = 0.05
     statistic: str = STATISTIC
+    processes: int = 1
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -65,6 +72,9 @@ class ABSpec:
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha!r}")
         if self.statistic not in STATISTICS:
             raise ConfigError(f"unknown statistic {self.statistic!r}; known: {', '.join(STATISTICS)}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or \
+                not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError(f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {self.processes!r}")
         if self.sweep.rounds < 3:
             raise ConfigError(f"an A/B needs at least 3 rounds for a spread between rounds, got {self.sweep.rounds}")
         self.pairs()  # the two sides must make the same number of configurations
@@ -89,9 +99,14 @@ def run_ab(spec: ABSpec, con: storage.Connection, *, target: str = WORKER) -> pd
     for side in SIDES:
         storage.start_run(con, f"{spec.sweep.run_id}.{side}", spec.side_spec(side).to_dict(), environment)
     pairs = spec.pairs()
-    jobs = [job for pair in pairs for job in pair]
+    k = spec.processes
+    replicas = [[(dataclasses.replace(a, process=i), dataclasses.replace(b, process=i)) for i in range(k)]
+                for a, b in pairs]
+    jobs = [job for pair in replicas for two in pair for job in two]
     pythons = {f"{spec.sweep.run_id}.{side}": getattr(spec, f"{side}_python") for side in SIDES}
-    plan = dataclasses.replace(spec.sweep.round_plan(), group_size=max(2, spec.sweep.group_size // 2 * 2))
+    per_config = 2 * k  # a group holds every process of a configuration
+    plan = dataclasses.replace(spec.sweep.round_plan(),
+                               group_size=max(per_config, spec.sweep.group_size // per_config * per_config))
     records: dict[tuple[str, str], Record] = {}
 
     def store(record: Record) -> None:
@@ -104,8 +119,10 @@ def run_ab(spec: ABSpec, con: storage.Connection, *, target: str = WORKER) -> pd
                python_of=lambda job: pythons[job.run_id])
     for side in SIDES:
         storage.finish_run(con, f"{spec.sweep.run_id}.{side}")
-    table = ab_table([(records[(a.run_id, a.config_key)], records[(b.run_id, b.config_key)]) for a, b in pairs],
-                     spec.threshold, spec.alpha, describe=(_describe(spec, "baseline"), _describe(spec, "candidate")),
+    sides = [([records[(a.run_id, a.config_key)] for a, _ in pair],
+              [records[(b.run_id, b.config_key)] for _, b in pair]) for pair in replicas]
+    table = ab_table(sides, spec.threshold, spec.alpha,
+                     describe=(_describe(spec, "baseline"), _describe(spec, "candidate")),
                      statistic=spec.statistic)
     return table
 
@@ -116,29 +133,35 @@ def _describe(spec: ABSpec, side: str) -> str:
     return "; ".join(filter(None, [settings, f"python {python}" if python else ""])) or "as given"
 
 
-def ab_row(baseline: Record, candidate: Record, statistic: str = STATISTIC) -> dict[str, Any]:
-    """One configuration's A/B: the paired change of the per-round statistic (p10, median) with its CI (before
-    Holm), or why it has none."""
-    row: dict[str, Any] = {"model": baseline.model, "platform": baseline.platform, "precision": baseline.precision,
-                           "batch_size": baseline.batch_size, "status": "", "p_value": math.nan, "note": ""}
-    for side, record in (("baseline", baseline), ("candidate", candidate)):
-        if record.status != "ok":
-            return {**row, "status": record.status, "note": f"{side}: {record.reason.splitlines()[0]}"}
-        row[f"{side}_p50_ms"] = record.latency_p50_s * 1e3
-    if not (baseline.sample_rounds and candidate.sample_rounds):
-        return {**row, "status": "failed", "note": "measured without rounds: no paired comparison"}
+def ab_row(baselines: list[Record], candidates: list[Record], statistic: str = STATISTIC) -> dict[str, Any]:
+    """One configuration's A/B from its processes on each side (pairs in order): the paired change of the
+    per-round statistic (p10, median) with its CI (before Holm), or why it has none."""
+    first = baselines[0]
+    row: dict[str, Any] = {"model": first.model, "platform": first.platform, "precision": first.precision,
+                           "batch_size": first.batch_size, "status": "", "p_value": math.nan, "note": "",
+                           "n_processes": len(baselines)}
+    for side, records in (("baseline", baselines), ("candidate", candidates)):
+        for record in records:
+            if record.status != "ok":
+                return {**row, "status": record.status, "note": f"{side}: {record.reason.splitlines()[0]}"}
+            if not record.sample_rounds:
+                return {**row, "status": "failed", "note": "measured without rounds: no paired comparison"}
+        row[f"{side}_p50_ms"] = float(np.median([r.latency_p50_s for r in records])) * 1e3
     q = STATISTICS[statistic]
-    estimate = paired_ratio(round_quantiles(candidate.samples_s, candidate.sample_rounds, q),
-                            round_quantiles(baseline.samples_s, baseline.sample_rounds, q))
+    per_pair = [paired_ratio(round_quantiles(c.samples_s, c.sample_rounds, q),
+                             round_quantiles(b.samples_s, b.sample_rounds, q))
+                for b, c in zip(baselines, candidates, strict=True)]
+    estimate = replicated_ratio(per_pair)
     return {**row, "change_pct": (estimate.ratio - 1) * 100, "ci_low_pct": (estimate.ci_low - 1) * 100,
-            "ci_high_pct": (estimate.ci_high - 1) * 100, "p_value": estimate.p_value, "n_rounds": estimate.n,
-            "detectable_pct": estimate.detectable_change() * 100}
+            "ci_high_pct": (estimate.ci_high - 1) * 100, "p_value": estimate.p_value,
+            "n_rounds": min(e.n for e in per_pair), "detectable_pct": estimate.detectable_change() * 100}
 
 
-def ab_table(pairs: list[tuple[Record, Record]], threshold: float = 0.05, alpha: float = 0.05,
+def ab_table(pairs: list[tuple[list[Record], list[Record]]], threshold: float = 0.05, alpha: float = 0.05,
              describe: tuple[str, str] = ("", ""), statistic: str = STATISTIC) -> pd.DataFrame:
-    """The A/B table: per configuration the latency change candidate vs baseline, its CI, Holm-corrected p-value,
-    and a status (regression: slower beyond the threshold and significant; improvement: the mirror image)."""
+    """The A/B table from each configuration's (baseline processes, candidate processes): the latency change
+    candidate vs baseline, its CI, Holm-corrected p-value, and a status (regression: slower beyond the threshold and
+    significant; improvement: the mirror image)."""
     table = pd.DataFrame([ab_row(a, b, statistic) for a, b in pairs], columns=AB_COLUMNS)
     table["baseline"], table["candidate"] = describe
     table = holm(table, alpha)
@@ -155,6 +178,20 @@ def ab_table(pairs: list[tuple[Record, Record]], threshold: float = 0.05, alpha:
             table.loc[index, "note"] = (f"too unstable to detect a {threshold:.0%} change (smallest detectable "
                                         f"{row['detectable_pct']:.0f}%)")
     return table[AB_COLUMNS]
+
+
+PROCESS_SUFFIX = re.compile(r"\|p\d+$")
+
+
+def by_configuration(records: list[Record]) -> list[list[Record]]:
+    """A side's records grouped into configurations (the processes of one configuration together, in process
+    order), configurations in config-key order."""
+    groups: dict[str, list[tuple[int, Record]]] = {}
+    for record in records:
+        match = PROCESS_SUFFIX.search(record.config_key)
+        process = int(match.group()[2:]) if match else 0
+        groups.setdefault(PROCESS_SUFFIX.sub("", record.config_key), []).append((process, record))
+    return [[r for _, r in sorted(groups[key], key=lambda item: item[0])] for key in sorted(groups)]
 
 
 def ab_stability(table: pd.DataFrame, results: pd.DataFrame, threshold: float) -> str:
@@ -214,6 +251,10 @@ def add_ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--statistic", choices=list(STATISTICS), default=STATISTIC,
                         help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
                              "interference leaves alone) or median")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="processes per side and configuration, each measuring for the budget; with 3 or more "
+                             "the interval is taken over the pairs of processes, so a process's lasting speed "
+                             "offset is inside it")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant slow-down")
 
 
@@ -228,10 +269,10 @@ def cmd_ab(args: argparse.Namespace) -> int:
     params.setdefault("run_id", "ab-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
     spec = ABSpec(spec_from_parameters(params), parse_settings(args.baseline_set, "--baseline-set"),
                   parse_settings(args.candidate_set, "--candidate-set"), args.baseline_python,
-                  args.candidate_python, args.threshold, args.alpha, args.statistic)
+                  args.candidate_python, args.threshold, args.alpha, args.statistic, args.processes)
     con = storage.connect(args.db or storage.DEFAULT_DB)
-    print(f"ab {spec.sweep.run_id}: {len(spec.pairs())} configurations x 2 sides, {spec.sweep.rounds} rounds, "
-          f"per-round {spec.statistic} compared")
+    print(f"ab {spec.sweep.run_id}: {len(spec.pairs())} configurations x 2 sides x {spec.processes} process(es), "
+          f"{spec.sweep.rounds} rounds, per-round {spec.statistic} compared")
     table = run_ab(spec, con)
     shown = table.drop(columns=["baseline", "candidate"])
     with pd.option_context("display.width", 200, "display.max_columns", None):
