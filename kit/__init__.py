@@ -28,9 +28,9 @@ _EXPORTS = {
     "ConfigError": "kit.errors",
     "KitError": "kit.errors",
 }
-_SUBMODULES = {"analysis", "backends", "config", "environment", "memory", "distributed", "notebook", "pipeline",
-               "plots", "predict", "recommend", "records", "report", "stats", "storage", "timing", "zoo", "features",
-               "microbench", "explore", "deviation"}
+_SUBMODULES = {"analysis", "backends", "config", "coverage", "environment", "memory", "distributed", "notebook",
+               "pipeline", "plots", "predict", "recommend", "records", "report", "stats", "storage", "timing", "zoo",
+               "features", "microbench", "explore", "deviation"}
 
 
 def __getattr__(name: str) -> Any:

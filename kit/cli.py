@@ -1,6 +1,6 @@
 """The `benchkit` command line: bench, report, ab, compare, recommend, check-predictions, prediction-data,
-remeasure-noisy, microbench, distributed-bench, distributed-config, browser, platforms, models, results, export,
-import-json, import-optimum, merge."""
+remeasure-noisy, microbench, distributed-bench, distributed-config, browser, coverage, platforms, models, results,
+export, import-json, import-optimum, merge."""
 
 from __future__ import annotations
 
@@ -145,6 +145,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                            "kit.memory:add_distributed_config_args", "kit.memory:cmd_distributed_config"),
     "browser": ("probe the browser platforms (wasm, webgpu, webnn)", "kit.browser.commands:add_browser_arguments",
                 "kit.browser.commands:cmd_browser"),
+    "coverage": ("every architecture transformers knows, built tiny and measured per platform (resumes)",
+                 "kit.coverage.commands:add_coverage_arguments", "kit.coverage.commands:cmd_coverage"),
 }
 
 

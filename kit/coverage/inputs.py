@@ -1,0 +1,142 @@
+"""Valid synthetic inputs for any architecture: the zoo's input maker where the model type is a zoo family, else
+inputs built from the model's `main_input_name` and its config's shapes (no processor, no download).
+
+Each maker returns tensors for one forward of the bare (or first auto) model class at batch `batch_size`; a forward
+argument that the model requires and no maker provides is an error of the input stage, named.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from kit.zoo import inputs as zoo_inputs
+from kit.zoo.families import MODEL_TYPES, REGISTRY
+
+DEFAULT_SEQ_LEN = 16
+AUDIO_SAMPLES = 1600  # 0.1 s at 16 kHz: enough frames for the usual conv feature encoders
+FEATURE_FRAMES = 64
+DEFAULT_FRAMES = 2
+
+
+class InputError(Exception):
+    """No valid input can be made for this model: the message names the argument or the field missing."""
+
+
+def _int(config: Any, *names: str, default: int | None = None) -> int | None:
+    """The first of the config's fields that holds a positive int."""
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
+def _sub(config: Any, *names: str) -> Any:
+    """The first sub-config the config has among `names`, else the config itself."""
+    return next((getattr(config, n) for n in names if getattr(config, n, None) is not None), config)
+
+
+def text_config(config: Any) -> Any:
+    """The config that holds the vocabulary (the text decoder's for multimodal models)."""
+    try:
+        return config.get_text_config(decoder=True)
+    except (AttributeError, TypeError, ValueError):
+        return _sub(config, "text_config", "decoder")
+
+
+def tokens(config: Any, batch_size: int, seq_len: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """input_ids within the text vocabulary and an all-ones attention_mask."""
+    text = text_config(config)
+    vocab = _int(text, "vocab_size", default=None) or _int(config, "vocab_size", default=1000)
+    limit = _int(text, "max_position_embeddings", "n_positions", "max_seq_len", default=seq_len)
+    ids = torch.randint(3, max(vocab, 4), (batch_size, min(seq_len, limit)), generator=gen)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def pixels(config: Any, batch_size: int, gen: torch.Generator, frames: int | None = None) -> torch.Tensor:
+    """Images (batch, channels, side, side) of the vision config; with frames, a video (batch, frames, ...)."""
+    vision = _sub(config, "vision_config", "backbone_config", "encoder")
+    side = zoo_inputs.image_side(vision) if hasattr(vision, "image_size") else zoo_inputs.image_side(config)
+    channels = _int(vision, "num_channels", "in_channels", "in_chans", default=None) or _int(
+        config, "num_channels", default=3)
+    shape = (batch_size, frames, channels, side, side) if frames else (batch_size, channels, side, side)
+    return torch.randn(*shape, generator=gen)
+
+
+def waveform(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """Raw audio (batch, samples), or (batch, channels, samples) for codecs with audio_channels."""
+    channels = _int(config, "audio_channels", default=None)
+    shape = (batch_size, channels, AUDIO_SAMPLES) if channels else (batch_size, AUDIO_SAMPLES)
+    return torch.randn(*shape, generator=gen)
+
+
+def features(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """Spectrogram features: Whisper-like (batch, mel bins, 2 x max_source_positions) where the config has source
+    positions, else (batch, frames, feature size)."""
+    audio = _sub(config, "audio_config", "encoder_config")
+    bins = _int(audio, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", default=80)
+    positions = _int(audio, "max_source_positions", default=None)
+    if positions:
+        return torch.randn(batch_size, bins, 2 * positions, generator=gen)
+    return torch.randn(batch_size, FEATURE_FRAMES, bins, generator=gen)
+
+
+def _arguments(model: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """The forward's named arguments, and those of them without a default."""
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    return [p.name for p in params], [p.name for p in params if p.default is inspect.Parameter.empty]
+
+
+def _zoo_inputs(config: Any, batch_size: int, gen: torch.Generator) -> dict[str, Any] | None:
+    """The zoo's inputs for a model type that is a zoo family, at the zoo's tiny sequence length."""
+    family = MODEL_TYPES.get(config.model_type)
+    if family is None:
+        return None
+    maker = zoo_inputs.maker_for(family, "tiny")
+    return maker(config, batch_size, REGISTRY[family].seq_len["tiny"], False, gen)
+
+
+def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len: int,
+                gen: torch.Generator) -> dict[str, Any]:
+    """The model's main input (and its mask) by name."""
+    if name == "input_ids":
+        return tokens(config, batch_size, seq_len, gen)
+    if name == "pixel_values":
+        frames = _int(_sub(config, "vision_config"), "num_frames", default=DEFAULT_FRAMES) if modality == "video" \
+            else None
+        return {"pixel_values": pixels(config, batch_size, gen, frames)}
+    if name == "input_values":
+        if hasattr(config, "conv_kernel") and hasattr(config, "conv_stride"):
+            return zoo_inputs.speech_ctc(config, batch_size, AUDIO_SAMPLES, False, gen)
+        return {"input_values": waveform(config, batch_size, gen)}
+    if name == "input_features":
+        return {"input_features": features(config, batch_size, gen)}
+    raise InputError(f"no input maker for main input {name!r} of {type(config).__name__}")
+
+
+def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_size: int = 1,
+                seq_len: int = DEFAULT_SEQ_LEN, seed: int = 0) -> dict[str, Any]:
+    """Seeded inputs for one forward of the model: the zoo's where it knows the type, else the main input, the
+    decoder's first tokens for encoder-decoders, and any other required image or token input."""
+    gen = torch.Generator().manual_seed(seed)
+    out = _zoo_inputs(config, batch_size, gen)
+    if out is not None:
+        return out
+    out = _main_input(getattr(model, "main_input_name", "input_ids"), config, modality, batch_size, seq_len, gen)
+    accepted, required = _arguments(model)
+    if "decoder_input_ids" in required or (getattr(config, "is_encoder_decoder", False)
+                                           and "decoder_input_ids" in accepted):
+        out["decoder_input_ids"] = tokens(config, batch_size, seq_len, gen)["input_ids"]
+    if "input_ids" in required and "input_ids" not in out:
+        out.update(tokens(config, batch_size, seq_len, gen))
+    if "pixel_values" in required and "pixel_values" not in out:
+        out["pixel_values"] = pixels(config, batch_size, gen)
+    missing = [name for name in required if name not in out]
+    if missing:
+        raise InputError(f"forward of {type(model).__name__} requires {', '.join(missing)}, which no input maker "
+                         "makes")
+    return out

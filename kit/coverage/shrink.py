@@ -1,0 +1,176 @@
+"""A config at a tiny size: the size fields it has (layers, width, heads, kv heads, feed-forward, experts, image,
+patch and audio sizes, vocabulary, convolution widths), shrunk in it and in its nested sub-configs.
+
+Values only shrink, never grow. Lists that hold one entry per layer (layer_types...) are cut to the new layer count,
+special token ids beyond the new vocabulary are moved inside it (distinct ids, from the top), and stage lists of
+staged nets (depths, hidden_sizes, per-stage heads) keep their number of stages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_WIDTH = 32
+TINY_FFN = 64
+TINY_HEAD_DIM = 8
+TINY_VOCAB = 1000
+TINY_POSITIONS = 512
+TINY_IMAGE = 64
+TINY_PATCH = 8
+
+LAYER_FIELDS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers", "decoder_layers",
+                "num_encoder_layers", "num_decoder_layers", "num_text_layers", "num_vision_layers",
+                "num_cross_layers", "num_self_layers", "depth", "num_stacks")
+WIDTH_FIELDS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "projection_dim", "text_embed_dim",
+                "vision_embed_dim", "word_embed_proj_dim", "embedding_size", "d_embed")
+HEAD_FIELDS = ("num_attention_heads", "n_head", "n_heads", "num_heads", "encoder_attention_heads",
+               "decoder_attention_heads")
+KV_HEAD_FIELDS = ("num_key_value_heads", "num_kv_heads", "multi_query_group_num", "n_head_kv")
+HEAD_DIM_FIELDS = ("head_dim", "d_kv", "kv_channels", "attention_head_dim", "qk_rope_head_dim", "qk_nope_head_dim",
+                   "v_head_dim")
+FFN_FIELDS = ("intermediate_size", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "n_inner", "hidden_dim",
+              "moe_intermediate_size", "shared_expert_intermediate_size", "decoder_intermediate_size")
+EXPERT_FIELDS = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "moe_num_experts": 4,
+                 "num_experts_per_tok": 2, "moe_topk": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1}
+IMAGE_FIELDS = ("image_size", "img_size", "crop_size")
+PATCH_FIELDS = ("patch_size",)
+POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len")
+AUDIO_FIELDS = {"max_source_positions": 16}
+CONV_WIDTH_FIELDS = ("conv_dim", "hidden_sizes", "embed_dims", "dims", "channels")
+STAGE_DEPTH_FIELDS = ("depths", "num_layers_per_stage")
+STAGE_HEAD_FIELDS = ("num_heads", "num_attention_heads")
+TOKEN_SUFFIXES = ("_token_id", "_token_index")
+STAGE_LISTS = (*STAGE_DEPTH_FIELDS, *CONV_WIDTH_FIELDS)  # one entry per stage, never per layer
+
+
+def _shrink_int(value: Any, limit: int) -> Any:
+    """min(value, limit) for a positive int; anything else unchanged."""
+    return min(value, limit) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else value
+
+
+def _heads(value: Any) -> Any:
+    """4, 2 or 1 heads (the largest not above the current count), so they divide the tiny width."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return value
+    return 4 if value >= 4 else 2 if value >= 2 else 1
+
+
+def _shrink_list_widths(values: list) -> list:
+    """A stage list of widths scaled so its first entry is 16 (ratios kept, at least 8 each)."""
+    if not values or not all(isinstance(v, int) and v > 0 for v in values):
+        return values
+    scale = max(values[0] / 16, 1)
+    return [max(8, int(v / scale) // 8 * 8) for v in values]
+
+
+def _is_sub_config(value: Any) -> bool:
+    return isinstance(value, dict) and "model_type" in value
+
+
+def _old_layers(config: dict) -> set[int]:
+    return {v for f in LAYER_FIELDS if isinstance(v := config.get(f), int) and not isinstance(v, bool) and v > 2}
+
+
+def _stage_count(config: dict) -> int | None:
+    """The number of stages of a staged net (its depths list), whose layer-count field must keep that number."""
+    depths = next((config[f] for f in STAGE_DEPTH_FIELDS if isinstance(config.get(f), list)), None)
+    return len(depths) if depths else None
+
+
+def _cut_per_layer(value: list, layers: int) -> list:
+    """A per-layer list cut to `layers` entries, keeping every distinct kind it held (a hybrid's attention layer)."""
+    cut = list(value[:layers])
+    missing = [v for v in dict.fromkeys(value) if v not in cut and isinstance(v, str | int)]
+    for i, kind in enumerate(missing[:layers]):
+        cut[layers - 1 - i] = kind
+    return cut
+
+
+def _cut_layer_references(config: dict, layers: int) -> None:
+    """Backbone outputs and per-layer settings that name layers beyond the new count are dropped."""
+    indices = config.get("out_indices")
+    if isinstance(indices, list) and any(isinstance(i, int) and i > layers for i in indices):
+        config["out_indices"], config["out_features"] = None, None
+    stages = [int(f[5:]) for f in config.get("out_features") or [] if str(f).startswith("stage") and f[5:].isdigit()]
+    if any(n > layers for n in stages):
+        config["out_indices"], config["out_features"] = None, None
+    per_layer = config.get("per_layer_config")
+    if isinstance(per_layer, dict):
+        config["per_layer_config"] = {k: v for k, v in per_layer.items() if str(k).isdigit() and int(k) < layers}
+
+
+def _shrink_tokens(config: dict, vocab: int) -> None:
+    """Special token ids beyond the vocabulary get distinct ids from its top."""
+    free = vocab - 1
+    taken = {v for k, v in config.items() if k.endswith(TOKEN_SUFFIXES) and isinstance(v, int) and 0 <= v < vocab}
+    for key in sorted(config):
+        value = config[key]
+        if key.endswith(TOKEN_SUFFIXES) and isinstance(value, int) and not isinstance(value, bool) and value >= vocab:
+            while free in taken:
+                free -= 1
+            config[key], free = free, free - 1
+        elif key.endswith(TOKEN_SUFFIXES) and isinstance(value, list):
+            config[key] = [v if not isinstance(v, int) or v < vocab else vocab - 1 for v in value]
+
+
+def _shrink_rope(config: dict, head_dim: int) -> None:
+    """A multimodal RoPE's sections (summing to half the head size) rescaled to the tiny head size."""
+    for key in ("rope_parameters", "rope_scaling"):
+        rope = config.get(key)
+        section = rope.get("mrope_section") if isinstance(rope, dict) else None
+        if isinstance(section, list) and section and all(isinstance(s, int) for s in section):
+            half, total = head_dim // 2, sum(section)
+            scaled = [max(1, s * half // total) for s in section]
+            scaled[0] += half - sum(scaled)
+            rope["mrope_section"] = scaled
+
+
+def _apply(config: dict, keys: Any, change: Any) -> None:
+    """Replace the value of each key the config has by change(value)."""
+    for key in keys:
+        if key in config:
+            config[key] = change(config[key])
+
+
+def _scalar(change: Any) -> Any:
+    """change for single values; lists are left alone (per-stage lists have their own rules)."""
+    return lambda value: value if isinstance(value, list) else change(value)
+
+
+def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (PretrainedConfig.to_dict()) with its size fields, and those of its sub-configs, shrunk."""
+    out = {k: shrink_dict(v) if _is_sub_config(v) else v for k, v in config.items()}
+    old_layers, stages = _old_layers(out), _stage_count(out)
+    _apply(out, LAYER_FIELDS, lambda v: v if v == stages else _shrink_int(v, 2))
+    _apply(out, WIDTH_FIELDS, lambda v: _shrink_int(v, TINY_WIDTH))
+    _apply(out, HEAD_FIELDS, _scalar(_heads))
+    _apply(out, KV_HEAD_FIELDS, lambda v: _shrink_int(v, 2))
+    _apply(out, HEAD_DIM_FIELDS, lambda v: _shrink_int(v, TINY_HEAD_DIM))
+    _apply(out, FFN_FIELDS, lambda v: _shrink_int(v, TINY_FFN))
+    for key, limit in {**EXPERT_FIELDS, **AUDIO_FIELDS}.items():
+        _apply(out, (key,), lambda v, limit=limit: _shrink_int(v, limit))
+    _apply(out, POSITION_FIELDS, lambda v: _shrink_int(v, TINY_POSITIONS))
+    _apply(out, IMAGE_FIELDS, lambda v: [_shrink_int(x, TINY_IMAGE) for x in v] if isinstance(v, list)
+           else _shrink_int(v, TINY_IMAGE))
+    _apply(out, PATCH_FIELDS, lambda v: _shrink_int(v, TINY_PATCH))
+    _apply(out, CONV_WIDTH_FIELDS, lambda v: _shrink_list_widths(v) if isinstance(v, list) else v)
+    _apply(out, STAGE_DEPTH_FIELDS, lambda v: [min(d, 1) if isinstance(d, int) else d for d in v]
+           if isinstance(v, list) else v)
+    _apply(out, STAGE_HEAD_FIELDS, lambda v: [_heads(min(h, 2)) if isinstance(h, int) else h for h in v]
+           if isinstance(v, list) else v)
+    layers = min((v for f in LAYER_FIELDS if isinstance(v := out.get(f), int) and not isinstance(v, bool)), default=2)
+    for key, value in out.items():
+        if isinstance(value, list) and len(value) in old_layers and key not in STAGE_LISTS:
+            out[key] = _cut_per_layer(value, layers)
+    if old_layers:
+        _cut_layer_references(out, layers)
+    _apply(out, ("vocab_size",), lambda v: _shrink_int(v, TINY_VOCAB))
+    vocab = out.get("vocab_size")
+    _shrink_tokens(out, vocab if isinstance(vocab, int) and vocab > 0 else TINY_VOCAB)
+    _shrink_rope(out, out.get("head_dim") or TINY_HEAD_DIM)
+    return out
+
+
+def shrink_config(config: Any) -> Any:
+    """A new config of the same class at a tiny size (see the module docstring)."""
+    return type(config).from_dict(shrink_dict(config.to_dict()))

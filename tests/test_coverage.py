@@ -1,0 +1,139 @@
+"""benchkit coverage: architectures from transformers' auto mappings, built tiny, measured per platform in child
+processes, stored, resumed; configs shrunk; failures keep the real error; no repository code ever runs."""
+
+import time
+from pathlib import Path
+
+import pytest
+import transformers
+
+from kit import storage
+from kit.cli import main
+from kit.coverage import CoverageSpec, all_architectures, run_coverage, select_architectures, shrink_config
+from kit.coverage import measure as coverage_measure
+from kit.coverage.run import measure_isolated
+from kit.coverage.tables import coverage_frame, failure_reasons, matrix, speed_vs_cpu
+from kit.errors import ConfigError
+from kit.records import Record
+
+FAST_TYPES = ["bert", "gpt2", "vit", "distilbert", "resnet"]
+
+
+def hang_in_conversion(job):
+    """A child that reaches the conversion stage and hangs there."""
+    coverage_measure.Stages(job["stage_file"]).enter("conversion")
+    time.sleep(3600)
+
+
+def test_architectures_come_from_the_auto_mappings():
+    architectures = all_architectures()
+    by_type = {a.model_type: a for a in architectures}
+    assert len(architectures) >= 600
+    assert by_type["bert"].model_class == "BertModel" and by_type["bert"].modality == "text"
+    assert by_type["vit"].modality == "vision" and by_type["whisper"].modality == "audio"
+    assert by_type["clip"].modality == "vision-text"
+    first = select_architectures(sample=5, seed=3)
+    assert first == select_architectures(sample=5, seed=3) and len(first) == 5
+    assert {a.modality for a in select_architectures(modalities=["vision"], sample=4)} == {"vision"}
+    with pytest.raises(ConfigError, match="unknown model type"):
+        select_architectures(only=["no-such-type"])
+    with pytest.raises(ConfigError, match="unknown modality"):
+        select_architectures(modalities=["smell"])
+
+
+def test_shrink_config_shrinks_every_size_field():
+    llama = shrink_config(transformers.LlamaConfig())
+    assert (llama.num_hidden_layers, llama.hidden_size, llama.num_attention_heads, llama.num_key_value_heads,
+            llama.intermediate_size, llama.vocab_size) == (2, 32, 4, 2, 64, 1000)
+    assert all(t is None or t < 1000 for t in (llama.bos_token_id, llama.eos_token_id, llama.pad_token_id))
+    clip = shrink_config(transformers.CLIPConfig())  # nested sub-configs
+    assert (clip.text_config.hidden_size, clip.vision_config.hidden_size, clip.vision_config.image_size,
+            clip.vision_config.patch_size, clip.text_config.vocab_size) == (32, 32, 64, 8, 1000)
+    swin = shrink_config(transformers.SwinConfig())  # a staged net keeps its stages, one block each
+    assert swin.depths == [1, 1, 1, 1] and len(swin.num_heads) == 4 and swin.embed_dim == 32
+    whisper = shrink_config(transformers.WhisperConfig())
+    assert (whisper.encoder_layers, whisper.decoder_layers, whisper.d_model, whisper.max_source_positions) == (
+        2, 2, 32, 16)
+    gemma = shrink_config(transformers.Gemma3TextConfig())  # per-layer lists cut, every kind of layer kept
+    assert len(gemma.layer_types) == 2 and set(gemma.layer_types) == set(transformers.Gemma3TextConfig().layer_types)
+    small = transformers.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                  vocab_size=50, max_position_embeddings=64)
+    assert shrink_config(small).to_dict() == small.to_dict()  # values only shrink
+
+
+def test_a_sample_of_three_runs_on_cpu_and_openvino(tmp_path):
+    db = tmp_path / "coverage.duckdb"
+    spec = CoverageSpec(platforms=["cpu", "openvino"], only=FAST_TYPES, sample=3, seed=1, time_budget_s=0.1,
+                        timeout_s=120, run_id="cov-test")
+    records = run_coverage(spec, db)
+    frame = coverage_frame(records)
+    assert len(records) == 6 and frame["model_type"].nunique() == 3
+    assert set(frame["platform"]) == {"cpu", "openvino"}
+    cpu = frame[frame["platform"] == "cpu"]
+    assert (cpu["status"] == "ok").all() and (cpu["latency_p50_ms"] > 0).all() and (cpu["n_params"] > 0).all()
+    assert frame["status"].isin(["ok", "failed", "skipped"]).all() and (frame["stage"] != "").all()
+    assert matrix(frame).loc["all", "cpu"] == 1.0
+    speed = speed_vs_cpu(frame)
+    assert len(speed) == int((frame[frame["platform"] == "openvino"]["status"] == "ok").sum())
+    assert (speed["speedup_vs_cpu"] > 0).all()
+    con = storage.connect(db, read_only=True)
+    stored = storage.results_frame(con, "cov-test")
+    assert len(stored) == 6 and set(stored["model"]) == set(frame["model_type"])
+    modalities = dict(con.execute("SELECT name, modality FROM models").fetchall())
+    assert {modalities[t] for t in frame["model_type"]} <= {"text", "vision"}
+    con.close()
+
+
+def test_a_failure_keeps_the_real_errors_first_line(monkeypatch):
+    def broken_inputs(*args, **kwargs):
+        raise ValueError("pixel_values has 3 channels, expected 4\nsecond line with details")
+
+    monkeypatch.setattr(coverage_measure, "make_inputs", broken_inputs)
+    arch = next(a for a in all_architectures() if a.model_type == "bert")
+    job = {"architecture": arch.to_dict(), "platform": "cpu", "run_id": "r", "batch_size": 1, "seq_len": 8,
+           "time_budget_s": 0.1, "threads": None, "stage_file": None}
+    record = coverage_measure.measure_platform(job)
+    assert record["status"] == "failed" and record["extra"]["stage"] == "input"
+    assert record["reason"] == "ValueError: pixel_values has 3 channels, expected 4"
+    assert "second line with details" in record["extra"]["error_detail"]
+    frame = coverage_frame([Record.from_json(record)])
+    assert failure_reasons(frame).iloc[0]["reason"] == "ValueError: pixel_values has N channels, expected N"
+
+
+def test_a_hang_is_one_failed_row_naming_its_stage(tmp_path):
+    arch = select_architectures(only=["bert"])[0]
+    spec = CoverageSpec(platforms=["openvino"], timeout_s=2, run_id="hang")
+    record = measure_isolated(spec, arch, "openvino", target="tests.test_coverage:hang_in_conversion")
+    assert record.status == "failed" and record.extra["stage"] == "conversion"
+    assert record.reason.startswith("timed out after 2 s")
+
+
+def test_resume_skips_stored_rows_and_cli_prints_the_matrix(tmp_path, capsys):
+    db = tmp_path / "coverage.duckdb"
+    args = ["coverage", "--only", "bert", "--platforms", "cpu", "--db", str(db), "--run-id", "resume",
+            "--time-budget-s", "0.1"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "bert cpu: ok" in first and "share that ran" in first
+    with storage.writing(db) as con:
+        before = storage.results_frame(con, "resume")
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert "bert cpu:" not in second and "1 architectures" in second  # nothing measured again
+    with storage.writing(db) as con:
+        after = storage.results_frame(con, "resume")
+    assert list(after["result_id"]) == list(before["result_id"])
+
+
+def test_never_trust_remote_code(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("repository code or a download was requested")
+
+    monkeypatch.setattr(transformers.dynamic_module_utils, "get_class_from_dynamic_module", refuse)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
+    for arch in select_architectures(only=["bert", "vit", "whisper"]):
+        model, _ = coverage_measure.build_model(arch)
+        assert type(model).__module__.startswith("transformers.models.")
+    source = "".join(p.read_text() for p in Path(coverage_measure.__file__).parent.glob("*.py"))
+    assert "trust_remote_code" not in source and "from_pretrained" not in source
