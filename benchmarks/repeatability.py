@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost", "reference"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
-    parser.add_argument("--processes", type=int, default=1, help="null, detect: `ab --processes` (per side)")
+    parser.add_argument("--processes", type=int, default=3, help="null, detect: `ab --processes` (per side)")
     parser.add_argument("--out", type=Path, default=Path("outputs/repeatability"))
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--interpreters", action="store_true",

@@ -133,11 +133,13 @@ def test_ab_of_one_environment_against_itself_through_another_interpreter(tmp_pa
 def test_ab_flags_a_real_slowdown(tmp_path, capsys):
     code = main(["ab", "--models", "bert", "--batch-sizes", "8", "--time-budget-s", "0.6", "--rounds", "6",
                  "--baseline-set", "seq_len=16", "--candidate-set", "seq_len=128", "--threshold", "0.2",
-                 "--db", str(tmp_path / "ab.duckdb"), "--fail-on-regression"])
+                 "--processes", "1", "--db", str(tmp_path / "ab.duckdb"), "--fail-on-regression"])
     out = capsys.readouterr().out
     assert code == 1 and "1 regression" in out, out
 
 
 def test_ab_with_nothing_comparable_exits_2(tmp_path, capsys):
     code = main(["ab", "--models", "bert", "--platforms", "mps", "--rounds", "3", "--db", str(tmp_path / "a.duckdb")])
-    assert code == 2 and "nothing to compare" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 2 and "nothing to compare" in err
+    assert "1 configurations x 2 sides x 3 process(es)" in out  # three processes per side by default

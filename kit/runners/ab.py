@@ -41,6 +41,7 @@ AB_COLUMNS = ["model", "platform", "precision", "batch_size", "baseline", "candi
               "ci_low_pct", "ci_high_pct", "p_value", "p_holm", "detectable_pct", "n_rounds", "n_processes",
               "baseline_p50_ms", "candidate_p50_ms", "note"]
 SETTABLE = ("platforms", "precisions", "batch_sizes", "seq_len", "overrides", "threads", "size", "training")
+PROCESSES = 3  # per side: the fewest whose spread gives an interval (2 degrees of freedom) that holds a null
 MAX_PROCESSES = 16
 
 
@@ -56,7 +57,7 @@ class ABSpec:
     threshold: float = 0.05
     alpha: float = 0.05
     statistic: str = STATISTIC
-    processes: int = 1
+    processes: int = PROCESSES
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -251,10 +252,10 @@ def add_ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--statistic", choices=list(STATISTICS), default=STATISTIC,
                         help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
                              "interference leaves alone) or median")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="processes per side and configuration, each measuring for the budget; with 3 or more "
-                             "the interval is taken over the pairs of processes, so a process's lasting speed "
-                             "offset is inside it")
+    parser.add_argument("--processes", type=int, default=PROCESSES,
+                        help="processes per side and configuration, each measuring for the budget (default "
+                             f"{PROCESSES}); with more than one the interval is taken over the pairs of processes, so "
+                             "a process's lasting speed offset is inside it; 1 gives an interval over rounds only")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant slow-down")
 
 
