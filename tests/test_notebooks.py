@@ -72,6 +72,10 @@ EXPECT = {
                                                                                    strict=True))
         and all(t > 0 for t in r["tpot_ms"]) and all(abs(e) <= 10 for e in r["kv_estimate_error_pct"])
         and r["n_speedups"] == 2 * 3 and r["n_best"] == 3),
+    "08_coverage": lambda r: (
+        r["n_architectures"] == 3 and r["n_rows"] == 6 and sum(r["statuses"].values()) == 6
+        and r["statuses"].get("ok", 0) >= 3 and r["ok_share"]["cpu"] == 1.0 and r["failed_have_stage"]
+        and all(s > 0 for s in r["speedups"])),
     "explore": lambda r: (
         r["n_rows"] >= 2 and r["metric"] == "throughput_items_per_s" and r["metric_min"] > 0 and r["model"] == "bert"
         and r["platforms"] == ["cpu"] and r["n_results_loaded"] >= r["n_rows"]),

@@ -16,7 +16,7 @@ from kit.zoo import inputs as zoo_inputs
 from kit.zoo.families import MODEL_TYPES, REGISTRY
 
 DEFAULT_SEQ_LEN = 16
-AUDIO_SAMPLES = 1600  # 0.1 s at 16 kHz: enough frames for the usual conv feature encoders
+AUDIO_SAMPLES = 16000  # 1 s at 16 kHz: enough frames after the usual conv feature encoders (x320) for masking
 FEATURE_FRAMES = 64
 DEFAULT_FRAMES = 2
 
@@ -91,13 +91,14 @@ def _arguments(model: torch.nn.Module) -> tuple[list[str], list[str]]:
     return [p.name for p in params], [p.name for p in params if p.default is inspect.Parameter.empty]
 
 
-def _zoo_inputs(config: Any, batch_size: int, gen: torch.Generator) -> dict[str, Any] | None:
-    """The zoo's inputs for a model type that is a zoo family, at the zoo's tiny sequence length."""
+def _zoo_inputs(config: Any, batch_size: int, seq_len: int, gen: torch.Generator) -> dict[str, Any] | None:
+    """The zoo's inputs for a model type that is a zoo family: seq_len text tokens, or the zoo's base-size audio
+    length for audio families (the shrunk feature encoder keeps the base-size strides)."""
     family = MODEL_TYPES.get(config.model_type)
     if family is None:
         return None
-    maker = zoo_inputs.maker_for(family, "tiny")
-    return maker(config, batch_size, REGISTRY[family].seq_len["tiny"], False, gen)
+    length = REGISTRY[family].seq_len["base"] if REGISTRY[family].modality == "audio" else seq_len
+    return zoo_inputs.maker_for(family, "tiny")(config, batch_size, length, False, gen)
 
 
 def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len: int,
@@ -123,7 +124,7 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
     """Seeded inputs for one forward of the model: the zoo's where it knows the type, else the main input, the
     decoder's first tokens for encoder-decoders, and any other required image or token input."""
     gen = torch.Generator().manual_seed(seed)
-    out = _zoo_inputs(config, batch_size, gen)
+    out = _zoo_inputs(config, batch_size, seq_len, gen)
     if out is not None:
         return out
     out = _main_input(getattr(model, "main_input_name", "input_ids"), config, modality, batch_size, seq_len, gen)
