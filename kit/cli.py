@@ -355,7 +355,8 @@ def cmd_remeasure_noisy(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run the sub-command; kit errors print one line and exit 2."""
+    """Parse arguments and run the sub-command; kit errors and DuckDB I/O errors (a truncated store) print one line
+    and exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -364,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         return _resolve(COMMANDS[args.command][2])(args)
     except KitError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        duckdb = sys.modules.get("duckdb")
+        if duckdb is None or not isinstance(exc, duckdb.IOException):
+            raise
+        from kit.storage import describe_io_error
+
+        print(f"benchkit: error: {describe_io_error(exc)}", file=sys.stderr)  # a store damaged past its header
         return 2
 
 

@@ -120,6 +120,12 @@ def _transaction(con: Connection) -> Iterator[None]:
 LOCK_WAIT_S = 10.0  # how long an open waits for another process to let go of the file (a sweep holds it briefly)
 
 
+def describe_io_error(exc: Exception) -> str:
+    """DuckDB's first line of an I/O error, plus the likely cause when DuckDB found the file shorter than it says."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{first}: the file is truncated or damaged" if "Could not read enough bytes" in first else first
+
+
 def _is_lock_error(exc: Exception) -> bool:
     return "lock" in str(exc).lower() or "different configuration" in str(exc)
 
@@ -154,8 +160,8 @@ def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False, wait_s: f
         con = _open_duckdb(path, read_only, wait_s)
     except (duckdb.IOException, duckdb.ConnectionException) as exc:
         if not _is_lock_error(exc):
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError(f"cannot open database {path}: {first} (the file is left as it is)") from exc
+            cause = describe_io_error(exc)
+            raise ConfigError(f"cannot open database {path}: {cause} (the file is left as it is)") from exc
         raise ConfigError(f"database {path} stayed busy for {wait_s:g} s: another process holds it open (DuckDB lets "
                           "one process hold a file at a time). A sweep given the file's path holds it only while it "
                           "writes a record; a process holding an open connection (a notebook's kit.connect) blocks "
