@@ -261,29 +261,6 @@ def test_import_json_of_legacy_flat_rows(con, tmp_path):
     assert "imported" in set(storage.runs_frame(con)["run_id"])
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("{not json", "as JSON or JSON lines"),
-    ('[{"platform": "cpu", "batch_size": 1, "latency_ms": 3}]', "row 0: .*model"),
-    ('[{"model": "m", "platform": "cpu", "batch_size": 1, "latency_ms": -3}]', "latency_ms must be positive"),
-    ('[{"model": "m", "platform": "cpu", "batch_size": 1}]', "latency or a throughput"),
-    ('[{"config_key": "k", "run_id": "r"}]', "row 0"),
-    ("[1, 2]", "list of result objects"),
-    ("", "holds no results"),
-    ("[]", "holds no results"),
-    ('[{"model": "m", "platform": "cpu", "batch_size": 1e400, "latency_ms": 3}]', "row 0: .*infinity"),
-    (b"\x80\x81\xfe\xff" * 64, "as JSON or JSON lines"),
-])
-def test_import_json_rejects_bad_files(con, tmp_path, text, problem):
-    path = tmp_path / "bad.json"
-    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
-    with pytest.raises(ConfigError, match=problem) as info:
-        storage.import_json(con, path)
-    assert "bad.json" in str(info.value)
-    assert storage.load_records(con) == []
-    with pytest.raises(ConfigError, match="missing.json"):
-        storage.import_json(con, tmp_path / "missing.json")
-
-
 def _python(code: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env, text=True, **kwargs)
@@ -319,65 +296,6 @@ def test_a_second_writer_process_gets_a_clear_error(db_path):
     finally:
         holder.kill()
         holder.wait()
-
-
-def test_read_only_connection_of_a_missing_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="no benchkit database"):
-        storage.connect(tmp_path / "none.duckdb", read_only=True)
-
-
-def test_export_refuses_an_unknown_run_a_folder_and_overwriting_without_force(con, tmp_path, capsys):
-    storage.insert_record(con, ok("a"))
-    path = tmp_path / "x.csv"
-    with pytest.raises(ConfigError, match="unknown run id 'nope'; stored runs: " + RUN):
-        storage.export_csv(con, path, run_id="nope")
-    assert not path.exists()
-    storage.export_csv(con, path, run_id=RUN)
-    first = path.read_bytes()
-    (tmp_path / "y_samples.csv").write_text("someone else's file")
-    for target, name in ((path, "x.csv"), (tmp_path / "y.csv", "y_samples.csv")):
-        with pytest.raises(ConfigError, match=f"{name} exists; pass --force"):
-            storage.export_csv(con, target, run_id=RUN)
-    assert path.read_bytes() == first and (tmp_path / "y_samples.csv").read_text() == "someone else's file"
-    storage.insert_record(con, ok("b"))
-    storage.export_csv(con, path, run_id=RUN, force=True)
-    assert pd.read_csv(path)["config_key"].tolist() == ["a", "b"]
-    (tmp_path / "d.parquet").mkdir()
-    with pytest.raises(ConfigError, match="is a folder"):
-        storage.export_parquet(con, tmp_path / "d.parquet")
-
-
-def test_cli_export_is_one_line_on_refusal(tmp_path, capsys):
-    from kit.cli import main
-
-    db = tmp_path / "b.duckdb"
-    con = storage.connect(db)
-    storage.insert_record(con, ok("a"))
-    con.close()
-    out = tmp_path / "x.parquet"
-    assert main(["export", "--db", str(db), "--out", str(out)]) == 0
-    assert main(["export", "--db", str(db), "--out", str(out)]) == 2
-    assert main(["export", "--db", str(db), "--out", str(tmp_path / "z.csv"), "--run-id", "nope"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "exists; pass --force" in err[0] and "unknown run id 'nope'" in err[1]
-    assert main(["export", "--db", str(db), "--out", str(out), "--force"]) == 0
-
-
-def test_cli_import_is_all_files_or_none_and_creates_no_store_on_rejection(tmp_path, capsys):
-    from kit.cli import main
-
-    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    good.write_text(json.dumps([ok("a").to_json()]))
-    bad.write_text('[{"model": "m", "platform": "cpu", "batch_size": 1}]')
-    db = tmp_path / "store" / "b.duckdb"
-    assert main(["import-json", "--db", str(db), str(good), str(bad)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "bad.json: row 0" in err[0]
-    assert not db.exists() and not db.parent.exists()  # nothing created, nothing imported
-    assert main(["import-json", "--db", str(db), str(good)]) == 0
-    assert "imported 1 records from 1 file(s)" in capsys.readouterr().out
-    con = storage.connect(db, read_only=True)
-    assert [r.config_key for r in storage.load_records(con)] == ["a"]
 
 
 def test_records_a_busy_store_refuses_are_kept_then_stored_or_saved_as_json(db_path, monkeypatch):
