@@ -48,7 +48,8 @@ def _add_sweep_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _db_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb); readers also take "
+                        "a Parquet dataset folder or URL (docs/fleet.md)")
 
 
 def _add_bench(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +64,9 @@ def _add_results(parser: argparse.ArgumentParser) -> None:
 
 def _add_export(parser: argparse.ArgumentParser) -> None:
     _add_results(parser)
-    parser.add_argument("--out", type=Path, required=True, help="output file; .csv or .parquet")
+    parser.add_argument("--out", type=Path, help="output file; .csv or .parquet")
+    parser.add_argument("--dataset", help="append the store's finished runs (or --run-id) to this Parquet dataset "
+                        "folder, where they are not yet (docs/fleet.md)")
     parser.add_argument("--force", action="store_true", help="replace an existing export (and its _samples file)")
 
 
@@ -80,7 +83,8 @@ def _add_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="same as --profile tiny")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the index path (no progress)")
     parser.add_argument("--notebooks", nargs="+", metavar="STEM", help="only these notebooks (default: all, in order)")
-    parser.add_argument("--db", type=Path, default=None, help="DuckDB file passed to every notebook as db_path")
+    parser.add_argument("--db", default=None, help="DuckDB file (or Parquet dataset, for the notebooks that only read) "
+                        "passed to every notebook as db_path")
 
 
 def _add_prediction_data(parser: argparse.ArgumentParser) -> None:
@@ -244,10 +248,18 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write results to CSV or Parquet by the output file's suffix."""
+    """Write results to CSV or Parquet by the output file's suffix, or append runs to a Parquet dataset."""
     from kit import storage
 
+    if (args.out is None) == (args.dataset is None):
+        raise KitError("export needs one of --out FILE and --dataset FOLDER")
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
+    if args.dataset is not None:
+        from kit.dataset import export_dataset
+
+        outcome = export_dataset(con, args.dataset, args.run_id)
+        print("; ".join(f"{what}: {', '.join(runs)}" for what, runs in outcome.items() if runs) or "no runs")
+        return 0
     exporters = {".csv": storage.export_csv, ".parquet": storage.export_parquet}
     if args.out.suffix not in exporters:
         raise KitError(f"--out must end in .csv or .parquet, got {str(args.out)!r}")

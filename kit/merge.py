@@ -1,4 +1,5 @@
-"""Stores of several machines merged into one: `benchkit merge SRC... --into STORE`.
+"""Stores of several machines merged into one: `benchkit merge SRC... --into STORE` (a source may be a Parquet
+dataset, kit.dataset).
 
 Every source is checked first (a Benchkit store at the schema this kit writes), then each is merged in one
 transaction with DuckDB SQL over the attached file: hardware, runs (with their hardware and environment: the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kit import storage
+from kit import dataset, storage
 from kit.errors import ConfigError
 
 TABLES = ("hardware", "runs", "models", "results", "samples")
@@ -76,16 +77,20 @@ def _merge_one(con: storage.Connection, source: Path) -> int:
 
 
 def merge_stores(sources: list[str | Path], into: str | Path) -> dict[str, int]:
-    """Merge each source store into `into` (created when missing); results added per source."""
-    paths = [Path(s) for s in sources]
-    for path in paths:
-        if Path(into).exists() and path.resolve() == Path(into).resolve():
-            raise ConfigError(f"{path} is the store merged into; give other stores as sources")
+    """Merge each source (a store or a Parquet dataset) into the store `into` (created when missing); results added
+    per source."""
+    for source in sources:
+        if Path(into).exists() and Path(source).resolve() == Path(into).resolve():
+            raise ConfigError(f"{source} is the store merged into; give other stores as sources")
+    if dataset.is_dataset(into):
+        raise ConfigError(f"{into} is a Parquet dataset: merge into a store, then `benchkit export --dataset`")
     version = max(v for v, _ in storage.MIGRATIONS)
-    for path in paths:  # every source checked before the target is opened (or created)
-        check_source(path, version)
+    files = {}
+    for source in sources:  # every source checked before the target is opened (or created)
+        files[str(source)] = dataset.materialise(source) if dataset.is_dataset(source) else Path(source)
+        check_source(files[str(source)], version)
     con = storage.connect(into)
     try:
-        return {str(path): _merge_one(con, path) for path in paths}
+        return {source: _merge_one(con, path) for source, path in files.items()}
     finally:
         con.close()

@@ -146,7 +146,15 @@ def _open_duckdb(path: str | Path, read_only: bool, wait_s: float) -> Connection
 
 def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> Connection:
     """Open the store (creating its folder and tables when writable) and bring its schema up to date; while another
-    process holds the file (a sweep writing a record), wait up to wait_s for it."""
+    process holds the file (a sweep writing a record), wait up to wait_s for it. A Parquet dataset (kit.dataset)
+    opens read-only."""
+    from kit import dataset
+
+    if dataset.is_dataset(path):
+        if not read_only:
+            raise ConfigError(f"{path} is a Parquet dataset, which is read-only: measure into a store and append it "
+                              "with `benchkit export --dataset`")
+        path = dataset.materialise(path)
     if str(path) != ":memory:":
         if read_only and not Path(path).exists():
             raise ConfigError(f"no benchkit database at {path}")

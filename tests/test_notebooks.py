@@ -187,3 +187,22 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
 
     pages = [out / "index.html", *sorted(out.glob("*/*.html"))]
     assert len(pages) >= 7 and check_pages(pages) == []
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", ["02_comparative_analysis", "05_recommendation"])
+def test_analysis_notebooks_read_a_parquet_dataset(stem, tmp_path, shared_db):
+    """The shared store appended to a Parquet dataset (kit.dataset): the notebook reads it as it reads the store, and
+    the dataset's files stay as they were."""
+    from kit import storage
+    from kit.dataset import export_dataset
+
+    folder = tmp_path / "fleet"
+    con = storage.connect(shared_db, read_only=True)
+    assert export_dataset(con, folder)["written"]
+    con.close()
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path / "out",
+                           extra_parameters={"db_path": str(folder)})
+    assert EXPECT[stem](out.recorded), json.dumps(out.recorded, default=str)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -385,7 +385,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
                              "interference leaves alone) or median")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
-    parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+    parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb) or Parquet dataset")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
