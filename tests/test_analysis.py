@@ -221,10 +221,10 @@ def test_cmd_compare_prints_table_and_fails_on_regression(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     analysis.add_compare_arguments(parser)
     assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "--db", str(db)])) == 0
-    assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "--db", str(db),
+    assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "--db", str(db), "--max-failed", "0.5",
                                                    "--fail-on-regression"])) == 0  # one baseline run: possible only
     assert analysis.cmd_compare(parser.parse_args(["--baseline", "run-1", "run-0b", "run-0a", "--db", str(db),
-                                                   "--fail-on-regression"])) == 1
+                                                   "--max-failed", "0.5", "--fail-on-regression"])) == 1
     out = capsys.readouterr().out
     assert "regression" in out and "current run-2 vs baseline run-1 run-0b run-0a" in out and "drift index" in out
     same = parser.parse_args(["--baseline", "run-1", "--run-id", "run-1", "--db", str(db), "--fail-on-regression"])

@@ -353,9 +353,10 @@ def compared(compare_files: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("argv, code", [
-    (["--baseline", "run-1", "--run-id", "run-2", "--fail-on-regression"], 0),  # one baseline run: possible only
+    (["--baseline", "run-1", "--run-id", "run-2", "--fail-on-regression", "--max-failed", "0.5"], 0),  # possible only
     (["--baseline", "run-1", "run-0b", "run-0a", "--run-id", "run-2"], 0),  # a regression, not asked to fail
-    (["--baseline", "run-1", "run-0b", "run-0a", "--run-id", "run-2", "--fail-on-regression"], 1),
+    (["--baseline", "run-1", "run-0b", "run-0a", "--run-id", "run-2", "--fail-on-regression", "--max-failed", "0.5"],
+     1),
 ])
 def test_compare_exits_0_without_and_1_with_a_regression(argv, code, compared, tmp_path, capsys):
     out = ran(["compare", *argv, "--db", compared], tmp_path, capsys, code)
@@ -364,6 +365,9 @@ def test_compare_exits_0_without_and_1_with_a_regression(argv, code, compared, t
 
 @pytest.mark.parametrize("argv, match", [
     (["--baseline", "run-1", "--run-id", "run-3"], "no configuration is ok in both runs: nothing was compared"),
+    (["--baseline", "run-1", "--run-id", "run-2"], "1 of 3 configurations failed in the current run, more than "
+                                                  "--max-failed 0 allows"),  # run-2 has one failure
+    (["--baseline", "run-1", "--run-id", "run-2", "--max-failed", "1.5"], "--max-failed must be a share"),
     (["--baseline", "run-9", "--run-id", "run-2"], "run-9"),
     (["--baseline", "{tmp}/damaged.parquet", "--run-id", "run-2"], "damaged.parquet"),
     (["--baseline", "{tmp}/damaged.csv", "--run-id", "run-2"], "damaged.csv"),

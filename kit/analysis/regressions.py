@@ -385,13 +385,19 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-round latency compared: p10 (default; a round's fastest tenth, what the machine's "
                              "interference leaves alone) or median")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
+    parser.add_argument("--max-failed", type=float, default=0.0,
+                        help="with --fail-on-regression, exit 2 when more than this share of the current run's "
+                             "configurations failed (default 0: any failure means the run could not be compared)")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb) or Parquet dataset")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare a run against a baseline run or export, print the table and the machine's stability; exit 1 on a
-    regression with --fail-on-regression, 2 when nothing could be compared."""
+    """Compare a run against a baseline run or export, print the table and the machine's stability; with
+    --fail-on-regression exit 1 on a regression, 2 when nothing could be compared or more configurations failed than
+    --max-failed allows."""
     _check_thresholds(args.threshold, args.alpha)
+    if not 0 <= args.max_failed <= 1:
+        raise ConfigError(f"--max-failed must be a share between 0 and 1, got {args.max_failed!r}")
     files = args.run_id is not None and _is_file_spec(args.run_id) and all(map(_is_file_spec, args.baseline))
     con = None if files else storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     current = args.run_id or latest_run_id(con)
@@ -405,4 +411,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(stability_summary(df, args.threshold))
     if args.fail_on_regression and compared_count(df) == 0:
         raise ConfigError("no configuration is ok in both runs: nothing was compared")
+    failed = int((df["status"] == "failed").sum())
+    if args.fail_on_regression and failed > args.max_failed * (failed + compared_count(df)):
+        raise ConfigError(f"{failed} of {failed + compared_count(df)} configurations failed in the current run, more "
+                          f"than --max-failed {args.max_failed:g} allows: the run could not be compared in full")
     return regression_exit_code(df) if args.fail_on_regression else 0
