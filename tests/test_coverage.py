@@ -11,7 +11,7 @@ from kit import storage
 from kit.cli import main
 from kit.coverage import CoverageSpec, all_architectures, run_coverage, select_architectures, shrink_config
 from kit.coverage import measure as coverage_measure
-from kit.coverage.run import measure_isolated
+from kit.coverage.run import _stored, measure_isolated
 from kit.coverage.tables import coverage_frame, failure_reasons, matrix, speed_vs_cpu
 from kit.errors import ConfigError
 from kit.records import Record
@@ -42,10 +42,11 @@ def test_architectures_come_from_the_auto_mappings():
 
 
 def test_shrink_config_shrinks_every_size_field():
-    llama = shrink_config(transformers.LlamaConfig())
+    llama = shrink_config(transformers.LlamaConfig(num_key_value_heads=8))
     assert (llama.num_hidden_layers, llama.hidden_size, llama.num_attention_heads, llama.num_key_value_heads,
             llama.intermediate_size, llama.vocab_size) == (2, 32, 4, 2, 64, 1000)
     assert all(t is None or t < 1000 for t in (llama.bos_token_id, llama.eos_token_id, llama.pad_token_id))
+    assert shrink_config(transformers.LlamaConfig()).num_key_value_heads == 4  # as many as heads, as it had
     clip = shrink_config(transformers.CLIPConfig())  # nested sub-configs
     assert (clip.text_config.hidden_size, clip.vision_config.hidden_size, clip.vision_config.image_size,
             clip.vision_config.patch_size, clip.text_config.vocab_size) == (32, 32, 64, 8, 1000)
@@ -122,7 +123,14 @@ def test_resume_skips_stored_rows_and_cli_prints_the_matrix(tmp_path, capsys):
     assert "bert cpu:" not in second and "1 architectures" in second  # nothing measured again
     with storage.writing(db) as con:
         after = storage.results_frame(con, "resume")
+        job = {"architecture": {"model_type": "gpt2"}, "run_id": "resume", "platform": "cpu", "batch_size": 1,
+               "seq_len": 16}
+        failed = Record.failure("failed", "RuntimeError: planted", device="", **coverage_measure.identity(job),
+                                extra={"coverage": True, "stage": "build"})
+        storage.insert_record(con, failed)
     assert list(after["result_id"]) == list(before["result_id"])
+    assert set(_stored(db, "resume", retry_failed=False)) == {before["config_key"][0], failed.config_key}
+    assert set(_stored(db, "resume", retry_failed=True)) == {before["config_key"][0]}  # the failed row is retried
 
 
 def test_never_trust_remote_code(monkeypatch):

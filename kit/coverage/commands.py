@@ -23,6 +23,7 @@ def add_coverage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, default=16, help="text tokens per input (default 16)")
     parser.add_argument("--threads", type=int, help="intra-op threads of each child")
     parser.add_argument("--run-id", help="the run to fill or resume (default coverage-tf<transformers version>)")
+    parser.add_argument("--retry-failed", action="store_true", help="attempt the run's failed rows again")
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per row")
 
@@ -40,7 +41,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     print(f"coverage run {spec.resolved_run_id()}: {len(spec.architectures())} architectures x "
           f"{len(spec.platforms)} platforms -> {db}", flush=True)
     started = time.monotonic()
-    records = run_coverage(spec, db, echo=None if args.quiet else lambda line: print(line, flush=True))
+    records = run_coverage(spec, db, echo=None if args.quiet else lambda line: print(line, flush=True),
+                           retry_failed=args.retry_failed)
     frame = coverage_frame(records)
     print(f"\n{frame['model_type'].nunique()} architectures in {time.monotonic() - started:.0f} s")
     print(status_counts(frame).to_string())

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from kit.errors import ConfigError
 from kit.zoo import inputs as zoo_inputs
 from kit.zoo.families import MODEL_TYPES, REGISTRY
 
@@ -121,10 +122,13 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
 
 def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_size: int = 1,
                 seq_len: int = DEFAULT_SEQ_LEN, seed: int = 0) -> dict[str, Any]:
-    """Seeded inputs for one forward of the model: the zoo's where it knows the type, else the main input, the
-    decoder's first tokens for encoder-decoders, and any other required image or token input."""
+    """Seeded inputs for one forward of the model: the zoo's where it knows the type and they fit, else the main
+    input, the decoder's first tokens for encoder-decoders, and any other required image or token input."""
     gen = torch.Generator().manual_seed(seed)
-    out = _zoo_inputs(config, batch_size, seq_len, gen)
+    try:
+        out = _zoo_inputs(config, batch_size, seq_len, gen)
+    except ConfigError:  # the zoo maker assumes the zoo's own tiny config (e.g. LLaVA-NeXT's image grid)
+        out = None
     if out is not None:
         return out
     out = _main_input(getattr(model, "main_input_name", "input_ids"), config, modality, batch_size, seq_len, gen)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import traceback
 import warnings
 from pathlib import Path
@@ -31,13 +32,20 @@ WARMUP_CALLS = 2
 TARGET_REL_CI = 0.05
 MIN_SAMPLES = 5
 ERROR_DETAIL_CHARS = 2000
+SOURCE_LOCATION = re.compile(r"(Exception from|Check '[^\n]*?' failed at) \S+:\d+:\s*")
+INTRO_LINES = 3
 
 
 def first_line(exc: BaseException) -> str:
-    """'Type: first non-empty line of the message' (the type alone when the message is empty); a first line that
-    only introduces the next one (it ends with ':') keeps that next line too."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    """'Type: first line of the message' (the type alone when it is empty). Source locations that OpenVINO puts
+    before its message ('Exception from src/...cpp:117:') are left out, and a line that only introduces the next
+    (it ends with ':') is joined with it."""
+    lines = [ln.strip() for ln in SOURCE_LOCATION.sub("", str(exc)).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    for line in lines[1:INTRO_LINES]:
+        if not text.endswith(":"):
+            break
+        text = f"{text} {line}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -102,22 +102,30 @@ def torch_failure(cpu: Record | None) -> str | None:
     return f"not attempted: PyTorch fails at stage {cpu.extra['stage']} ({cpu.reason})"
 
 
-def _stored(db: str | Path, run_id: str) -> dict[str, Record]:
+def _stored(db: str | Path, run_id: str, retry_failed: bool) -> dict[str, Record]:
+    """The run's stored rows by key; with retry_failed, without the failed rows and the rows not attempted because
+    of them, so that those are measured again (the new row replaces the stored one)."""
     with storage.writing(db) as con:
-        return {r.config_key: r for r in storage.load_records(con, run_id)}
+        records = storage.load_records(con, run_id)
+    return {r.config_key: r for r in records if not (retry_failed and _to_retry(r))}
+
+
+def _to_retry(record: Record) -> bool:
+    return record.status == "failed" or record.extra.get("stage") == "not attempted"
 
 
 def run_coverage(spec: CoverageSpec, db: str | Path = storage.DEFAULT_DB, *,
-                 echo: Callable[[str], None] | None = None, target: str = TARGET) -> list[Record]:
-    """Attempt every selected architecture on every platform of the spec, skipping rows stored under its run id;
-    return the rows of the selected architectures (stored before or now)."""
+                 echo: Callable[[str], None] | None = None, target: str = TARGET,
+                 retry_failed: bool = False) -> list[Record]:
+    """Attempt every selected architecture on every platform of the spec, skipping rows stored under its run id
+    (with retry_failed, failed rows are attempted again); return the rows of the selected architectures."""
     from kit.environment import collect_environment
 
     run_id, architectures = spec.resolved_run_id(), spec.architectures()
     environment = collect_environment()
     with storage.writing(db) as con:
         storage.start_run(con, run_id, spec.to_dict(), environment)
-    stored, writer = _stored(db, run_id), RecordWriter(db, environment["env_id"])
+    stored, writer = _stored(db, run_id, retry_failed), RecordWriter(db, environment["env_id"])
     platforms = sorted(spec.platforms, key=lambda p: p != "cpu")
     started = time.monotonic()
     for index, arch in enumerate(architectures, 1):

@@ -22,12 +22,13 @@ LAYER_FIELDS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encod
                 "num_encoder_layers", "num_decoder_layers", "num_text_layers", "num_vision_layers",
                 "num_cross_layers", "num_self_layers", "depth", "num_stacks")
 WIDTH_FIELDS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "projection_dim", "text_embed_dim",
-                "vision_embed_dim", "word_embed_proj_dim", "embedding_size", "d_embed")
+                "vision_embed_dim", "word_embed_proj_dim", "embedding_size", "d_embed", "out_hidden_size",
+                "text_hidden_size", "audio_hidden_size", "codebook_dim", "condition_dim")
 HEAD_FIELDS = ("num_attention_heads", "n_head", "n_heads", "num_heads", "encoder_attention_heads",
                "decoder_attention_heads")
 KV_HEAD_FIELDS = ("num_key_value_heads", "num_kv_heads", "multi_query_group_num", "n_head_kv")
-HEAD_DIM_FIELDS = ("head_dim", "d_kv", "kv_channels", "attention_head_dim", "qk_rope_head_dim", "qk_nope_head_dim",
-                   "v_head_dim")
+HEAD_DIM_FIELDS = ("head_dim", "d_kv", "d_head", "kv_channels", "attention_head_dim", "qk_rope_head_dim",
+                   "qk_nope_head_dim", "v_head_dim")
 FFN_FIELDS = ("intermediate_size", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "n_inner", "hidden_dim",
               "moe_intermediate_size", "shared_expert_intermediate_size", "decoder_intermediate_size")
 EXPERT_FIELDS = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "moe_num_experts": 4,
@@ -144,7 +145,9 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
     _apply(out, LAYER_FIELDS, lambda v: v if v == stages else _shrink_int(v, 2))
     _apply(out, WIDTH_FIELDS, lambda v: _shrink_int(v, TINY_WIDTH))
     _apply(out, HEAD_FIELDS, _scalar(_heads))
-    _apply(out, KV_HEAD_FIELDS, lambda v: _shrink_int(v, 2))
+    old_heads, heads = (next((c[f] for f in HEAD_FIELDS if isinstance(c.get(f), int)), None) for c in (config, out))
+    # as many kv heads as heads where the config had as many (some architectures require it), else at most 2
+    _apply(out, KV_HEAD_FIELDS, lambda v: heads if heads and v == old_heads else _shrink_int(v, 2))
     _apply(out, HEAD_DIM_FIELDS, lambda v: _shrink_int(v, TINY_HEAD_DIM))
     _apply(out, FFN_FIELDS, lambda v: _shrink_int(v, TINY_FFN))
     for key, limit in {**EXPERT_FIELDS, **AUDIO_FIELDS}.items():
