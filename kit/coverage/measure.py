@@ -21,7 +21,7 @@ import torch
 from kit.coverage.architectures import Architecture
 from kit.coverage.inputs import make_inputs
 from kit.coverage.shrink import shrink_config
-from kit.errors import UnsupportedConfiguration
+from kit.errors import ConversionError, UnsupportedConfiguration
 from kit.records import Record
 from kit.timing import load_average_1m, measure_adaptive
 
@@ -85,6 +85,12 @@ def build_model(arch: Architecture) -> tuple[torch.nn.Module, Any]:
     return model_class(config).float().eval(), config
 
 
+def failed_stage(stage: str, exc: BaseException) -> str:
+    """The stage to blame: a browser platform's preparation fails in the export only on a ConversionError (the ONNX
+    exporter's); anything else there (the page, onnxruntime loading the graph) is the runtime's."""
+    return "runtime" if stage == "export" and not isinstance(exc, ConversionError) else stage
+
+
 class Stages:
     """The stage a child is in, written to a file the parent reads when the child never answers."""
 
@@ -121,7 +127,7 @@ def measure_platform(job: dict[str, Any]) -> dict[str, Any]:
                               extra=facts(job["architecture"], stages.current)).to_json()
     except Exception as exc:  # every failure of an architecture is a row with its stage and real error
         detail = "".join(traceback.format_exception(exc)[-4:])[-ERROR_DETAIL_CHARS:]
-        extra = {**facts(job["architecture"], stages.current), "error_detail": detail}
+        extra = {**facts(job["architecture"], failed_stage(stages.current, exc)), "error_detail": detail}
         return Record.failure("failed", first_line(exc), device="", **identity(job), extra=extra).to_json()
 
 
