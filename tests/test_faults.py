@@ -406,6 +406,7 @@ def test_resuming_a_run_with_other_settings_is_refused_unless_forced(measured, t
     changed = [*BENCH[:4], "0.4", *BENCH[5:], "--db", measured]
     refused(changed, tmp_path, capsys, r"run R was measured with other settings \(time_budget_s: 0.2 -> 0.4\)")
     assert main([*BENCH, "--db", str(measured)]) == 0  # the same settings: a resume, nothing left to measure
+    assert "resuming run R: 1 of 1 configurations already stored, 0 to measure" in capsys.readouterr().out
     assert main([str(a) for a in changed] + ["--force"]) == 0
     con = storage.connect(measured, read_only=True)
     assert len(storage.load_records(con, "R")) == 1
@@ -451,3 +452,14 @@ def test_the_page_server_refuses_escapes_listings_and_foreign_hosts(path, host, 
             assert reply.status == 200 and reply.read() == b"<html></html>"
     assert "Traceback" not in capsys.readouterr().err  # no request raised in the server
     assert snapshot(folder) == before
+
+
+def test_a_config_file_broken_after_the_check_names_no_family_and_stops_nothing(tmp_path):
+    from kit.runners.sweep import family_of
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for content, family in (('{"model_type": "bert"}', "bert"), ("{not json", "local"), ("[1, 2]", "local"),
+                            (b"\xff\xfe", "local")):
+        (folder / "config.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+        assert family_of(str(folder)) == family

@@ -35,9 +35,13 @@ WORKER = "kit.runners.worker:run_job"
 def family_of(model: str) -> str:
     """The family of a zoo name, or the model_type of a local checkpoint folder's config.json."""
     config = Path(model) / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("model_type", "local")
-    return model
+    if not config.is_file():
+        return model
+    try:  # checked before the sweep; a file changed since then names no family rather than stopping the sweep
+        data = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "local"
+    return str(data.get("model_type", "local")) if isinstance(data, dict) else "local"
 
 
 def _identity(job: Job) -> dict[str, Any]:
@@ -153,7 +157,11 @@ def run_sweep(spec: SweepSpec, db: duckdb.DuckDBPyConnection | str | Path | None
     with _using(db) as con:
         storage.start_run(con, spec.run_id, spec.to_dict(), environment)
         done = storage.finished_config_keys(con, spec.run_id, include_failed=not retry_failed)
-    todo = [job for job in spec.jobs() if job.config_key not in done]
+    planned = spec.jobs()
+    todo = [job for job in planned if job.config_key not in done]
+    if progress and len(todo) < len(planned):
+        print(f"resuming run {spec.run_id}: {len(planned) - len(todo)} of {len(planned)} configurations already "
+              f"stored, {len(todo)} to measure", flush=True)
     bar = tqdm(total=len(todo), desc=f"sweep {spec.run_id}", unit="config", disable=not progress)
     started, stored = time.monotonic(), []
     writer = RecordWriter(db, environment["env_id"])
