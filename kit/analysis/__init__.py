@@ -31,6 +31,14 @@ from kit.analysis.generation import (
     kv_cache_table,
 )
 from kit.analysis.history import HISTORY_COLUMNS, HISTORY_METRICS, history_configuration, metric_history
+from kit.analysis.machines import (
+    MACHINE_COLUMNS,
+    MACHINE_SPEEDUP_COLUMNS,
+    machine_label,
+    machine_speedups,
+    machines_table,
+    resolve_machine,
+)
 from kit.analysis.regressions import (
     REGRESSION_COLUMNS,
     REGRESSION_STATUSES,
@@ -70,12 +78,13 @@ from kit.analysis.training import (
 __all__ = [
     "CONVERGENCE_COLUMNS", "ComparisonPlan", "EXPORT_COLUMNS", "FILE_SUFFIXES", "GENERATION_COLUMNS",
     "GENERATION_SPEEDUP_COLUMNS", "GRADIENTS_FREED", "HISTORY_COLUMNS", "KV_COLUMNS", "HISTORY_METRICS", "IDENTITY",
-    "KEY", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS", "RANKING_COLUMNS", "REGRESSION_COLUMNS",
-    "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "STABILITY_COLUMNS", "Source", "TRAINING_ID", "TVI_COLUMNS",
-    "TVI_KEY", "WORKLOAD", "add_compare_arguments", "cmd_compare", "compared_count", "comparison_table",
-    "detect_regressions", "export_csv", "export_parquet", "export_table", "generation_speedups", "generation_table",
-    "history_configuration", "latest_ok", "latest_run_id", "metric_history", "plan_comparison", "previous_run_id",
-    "ranking_table", "regression_exit_code", "regressions_for", "results_with_samples", "round_units", "run_drift",
-    "speedup_table", "kv_cache_table", "stability_summary", "stability_table", "training_convergence",
-    "training_memory", "training_phases", "training_sweep_spec", "training_vs_inference",
+    "KEY", "MACHINE_COLUMNS", "MACHINE_SPEEDUP_COLUMNS", "MEMORY_COLUMNS", "MEMORY_PARTS", "PHASES", "PHASE_COLUMNS",
+    "RANKING_COLUMNS", "REGRESSION_COLUMNS", "REGRESSION_STATUSES", "SPEEDUP_COLUMNS", "STABILITY_COLUMNS", "Source",
+    "TRAINING_ID", "TVI_COLUMNS", "TVI_KEY", "WORKLOAD", "add_compare_arguments", "cmd_compare", "compared_count",
+    "comparison_table", "detect_regressions", "export_csv", "export_parquet", "export_table", "generation_speedups",
+    "generation_table", "history_configuration", "latest_ok", "latest_run_id", "machine_label", "machine_speedups",
+    "machines_table", "metric_history", "plan_comparison", "previous_run_id", "ranking_table", "regression_exit_code",
+    "regressions_for", "resolve_machine", "results_with_samples", "round_units", "run_drift", "speedup_table",
+    "kv_cache_table", "stability_summary", "stability_table", "training_convergence", "training_memory",
+    "training_phases", "training_sweep_spec", "training_vs_inference"
 ]
