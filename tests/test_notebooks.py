@@ -206,3 +206,53 @@ def test_analysis_notebooks_read_a_parquet_dataset(stem, tmp_path, shared_db):
                            extra_parameters={"db_path": str(folder)})
     assert EXPECT[stem](out.recorded), json.dumps(out.recorded, default=str)
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+@pytest.fixture(scope="module")
+def fleet_db(shared_db, tmp_path_factory):
+    """The shared store merged with a test-fixture machine (hardware id fixture-b) that measured the same run's
+    configurations at half the latency: a fleet of two machines."""
+    from kit import storage
+    from kit.merge import merge_stores
+    from kit.records import Record
+
+    folder = tmp_path_factory.mktemp("fleet")
+    con = storage.connect(shared_db, read_only=True)
+    records = storage.load_records(con, "nb-seed")
+    con.close()
+    other = storage.connect(folder / "b.duckdb")
+    environment = {"env_id": "env-fixture-b", "hardware": {"hardware_id": "fixture-b", "cpu_model": "Fixture CPU b"}}
+    storage.start_run(other, "nb-seed-fixture-b", {"models": ["bert"]}, environment)
+    for record in records:
+        data = {**record.to_json(), "run_id": "nb-seed-fixture-b"}
+        if record.status == "ok":
+            data.update(samples_s=[s / 2 for s in record.samples_s])
+        storage.insert_record(other, Record.from_json(data) if record.status != "ok" else Record.from_samples(
+            data["samples_s"], **{k: v for k, v in data.items() if k in IDENTITY_FIELDS}))
+    storage.finish_run(other, "nb-seed-fixture-b")
+    other.close()
+    merge_stores([shared_db, folder / "b.duckdb"], folder / "fleet.duckdb")
+    return str(folder / "fleet.duckdb")
+
+
+IDENTITY_FIELDS = ("run_id", "config_key", "model", "family", "size", "mode", "platform", "device", "precision",
+                   "batch_size", "seq_len", "sample_rounds", "peak_memory_bytes", "params_json")
+
+
+@pytest.mark.notebooks
+def test_notebooks_02_and_05_compare_and_rank_across_machines(fleet_db, tmp_path):
+    from kit import storage
+
+    con = storage.connect(fleet_db, read_only=True)
+    machines = dict(con.execute("SELECT run_id, hardware_id FROM runs").fetchall())
+    con.close()
+    here = machines["nb-seed"]
+    out = pipeline.execute(NOTEBOOKS / "02_comparative_analysis.ipynb", PARAMS / "02_comparative_analysis.tiny.yaml",
+                           tmp_path / "02", extra_parameters={"db_path": fleet_db, "baseline_machine": here})
+    assert out.recorded["n_machines"] == 2 and out.recorded["n_machine_speedups"] >= 2, out.recorded
+    out = pipeline.execute(NOTEBOOKS / "05_recommendation.ipynb", PARAMS / "05_recommendation.tiny.yaml",
+                           tmp_path / "05", extra_parameters={"db_path": fleet_db, "latency_bound_ms": 1000.0,
+                                                              "machine_prices": {here: 1.0, "fixture-b": 1.5},
+                                                              "platforms": ["cpu"]})
+    assert out.recorded["n_fleet_ranked"] >= 2 and out.recorded["fleet_machines"] == sorted([here, "fixture-b"])
+    assert out.recorded["fleet_p99_within_bound"] is True

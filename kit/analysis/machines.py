@@ -33,21 +33,34 @@ BETWEEN_RUNS = "between runs of two machines: the interval covers the rounds' sp
 
 def machine_label(row: pd.Series | dict[str, Any]) -> str:
     """A short name from the fingerprint: CPU model, logical cores, GPUs (when any) and driver."""
-    parts = [str(row.get("cpu_model") or row.get("hostname") or row.get("hardware_id") or "unknown machine")]
-    if row.get("cores_logical") and not pd.isna(row.get("cores_logical")):
+    name = next((str(v) for v in (row.get(k) for k in ("cpu_model", "hostname", "hardware_id")) if _given(v)),
+                "unknown machine")
+    parts = [name]
+    if _given(row.get("cores_logical")):
         parts.append(f"{int(row['cores_logical'])} cores")
     gpus = _gpu_names(row.get("gpus_json"))
     if gpus:
         parts.append(", ".join(gpus))
-    if row.get("driver"):
+    if _given(row.get("driver")):
         parts.append(f"driver {row['driver']}")
     return " · ".join(parts)
 
 
+def _given(value: Any) -> bool:
+    """A fingerprint field that is there: not None, NaN, NA or an empty string."""
+    if isinstance(value, str):
+        return value != ""
+    return value is not None and not bool(pd.isna(value))
+
+
 def _gpu_names(gpus_json: Any) -> list[str]:
+    if not isinstance(gpus_json, str):
+        return []
     try:
-        gpus = json.loads(gpus_json) if isinstance(gpus_json, str) else (gpus_json or [])
+        gpus = json.loads(gpus_json)
     except json.JSONDecodeError:
+        return []
+    if not isinstance(gpus, list):
         return []
     return [str(g.get("name", g)) if isinstance(g, dict) else str(g) for g in gpus if g]
 

@@ -18,7 +18,7 @@ from kit.plots.bars import (
     metric_chart,
     throughput_by_platform,
 )
-from kit.plots.comparison import HISTORY_UNITS, history_chart, speedup_chart, speedup_heatmap
+from kit.plots.comparison import HISTORY_UNITS, history_chart, machine_speedup_chart, speedup_chart, speedup_heatmap
 from kit.plots.coverage import coverage_heatmap, speedup_strip
 from kit.plots.display import show_figures_as_png
 from kit.plots.distributed import MEMORY_TERMS, memory_validation_chart, scaling_chart
@@ -40,7 +40,7 @@ show_figures_as_png()  # on import, as the single module did: notebooks then sho
 __all__ = [
     "HISTORY_UNITS", "HUE_TITLE", "LABEL_FIELDS", "MEMORY_PART_LABELS", "MEMORY_TERMS", "MIB", "RECOMMEND_AXES",
     "TARGET_AXES", "batch_scaling", "coverage_heatmap", "error_by_family", "feature_importances", "generation_chart",
-    "history_chart",
+    "history_chart", "machine_speedup_chart",
     "latency_by_platform", "median_throughput", "memory_by_platform", "memory_validation_chart", "metric_chart",
     "predicted_vs_measured", "recommendation_chart", "roofline_chart", "scaling_chart", "show_figures_as_png",
     "speedup_chart", "speedup_heatmap", "speedup_strip", "throughput_by_platform", "training_memory_chart",

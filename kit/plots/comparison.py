@@ -71,6 +71,34 @@ def speedup_chart(speedup_df: pd.DataFrame) -> Figure:
     return fig
 
 
+def machine_speedup_chart(table: pd.DataFrame) -> Figure:
+    """Speed-up of each machine over the baseline machine per configuration (analysis.machine_speedups), with its
+    interval between runs; the dashed line is the baseline machine (1x)."""
+    baseline = table["baseline_machine"].iloc[0] if table is not None and len(table) else "the baseline machine"
+    title = f"Speed-up over {baseline}\n(bars: 95% interval over each run's rounds; machines are runs apart)"
+    xlabel, ylabel = "speed-up (baseline latency / this machine's; log2 scale; >1 is faster)", "configuration"
+    frame = pd.DataFrame() if table is None or table.empty else table[table["speedup"].notna()]
+    if frame.empty:
+        return _no_data(title, xlabel, ylabel, "no data (no configuration measured on two machines)")
+    frame = frame.assign(_row=frame["model"] + " " + frame["platform"] + "/" + frame["precision"] + ", batch "
+                         + frame["batch_size"].astype(str)).sort_values("_row", ascending=False).reset_index(drop=True)
+    fig = _figure(9.0, max(3.0, 0.4 * len(frame) + 1.8))
+    ax = fig.add_subplot()
+    for machine, color in _palette(sorted(frame["machine"].unique())).items():
+        sub = frame[frame["machine"] == machine]
+        low = (sub["speedup"] - sub["speedup_ci_low"]).fillna(0).clip(lower=0)
+        high = (sub["speedup_ci_high"] - sub["speedup"]).fillna(0).clip(lower=0)
+        ax.errorbar(sub["speedup"], sub.index, xerr=np.vstack([low, high]), fmt="o", color=color, capsize=3,
+                    label=machine)
+    ax.axvline(1.0, color="grey", linestyle="--", label=f"{baseline} (1x)")
+    ax.set_xscale("log", base=2)
+    ax.set_yticks(frame.index, frame["_row"])
+    ax.legend(title="machine", fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return fig
+
+
 HISTORY_UNITS = {"throughput_items_per_s": ("throughput (items/s)", 1.0), "peak_memory_bytes": ("peak memory (MiB)",
                  1 / MIB)}
 
