@@ -8,6 +8,7 @@ import argparse
 import importlib
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the sub-command; kit errors and DuckDB I/O errors (a truncated store) print one line
     and exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `benchkit results | head` ends quietly, as other tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
