@@ -23,8 +23,8 @@ _EXPORTS = {
     "connect": "kit.storage",
     "load_records": "kit.storage",
     "results_frame": "kit.storage",
-    "summary_table": "kit.report",
-    "reasons_table": "kit.report",
+    "summary_table": "kit.tables",
+    "reasons_table": "kit.tables",
     "ConfigError": "kit.errors",
     "KitError": "kit.errors",
 }

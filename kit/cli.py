@@ -202,8 +202,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from kit import storage
     from kit.analysis.generation import generation_table
     from kit.config import load_parameters, spec_from_parameters
-    from kit.report import summary_table
     from kit.runners.sweep import run_sweep
+    from kit.tables import summary_table
 
     params = sweep_params(args)
     if "models" not in params:
@@ -241,7 +241,7 @@ def cmd_models(_: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     """Print stored results as a summary table."""
     from kit import storage
-    from kit.report import summary_table
+    from kit.tables import summary_table
 
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     print(summary_table(storage.load_records(con, args.run_id)).to_string(index=False))

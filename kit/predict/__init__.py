@@ -1,7 +1,7 @@
 """Predict throughput, latency and peak memory of unmeasured configurations, with intervals and honest scores.
 
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
-validation; `data` the data-generation sweep and the training frame; `report` the validation tables notebooks show;
+validation; `data` the data-generation sweep and the training frame; `validation` the validation tables notebooks show;
 `features` what the predictor and the recommender read from results (model facts, profiles, kernel counts, roofline
 terms); `remeasure` noisy results measured again, and the training frame's preference for converged ones; `budget` where
 the held-out error comes from (the measurements' own repeatability, offsets shared by a family or a setting).
@@ -32,7 +32,7 @@ from kit.predict.model import (
     min_residuals,
 )
 from kit.predict.remeasure import best_measurements, noisy_summary, prefer_converged, remeasure_noisy
-from kit.predict.report import (
+from kit.predict.validation import (
     MAPE_GOAL,
     SHOWN_FEATURES,
     check_held_out_families,

@@ -3,8 +3,9 @@
 `core` ranks the candidates (measured where measured, predicted with intervals elsewhere, constraints checked on
 upper bounds, fallbacks named); `exclusions` says why a candidate or a platform is ruled out (constraints, failed
 measurements, output deviation); `evaluation` scores recommendations made without a family's own measurements;
-`request` validates a request and holds the `benchkit recommend` command; `report` the notes, budget search and
-headline values; `generation` ranks measured text-generation results by TTFT, TPOT or tokens/s.
+`request` validates a request and holds the `benchkit recommend` command; `summary` the notes, budget search and
+headline values; `fleet` ranks the machines of a fleet by cost under a p99 bound; `generation` ranks measured
+text-generation results by TTFT, TPOT or tokens/s.
 """
 
 from kit.recommend.core import (
@@ -22,7 +23,8 @@ from kit.recommend.core import (
 from kit.recommend.evaluation import check_predictions, evaluate_recommendations, evaluation_summary
 from kit.recommend.fleet import FLEET_COLUMNS, check_prices, fleet_ranking
 from kit.recommend.generation import GENERATION_OBJECTIVES, GENERATION_RESULT_COLUMNS, recommend_generation
-from kit.recommend.report import (
+from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
+from kit.recommend.summary import (
     budget_search,
     data_overview,
     excluded_table,
@@ -31,7 +33,6 @@ from kit.recommend.report import (
     notes_table,
     predictor_summary,
 )
-from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
 
 __all__ = ["FACT_COLUMNS", "FLEET_COLUMNS", "GENERATION_OBJECTIVES", "GENERATION_RESULT_COLUMNS", "OBJECTIVES",
            "RANK_BY", "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget", "budget_search",

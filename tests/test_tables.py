@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kit.records import Record
-from kit.report import reasons_table, summary_table
+from kit.tables import reasons_table, summary_table
 
 
 def identity(platform: str, batch_size: int = 1) -> dict:
