@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 PARAMETERS = REPO / "parameters"
 ORDER = ("01_benchmark", "02_comparative_analysis", "03_training_vs_inference", "04_prediction",
-         "05_recommendation", "06_distributed", "07_generation", "explore")
+         "05_recommendation", "06_distributed", "07_generation", "08_coverage", "explore")
 
 
 @dataclass(frozen=True)

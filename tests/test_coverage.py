@@ -145,3 +145,16 @@ def test_never_trust_remote_code(monkeypatch):
         assert type(model).__module__.startswith("transformers.models.")
     source = "".join(p.read_text() for p in Path(coverage_measure.__file__).parent.glob("*.py"))
     assert "trust_remote_code" not in source and "from_pretrained" not in source
+
+
+def test_coverage_rows_stay_out_of_what_the_predictor_and_recommender_learn_from():
+    import json
+
+    import pandas as pd
+
+    from kit.predict.features import predictor_rows
+
+    frame = pd.DataFrame({"model": ["bert", "bert", "bert"],
+                          "extra": [json.dumps({"coverage": True, "stage": "done"}), "{}",
+                                    json.dumps({"world_size": 2})]})
+    assert list(predictor_rows(frame).index) == [1]

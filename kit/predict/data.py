@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.predict.features import feature_frame, single_process
+from kit.predict.features import feature_frame, predictor_rows
 
 if TYPE_CHECKING:
     from kit.config import SweepSpec
@@ -231,7 +231,7 @@ def all_measurements(con: Any) -> pd.DataFrame:
     `kit.predict.error_budget` compares the training frame's one measurement per configuration with."""
     from kit import storage
 
-    return single_process(storage.results_frame(con, status="ok"))
+    return predictor_rows(storage.results_frame(con, status="ok"))
 
 
 def training_frame(con: Any) -> pd.DataFrame:

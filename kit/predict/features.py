@@ -75,11 +75,14 @@ def image_size_of(facts: dict) -> float | None:
     return float(size) if isinstance(size, int | float) and size > 0 else None
 
 
-def single_process(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of single-process runs: distributed runs (extra holds a world_size) follow another cost model."""
+def predictor_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows the predictor and the recommender learn from: single-process results of the zoo and of local folders.
+    Distributed runs (extra holds a world_size) follow another cost model; coverage rows (extra coverage: true) are
+    transformers architectures `benchkit coverage` built at a shrunk size, which they do not learn from."""
     if "extra" not in frame or frame.empty:
         return frame
-    return frame[~frame["extra"].map(lambda e: "world_size" in extra_dict(e))]
+    extras = frame["extra"].map(extra_dict)
+    return frame[~extras.map(lambda e: "world_size" in e or bool(e.get("coverage")))]
 
 
 def overrides_json(params_json: Any) -> str:

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from kit.errors import ConfigError
 from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
-from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, single_process
+from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, predictor_rows
 
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
@@ -277,7 +277,7 @@ class Predictor:
 def _ok_features(frame: pd.DataFrame) -> pd.DataFrame:
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
-    frame = single_process(frame)
+    frame = predictor_rows(frame)
     if frame.empty:
         raise ConfigError("no ok results to learn from")
     return feature_frame(frame)
@@ -324,7 +324,7 @@ class Validation:
 
 def _ok_positive(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     """Ok single-process rows with a positive measured target."""
-    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
+    ok = predictor_rows(frame[frame["status"] == "ok"] if "status" in frame else frame)
     return ok[pd.to_numeric(ok.get(TARGETS[target]), errors="coerce") > 0]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.predict.features import extra_dict, single_process
+from kit.predict.features import extra_dict, predictor_rows
 
 REMEASURE_SUFFIX = "-re-"
 # a timed loop during which the host gave more than this share of all CPUs' time to other guests is disturbed
@@ -106,7 +106,7 @@ def noisy_results(con: Any, run_prefix: str | None = None, converged_too: bool =
     if converged_too and not run_prefix:
         raise ConfigError("measuring converged results again needs a run prefix (the runs made while the machine "
                           f"was disturbed), got {run_prefix!r}")
-    frame = single_process(storage.results_frame(con, status="ok"))
+    frame = predictor_rows(storage.results_frame(con, status="ok"))
     return frame if frame.empty else _to_measure_again(frame, run_prefix, converged_too)
 
 
@@ -117,7 +117,7 @@ def noisy_summary(con: Any) -> pd.DataFrame:
     measure again."""
     from kit import storage
 
-    frame = single_process(storage.results_frame(con, status="ok"))
+    frame = predictor_rows(storage.results_frame(con, status="ok"))
     if frame.empty:
         return pd.DataFrame([dict.fromkeys(SUMMARY_COLUMNS, 0)])
     return pd.DataFrame([{"n_ok": len(frame), "n_noisy": int(frame["noisy"].fillna(False).astype(bool).sum()),

@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.predict.budget import repeat_floor
 from kit.predict.data import SweepOutcome, check_batch_sizes
-from kit.predict.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, single_process, variant_key
+from kit.predict.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, predictor_rows, variant_key
 from kit.predict.kernels import written_bytes_at
 from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
 
@@ -131,7 +131,7 @@ def goal_table(validations: dict[str, Validation], goal: float = MAPE_GOAL) -> p
 def unmeasured_configurations(frame: pd.DataFrame, batch_sizes: list[int]) -> pd.DataFrame:
     """Measured model variants (per platform, precision, mode and machine) at batch sizes not measured for them,
     as result-like rows with the targets left empty."""
-    ok = single_process(frame[frame["status"] == "ok"] if "status" in frame else frame)
+    ok = predictor_rows(frame[frame["status"] == "ok"] if "status" in frame else frame)
     if ok.empty or not batch_sizes:
         return ok.iloc[:0]
     keys = ["variant", "platform", "precision", "mode", "hardware_id"]

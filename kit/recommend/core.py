@@ -24,7 +24,7 @@ from kit.predict.features import (
     extra_dict,
     image_size_of,
     model_facts,
-    single_process,
+    predictor_rows,
     variant_key,
 )
 from kit.predict.kernels import candidate_kernels, fill_stored_kernels
@@ -74,12 +74,12 @@ def measured_frame(data: Any) -> pd.DataFrame:
         from kit import microbench, storage
         from kit.predict.profiles import fill_stored_profiles
 
-        frame = fill_stored_profiles(data, attach_peaks(storage.results_frame(data, status="ok"),
+        frame = fill_stored_profiles(data, attach_peaks(predictor_rows(storage.results_frame(data, status="ok")),
                                                         microbench.stored_peaks(data)))
         frame = fill_stored_kernels(data, frame)
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
-    frame = single_process(frame)
+    frame = predictor_rows(frame)
     frame = attach_peaks(frame, None) if "peak_flops_per_s" not in frame else frame
     facts = model_facts(frame)
     frame = frame.drop(columns=[c for c in facts if c in frame]).join(facts)
