@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
-PARAMS ?= parameters/default.yaml
+PARAMS ?= parameters/01_benchmark.yaml
 OUT ?= outputs
 # PROFILE=quick (default: real sizes, minutes) or full (the whole study, hours on a 2-core machine)
 PROFILE ?= quick
@@ -34,7 +34,7 @@ browser: setup ## install Debian's Chromium, onnxruntime-web and a WebNN-capable
 run: setup browser ## execute every notebook on real sizes (PROFILE=quick or full): $(OUT)/index.html
 	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --profile $(PROFILE) --out $(OUT)
 
-bench: setup ## only the default sweep (PARAMS=parameters/default.yaml) into $(OUT)/benchkit.duckdb
+bench: setup ## only the sweep of notebook 01's full profile (PARAMS=parameters/01_benchmark.yaml) into $(OUT)/benchkit.duckdb
 	HF_HUB_OFFLINE=1 $(BIN)/benchkit bench --params $(PARAMS)
 
 report: run ## same as run

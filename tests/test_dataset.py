@@ -134,5 +134,5 @@ def test_the_fleet_templates_measure_then_export_into_the_dataset(template):
     bench, export_ = (build_parser(c[0]).parse_args(c) for c in commands)
     repo = Path(__file__).parents[1]
     assert bench.db == export_.db and export_.dataset
-    assert (repo / bench.params).is_file() or "PARAMS=${PARAMS:-parameters/default.yaml}" in text
+    assert (repo / bench.params).is_file() or "PARAMS=${PARAMS:-parameters/01_benchmark.yaml}" in text
     assert bench.run_id == export_.run_id

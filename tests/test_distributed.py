@@ -130,7 +130,7 @@ def test_parameters_file_is_a_valid_spec():
     from kit.config import load_parameters
     from kit.distributed import spec_from_parameters
 
-    params = load_parameters(Path(__file__).parent.parent / "parameters" / "distributed.yaml")
+    params = load_parameters(Path(__file__).parent.parent / "parameters" / "06_distributed.yaml")
     assert spec_from_parameters(params).world_sizes == (1, 2)
     with pytest.raises(ConfigError, match="unknown distributed parameter"):
         spec_from_parameters({**params, "wrold_sizes": [2]})

@@ -314,10 +314,16 @@ def run_spec(spec: DistributedSpec, *, db: Any = None, run_id: str | None = None
     return records
 
 
+# keys of notebook 06's parameter files that its memory-estimator and advisor sections read, not the benchmark
+NOTEBOOK_KEYS = {"db_path", "run_id", "memory_batch_sizes", "memory_time_budget_s", "advisor_model", "advisor_size",
+                 "gpus", "gpu_memory_gib", "global_batch", "advisor_seq_len", "advisor_precision"}
+
+
 def spec_from_parameters(params: dict[str, Any]) -> DistributedSpec:
-    """A DistributedSpec from a parameter mapping (e.g. parameters/distributed.yaml); unknown keys are rejected."""
+    """A DistributedSpec from a parameter mapping (e.g. parameters/06_distributed.yaml, whose notebook-only keys are
+    left to the notebook); unknown keys are rejected."""
     known = set(DistributedSpec.__dataclass_fields__)
-    unknown = sorted(set(params) - known - {"db_path", "run_id"})
+    unknown = sorted(set(params) - known - NOTEBOOK_KEYS)
     _require(not unknown, f"unknown distributed parameter(s) {unknown}; known: {', '.join(sorted(known))}")
     return DistributedSpec(**{k: v for k, v in params.items() if k in known})
 
@@ -361,7 +367,8 @@ def scaling_summary(records: list[Record]) -> dict[str, Any]:
 
 def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of `benchkit distributed-bench`; flags given override the --params YAML."""
-    parser.add_argument("--params", type=Path, help="YAML of DistributedSpec fields, e.g. parameters/distributed.yaml")
+    parser.add_argument("--params", type=Path,
+                        help="YAML of DistributedSpec fields, e.g. parameters/06_distributed.yaml")
     parser.add_argument("--model")
     parser.add_argument("--size")
     parser.add_argument("--strategy", choices=STRATEGIES)
