@@ -90,3 +90,18 @@ def test_the_fleet_ranking_is_by_cost_under_a_p99_bound(fleet):
     with pytest.raises(ConfigError, match="hourly price of machine 'fixture-a' must be a non-negative number"):
         fleet_ranking(fleet, "bert", {"fixture-a": -1})
 
+
+
+def test_machine_settings_are_checked_before_any_work(fleet):
+    from kit.analysis import plan_comparison
+    from kit.recommend import Request
+
+    plan = plan_comparison(fleet, "run-b", baseline_machine="Fixture CPU a · 8 cores")
+    assert plan.baseline_machine == "fixture-a"
+    with pytest.raises(ConfigError, match="unknown machine 'laptop'; known: fixture-a, fixture-b"):
+        plan_comparison(fleet, "run-b", baseline_machine="laptop")
+    assert Request(model="bert", machine_prices={"fixture-a": 0.5}).machine_prices == {"fixture-a": 0.5}
+    with pytest.raises(ConfigError, match="hourly price of machine 'fixture-a' must be a non-negative number"):
+        Request(model="bert", machine_prices={"fixture-a": "cheap"})
+    with pytest.raises(ConfigError, match="machine_prices must map machines to hourly prices"):
+        Request(model="bert", machine_prices=[1.0])

@@ -302,6 +302,7 @@ class ComparisonPlan:
     history_metric: str
     export_dir: Path
     earlier_baselines: tuple[str, ...] = ()  # runs before the baseline sharing configurations: the run-to-run spread
+    baseline_machine: str | None = None  # across machines: a hardware id, or None for the one with the most results
 
     def baselines(self) -> list[str]:
         """Every baseline run of the comparison, latest first (empty without a baseline)."""
@@ -318,13 +319,16 @@ class ComparisonPlan:
 def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline_run_id: str | None = None, *,
                     baseline_platform: str = "cpu", baseline_precision: str = "fp32", threshold: float = 0.10,
                     alpha: float = 0.05, history_metric: str = "throughput_items_per_s",
-                    export_dir: str | Path | None = None, db_path: str | Path | None = None) -> ComparisonPlan:
+                    export_dir: str | Path | None = None, db_path: str | Path | None = None,
+                    baseline_machine: str | None = None) -> ComparisonPlan:
     """Check a comparison's settings (ConfigError naming the bad value) and resolve its defaults.
 
     run_id None = the latest run; baseline_run_id None = the previous runs sharing a configuration (up to
     BASELINE_RUNS, so that the run-to-run spread is known; None, with the reason, when there is none); export_dir
-    None = an `exports` folder beside db_path (outputs/exports without one).
+    None = an `exports` folder beside db_path (outputs/exports without one); baseline_machine (hardware id or label)
+    is resolved to a hardware id of the store.
     """
+    from kit.analysis.machines import machines_table, resolve_machine
     from kit.backends import PRECISIONS, known_platforms  # imports torch: only when an analysis is planned
 
     _check_thresholds(threshold, alpha)
@@ -348,10 +352,11 @@ def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline
         raise ConfigError(f"baseline_run_id {str(baseline_run_id)!r} is not an existing exported file")
     elif not _is_file_spec(baseline_run_id) and baseline_run_id not in set(runs["run_id"]):
         raise ConfigError(f"unknown baseline_run_id {baseline_run_id!r}; stored runs: {', '.join(runs['run_id'])}")
+    machine = None if baseline_machine is None else resolve_machine(machines_table(con), baseline_machine)
     folder = Path(db_path).parent if db_path is not None and str(db_path) != ":memory:" else Path("outputs")
     return ComparisonPlan(run_id, None if baseline_run_id is None else str(baseline_run_id), note, baseline_platform,
                           baseline_precision, float(threshold), float(alpha), history_metric,
-                          Path(export_dir) if export_dir else folder / "exports", tuple(earlier))
+                          Path(export_dir) if export_dir else folder / "exports", tuple(earlier), machine)
 
 
 def regressions_for(plan: ComparisonPlan, con: storage.Connection) -> pd.DataFrame:

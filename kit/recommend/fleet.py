@@ -11,22 +11,29 @@ import pandas as pd
 from kit import storage
 from kit.analysis.machines import machines_table
 from kit.errors import ConfigError
+from kit.predict.features import predictor_rows
 
 FLEET_COLUMNS = ["rank", "machine", "hardware_id", "platform", "precision", "batch_size", "throughput_items_per_s",
                  "latency_p99_ms", "peak_memory_gib", "hourly_price", "cost_per_million", "feasible", "reason"]
 
 
+def check_price_values(prices: Any) -> None:
+    """ConfigError unless prices map machine names to non-negative hourly prices (before any store is read)."""
+    if not isinstance(prices, dict) or not prices:
+        raise ConfigError(f"machine_prices must map machines to hourly prices, got {prices!r}")
+    for name, price in prices.items():
+        if not (isinstance(price, int | float) and not isinstance(price, bool) and price >= 0 and math.isfinite(price)):
+            raise ConfigError(f"hourly price of machine {name!r} must be a non-negative number, got {price!r}")
+
+
 def check_prices(prices: Any, machines: pd.DataFrame) -> dict[str, float]:
     """Hourly prices keyed by hardware id (a machine's label also names it); ConfigError naming a bad price or an
     unknown machine."""
-    if not isinstance(prices, dict) or not prices:
-        raise ConfigError(f"machine_prices must map machines to hourly prices, got {prices!r}")
+    check_price_values(prices)
     ids = dict(zip(machines["machine"], machines["hardware_id"], strict=True))
     known = set(machines["hardware_id"])
     out = {}
     for name, price in prices.items():
-        if not (isinstance(price, int | float) and not isinstance(price, bool) and price >= 0 and math.isfinite(price)):
-            raise ConfigError(f"hourly price of machine {name!r} must be a non-negative number, got {price!r}")
         hardware_id = name if name in known else ids.get(name)
         if hardware_id is None:
             raise ConfigError(f"unknown machine {name!r} in machine_prices; known: {', '.join(sorted(known))}")
@@ -45,7 +52,7 @@ def fleet_ranking(con: storage.Connection, model: str, machine_prices: dict[str,
     for name, value in (("latency_bound_ms", latency_bound_ms), ("memory_budget_gb", memory_budget_gb)):
         if value is not None and not (isinstance(value, int | float) and value > 0):
             raise ConfigError(f"{name} must be positive or None, got {value!r}")
-    frame = storage.results_frame(con, status="ok", model=model, mode=mode)
+    frame = predictor_rows(storage.results_frame(con, status="ok", model=model, mode=mode))
     if size is not None:
         frame = frame[frame["size"] == size]
     frame = frame[frame["hardware_id"].isin(list(machines["hardware_id"]))]

@@ -11,6 +11,7 @@ from typing import Any
 from kit.errors import ConfigError
 from kit.predict import Predictor, check_batch_sizes
 from kit.recommend.core import OBJECTIVES, RANK_BY, RESULT_COLUMNS, _check, check_rank_by, measured_frame, recommend
+from kit.recommend.fleet import check_price_values
 from kit.recommend.generation import GENERATION_OBJECTIVES
 
 
@@ -30,6 +31,7 @@ class Request:
     size: str | None = None
     budgets_gb: list[float] | None = None  # for the memory-constrained search (report.budget_search)
     rank_by: str = "point"  # or "bound": the pessimistic end of each candidate's interval
+    machine_prices: dict[str, float] | None = None  # across a fleet: hourly price per hardware id or machine label
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -43,6 +45,8 @@ class Request:
                 raise ConfigError(f"{name} must be a positive number or null, got {value!r}")
         _check(self.objective, None, None, self.hourly_prices)
         check_rank_by(self.rank_by)
+        if self.machine_prices is not None:
+            check_price_values(self.machine_prices)
         if self.mode not in ("inference", "training"):
             raise ConfigError(f"mode must be 'inference' or 'training', got {self.mode!r}")
         for name, values, known in (("platforms", self.platforms, known_platforms()),
