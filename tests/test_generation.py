@@ -56,8 +56,10 @@ def test_generation_times_exactly_the_requested_tokens(model):
     samples = np.asarray(record.samples_s)
     ttft, prefill, tpot = (np.asarray(g[k]) for k in ("ttft_s", "prefill_s", "tpot_s"))
     assert (prefill > 0).all() and (ttft >= prefill).all() and (tpot > 0).all()
-    # end to end is TTFT plus (n - 1) inter-token latencies, call by call
-    assert np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
+    # end to end is TTFT plus (n - 1) inter-token latencies, call by call, plus what generate() does after the last
+    # token (whisper's output processing: about 1 ms, a constant that is 5 % of a 20-ms call of this tiny model)
+    tail = samples - (ttft + 5 * tpot)
+    assert (tail > -0.01 * samples).all() and np.median(tail) < max(0.05 * np.median(samples), 0.002)
     for part in ("prefill", "ttft", "tpot", "itl"):
         s = g[part]
         assert 0 < s["p10_s"] <= s["p50_s"] <= s["p90_s"] <= s["p99_s"]
