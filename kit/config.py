@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,15 @@ TRAINING_OPTIONS = {"lr": 1e-4, "accumulation_steps": 1, "gradient_checkpointing
 # generation mode: greedy, exactly new_tokens tokens per sequence; kv_cache: transformers' dynamic or static cache
 GENERATION_OPTIONS = {"new_tokens": 32, "kv_cache": "dynamic"}
 KV_CACHES = ("dynamic", "static")
+
+
+PROCESS_SUFFIX = re.compile(r"\|p(\d+)$")  # Job.config_key's last part when several processes measure one configuration
+
+
+def split_process(config_key: str) -> tuple[str, int]:
+    """A config key without its process part, and the process index (0 when it has none)."""
+    match = PROCESS_SUFFIX.search(config_key)
+    return (config_key[:match.start()], int(match.group(1))) if match else (config_key, 0)
 
 
 def _require(ok: bool, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,19 +57,29 @@ def speedup_chart(speedup_df: pd.DataFrame) -> Figure:
     ax = fig.add_subplot()
     for hue, color in _palette(sorted(frame["_hue"].unique())).items():
         sub = frame[frame["_hue"] == hue]
-        low = (sub["speedup"] - sub["speedup_ci_low"]).fillna(0).clip(lower=0)
-        high = (sub["speedup_ci_high"] - sub["speedup"]).fillna(0).clip(lower=0)
-        ax.errorbar(sub["speedup"], sub.index, xerr=np.vstack([low, high]), fmt="none", ecolor=color, capsize=3)
+        ax.errorbar(sub["speedup"], sub.index, xerr=_interval_widths(sub), fmt="none", ecolor=color, capsize=3)
         significant = sub["significant"].fillna(False).astype(bool)
         ax.scatter(sub["speedup"], sub.index, color=color, edgecolors=color, label=hue, zorder=3,
                    facecolors=[color if s else "white" for s in significant])
+    _speedup_axes(ax, frame, baseline, HUE_TITLE)
+    ax.set(title=title, xlabel=xlabel, ylabel=f"{ylabel} ({described})")
+    return fig
+
+
+def _interval_widths(rows: pd.DataFrame) -> np.ndarray:
+    """Lower and upper error-bar lengths of speed-ups from their interval columns (0 where there is none)."""
+    low = (rows["speedup"] - rows["speedup_ci_low"]).fillna(0).clip(lower=0)
+    high = (rows["speedup_ci_high"] - rows["speedup"]).fillna(0).clip(lower=0)
+    return np.vstack([low, high])
+
+
+def _speedup_axes(ax: Any, frame: pd.DataFrame, baseline: str, legend_title: str) -> None:
+    """The baseline's 1x line, a log2 speed-up axis, one labelled row per configuration, legend and grid."""
     ax.axvline(1.0, color="grey", linestyle="--", label=f"{baseline} (1x)")
     ax.set_xscale("log", base=2)
     ax.set_yticks(frame.index, frame["_row"])
-    ax.legend(title=HUE_TITLE, fontsize="small")
+    ax.legend(title=legend_title, fontsize="small")
     ax.grid(axis="x", alpha=0.3)
-    ax.set(title=title, xlabel=xlabel, ylabel=f"{ylabel} ({described})")
-    return fig
 
 
 def machine_speedup_chart(table: pd.DataFrame) -> Figure:
@@ -86,15 +97,9 @@ def machine_speedup_chart(table: pd.DataFrame) -> Figure:
     ax = fig.add_subplot()
     for machine, color in _palette(sorted(frame["machine"].unique())).items():
         sub = frame[frame["machine"] == machine]
-        low = (sub["speedup"] - sub["speedup_ci_low"]).fillna(0).clip(lower=0)
-        high = (sub["speedup_ci_high"] - sub["speedup"]).fillna(0).clip(lower=0)
-        ax.errorbar(sub["speedup"], sub.index, xerr=np.vstack([low, high]), fmt="o", color=color, capsize=3,
+        ax.errorbar(sub["speedup"], sub.index, xerr=_interval_widths(sub), fmt="o", color=color, capsize=3,
                     label=machine)
-    ax.axvline(1.0, color="grey", linestyle="--", label=f"{baseline} (1x)")
-    ax.set_xscale("log", base=2)
-    ax.set_yticks(frame.index, frame["_row"])
-    ax.legend(title="machine", fontsize="small")
-    ax.grid(axis="x", alpha=0.3)
+    _speedup_axes(ax, frame, baseline, "machine")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return fig
 

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import pandas as pd
 import yaml
 
 from kit import storage
-from kit.config import Job, SweepSpec, spec_from_parameters
+from kit.config import Job, SweepSpec, spec_from_parameters, split_process
 from kit.environment import collect_environment
 from kit.errors import ConfigError
 from kit.records import Record
@@ -181,17 +180,13 @@ def ab_table(pairs: list[tuple[list[Record], list[Record]]], threshold: float = 
     return table[AB_COLUMNS]
 
 
-PROCESS_SUFFIX = re.compile(r"\|p\d+$")
-
-
 def by_configuration(records: list[Record]) -> list[list[Record]]:
     """A side's records grouped into configurations (the processes of one configuration together, in process
     order), configurations in config-key order."""
     groups: dict[str, list[tuple[int, Record]]] = {}
     for record in records:
-        match = PROCESS_SUFFIX.search(record.config_key)
-        process = int(match.group()[2:]) if match else 0
-        groups.setdefault(PROCESS_SUFFIX.sub("", record.config_key), []).append((process, record))
+        key, process = split_process(record.config_key)
+        groups.setdefault(key, []).append((process, record))
     return [[r for _, r in sorted(groups[key], key=lambda item: item[0])] for key in sorted(groups)]
 
 
