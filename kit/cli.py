@@ -150,6 +150,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                            "kit.memory:add_distributed_config_args", "kit.memory:cmd_distributed_config"),
     "browser": ("probe the browser platforms (wasm, webgpu, webnn)", "kit.browser.commands:add_browser_arguments",
                 "kit.browser.commands:cmd_browser"),
+    "upgrade": ("store the facts results of an older kit lack (forward profiles, OpenVINO kernels); reads never "
+                "write", "kit.predict.upgrade:add_upgrade_arguments", "kit.predict.upgrade:cmd_upgrade"),
     "coverage": ("every architecture transformers knows, built tiny and measured per platform (resumes)",
                  "kit.coverage.commands:add_coverage_arguments", "kit.coverage.commands:cmd_coverage"),
 }

@@ -192,7 +192,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
 
     import kit
     from kit import storage
-    from kit.predict import kernels
+    from kit.predict import kernels, upgrade
     from kit.predict.features import kernel_count
 
     if not get_backend("openvino").supports("int8", "inference")[0]:
@@ -220,7 +220,10 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
 
     old = strip(kernels.COMPILED_FACTS)
     assert kernels.missing_kernels(old).tolist() == on_ov.tolist()
-    kernels.fill_stored_kernels(con, old)
+    assert kernels.fill_kernels(old)["extra"].map(json.loads).map(lambda e: e.get("runtime_layers")).tolist() \
+        == recorded  # counted in memory
+    assert stored("runtime_layers") == [None] * len(recorded)  # a read writes nothing
+    assert upgrade.upgrade_store(con)["openvino_kernels"] == 2
     assert stored("runtime_layers") == recorded  # the same compiled graphs
     assert stored("runtime_output_bytes") == written
     assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
@@ -229,9 +232,10 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
         raise AssertionError(f"counted {args} again")
 
     monkeypatch.setattr(kernels, "count_kernels", no_count)
-    kernels.fill_stored_kernels(con, storage.results_frame(con, status="ok"))  # nothing left to count
+    assert upgrade.upgrade_store(con)["openvino_kernels"] == 0  # nothing left to count
     monkeypatch.undo()
-    kernels.fill_stored_kernels(con, strip(("runtime_output_bytes",)))  # bytes only missing: the kernels are kept
+    strip(("runtime_output_bytes",))
+    assert upgrade.upgrade_store(con)["openvino_kernels"] == 2  # bytes only missing: the kernels are kept
     assert stored("runtime_output_bytes") == written and stored("runtime_layers") == recorded
     rows = kit.predict.features.feature_frame(storage.results_frame(con, status="ok"))
     candidates = pd.DataFrame({"platform": ["openvino", "openvino", "cpu"], "precision": ["fp32"] * 3,

@@ -334,9 +334,9 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
 
-def test_profiles_counted_later_are_stored_once(tmp_path, monkeypatch) -> None:
+def test_reads_count_missing_profiles_in_memory_and_upgrade_stores_them(tmp_path, monkeypatch) -> None:
     from kit import storage
-    from kit.predict import profiles
+    from kit.predict import profiles, upgrade
     from kit.records import Record
 
     path = tmp_path / "p.duckdb"
@@ -347,23 +347,35 @@ def test_profiles_counted_later_are_stored_once(tmp_path, monkeypatch) -> None:
         [0.01] * 10, run_id="old", config_key="k", model="bert", family="bert", size="tiny", mode="inference",
         platform="cpu", device="cpu", precision="fp32", batch_size=1, params_json=params,
         extra={"forward_profile": {"ops_per_forward": 999.0}}))
-    filled = profiles.fill_stored_profiles(con, storage.results_frame(con, status="ok"))
+    as_stored = storage.results_frame(con)["extra"].iloc[0]
+    frame = predict.training_frame(con)  # a read on a writable store: counts, writes nothing
+    assert frame["python_calls_per_forward"].iloc[0] > 100
+    assert storage.results_frame(con)["extra"].iloc[0] == as_stored
+    assert upgrade.upgrade_store(con) == {"forward_profiles": 1, "openvino_kernels": 0}
     stored = json.loads(storage.results_frame(con)["extra"].iloc[0])
-    assert stored == json.loads(filled["extra"].iloc[0]) and stored["forward_profile"]["ops_per_forward"] == 999.0
-    assert stored["profile_counted_later"] and not profiles.missing_profile(storage.results_frame(con)).any()
+    assert stored["forward_profile"]["ops_per_forward"] == 999.0 and stored["profile_counted_later"]
+    assert not profiles.missing_profile(storage.results_frame(con)).any()
 
     def no_count(variant):
         raise AssertionError(f"counted {variant} again")
 
     monkeypatch.setattr(profiles, "_count", no_count)
-    profiles.fill_stored_profiles(con, storage.results_frame(con, status="ok"))  # nothing left to count
-    con.execute("UPDATE results SET extra = ?", [json.dumps({"forward_profile": {}})])
+    assert upgrade.upgrade_store(con) == {"forward_profiles": 0, "openvino_kernels": 0}  # nothing left to count
     con.close()
-    monkeypatch.setattr(profiles, "_count", lambda variant: {"ops_per_forward": 1.0})
     read_only = storage.connect(path, read_only=True)
     assert storage.is_read_only(read_only) and not storage.is_read_only(storage.connect(":memory:"))
-    profiles.fill_stored_profiles(read_only, storage.results_frame(read_only))  # counts, writes nothing
-    assert json.loads(storage.results_frame(read_only)["extra"].iloc[0]) == {"forward_profile": {}}
+    with pytest.raises(ConfigError, match="read-only"):
+        upgrade.upgrade_store(read_only)
+
+
+def test_upgrade_command_prints_what_it_stored(tmp_path, capsys) -> None:
+    from kit import cli, storage
+
+    path = tmp_path / "u.duckdb"
+    storage.connect(path).close()
+    assert cli.main(["upgrade", "--db", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == ("forward profiles stored for 0 results, OpenVINO kernel facts for 0 "
+                                              "results")
 
 
 def test_update_extras_names_an_unknown_result() -> None:

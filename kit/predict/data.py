@@ -236,16 +236,16 @@ def all_measurements(con: Any) -> pd.DataFrame:
 
 def training_frame(con: Any) -> pd.DataFrame:
     """Ok single-process results of the store with their machine's measured peaks, as features (with roofline
-    efficiency; forward profiles and OpenVINO kernels counted now, and stored, where stored without them): what the
+    efficiency; forward profiles and OpenVINO kernels counted in memory where stored without them): what the
     predictor learns from. A configuration measured more than once counts once: its fastest good (converged,
     undisturbed) measurement, else its fastest (`kit.predict.remeasure.best_measurements`)."""
     from kit import microbench
-    from kit.predict.kernels import fill_stored_kernels
-    from kit.predict.profiles import fill_stored_profiles
+    from kit.predict.kernels import fill_kernels
+    from kit.predict.profiles import fill_profiles
     from kit.predict.remeasure import best_measurements
 
     ok = best_measurements(all_measurements(con))
-    frame = fill_stored_kernels(con, fill_stored_profiles(con, ok))
+    frame = fill_kernels(fill_profiles(ok))
     if frame.empty:
         raise ConfigError("the database holds no ok results to learn from; run a sweep first")
     return feature_frame(frame, microbench.stored_peaks(con))

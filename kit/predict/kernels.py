@@ -7,7 +7,7 @@ is a Reorder kernel of its own), so its per-call overhead follows these kernels,
 The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), and their output bytes as
 its activation traffic (`kit.predict.features.roofline`). Counting converts the model
 once per variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread
-count; `fill_stored_kernels` writes the facts back into the store, so they are counted once.
+count, in memory at each read; `benchkit upgrade` (kit.predict.upgrade) stores them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from kit.predict.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, KERNEL_COLUMNS, extra_dict, kernel_count
-from kit.predict.profiles import store_filled, variant_params
+from kit.predict.profiles import variant_params
 
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
@@ -81,6 +81,8 @@ def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
     missing = missing_kernels(frame)
     if not missing.any():
         return frame
+    log.info("counting OpenVINO kernels of %d results stored without them (`benchkit upgrade` stores them)",
+             int(missing.sum()))
     settings = {index: _setting(row) for index, row in zip(frame.index[missing], frame[missing].itertuples(),
                                                            strict=True)}
     wanted: dict[tuple, set] = {}
@@ -94,11 +96,6 @@ def fill_kernels(frame: pd.DataFrame) -> pd.DataFrame:
             stored = {k: v for k, v in extra_dict(frame.at[index, "extra"]).items() if v is not None}
             out.at[index, "extra"] = json.dumps({**facts, **stored, "kernels_counted_later": True})
     return out
-
-
-def fill_stored_kernels(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """fill_kernels, and the facts written into the store's results (unless it is open read-only)."""
-    return store_filled(con, frame, fill_kernels(frame), "OpenVINO kernel facts")
 
 
 def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,

@@ -1,6 +1,7 @@
 """Forward profiles of stored results that lack a key of kit.zoo.PROFILE_KEYS (stored before it was counted), counted
 again from the results' stored parameters: counts of the model's code and shapes, never timings, so the predictor can
-learn from every result in the store. `fill_stored_profiles` also writes them back, so they are counted once."""
+learn from every result in the store. Counted in memory at each read; `benchkit upgrade` (kit.predict.upgrade) stores
+them."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
     missing = missing_profile(frame)
     if not missing.any():
         return frame
+    log.info("counting the forward profiles of %d results stored without them (`benchkit upgrade` stores them)",
+             int(missing.sum()))
     variants = frame.loc[missing, "params_json"].map(lambda p: variant_params(extra_dict(p)))
     counted = {v: _count(v) for v in dict.fromkeys(variants)}
     out = frame.copy()
@@ -57,23 +60,3 @@ def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:
             extra = {**extra, "forward_profile": {**stored, **added}, "profile_counted_later": sorted(added)}
             out.at[index, "extra"] = json.dumps(extra)
     return out
-
-
-def fill_stored_profiles(con: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """fill_profiles, and the counted keys written into the store's results (unless it is open read-only), so the
-    next read need not count them again."""
-    return store_filled(con, frame, fill_profiles(frame), "forward profiles")
-
-
-def store_filled(con: Any, frame: pd.DataFrame, filled: pd.DataFrame, what: str) -> pd.DataFrame:
-    """`filled` (frame with facts counted later in its `extra`), whose changed extras are written into the store's
-    results unless it is open read-only."""
-    from kit import storage
-
-    if filled is frame or "result_id" not in frame or storage.is_read_only(con):
-        return filled
-    changed = filled["extra"].ne(frame["extra"])
-    extras = {rid: extra_dict(e) for rid, e in zip(filled.loc[changed, "result_id"], filled.loc[changed, "extra"],
-                                                    strict=True)}
-    log.info("stored %s counted later for %d results", what, storage.update_extras(con, extras))
-    return filled

@@ -27,7 +27,7 @@ from kit.predict.features import (
     predictor_rows,
     variant_key,
 )
-from kit.predict.kernels import candidate_kernels, fill_stored_kernels
+from kit.predict.kernels import candidate_kernels, fill_kernels
 from kit.predict.profiles import variant_params
 from kit.recommend.exclusions import exclusion_reasons, platform_reasons
 
@@ -72,11 +72,10 @@ def measured_frame(data: Any) -> pd.DataFrame:
         frame = data
     else:
         from kit import microbench, storage
-        from kit.predict.profiles import fill_stored_profiles
+        from kit.predict.profiles import fill_profiles
 
-        frame = fill_stored_profiles(data, attach_peaks(predictor_rows(storage.results_frame(data, status="ok")),
-                                                        microbench.stored_peaks(data)))
-        frame = fill_stored_kernels(data, frame)
+        frame = fill_kernels(fill_profiles(attach_peaks(predictor_rows(storage.results_frame(data, status="ok")),
+                                                        microbench.stored_peaks(data))))
     if "status" in frame:
         frame = frame[frame["status"] == "ok"]
     frame = predictor_rows(frame)
