@@ -91,6 +91,15 @@ def resolve_selection(frame: pd.DataFrame, model: str | None = None, platforms: 
             "precisions": _chosen("precisions", precisions, available["precisions"]), "metric": metric}
 
 
+def plan(db_path: str, run_id: str | None = None, *, model: str | None = None, platforms: list[str] | None = None,
+         precisions: list[str] | None = None, metric: str = DEFAULT_METRIC) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The notebook's parameters checked (the metric before the store is read): the results frame and the concrete
+    selection (resolve_selection) to view."""
+    check_metric(metric)
+    frame = load_frame(db_path, run_id)
+    return frame, resolve_selection(frame, model, platforms, precisions, metric)
+
+
 def view(frame: pd.DataFrame, model: str | None = None, platforms: list[str] | None = None,
          precisions: list[str] | None = None, metric: str = DEFAULT_METRIC) -> tuple[pd.DataFrame, Figure]:
     """The selected model's latest ok results on the chosen platforms and precisions: a table and a chart of metric."""

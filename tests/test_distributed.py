@@ -136,6 +136,27 @@ def test_parameters_file_is_a_valid_spec():
         spec_from_parameters({**params, "wrold_sizes": [2]})
 
 
+def test_notebook_parameters_make_one_checked_study():
+    from pathlib import Path
+
+    from kit.config import load_parameters
+    from kit.distributed import study_from_parameters
+    from kit.memory import GIB
+
+    params = load_parameters(Path(__file__).parent.parent / "parameters" / "06_distributed.tiny.yaml")
+    study = study_from_parameters({**params, "unrelated_name": object()})  # a notebook's namespace holds more
+    assert study.run.model == params["model"] and study.memory.modes == ["training"]
+    assert study.memory.batch_sizes == params["memory_batch_sizes"] and study.memory.platforms == [study.run.platform]
+    assert study.advice["gpu_memory_bytes"] == int(params["gpu_memory_gib"] * GIB)
+    assert study.db_path == params["db_path"]
+    for bad, match in (({"gpu_memory_gib": 0}, "gpu_memory_gib"), ({"global_batch": 7, "gpus": 2}, "multiple"),
+                       ({"strategy": "zero"}, "unknown strategy"), ({"memory_batch_sizes": [0]}, "batch")):
+        with pytest.raises(ConfigError, match=match):
+            study_from_parameters({**params, **bad})
+    with pytest.raises(ConfigError, match=r"missing distributed study parameter\(s\) \['gpus'\]"):
+        study_from_parameters({k: v for k, v in params.items() if k != "gpus"})
+
+
 def test_launch_command_single_node_and_multi_node(tmp_path):
     single = launch_command(tmp_path / "c.json", tmp_path, 2)
     assert single[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]

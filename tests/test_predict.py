@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,20 @@ def test_held_out_table_scores_all_held_out_groups_and_each() -> None:
     assert h["held_out_groups"] == "fam2" and np.isclose(h["held_out_throughput_mape"], expected)
     assert predict.validate_held_out(frame, [], template) == {}
     assert predict.held_out_table({}).empty and "mape" in predict.held_out_table({}).columns
+
+
+def test_plan_study_checks_notebook_04_parameters_before_any_work() -> None:
+    good = {"microbench_platforms": ["cpu"], "microbench_budget_s": 0.2, "targets": ["throughput"],
+            "coverage": 0.8, "unmeasured_batch_sizes": [2], "fresh_families": ["vit"]}
+    data = str(Path(__file__).parent.parent / "parameters" / "prediction_data.tiny.yaml")
+    study = predict.plan_study(data, **good)
+    assert study.specs and study.predictor.coverage == 0.8 and study.fresh_families == ["vit"]
+    assert len(study.describe()) == len(study.specs)
+    for bad, match in (({"microbench_platforms": ["tpu"]}, "no microbenchmark"), ({"coverage": 2}, "coverage"),
+                       ({"unmeasured_batch_sizes": [0]}, "positive integers"), ({"fresh_families": ["dert"]}, "dert"),
+                       ({"microbench_budget_s": 0}, "budget_s")):
+        with pytest.raises(ConfigError, match=match):
+            predict.plan_study(data, **{**good, **bad})
 
 
 def test_held_out_families_are_checked_against_the_zoo() -> None:

@@ -239,7 +239,8 @@ def test_request_checks_every_parameter_before_any_work() -> None:
     for bad, match in (({"platforms": ["cdua"]}, "unknown platforms"), ({"memory_budget_gb": -1}, "memory_budget_gb"),
                        ({"budgets_gb": [1, 0]}, "budgets_gb"), ({"batch_sizes": [0]}, "positive integers"),
                        ({"objective": "cost"}, "needs hourly_prices"), ({"mode": "serving"}, "mode"),
-                       ({"precisions": ["fp64"]}, "unknown precisions"), ({"model": "nope"}, "unknown model")):
+                       ({"precisions": ["fp64"]}, "unknown precisions"), ({"model": "nope"}, "unknown model"),
+                       ({"coverage": 1.5}, "coverage")):
         with pytest.raises(ConfigError, match=match):
             recommend.Request(**{"model": "bert", **bad})
 

@@ -32,6 +32,7 @@ class Request:
     budgets_gb: list[float] | None = None  # for the memory-constrained search (report.budget_search)
     rank_by: str = "point"  # or "bound": the pessimistic end of each candidate's interval
     machine_prices: dict[str, float] | None = None  # across a fleet: hourly price per hardware id or machine label
+    coverage: float = 0.9  # of the predictor's intervals (kit.predict.Predictor)
 
     def __post_init__(self) -> None:
         from kit import zoo
@@ -47,6 +48,7 @@ class Request:
         check_rank_by(self.rank_by)
         if self.machine_prices is not None:
             check_price_values(self.machine_prices)
+        Predictor(coverage=self.coverage)  # checks it
         if self.mode not in ("inference", "training"):
             raise ConfigError(f"mode must be 'inference' or 'training', got {self.mode!r}")
         for name, values, known in (("platforms", self.platforms, known_platforms()),
