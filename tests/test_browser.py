@@ -196,13 +196,13 @@ def test_webgpu_runs_and_labels_an_emulated_adapter():
 
 def test_browser_command_reports_a_missing_chromium(monkeypatch, capsys):
     monkeypatch.setenv("BENCHKIT_CHROMIUM", "/nonexistent/chromium")
-    assert cmd_browser(argparse.Namespace(providers=["wasm"], json=False)) == 1
+    assert cmd_browser(argparse.Namespace(platforms=["wasm"], json=False)) == 1
     assert "chromium not found at /nonexistent/chromium; run `make browser`" in capsys.readouterr().out
 
 
 @needs_browser
 def test_browser_command_probes_the_wasm_page(capsys):
-    assert cmd_browser(argparse.Namespace(providers=["wasm"], json=False)) == 0
+    assert cmd_browser(argparse.Namespace(platforms=["wasm"], json=False)) == 0
     assert "isolated=True" in capsys.readouterr().out
 
 

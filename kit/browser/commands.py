@@ -12,31 +12,31 @@ from kit.browser.page import PROVIDERS, ort_web_version, probe_browser
 
 def add_browser_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `benchkit browser`."""
-    parser.add_argument("--providers", nargs="+", choices=PROVIDERS, default=list(PROVIDERS),
-                        help="execution providers to probe (default: all)")
-    parser.add_argument("--json", action="store_true", help="print the full probe of each provider as JSON")
+    parser.add_argument("--platforms", nargs="+", choices=PROVIDERS, default=list(PROVIDERS),
+                        help="browser platforms to probe (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the full probe of each platform as JSON")
 
 
-def probe_summary(provider: str) -> dict[str, Any]:
-    """One provider's probe reduced to what a person checks first; 'error' when the browser could not start."""
-    binary = browser_binary(provider)
-    summary: dict[str, Any] = {"provider": provider, "binary": binary, "version": chromium_version(binary),
+def probe_summary(platform: str) -> dict[str, Any]:
+    """One browser platform's probe reduced to what a person checks first; 'error' when the browser could not start."""
+    binary = browser_binary(platform)
+    summary: dict[str, Any] = {"platform": platform, "binary": binary, "version": chromium_version(binary),
                                "onnxruntime_web": ort_web_version()}
     try:
-        probe = probe_browser(provider)
-    except Exception as exc:  # reported per provider; the others are still probed
+        probe = probe_browser(platform)
+    except Exception as exc:  # reported per platform; the others are still probed
         return {**summary, "error": f"{type(exc).__name__}: {exc}"}
     summary.update(cross_origin_isolated=probe["crossOriginIsolated"], cores=probe["hardwareConcurrency"],
                    timer_resolution_s=probe["timerResolutionMs"] / 1000.0, probe=probe)
-    if provider == "webgpu":
+    if platform == "webgpu":
         summary["webgpu"] = probe["webgpu"]
-    if provider == "webnn":
+    if platform == "webnn":
         summary["webnn"] = probe["webnn"]
     return summary
 
 
 def _line(summary: dict[str, Any]) -> str:
-    head = f"{summary['provider']:7s} {summary['version'] or summary['binary']}"
+    head = f"{summary['platform']:7s} {summary['version'] or summary['binary']}"
     if "error" in summary:
         return f"{head}: {summary['error']}"
     text = (f"{head}, onnxruntime-web {summary['onnxruntime_web']}, isolated={summary['cross_origin_isolated']}, "
@@ -55,8 +55,8 @@ def _line(summary: dict[str, Any]) -> str:
 
 
 def cmd_browser(args: argparse.Namespace) -> int:
-    """Probe each provider's browser and print one line per provider (or JSON); 1 if a browser failed to start."""
-    summaries = [probe_summary(p) for p in args.providers]
+    """Probe each browser platform and print one line per platform (or JSON); 1 if a browser failed to start."""
+    summaries = [probe_summary(p) for p in args.platforms]
     if args.json:
         print(json.dumps(summaries, indent=2, default=str))
     else:
