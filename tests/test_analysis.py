@@ -375,6 +375,17 @@ def test_plan_comparison_resolves_defaults(con, tmp_path):
     assert analysis.plan_comparison(con, baseline_run_id=str(csv)).baseline == str(csv)
 
 
+def test_plan_comparison_of_a_path_opens_the_store_read_only_and_lets_go(con, tmp_path):
+    two_runs(con)
+    con.close()
+    path = tmp_path / "bench.duckdb"
+    plan = analysis.plan_comparison(path)
+    assert (plan.run_id, plan.baseline, plan.export_dir) == ("run-2", "run-1", tmp_path / "exports")
+    with pytest.raises(ConfigError, match="run-9"):
+        analysis.plan_comparison(str(path), "run-9")
+    storage.connect(path, wait_s=0).close()  # not held: a writer gets in at once
+
+
 BAD_PLANS = [({"threshold": 0}, "threshold"), ({"alpha": 1.5}, "alpha"), ({"baseline_platform": "cdua"}, "cdua"),
              ({"baseline_precision": "fp8"}, "fp8"), ({"history_metric": "latency_ms"}, "latency_ms"),
              ({"run_id": "run-9"}, "run-9"), ({"baseline_run_id": "run-9"}, "run-9"),

@@ -316,7 +316,8 @@ class ComparisonPlan:
                 f"regression = more than {self.threshold:.0%} slower and significant at alpha={self.alpha} (Holm)")
 
 
-def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline_run_id: str | None = None, *,
+def plan_comparison(con: storage.Connection | str | Path, run_id: str | None = None,
+                    baseline_run_id: str | None = None, *,
                     baseline_platform: str = "cpu", baseline_precision: str = "fp32", threshold: float = 0.10,
                     alpha: float = 0.05, history_metric: str = "throughput_items_per_s",
                     export_dir: str | Path | None = None, db_path: str | Path | None = None,
@@ -326,12 +327,22 @@ def plan_comparison(con: storage.Connection, run_id: str | None = None, baseline
     run_id None = the latest run; baseline_run_id None = the previous runs sharing a configuration (up to
     BASELINE_RUNS, so that the run-to-run spread is known; None, with the reason, when there is none); export_dir
     None = an `exports` folder beside db_path (outputs/exports without one); baseline_machine (hardware id or label)
-    is resolved to a hardware id of the store.
+    is resolved to a hardware id of the store. `con` may be the store's path: it is then opened read-only for the
+    check and closed again (and is db_path unless that is given).
     """
     from kit.analysis.machines import machines_table, resolve_machine
     from kit.backends import PRECISIONS, known_platforms  # imports torch: only when an analysis is planned
 
     _check_thresholds(threshold, alpha)
+    if isinstance(con, str | Path):
+        connection = storage.connect(con, read_only=True)
+        try:
+            return plan_comparison(connection, run_id, baseline_run_id, baseline_platform=baseline_platform,
+                                   baseline_precision=baseline_precision, threshold=threshold, alpha=alpha,
+                                   history_metric=history_metric, export_dir=export_dir, db_path=db_path or con,
+                                   baseline_machine=baseline_machine)
+        finally:
+            connection.close()
     if baseline_platform not in known_platforms():
         raise ConfigError(f"unknown baseline_platform {baseline_platform!r}; known: {', '.join(known_platforms())}")
     if baseline_precision not in PRECISIONS:
