@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Install what the browser platforms (wasm, webgpu, webnn) need; safe to run again (each step checks first).
 #   1. Debian's chromium (apt), unless $BENCHKIT_CHROMIUM or /usr/bin/chromium is already there;
-#   2. onnxruntime-web, pinned by kit/browser/package-lock.json, into kit/browser/node_modules (git-ignored),
-#      with --ignore-scripts so that no package install script runs or reaches the network;
+#   2. onnxruntime-web and transformers.js (@huggingface/transformers, its onnxruntime-web overridden to the same
+#      pinned one), pinned by kit/browser/package-lock.json, into kit/browser/node_modules (git-ignored), with
+#      --ignore-scripts so that no package install script runs or reaches the network, and --omit=optional; then
+#      transformers.js's Node-only dependencies (onnxruntime-node's native libraries, sharp) are removed: the page
+#      loads transformers.js's web build alone;
 #   3. the Python ONNX packages (export + reference check) into the project's venv;
 #   4. with --webnn only: @sparticuz/chromium (a Chromium 147 build whose WebNN works on the CPU; Debian's has no
 #      WebNN backend), pinned by kit/browser/webnn/package-lock.json, unpacked to kit/browser/webnn/node_modules/.chromium.
@@ -16,6 +19,7 @@ PYTHON="${1:-.venv/bin/python}"
 CHROMIUM="${BENCHKIT_CHROMIUM:-/usr/bin/chromium}"
 NPM_DIR=kit/browser
 ORT_WEB_VERSION=1.30.0
+TRANSFORMERS_JS_VERSION=4.3.2
 PY_PACKAGES=(onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -37,12 +41,15 @@ if ! command -v npm >/dev/null; then
     apt_install nodejs npm
 fi
 
-installed=$(node -p "require('./$NPM_DIR/node_modules/onnxruntime-web/package.json').version" 2>/dev/null || true)
-if [ "$installed" = "$ORT_WEB_VERSION" ]; then
-    echo "onnxruntime-web: $installed already in $NPM_DIR/node_modules"
+version_of() { node -p "require('./$NPM_DIR/node_modules/$1/package.json').version" 2>/dev/null || true; }
+ort_installed=$(version_of onnxruntime-web)
+tjs_installed=$(version_of @huggingface/transformers)
+if [ "$ort_installed" = "$ORT_WEB_VERSION" ] && [ "$tjs_installed" = "$TRANSFORMERS_JS_VERSION" ]; then
+    echo "onnxruntime-web $ort_installed and transformers.js $tjs_installed: already in $NPM_DIR/node_modules"
 else
-    echo "onnxruntime-web: installing $ORT_WEB_VERSION into $NPM_DIR/node_modules"
-    (cd "$NPM_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "onnxruntime-web $ORT_WEB_VERSION and transformers.js $TRANSFORMERS_JS_VERSION: installing into $NPM_DIR/node_modules"
+    (cd "$NPM_DIR" && npm ci --ignore-scripts --omit=optional --no-audit --no-fund --loglevel=error)
+    rm -rf "$NPM_DIR/node_modules/onnxruntime-node" "$NPM_DIR/node_modules/sharp"
 fi
 
 if "$PYTHON" -c "import onnx, onnxruntime, onnxscript" 2>/dev/null; then

@@ -1,8 +1,10 @@
 """Browser platforms: onnxruntime-web in headless Chromium on the wasm, webgpu and webnn execution providers.
 
 The model is exported to ONNX with fixed shapes, served from 127.0.0.1 and run in the page; each timed call is ONE
-inference whose duration is measured in the page (performance.now()). WebGPU without a GPU runs on SwiftShader and is
-labelled emulated; WebNN needs a Chromium built with a WebNN backend (Debian's is not: such runs are skipped).
+inference whose duration is measured in the page (performance.now()). Text generation runs in the page through
+transformers.js on the same onnxruntime-web (kit.browser.generation), each token stamped there. WebGPU without a GPU
+runs on SwiftShader and is labelled emulated; WebNN needs a Chromium built with a WebNN backend (Debian's is not: such
+runs are skipped).
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class BrowserBackend(Backend):
         return self._run.call, facts
 
     def start_generation(self, loaded: Any, inputs: dict[str, Any], new_tokens: int) -> Any:
-        """Export the decoder with its KV cache, start the page and load it (kit.browser.generation)."""
+        """Export the decoder with its KV cache as a model folder, start the page and load it with transformers.js
+        (kit.browser.generation); the record's extra says which driver ran (generation_driver)."""
         import torch
 
         from kit.browser.generation import start_generation_run
@@ -160,7 +163,7 @@ class BrowserBackend(Backend):
 
 
 class PageTotalClock:
-    """The in-page time of one generation (performance.now() around the page's token loop)."""
+    """The in-page time of one generation (performance.now() around the page's generate call)."""
 
     def time_call(self, fn: Any) -> float:
         """Seconds the page measured for the call."""

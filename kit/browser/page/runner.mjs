@@ -2,10 +2,15 @@
 // provider (wasm, webgpu, webnn), run it once per call and return the time measured here with performance.now().
 // Python (kit/browser/page.py) drives this page over the DevTools protocol; nothing here decides what to measure.
 // The onnxruntime-web bundle comes from the page's ?bundle= parameter (the wasm-only one for the wasm provider).
+// Text generation runs through transformers.js (@huggingface/transformers, imported on first use): index.html's
+// import map resolves its onnxruntime-web imports to this same bundle, so both drivers share one onnxruntime-web.
 const bundle = new URLSearchParams(location.search).get('bundle') || 'ort.all.min.mjs';
 const ort = await import(`/ort/${bundle}`);
+// set before transformers.js is imported: it points an unset path at a CDN
+ort.env.wasm.wasmPaths = '/ort/';
 
-const state = { session: null, feeds: null, lastOutput: null, runs: 0 };
+const state = { session: null, feeds: null, lastOutput: null, runs: 0, generator: null, generatorRuns: null };
+let transformers = null;
 
 const TYPED = {
   float32: (buf) => new Float32Array(buf),
@@ -111,11 +116,101 @@ async function run() {
   return t1 - t0;
 }
 
-// Greedy generation of config.newTokens tokens with a decoder exported with its KV cache as inputs and outputs
-// (kit/backends/openvino_generation.py's DecoderWithPast): the prompt with an empty past, then one token per run,
-// each token's arrival stamped with performance.now() from the call's start. The presents' bytes after the prompt
-// and after the run give the KV cache.
+// Bytes of a run's KV cache outputs (present.*), from their shapes (WebGPU keeps them in GPU buffers).
+function presentBytes(outputs) {
+  let sum = 0;
+  for (const [name, t] of Object.entries(outputs)) {
+    if (name.startsWith('present')) sum += t.dims.reduce((a, b) => a * b, 1) * 4;  // f32 cache
+  }
+  return sum;
+}
+
+// Load the exported decoder with transformers.js from the page server only (config.modelRoot + config.modelId:
+// config.json, generation_config.json, onnx/model.onnx) on the provider, and read the prompt. The session's run is
+// wrapped to time the call's first run (the prefill) and to read the KV cache's size after the prompt and at the end.
+async function loadGenerator(config) {
+  ort.env.wasm.numThreads = config.numThreads;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = 'warning';
+  transformers = await import('@huggingface/transformers');
+  const { env, AutoModelForCausalLM } = transformers;
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = config.modelRoot;
+  env.useBrowserCache = false;
+  env.useWasmCache = false;
+  const t0 = performance.now();
+  const model = await AutoModelForCausalLM.from_pretrained(config.modelId, {
+    device: config.provider, dtype: 'fp32', session_options: { graphOptimizationLevel: 'all', logSeverityLevel: 2 },
+  });
+  const t1 = performance.now();
+  const session = model.sessions.model;
+  const run = session.run.bind(session);
+  session.run = async (feeds, ...rest) => {
+    const s0 = performance.now();
+    const out = await run(feeds, ...rest);
+    const runs = state.generatorRuns;
+    if (runs !== null) {
+      if (runs.count === 0) { runs.prefillMs = performance.now() - s0; runs.bytes[0] = presentBytes(out); }
+      runs.count += 1;
+      runs.bytes[1] = presentBytes(out);
+    }
+    return out;
+  };
+  state.generator = model;
+  state.feeds = await loadFeeds(config.inputs);
+  document.getElementById('status').textContent = `generator loaded on ${config.provider}`;
+  return {
+    sessionCreateMs: t1 - t0, inputNames: session.inputNames, outputNames: session.outputNames,
+    numThreads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated, version: env.version,
+    ortVersion: ort.env.versions.web,
+  };
+}
+
+// Greedy generation of config.newTokens tokens by transformers.js's model.generate from the prompt's token ids (no
+// tokenizer), end-of-sequence not a stop (eos_token_id null: pure argmax, as onnxruntime in Python). A streamer
+// stamps each new token with performance.now() from the call's start as generate hands it over.
+async function generateWithTransformers(config) {
+  const { Tensor, BaseStreamer } = transformers;
+  const ids = state.feeds.input_ids;
+  const inputIds = new Tensor('int64', BigInt64Array.from(ids.data), ids.dims);
+  const mask = new Tensor('int64', new BigInt64Array(ids.data.length).fill(1n), ids.dims);
+  const stamps = [];
+  const tokens = [];
+  let t0 = 0;
+  let prompt = true;
+  class StampingStreamer extends BaseStreamer {
+    put(value) {
+      const now = performance.now();
+      if (prompt) { prompt = false; return; }  // the first put is the prompt
+      stamps.push(now - t0);
+      tokens.push(Number(value[0][0]));
+    }
+
+    end() {}
+  }
+  const streamer = new StampingStreamer();
+  state.generatorRuns = { count: 0, prefillMs: 0, bytes: [0, 0] };
+  t0 = performance.now();
+  await state.generator.generate({
+    input_ids: inputIds, attention_mask: mask, max_new_tokens: config.newTokens, min_new_tokens: config.newTokens,
+    do_sample: false, num_beams: 1, eos_token_id: null, streamer,
+  });
+  const totalMs = performance.now() - t0;
+  const runs = state.generatorRuns;
+  state.generatorRuns = null;
+  return { prefillMs: runs.prefillMs, stampsMs: stamps, totalMs, bytes: runs.bytes, tokens, runs: runs.count };
+}
+
+// One greedy generation by the driver config.driver names: 'transformers.js' (loadGenerator) or 'loop' (load).
 async function generate(config) {
+  return config.driver === 'loop' ? generateWithLoop(config) : generateWithTransformers(config);
+}
+
+// Greedy generation of config.newTokens tokens by a token loop of its own around the session (load): the prompt
+// with an empty past, then one token per run, each token's arrival stamped with performance.now() from the call's
+// start. The presents' bytes after the prompt and after the run give the KV cache.
+async function generateWithLoop(config) {
   const pastNames = state.session.inputNames.filter((n) => n.startsWith('past_'));
   const presentNames = state.session.outputNames.slice(1);
   const batch = state.feeds.input_ids.dims[0];
@@ -146,7 +241,7 @@ async function generate(config) {
     stamps.push(performance.now() - t0);
     tokens.push(Number(next[0]));
     const presents = presentNames.map((n) => out[n]);
-    if (step === 0) bytes.push(presents.reduce((sum, t) => sum + t.data.byteLength, 0));
+    if (step === 0) bytes.push(presentBytes(out));
     const done = feeds.attention_mask.dims[1];
     feeds = {
       input_ids: new ort.Tensor('int64', next, [batch, 1]),
@@ -154,9 +249,9 @@ async function generate(config) {
       position_ids: new ort.Tensor('int64', new BigInt64Array(batch).fill(BigInt(done)), [batch, 1]),
     };
     pastNames.forEach((name, i) => { feeds[name] = presents[i]; });
-    if (step === config.newTokens - 1) bytes.push(presents.reduce((sum, t) => sum + t.data.byteLength, 0));
+    if (step === config.newTokens - 1) bytes.push(presentBytes(out));
   }
-  return { prefillMs, stampsMs: stamps, totalMs: performance.now() - t0, bytes, tokens };
+  return { prefillMs, stampsMs: stamps, totalMs: performance.now() - t0, bytes, tokens, runs: config.newTokens };
 }
 
 function toBase64(bytes) {
@@ -173,5 +268,5 @@ async function lastOutput() {
   return { dtype: t.type, shape: t.dims, b64: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
 }
 
-window.bench = { probe, load, run, lastOutput, generate };
+window.bench = { probe, load, run, lastOutput, loadGenerator, generate };
 document.getElementById('status').textContent = 'ready';
