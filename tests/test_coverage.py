@@ -158,3 +158,43 @@ def test_coverage_rows_stay_out_of_what_the_predictor_and_recommender_learn_from
                           "extra": [json.dumps({"coverage": True, "stage": "done"}), "{}",
                                     json.dumps({"world_size": 2})]})
     assert list(predictor_rows(frame).index) == [1]
+
+
+def _forward(model_type: str) -> dict:
+    """Build the tiny model of a type, make its inputs and run one forward; the inputs made."""
+    import torch
+
+    from kit.coverage.inputs import make_inputs
+
+    arch = select_architectures(only=[model_type])[0]
+    model, config = coverage_measure.build_model(arch)
+    inputs = make_inputs(model, config, arch.modality)
+    with torch.inference_mode():
+        model(**inputs)
+    return inputs
+
+
+@pytest.mark.parametrize("model_type", ["codegen", "glm4v", "hunyuan_v1_dense", "mimi"])
+def test_shrunk_configs_stay_consistent_with_themselves(model_type):
+    # rotary_dim within the head size; RoPE sections the modeling code falls back to, rescaled; a head size left
+    # None made explicit; convolution groups and dimensions equal to a width follow that width
+    _forward(model_type)
+
+
+def test_shrink_keeps_derived_fields_in_step():
+    codegen = shrink_config(transformers.CodeGenConfig())
+    assert codegen.rotary_dim <= codegen.n_embd // codegen.n_head
+    glm = shrink_config(transformers.Glm4vConfig()).text_config
+    assert sum(glm.rope_parameters["mrope_section"]) == glm.hidden_size // glm.num_attention_heads // 2  # half a head
+    assert "mrope_section" not in transformers.Glm4vConfig().text_config.rope_parameters  # the original is untouched
+    mimi = shrink_config(transformers.MimiConfig())
+    assert mimi.upsample_groups == mimi.hidden_size and mimi.vector_quantization_hidden_dimension == mimi.codebook_dim
+    assert shrink_config(transformers.HunYuanDenseV1Config()).head_dim == 8
+
+
+@pytest.mark.parametrize(("model_type", "made"), [("altclip", {"input_ids", "pixel_values"}),
+                                                  ("cosmos3_edge_vision", {"pixel_values", "grid_thw"}),
+                                                  ("layoutlm", {"input_ids", "bbox"})])
+def test_input_makers_follow_the_forward_signature(model_type, made):
+    # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes
+    assert made <= set(_forward(model_type))

@@ -85,6 +85,38 @@ def features(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor
     return torch.randn(batch_size, FEATURE_FRAMES, bins, generator=gen)
 
 
+def boxes(batch_size: int, seq_len: int, gen: torch.Generator) -> torch.Tensor:
+    """Layout boxes (batch, tokens, 4): x0, y0, x1, y1 on the 0-1000 page grid, each corner before its opposite."""
+    start = torch.randint(0, 500, (batch_size, seq_len, 2), generator=gen)
+    return torch.cat([start, start + torch.randint(1, 500, (batch_size, seq_len, 2), generator=gen)], dim=-1)
+
+
+def patch_grid(config: Any, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A vision tower's flattened patches (patches, channels x temporal patch x patch x patch) and their grid
+    (images, 3: frames, rows, columns), one image of a 4 x 4 grid of merged patches, as the Qwen2-VL-style vision
+    encoders take them."""
+    vision = _sub(config, "vision_config")
+    merge = _int(vision, "spatial_merge_size", "merge_size", default=1)
+    patch = _first_int(getattr(vision, "patch_size", None)) or 14
+    temporal = _first_int(getattr(vision, "temporal_patch_size", None)) or 1
+    channels = _int(vision, "in_channels", "num_channels", "in_chans", default=3)
+    side = 4 * merge
+    grid = torch.tensor([[1, side, side]])
+    return {"hidden_states": torch.randn(side * side, channels * temporal * patch * patch, generator=gen),
+            "grid_thw": grid}
+
+
+def _first_int(value: Any) -> int | None:
+    """An int, or the first of a list or tuple of ints."""
+    value = value[0] if isinstance(value, list | tuple) and value else value
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _has_image_tokens(config: Any) -> bool:
+    """Whether images reach the model as placeholder tokens in its text (LLaVA-style), which text alone satisfies."""
+    return any("image_token" in key or "vision_token" in key or "image_start" in key for key in config.to_dict())
+
+
 def _arguments(model: torch.nn.Module) -> tuple[list[str], list[str]]:
     """The forward's named arguments, and those of them without a default."""
     params = [p for p in inspect.signature(model.forward).parameters.values()
@@ -138,8 +170,17 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
         out["decoder_input_ids"] = tokens(config, batch_size, seq_len, gen)["input_ids"]
     if "input_ids" in required and "input_ids" not in out:
         out.update(tokens(config, batch_size, seq_len, gen))
-    if "pixel_values" in required and "pixel_values" not in out:
-        out["pixel_values"] = pixels(config, batch_size, gen)
+    dual = modality == "vision-text" or getattr(config, "vision_config", None) is not None
+    if "pixel_values" not in out and ("pixel_values" in required or (
+            "pixel_values" in accepted and dual and not _has_image_tokens(config))):
+        out["pixel_values"] = pixels(config, batch_size, gen)  # a dual encoder (CLIP-style) needs both inputs
+    if "bbox" in accepted and "input_ids" in out:
+        out["bbox"] = boxes(*out["input_ids"].shape, gen)
+    if "grid_thw" in required:  # a vision tower of flattened patches: they go in hidden_states or pixel_values
+        patches = patch_grid(config, gen)
+        out[next((n for n in ("hidden_states", "pixel_values") if n in required), "hidden_states")] = \
+            patches.pop("hidden_states")
+        out.update(patches)
     missing = [name for name in required if name not in out]
     if missing:
         raise InputError(f"forward of {type(model).__name__} requires {', '.join(missing)}, which no input maker "

@@ -8,6 +8,12 @@ staged nets (depths, hidden_sizes, per-stage heads) keep their number of stages.
 
 from __future__ import annotations
 
+import ast
+import copy
+import importlib
+import inspect
+import math
+import re
 from typing import Any
 
 TINY_WIDTH = 32
@@ -42,6 +48,17 @@ STAGE_DEPTH_FIELDS = ("depths", "num_layers_per_stage")
 STAGE_HEAD_FIELDS = ("num_heads", "num_attention_heads")
 TOKEN_SUFFIXES = ("_token_id", "_token_index")
 STAGE_LISTS = (*STAGE_DEPTH_FIELDS, *CONV_WIDTH_FIELDS)  # one entry per stage, never per layer
+ROTARY_DIM_FIELDS = ("rotary_dim",)
+MAMBA_EXPAND_FIELDS = ("mamba_expand", "expand")
+MAMBA_HEAD_FIELDS = ("mamba_n_heads", "n_mamba_heads", "mamba_num_heads", "num_heads")
+MAMBA_HEAD_DIM_FIELDS = ("mamba_d_head", "mamba_head_dim", "mamba_headdim", "head_dim")
+MAMBA_GROUP_FIELDS = ("mamba_n_groups", "n_groups")
+OTHER_HEAD_SUFFIX = "_heads"  # head counts of other blocks (mamba_n_heads, ...): as many as the attention's
+DIMENSION_WORDS = ("dim", "hidden")  # a field named so, equal to a width before shrinking, is that width
+GROUP_SUFFIX = "groups"  # convolution groups (upsample_groups, num_conv_pos_embedding_groups...): divide a width
+# the modeling code's own multimodal RoPE sections where the config leaves them out
+# (rope_parameters.get("mrope_section", [16, 24, 24]) in qwen2_vl, glm4v...)
+CODE_MROPE_DEFAULT = re.compile(r"""rope_(?:parameters|scaling)\.get\(\s*["']mrope_section["']\s*,\s*(\[[\d,\s]+\])""")
 
 
 def _shrink_int(value: Any, limit: int) -> Any:
@@ -81,10 +98,23 @@ def _stage_count(config: dict) -> int | None:
 def _cut_per_layer(value: list, layers: int) -> list:
     """A per-layer list cut to `layers` entries, keeping every distinct kind it held (a hybrid's attention layer)."""
     cut = list(value[:layers])
-    missing = [v for v in dict.fromkeys(value) if v not in cut and isinstance(v, str | int)]
+    kinds = dict.fromkeys(v for v in value if isinstance(v, str | int))
+    missing = [v for v in kinds if v not in cut]
     for i, kind in enumerate(missing[:layers]):
         cut[layers - 1 - i] = kind
     return cut
+
+
+def _cut_per_stage_layers(config: dict, old: dict) -> None:
+    """Lists of per-layer lists, one per stage (dilations...), cut to the shrunk depth of each stage."""
+    depths = next((config[f] for f in STAGE_DEPTH_FIELDS if isinstance(config.get(f), list)), None)
+    old_depths = next((old[f] for f in STAGE_DEPTH_FIELDS if isinstance(old.get(f), list)), None)
+    if not depths or old_depths is None or len(depths) != len(old_depths):
+        return
+    for key, value in config.items():
+        if (key not in STAGE_LISTS and isinstance(value, list) and len(value) == len(depths)
+                and all(isinstance(v, list) and len(v) == d for v, d in zip(value, old_depths, strict=True))):
+            config[key] = [v[:d] for v, d in zip(value, depths, strict=True)]
 
 
 def _cut_layer_references(config: dict, layers: int) -> None:
@@ -95,6 +125,10 @@ def _cut_layer_references(config: dict, layers: int) -> None:
     stages = [int(f[5:]) for f in config.get("out_features") or [] if str(f).startswith("stage") and f[5:].isdigit()]
     if any(n > layers for n in stages):
         config["out_indices"], config["out_features"] = None, None
+    for key, value in config.items():  # layer indices (attn_layer_indices...): those left, else the last layer
+        if ("layer" in key and "ind" in key and isinstance(value, list) and value
+                and all(isinstance(i, int) for i in value) and max(value) >= layers):
+            config[key] = [i for i in value if i < layers] or [layers - 1]
     per_layer = config.get("per_layer_config")
     if isinstance(per_layer, dict):
         config["per_layer_config"] = {k: v for k, v in per_layer.items() if str(k).isdigit() and int(k) < layers}
@@ -114,16 +148,90 @@ def _shrink_tokens(config: dict, vocab: int) -> None:
             config[key] = [v if not isinstance(v, int) or v < vocab else vocab - 1 for v in value]
 
 
+def _head_dim(config: dict) -> int:
+    """The attention head size of a shrunk config dict: its head_dim, else its width over its heads."""
+    head_dim = config.get("head_dim")
+    if isinstance(head_dim, int) and head_dim > 0:
+        return head_dim
+    width = next((v for f in WIDTH_FIELDS if isinstance(v := config.get(f), int) and v > 0), None)
+    heads = next((v for f in HEAD_FIELDS if isinstance(v := config.get(f), int) and v > 0), None)
+    return width // heads if width and heads else TINY_HEAD_DIM
+
+
 def _shrink_rope(config: dict, head_dim: int) -> None:
-    """A multimodal RoPE's sections (summing to half the head size) rescaled to the tiny head size."""
+    """A multimodal RoPE's sections (summing to half the rotated size: the head size times the partial rotary
+    factor) rescaled to the tiny head size."""
     for key in ("rope_parameters", "rope_scaling"):
         rope = config.get(key)
         section = rope.get("mrope_section") if isinstance(rope, dict) else None
         if isinstance(section, list) and section and all(isinstance(s, int) for s in section):
-            half, total = head_dim // 2, sum(section)
+            factor = rope.get("partial_rotary_factor") or config.get("partial_rotary_factor") or 1.0
+            half, total = max(int(head_dim * factor) // 2, len(section)), sum(section)
             scaled = [max(1, s * half // total) for s in section]
             scaled[0] += half - sum(scaled)
             rope["mrope_section"] = scaled
+
+
+def _fit_in_step(config: dict, old: dict, head_dim: int) -> None:
+    """Fields derived from others kept consistent with the shrunk sizes: a rotary size within the head size, a head
+    size the config leaves unset (None) made explicit, convolution groups that divide the shrunk width (a depthwise
+    group count equal to a width follows that width), and other dimensions equal to a width follow that width."""
+    _apply(config, ROTARY_DIM_FIELDS, lambda v: _shrink_int(v, head_dim))
+    if "head_dim" in config and config["head_dim"] is None:
+        config["head_dim"] = head_dim
+    widths = {old[f]: config[f] for f in WIDTH_FIELDS if isinstance(old.get(f), int) and isinstance(config.get(f), int)}
+    width = next((v for f in WIDTH_FIELDS if isinstance(v := config.get(f), int) and v > 0), TINY_WIDTH)
+    stage_widths = [v for f in CONV_WIDTH_FIELDS if isinstance(config.get(f), list) for v in config[f]
+                    if isinstance(v, int) and v > 0]
+    width = min([width, *stage_widths])
+    for key, value in config.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 1 or old.get(key) != value:
+            continue
+        if key.endswith(GROUP_SUFFIX):
+            config[key] = widths.get(value) or (math.gcd(value, width) if value > width else value)
+        elif any(word in key for word in DIMENSION_WORDS) and value in widths:
+            config[key] = widths[value]
+
+
+def _fit_mamba(config: dict) -> None:
+    """A Mamba-2 mixer's sizes in step: head size = expand x width / heads, and groups that divide the heads."""
+    expand = next((v for f in MAMBA_EXPAND_FIELDS if isinstance(v := config.get(f), int) and v > 0), None)
+    heads = next((v for f in MAMBA_HEAD_FIELDS if isinstance(v := config.get(f), int) and v > 0), None)
+    width = next((v for f in WIDTH_FIELDS if isinstance(v := config.get(f), int) and v > 0), None)
+    if not (expand and heads and width):
+        return
+    if isinstance(config.get("mamba_d_ssm"), int):  # the mixer's inner width, when not expand x width
+        config["mamba_d_ssm"] = expand * width
+    key = next((f for f in MAMBA_HEAD_DIM_FIELDS if isinstance(config.get(f), int)), None)
+    if key:
+        config[key] = max(expand * width // heads, 1)
+    _apply(config, MAMBA_GROUP_FIELDS, lambda v: math.gcd(v, heads) if isinstance(v, int) and v > 0 else v)
+
+
+def _code_mrope_section(config: Any) -> list[int] | None:
+    """The multimodal RoPE sections the config's modeling module falls back to when the config has none."""
+    module = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        source = inspect.getsource(importlib.import_module(module))
+    except (ImportError, OSError, TypeError):
+        return None
+    match = CODE_MROPE_DEFAULT.search(source)
+    return ast.literal_eval(match.group(1)) if match else None
+
+
+def _with_code_defaults(config: Any) -> None:
+    """The config's text configs (those with a vocabulary) given the RoPE sections their modeling code would fall
+    back to, so that shrinking rescales them with the head size."""
+    from transformers import PretrainedConfig
+
+    rope = getattr(config, "rope_parameters", None)
+    if getattr(config, "vocab_size", None) and isinstance(rope, dict) and "mrope_section" not in rope:
+        section = _code_mrope_section(config)
+        if section:
+            rope["mrope_section"] = section
+    for value in vars(config).values():
+        if isinstance(value, PretrainedConfig):
+            _with_code_defaults(value)
 
 
 def _apply(config: dict, keys: Any, change: Any) -> None:
@@ -162,6 +270,7 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
     _apply(out, STAGE_HEAD_FIELDS, lambda v: [_heads(min(h, 2)) if isinstance(h, int) else h for h in v]
            if isinstance(v, list) else v)
     layers = min((v for f in LAYER_FIELDS if isinstance(v := out.get(f), int) and not isinstance(v, bool)), default=2)
+    _cut_per_stage_layers(out, config)
     for key, value in out.items():
         if isinstance(value, list) and len(value) in old_layers and key not in STAGE_LISTS:
             out[key] = _cut_per_layer(value, layers)
@@ -170,10 +279,17 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
     _apply(out, ("vocab_size",), lambda v: _shrink_int(v, TINY_VOCAB))
     vocab = out.get("vocab_size")
     _shrink_tokens(out, vocab if isinstance(vocab, int) and vocab > 0 else TINY_VOCAB)
-    _shrink_rope(out, out.get("head_dim") or TINY_HEAD_DIM)
+    handled = {*HEAD_FIELDS, *KV_HEAD_FIELDS}
+    _apply(out, [k for k in out if k.endswith(OTHER_HEAD_SUFFIX) and k not in handled], _scalar(_heads))
+    _fit_mamba(out)
+    head_dim = _head_dim(out)
+    _fit_in_step(out, config, head_dim)
+    _shrink_rope(out, head_dim)
     return out
 
 
 def shrink_config(config: Any) -> Any:
     """A new config of the same class at a tiny size (see the module docstring)."""
+    config = copy.deepcopy(config)
+    _with_code_defaults(config)
     return type(config).from_dict(shrink_dict(config.to_dict()))
