@@ -29,8 +29,8 @@ _EXPORTS = {
     "KitError": "kit.errors",
 }
 _SUBMODULES = {"analysis", "backends", "config", "coverage", "environment", "memory", "distributed", "notebook",
-               "pipeline", "plots", "predict", "recommend", "records", "report", "stats", "storage", "timing", "zoo",
-               "features", "microbench", "explore", "deviation"}
+               "headlines", "pipeline", "plots", "predict", "recommend", "records", "stats", "storage", "tables",
+               "timing", "zoo", "microbench", "explore", "deviation"}
 
 
 def __getattr__(name: str) -> Any:

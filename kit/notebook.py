@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,22 @@ def headline(figures: dict[str, str | None], title: str = "In short") -> None:
     display(HTML(f"<div class='benchkit-headline' style='border-left:4px solid #4c72b0;padding:0.2em 1em;"
                  f"margin:0.5em 0'><b>{escape(title)}</b><ul>{items}</ul></div>"))
     record("headline_figures", shown)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A notebook's answer: `values` recorded by name for the tests and the index, `figures` shown formatted at the
+    top of its published page (kit.headlines builds one per notebook)."""
+
+    values: dict[str, Any]
+    figures: dict[str, str | None]
+
+
+def publish(answer: Headline) -> None:
+    """Record each value and show the figures: the one call of a notebook's last cell, tagged `headline`."""
+    for name, value in answer.values.items():
+        record(name, value)
+    headline(answer.figures)
 
 
 def ms(seconds: float | None) -> str | None:
