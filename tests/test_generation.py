@@ -128,13 +128,19 @@ def test_openvino_generates_the_tokens_pytorch_generates(model):
 def test_openvino_generation_records_and_skips():
     record = generate("llama", platforms=["openvino"])
     assert record.status == "ok", record.reason
+    assert record.extra["generation_driver"] in ("openvino-genai LLMPipeline", "stateless loop")
     g = record.extra["generation"]
     assert g["tokens_generated"] == 6 and len(g["ttft_s"]) == record.n_samples
     samples, ttft, prefill, tpot = (np.asarray(x) for x in (record.samples_s, g["ttft_s"], g["prefill_s"], g["tpot_s"]))
-    assert (ttft >= prefill).all() and np.median(np.abs(samples - (ttft + 5 * tpot)) / samples) < 0.05
+    # end to end = TTFT + (n - 1) ITL + the work after the last token (genai's results: about 0.2 ms, 10 % of a
+    # 2-ms call of this tiny model), non-negative and under 5 % or 1 ms
+    tail = samples - (ttft + 5 * tpot)
+    assert (ttft >= prefill).all() and (tail > -0.01 * samples).all()
+    assert np.median(tail) < max(0.05 * np.median(samples), 0.001)
     assert g["kv_growth_bytes_per_token"] == pytest.approx(g["kv_estimate_bytes_per_token"], rel=0.1)
     t5 = generate("t5", platforms=["openvino"])
     assert t5.status == "ok", t5.reason
+    assert t5.extra["generation_driver"] == "stateless loop" and "decoder-only" in t5.extra["genai_unused"]
     g5 = t5.extra["generation"]
     assert g5["kv_growth_bytes_per_token"] == pytest.approx(g5["kv_estimate_bytes_per_token"], rel=0.1)
     assert (np.asarray(g5["ttft_s"]) >= np.asarray(g5["prefill_s"])).all()
