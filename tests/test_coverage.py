@@ -174,10 +174,12 @@ def _forward(model_type: str) -> dict:
     return inputs
 
 
-@pytest.mark.parametrize("model_type", ["codegen", "glm4v", "hunyuan_v1_dense", "mimi"])
+@pytest.mark.parametrize("model_type", ["codegen", "glm4v_moe", "hunyuan_v1_dense", "mimi", "falcon_h1", "marian",
+                                        "ernie4_5_moe"])
 def test_shrunk_configs_stay_consistent_with_themselves(model_type):
-    # rotary_dim within the head size; RoPE sections the modeling code falls back to, rescaled; a head size left
-    # None made explicit; convolution groups and dimensions equal to a width follow that width
+    # rotary_dim within the head size; RoPE sections the modeling code falls back to, rescaled with the partial
+    # rotary factor; a head size left None made explicit; convolution groups and dimensions equal to a width follow
+    # that width; Mamba-2 head sizes in step; every vocabulary shrunk; experts chosen per token within the experts
     _forward(model_type)
 
 
@@ -190,11 +192,20 @@ def test_shrink_keeps_derived_fields_in_step():
     mimi = shrink_config(transformers.MimiConfig())
     assert mimi.upsample_groups == mimi.hidden_size and mimi.vector_quantization_hidden_dimension == mimi.codebook_dim
     assert shrink_config(transformers.HunYuanDenseV1Config()).head_dim == 8
+    falcon = shrink_config(transformers.FalconH1Config())
+    assert falcon.mamba_d_head * falcon.mamba_n_heads == falcon.mamba_expand * falcon.hidden_size
+    assert shrink_config(transformers.MarianConfig()).decoder_vocab_size == 1000
+    assert shrink_config(transformers.Ernie4_5_MoeConfig()).moe_k <= 4
 
 
 @pytest.mark.parametrize(("model_type", "made"), [("altclip", {"input_ids", "pixel_values"}),
                                                   ("cosmos3_edge_vision", {"pixel_values", "grid_thw"}),
-                                                  ("layoutlm", {"input_ids", "bbox"})])
+                                                  ("layoutlm", {"input_ids", "bbox"}),
+                                                  ("patchtst", {"past_values"}),
+                                                  ("informer", {"past_values", "past_time_features",
+                                                                "future_values"}),
+                                                  ("timesfm", {"past_values", "past_values_padding", "freq"})])
 def test_input_makers_follow_the_forward_signature(model_type, made):
-    # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes
+    # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes, a
+    # forecaster its past (and for lag-based ones, time features and the future its decoder reads)
     assert made <= set(_forward(model_type))

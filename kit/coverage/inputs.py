@@ -106,6 +106,28 @@ def patch_grid(config: Any, gen: torch.Generator) -> dict[str, torch.Tensor]:
             "grid_thw": grid}
 
 
+def series(config: Any, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A time series of the config's context length: past values (batch, length[, channels]) with their observed
+    mask; for lag-based forecasters (lags_sequence) the context plus the largest lag, time features, and the future
+    values and time features of prediction_length steps that the decoder reads."""
+    context = _int(config, "context_length", default=32)
+    lags = getattr(config, "lags_sequence", None)
+    if not lags:
+        channels = _int(config, "num_input_channels", default=None)
+        shape = (batch_size, context, channels) if channels else (batch_size, context)
+        return {"past_values": torch.randn(*shape, generator=gen)}
+    length, horizon = context + max(lags), _int(config, "prediction_length", default=1)
+    size = _int(config, "input_size", default=1)
+    extra = (size,) if size > 1 else ()
+    features = (_int(config, "num_time_features", default=0) or 0) + (_int(config, "num_dynamic_real_features",
+                                                                           default=0) or 0)
+    return {"past_values": torch.randn(batch_size, length, *extra, generator=gen),
+            "past_observed_mask": torch.ones(batch_size, length, *extra),
+            "past_time_features": torch.randn(batch_size, length, features, generator=gen),
+            "future_values": torch.randn(batch_size, horizon, *extra, generator=gen),
+            "future_time_features": torch.randn(batch_size, horizon, features, generator=gen)}
+
+
 def _first_int(value: Any) -> int | None:
     """An int, or the first of a list or tuple of ints."""
     value = value[0] if isinstance(value, list | tuple) and value else value
@@ -149,6 +171,8 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
         return {"input_values": waveform(config, batch_size, gen)}
     if name == "input_features":
         return {"input_features": features(config, batch_size, gen)}
+    if name == "past_values":
+        return series(config, batch_size, gen)
     raise InputError(f"no input maker for main input {name!r} of {type(config).__name__}")
 
 
@@ -176,6 +200,10 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
         out["pixel_values"] = pixels(config, batch_size, gen)  # a dual encoder (CLIP-style) needs both inputs
     if "bbox" in accepted and "input_ids" in out:
         out["bbox"] = boxes(*out["input_ids"].shape, gen)
+    if "past_values" in out and "past_values_padding" in accepted:  # nothing padded, one frequency class
+        out["past_values_padding"] = torch.zeros(out["past_values"].shape[:2])
+        if "freq" in accepted:
+            out["freq"] = torch.zeros(batch_size, 1, dtype=torch.long)
     if "grid_thw" in required:  # a vision tower of flattened patches: they go in hidden_states or pixel_values
         patches = patch_grid(config, gen)
         out[next((n for n in ("hidden_states", "pixel_values") if n in required), "hidden_states")] = \

@@ -23,6 +23,7 @@ TINY_VOCAB = 1000
 TINY_POSITIONS = 512
 TINY_IMAGE = 64
 TINY_PATCH = 8
+TINY_HORIZON = 8
 
 LAYER_FIELDS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers", "decoder_layers",
                 "num_encoder_layers", "num_decoder_layers", "num_text_layers", "num_vision_layers",
@@ -38,7 +39,8 @@ HEAD_DIM_FIELDS = ("head_dim", "d_kv", "d_head", "kv_channels", "attention_head_
 FFN_FIELDS = ("intermediate_size", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "n_inner", "hidden_dim",
               "moe_intermediate_size", "shared_expert_intermediate_size", "decoder_intermediate_size")
 EXPERT_FIELDS = {"num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "moe_num_experts": 4,
-                 "num_experts_per_tok": 2, "moe_topk": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1}
+                 "num_experts_per_tok": 2, "moe_topk": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+                 "num_experts_per_token": 2, "moe_k": 2, "top_k_experts": 2}
 IMAGE_FIELDS = ("image_size", "img_size", "crop_size")
 PATCH_FIELDS = ("patch_size",)
 POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len")
@@ -166,19 +168,22 @@ def _shrink_rope(config: dict, head_dim: int) -> None:
         section = rope.get("mrope_section") if isinstance(rope, dict) else None
         if isinstance(section, list) and section and all(isinstance(s, int) for s in section):
             factor = rope.get("partial_rotary_factor") or config.get("partial_rotary_factor") or 1.0
-            half, total = max(int(head_dim * factor) // 2, len(section)), sum(section)
-            scaled = [max(1, s * half // total) for s in section]
+            half, total = int(head_dim * factor) // 2, sum(section)
+            scaled = [max(1 if half >= len(section) else 0, s * half // total) for s in section]
             scaled[0] += half - sum(scaled)
             rope["mrope_section"] = scaled
 
 
 def _fit_in_step(config: dict, old: dict, head_dim: int) -> None:
     """Fields derived from others kept consistent with the shrunk sizes: a rotary size within the head size, a head
-    size the config leaves unset (None) made explicit, convolution groups that divide the shrunk width (a depthwise
+    size the config leaves unset (None) made explicit, a forecast horizon where a forecaster leaves it unset,
+    convolution groups that divide the shrunk width (a depthwise
     group count equal to a width follows that width), and other dimensions equal to a width follow that width."""
     _apply(config, ROTARY_DIM_FIELDS, lambda v: _shrink_int(v, head_dim))
     if "head_dim" in config and config["head_dim"] is None:
         config["head_dim"] = head_dim
+    if "prediction_length" in config and config["prediction_length"] is None:  # forecasters that require one
+        config["prediction_length"] = TINY_HORIZON
     widths = {old[f]: config[f] for f in WIDTH_FIELDS if isinstance(old.get(f), int) and isinstance(config.get(f), int)}
     width = next((v for f in WIDTH_FIELDS if isinstance(v := config.get(f), int) and v > 0), TINY_WIDTH)
     stage_widths = [v for f in CONV_WIDTH_FIELDS if isinstance(config.get(f), list) for v in config[f]
@@ -276,7 +281,8 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
             out[key] = _cut_per_layer(value, layers)
     if old_layers:
         _cut_layer_references(out, layers)
-    _apply(out, ("vocab_size",), lambda v: _shrink_int(v, TINY_VOCAB))
+    _apply(out, [k for k in out if k.endswith("vocab_size") and k != "type_vocab_size"],
+           lambda v: _shrink_int(v, TINY_VOCAB))
     vocab = out.get("vocab_size")
     _shrink_tokens(out, vocab if isinstance(vocab, int) and vocab > 0 else TINY_VOCAB)
     handled = {*HEAD_FIELDS, *KV_HEAD_FIELDS}
