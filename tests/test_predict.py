@@ -377,8 +377,13 @@ def test_reads_count_missing_profiles_in_memory_and_upgrade_stores_them(tmp_path
     monkeypatch.setattr(profiles, "_count", no_count)
     assert upgrade.upgrade_store(con) == {"forward_profiles": 0, "openvino_kernels": 0}  # nothing left to count
     con.close()
+    with storage.connect(path) as writable:
+        writable.execute("UPDATE results SET extra = ?", [as_stored])  # as an older kit stored it
     read_only = storage.connect(path, read_only=True)
     assert storage.is_read_only(read_only) and not storage.is_read_only(storage.connect(":memory:"))
+    monkeypatch.undo()
+    assert predict.training_frame(read_only)["python_calls_per_forward"].iloc[0] > 100  # counted, not stored
+    assert storage.results_frame(read_only)["extra"].iloc[0] == as_stored
     with pytest.raises(ConfigError, match="read-only"):
         upgrade.upgrade_store(read_only)
 
