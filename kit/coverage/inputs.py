@@ -165,8 +165,12 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
         frames = _int(_sub(config, "vision_config"), "num_frames", default=DEFAULT_FRAMES) if modality == "video" \
             else None
         return {"pixel_values": pixels(config, batch_size, gen, frames)}
+    if name == "inputs_embeds":
+        width = _int(text_config(config), "hidden_size", "d_model", default=None) or _int(config, "hidden_size",
+                                                                                          default=32)
+        return {"inputs_embeds": torch.randn(batch_size, seq_len, width, generator=gen)}
     if name == "input_values":
-        if hasattr(config, "conv_kernel") and hasattr(config, "conv_stride"):
+        if all(hasattr(config, f) for f in ("conv_kernel", "conv_stride", "apply_spec_augment")):
             return zoo_inputs.speech_ctc(config, batch_size, AUDIO_SAMPLES, False, gen)
         return {"input_values": waveform(config, batch_size, gen)}
     if name == "input_features":
@@ -195,6 +199,11 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
     if "input_ids" in required and "input_ids" not in out:
         out.update(tokens(config, batch_size, seq_len, gen))
     dual = modality == "vision-text" or getattr(config, "vision_config", None) is not None
+    for name in required:  # other token inputs (qformer_input_ids...) are tokens of the same vocabulary and length
+        if name.endswith("input_ids") and name not in out:
+            out[name] = tokens(config, batch_size, seq_len, gen)["input_ids"]
+    if "input_features" in required and "input_features" not in out:
+        out["input_features"] = features(config, batch_size, gen)
     if "pixel_values" not in out and ("pixel_values" in required or (
             "pixel_values" in accepted and dual and not _has_image_tokens(config))):
         out["pixel_values"] = pixels(config, batch_size, gen)  # a dual encoder (CLIP-style) needs both inputs
@@ -204,11 +213,12 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
         out["past_values_padding"] = torch.zeros(out["past_values"].shape[:2])
         if "freq" in accepted:
             out["freq"] = torch.zeros(batch_size, 1, dtype=torch.long)
-    if "grid_thw" in required:  # a vision tower of flattened patches: they go in hidden_states or pixel_values
+    grid = next((n for n in required if n.endswith("grid_thw")), None)
+    if grid:  # a vision tower of flattened patches: they go in hidden_states or pixel_values
         patches = patch_grid(config, gen)
         out[next((n for n in ("hidden_states", "pixel_values") if n in required), "hidden_states")] = \
             patches.pop("hidden_states")
-        out.update(patches)
+        out[grid] = patches["grid_thw"]
     missing = [name for name in required if name not in out]
     if missing:
         raise InputError(f"forward of {type(model).__name__} requires {', '.join(missing)}, which no input maker "
