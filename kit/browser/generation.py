@@ -44,6 +44,7 @@ from kit.stats import paired_ratio
 
 FIXED = ("input_ids", "attention_mask", "position_ids")
 DRIVERS = ("transformers.js", "loop")
+DEFAULT_DRIVER = "transformers.js"  # what a web application ships; "loop" is the runtime alone, without its JS layer
 TRANSFORMERS_JS_DIR = NPM_DIR / "@huggingface" / "transformers"
 TRANSFORMERS_JS_BUILD = "transformers.web.js"  # its onnxruntime-web imports resolve by the page's import map
 MODEL_ID = "model"  # the model folder under /work/: what transformers.js's from_pretrained is given
@@ -173,7 +174,7 @@ def _check_driver(driver: str) -> None:
 
 
 def start_generation_run(loaded: Any, inputs: dict[str, Any], provider: str, *, threads: int, new_tokens: int,
-                         driver: str = "transformers.js") -> BrowserGeneration:
+                         driver: str = DEFAULT_DRIVER) -> BrowserGeneration:
     """Export the decoder, check it against onnxruntime, start the page and load the model with the driver."""
     _check_driver(driver)
     check_exportable(loaded)
