@@ -113,11 +113,11 @@ class GenAILoop:
         return config
 
     def generate(self, input_ids: np.ndarray, new_tokens: int, timer: Any) -> np.ndarray:
-        """The new tokens [batch, new_tokens]; the timer gets the prefill, the token stamps and the total."""
-        inputs = ov_genai.TokenizedInputs(ov.Tensor(input_ids), ov.Tensor(np.ones_like(input_ids)))
-        config = self.config(new_tokens)
+        """The new tokens [batch, new_tokens]; the timer gets the prefill, the token stamps and the total, from the
+        start of this call (the inputs and the generation config are part of it, as in PyTorch's generate)."""
         start = time.perf_counter()
-        out = self.pipeline.generate(inputs, config)
+        inputs = ov_genai.TokenizedInputs(ov.Tensor(input_ids), ov.Tensor(np.ones_like(input_ids)))
+        out = self.pipeline.generate(inputs, self.config(new_tokens))
         end = time.perf_counter()
         raw = out.perf_metrics.raw_metrics
         stamps = np.asarray(raw.m_new_token_times) / 1e3  # ms on the monotonic clock
