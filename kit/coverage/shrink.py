@@ -75,12 +75,44 @@ def _heads(value: Any) -> Any:
     return 4 if value >= 4 else 2 if value >= 2 else 1
 
 
+def _is_int_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                           for v in value)
+
+
+def _scaled_width(value: int, scale: float) -> int:
+    return max(8, int(value / scale) // 8 * 8)
+
+
 def _shrink_list_widths(values: list) -> list:
     """A stage list of widths scaled so its first entry is 16 (ratios kept, at least 8 each)."""
-    if not values or not all(isinstance(v, int) and v > 0 for v in values):
+    if not _is_int_list(values):
         return values
     scale = max(values[0] / 16, 1)
-    return [max(8, int(v / scale) // 8 * 8) for v in values]
+    return [_scaled_width(v, scale) for v in values]
+
+
+def _scale_channel_lists(config: dict, old: dict) -> None:
+    """Other channel lists of a staged net (stage_in_channels, stage_out_channels, stem_channels...) scaled as its
+    stage widths were, the input channels left as they are; and channel lists that name a sub-config's channels
+    (encoder_in_channels of a detector) mapped as the sub-config mapped them."""
+    key = next((f for f in CONV_WIDTH_FIELDS if _is_int_list(old.get(f)) and config.get(f) != old[f]), None)
+    if key:
+        scale = max(old[key][0] / 16, 1)
+        inputs = old.get("num_channels", 3)
+        for name, value in config.items():
+            if "channels" in name and name not in CONV_WIDTH_FIELDS and _is_int_list(value) and value == old[name]:
+                config[name] = [v if i == 0 and v == inputs else _scaled_width(v, scale) for i, v in enumerate(value)]
+    mapped: dict[int, int] = {}
+    for name, sub in old.items():
+        if _is_sub_config(sub):
+            for field, value in sub.items():
+                if "channels" in field and _is_int_list(value) and _is_int_list(config[name].get(field)):
+                    mapped.update(zip(value, config[name][field], strict=False))
+    for name, value in config.items():
+        if (name.endswith("in_channels") and _is_int_list(value) and value == old.get(name)
+                and all(v in mapped for v in value)):
+            config[name] = [mapped[v] for v in value]
 
 
 def _is_sub_config(value: Any) -> bool:
@@ -190,6 +222,8 @@ def _fit_in_step(config: dict, old: dict, head_dim: int) -> None:
                     if isinstance(v, int) and v > 0]
     width = min([width, *stage_widths])
     for key, value in config.items():
+        if "channels" in key and _is_int_list(value) and value == old.get(key) and all(v in widths for v in value):
+            config[key] = [widths[v] for v in value]  # channels that a width fed (decoder_in_channels)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 1 or old.get(key) != value:
             continue
         if key.endswith(GROUP_SUFFIX):
@@ -270,6 +304,7 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
            else _shrink_int(v, TINY_IMAGE))
     _apply(out, PATCH_FIELDS, lambda v: _shrink_int(v, TINY_PATCH))
     _apply(out, CONV_WIDTH_FIELDS, lambda v: _shrink_list_widths(v) if isinstance(v, list) else v)
+    _scale_channel_lists(out, config)
     _apply(out, STAGE_DEPTH_FIELDS, lambda v: [min(d, 1) if isinstance(d, int) else d for d in v]
            if isinstance(v, list) else v)
     _apply(out, STAGE_HEAD_FIELDS, lambda v: [_heads(min(h, 2)) if isinstance(h, int) else h for h in v]
