@@ -210,9 +210,12 @@ def test_shrink_keeps_derived_fields_in_step():
                                                                 "future_values"}),
                                                   ("timesfm", {"past_values", "past_values_padding", "freq"}),
                                                   ("data2vec-audio", {"input_values"}),
-                                                  ("nemotron3_5_transcribe_word_timestamp", {"inputs_embeds"})])
+                                                  ("nemotron3_5_transcribe_word_timestamp", {"inputs_embeds"}),
+                                                  ("dac", {"input_values"}),
+                                                  ("audio-spectrogram-transformer", {"input_values"})])
 def test_input_makers_follow_the_forward_signature(model_type, made):
     # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes, a
     # forecaster its past (and for lag-based ones, time features and the future its decoder reads), a speech encoder
-    # without SpecAugment settings a plain waveform, a model that reads embeddings embeddings
+    # without SpecAugment settings a plain waveform, a model that reads embeddings embeddings, a codec whose first
+    # layer is a 1-channel convolution a (batch, 1, samples) waveform, a spectrogram transformer its spectrogram
     assert made <= set(_forward(model_type))

@@ -78,7 +78,7 @@ def features(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor
     """Spectrogram features: Whisper-like (batch, mel bins, 2 x max_source_positions) where the config has source
     positions, else (batch, frames, feature size)."""
     audio = _sub(config, "audio_config", "encoder_config")
-    bins = _int(audio, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", default=80)
+    bins = _int(audio, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "input_dim", default=80)
     positions = _int(audio, "max_source_positions", default=None)
     if positions:
         return torch.randn(batch_size, bins, 2 * positions, generator=gen)
@@ -156,8 +156,14 @@ def _zoo_inputs(config: Any, batch_size: int, seq_len: int, gen: torch.Generator
     return zoo_inputs.maker_for(family, "tiny")(config, batch_size, length, False, gen)
 
 
+def _mono_channel(model: torch.nn.Module) -> bool:
+    """Whether the model's first layer is a 1-channel Conv1d that reads the waveform as (batch, 1, samples)."""
+    first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Linear)), None)
+    return isinstance(first, torch.nn.Conv1d) and first.in_channels == 1
+
+
 def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len: int,
-                gen: torch.Generator) -> dict[str, Any]:
+                gen: torch.Generator, model: torch.nn.Module | None = None) -> dict[str, Any]:
     """The model's main input (and its mask) by name."""
     if name == "input_ids":
         return tokens(config, batch_size, seq_len, gen)
@@ -172,7 +178,14 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
     if name == "input_values":
         if all(hasattr(config, f) for f in ("conv_kernel", "conv_stride", "apply_spec_augment")):
             return zoo_inputs.speech_ctc(config, batch_size, AUDIO_SAMPLES, False, gen)
-        return {"input_values": waveform(config, batch_size, gen)}
+        bins, frames = _int(config, "num_mel_bins", default=None), _int(config, "max_length", default=None)
+        if bins and frames:  # a spectrogram transformer (AST): (batch, frames, mel bins)
+            return {"input_values": torch.randn(batch_size, frames, bins, generator=gen)}
+        values = waveform(config, batch_size, gen)
+        # a wav2vec2-style feature encoder (conv_kernel) adds the channel itself; a codec's first convolution does not
+        if values.dim() == 2 and model is not None and _mono_channel(model) and not hasattr(config, "conv_kernel"):
+            values = values[:, None]
+        return {"input_values": values}
     if name == "input_features":
         return {"input_features": features(config, batch_size, gen)}
     if name == "past_values":
@@ -191,7 +204,8 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
         out = None
     if out is not None:
         return out
-    out = _main_input(getattr(model, "main_input_name", "input_ids"), config, modality, batch_size, seq_len, gen)
+    out = _main_input(getattr(model, "main_input_name", "input_ids"), config, modality, batch_size, seq_len, gen,
+                      model)
     accepted, required = _arguments(model)
     if "decoder_input_ids" in required or (getattr(config, "is_encoder_decoder", False)
                                            and "decoder_input_ids" in accepted):
