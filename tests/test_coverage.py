@@ -175,12 +175,13 @@ def _forward(model_type: str) -> dict:
 
 
 @pytest.mark.parametrize("model_type", ["codegen", "glm4v_moe", "hunyuan_v1_dense", "mimi", "falcon_h1", "marian",
-                                        "ernie4_5_moe", "d_fine"])
+                                        "ernie4_5_moe", "d_fine", "swin"])
 def test_shrunk_configs_stay_consistent_with_themselves(model_type):
     # rotary_dim within the head size; RoPE sections the modeling code falls back to, rescaled with the partial
     # rotary factor; a head size left None made explicit; convolution groups and dimensions equal to a width follow
     # that width; Mamba-2 head sizes in step; every vocabulary shrunk; experts chosen per token within the experts;
-    # a detector's backbone channel lists scaled together and its encoder's input channels mapped with them
+    # a detector's backbone channel lists scaled together and its encoder's input channels mapped with them; a
+    # window no larger than the last stage's grid
     _forward(model_type)
 
 
@@ -197,6 +198,8 @@ def test_shrink_keeps_derived_fields_in_step():
     assert falcon.mamba_d_head * falcon.mamba_n_heads == falcon.mamba_expand * falcon.hidden_size
     assert shrink_config(transformers.MarianConfig()).decoder_vocab_size == 1000
     assert shrink_config(transformers.Ernie4_5_MoeConfig()).moe_k <= 4
+    swin = shrink_config(transformers.SwinConfig())
+    assert swin.window_size == swin.image_size // swin.patch_size // 2 ** (len(swin.depths) - 1)
     d_fine = shrink_config(transformers.DFineConfig())
     assert d_fine.encoder_in_channels == d_fine.backbone_config.stage_out_channels[1:]
     assert d_fine.backbone_config.stage_out_channels[-1] == d_fine.backbone_config.hidden_sizes[-1]

@@ -214,6 +214,7 @@ def _fit_in_step(config: dict, old: dict, head_dim: int) -> None:
     _apply(config, ROTARY_DIM_FIELDS, lambda v: _shrink_int(v, head_dim))
     if "head_dim" in config and config["head_dim"] is None:
         config["head_dim"] = head_dim
+    _fit_window(config)
     if "prediction_length" in config and config["prediction_length"] is None:  # forecasters that require one
         config["prediction_length"] = TINY_HORIZON
     widths = {old[f]: config[f] for f in WIDTH_FIELDS if isinstance(old.get(f), int) and isinstance(config.get(f), int)}
@@ -245,6 +246,21 @@ def _fit_mamba(config: dict) -> None:
     if key:
         config[key] = max(expand * width // heads, 1)
     _apply(config, MAMBA_GROUP_FIELDS, lambda v: math.gcd(v, heads) if isinstance(v, int) and v > 0 else v)
+
+
+def _fit_window(config: dict) -> None:
+    """A windowed vision net's attention window no larger than its last stage's grid of patches (the tiny image
+    shrinks that grid, and a window larger than the grid is cut at run time while its position table is not)."""
+    window, image = config.get("window_size"), config.get("image_size")
+    image = image[0] if isinstance(image, list) and image else image
+    patch = config.get("patch_size")
+    patch = patch[0] if isinstance(patch, list) and patch else patch
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (window, image, patch)):
+        return
+    stages = _stage_count(config) or 1
+    grid = max(image // patch // 2 ** (stages - 1), 1)
+    if window > grid:
+        config["window_size"] = grid
 
 
 def _code_mrope_section(config: Any) -> list[int] | None:
