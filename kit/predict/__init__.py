@@ -3,8 +3,9 @@
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
 validation; `data` the data-generation sweep and the training frame; `validation` the validation tables notebooks show;
 `features` what the predictor and the recommender read from results (model facts, profiles, kernel counts, roofline
-terms); `study` notebook 04's settings checked as one PredictionStudy; `remeasure` noisy results measured again, and
-the training frame's preference for converged ones; `budget` where the held-out error comes from (the measurements' own
+terms); `steady` throughput on a scale the machine's drift does not move (beside the machine reference); `study`
+notebook 04's settings checked as one PredictionStudy; `remeasure` noisy results measured again, and the training
+frame's preference for converged ones; `budget` where the held-out error comes from (the measurements' own
 repeatability, offsets shared by a family or a setting); `upgrade` the facts older results lack, stored on request.
 """
 
@@ -33,6 +34,7 @@ from kit.predict.model import (
     min_residuals,
 )
 from kit.predict.remeasure import best_measurements, noisy_summary, prefer_converged, remeasure_noisy
+from kit.predict.steady import steady_frame, steady_scores, to_absolute, to_steady
 from kit.predict.study import PredictionStudy, plan_study
 from kit.predict.validation import (
     MAPE_GOAL,
@@ -57,5 +59,6 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "PredictionStudy", "Predi
            "goal_table", "headline", "held_out_table", "hold_out_groups", "leave_one_group_out", "min_residuals",
            "noisy_summary", "other_repeats_mean", "per_group_table", "per_value_table", "plan_study",
            "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "repeat_floor",
-           "repeat_table", "run_prediction_sweep", "scores_table", "timed_prediction_sweep", "training_frame",
-           "unmeasured_configurations", "validate_held_out", "validate_targets", "validation_frame"]
+           "repeat_table", "run_prediction_sweep", "scores_table", "steady_frame", "steady_scores",
+           "timed_prediction_sweep", "to_absolute", "to_steady", "training_frame", "unmeasured_configurations",
+           "validate_held_out", "validate_targets", "validation_frame"]

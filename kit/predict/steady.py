@@ -1,0 +1,106 @@
+"""Throughput on a steady scale: each result's normalised throughput (items per call of the machine reference, from
+the round-paired 10th percentiles, kit.runners.rounds) expressed in items/s at its machine's typical reference speed.
+
+A shared machine drifts: the same configuration measured at a fast minute and at a slow one differs by far more than
+the model explains. The reference measured in the same rounds drifts with it, so the ratio does not; dividing by the
+machine's median reference time (over all its stored rounds) puts every result of a machine on one scale, in items/s.
+A prediction on that scale is turned into today's absolute figure with the reference measured today:
+`absolute = steady x typical reference seconds / today's reference seconds` (`to_absolute`, `to_steady`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.predict.features import extra_dict
+
+STEADY_COLUMN = "steady_throughput_items_per_s"
+MEASURED_COLUMN = "measured_throughput_items_per_s"  # the mean-latency throughput the steady frame replaces
+
+
+def reference_seconds(frame: pd.DataFrame) -> pd.Series:
+    """Per row: the median of the machine reference's per-round 10th percentiles measured beside it (NaN when the
+    result was not measured in rounds with a reference)."""
+    def median(extra: object) -> float:
+        rounds = extra_dict(extra).get("rounds") or {}
+        values = [v for v in rounds.get("reference_round_p10_s") or [] if v and v > 0]
+        return float(np.median(values)) if values else np.nan
+
+    return frame["extra"].map(median).astype(float) if "extra" in frame else pd.Series(np.nan, index=frame.index)
+
+
+def machine_column(frame: pd.DataFrame) -> pd.Series:
+    """Per row: the machine it was measured on (hardware id, else environment id)."""
+    for column in ("hardware_id", "env_id"):
+        if column in frame:
+            return frame[column].astype(str)
+    raise ConfigError("results without hardware_id or env_id: the machine of a result is unknown")
+
+
+def typical_reference_seconds(frame: pd.DataFrame) -> pd.Series:
+    """Per row: its machine's typical reference time, the median over the machine's rows of reference_seconds."""
+    seconds = reference_seconds(frame)
+    machines = machine_column(frame)
+    return machines.map(seconds.groupby(machines).median())
+
+
+def to_absolute(steady: float | pd.Series, typical_s: float | pd.Series,
+                today_s: float | pd.Series) -> float | pd.Series:
+    """A steady throughput as the absolute throughput at today's reference speed."""
+    return steady * typical_s / today_s
+
+
+def to_steady(absolute: float | pd.Series, typical_s: float | pd.Series,
+              today_s: float | pd.Series) -> float | pd.Series:
+    """An absolute throughput measured at today's reference speed, on the steady scale (inverse of to_absolute)."""
+    return absolute * today_s / typical_s
+
+
+def steady_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that have a normalised throughput, with `throughput_items_per_s` replaced by the steady throughput
+    (the measured one kept in MEASURED_COLUMN, the steady one also in STEADY_COLUMN), so the predictor and its
+    validation run unchanged on the steady scale; `attrs['n_left_out']` counts rows without one."""
+    normalised = (pd.to_numeric(frame["normalised_throughput"], errors="coerce") if "normalised_throughput" in frame
+                  else pd.Series(np.nan, index=frame.index))
+    steady = normalised / typical_reference_seconds(frame)
+    keep = steady.gt(0) & np.isfinite(steady)
+    out = frame[keep].assign(**{MEASURED_COLUMN: frame.loc[keep, "throughput_items_per_s"],
+                                STEADY_COLUMN: steady[keep], "throughput_items_per_s": steady[keep]})
+    out.attrs = {**frame.attrs, "n_left_out": int((~keep).sum())}
+    return out
+
+
+def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | None = None,
+                  measured: Any = None) -> pd.DataFrame:
+    """Leave-one-family-out throughput scores of the predictor on the measured scale and on the steady scale, on the
+    same rows (those with a normalised throughput), beside the repeat floor of each scale from kit.predict
+    .repeat_table (a second measurement of a configuration against its others; NaN where nothing repeats).
+    `measured`: the throughput Validation of the whole frame, used for the measured scale when every row has a
+    normalised throughput (the same rows, so the same folds)."""
+    from kit.predict.budget import REPEAT_SPEEDS
+    from kit.predict.validation import scores_table, validate_targets
+
+    steady = steady_frame(frame)
+    if steady.empty:
+        return pd.DataFrame(columns=["scale", "n", "mape", "median_ape", "within_10", "coverage", "repeat_mape"])
+    throughput_only = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
+    floors = dict(zip(REPEAT_SPEEDS.values(), repeats["mape"], strict=True)) if repeats is not None else {}
+
+    def validation(data: pd.DataFrame) -> dict[str, Any]:
+        return validate_targets(data, throughput_only)
+
+    same_rows = steady.attrs["n_left_out"] == 0 and measured is not None
+    rows = []
+    for scale, validations, floor in (
+            ("measured", {"throughput": measured} if same_rows else validation(frame.loc[steady.index]),
+             "throughput_items_per_s"),
+            ("steady", validation(steady), "normalised_throughput")):
+        score = scores_table(validations).loc[("throughput", "predictor")]
+        rows.append({"scale": scale, **score[["n", "mape", "median_ape", "within_10", "coverage"]].to_dict(),
+                     "repeat_mape": floors.get(floor, np.nan)})
+    return pd.DataFrame(rows).set_index("scale")

@@ -1,0 +1,86 @@
+"""Throughput on the steady scale: normalised by the machine reference measured beside it, in items/s at the
+machine's typical reference speed, so drift between rounds and runs leaves it where it is."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kit import predict
+from kit.predict import steady
+from tests.test_predict import fast_predictor, synthetic_frame
+
+REFERENCE_S = 4e-4  # the reference call's time at the machine's usual speed
+
+
+def drifted(frame: pd.DataFrame, sigma: float = 0.25, seed: int = 0) -> pd.DataFrame:
+    """The law's rows measured on a drifting machine: each row at a speed factor d (log-normal), which slows the
+    model and the reference alike; the normalised throughput is the law's, in items per reference call."""
+    rng = np.random.default_rng(seed)
+    d = np.exp(rng.normal(0, sigma, len(frame)))
+    extras = [json.dumps({**json.loads(e), "rounds": {"reference_round_p10_s": [REFERENCE_S * f] * 5}})
+              for e, f in zip(frame["extra"], d, strict=True)]
+    return frame.assign(law=frame["throughput_items_per_s"], throughput_items_per_s=frame["throughput_items_per_s"] / d,
+                        normalised_throughput=frame["throughput_items_per_s"] * REFERENCE_S, extra=extras)
+
+
+@given(st.floats(1e-6, 1e9), st.floats(1e-9, 10.0), st.floats(1e-9, 10.0))
+def test_steady_and_absolute_convert_into_each_other_exactly(throughput, typical_s, today_s):
+    back = steady.to_steady(steady.to_absolute(throughput, typical_s, today_s), typical_s, today_s)
+    assert back == pytest.approx(throughput, rel=1e-12)
+    assert steady.to_absolute(throughput, typical_s, typical_s) == pytest.approx(throughput, rel=1e-15)
+
+
+def test_the_steady_scale_removes_the_machine_drift_the_measured_one_keeps():
+    frame = drifted(synthetic_frame(n_families=3, noise=0.0))
+    out = steady.steady_frame(frame)
+    assert len(out) == len(frame) and out.attrs["n_left_out"] == 0
+    ratio = out[steady.STEADY_COLUMN] / out["law"]  # one constant per machine: its median speed factor
+    assert ratio.std() / ratio.mean() < 1e-9
+    assert (out["throughput_items_per_s"] == out[steady.STEADY_COLUMN]).all()
+    assert (out[steady.MEASURED_COLUMN] == frame["throughput_items_per_s"]).all()
+    assert (frame["throughput_items_per_s"] / frame["law"]).std() > 0.1  # what drift did to the measured rows
+
+
+def test_rows_without_a_reference_are_left_out_and_counted():
+    frame = drifted(synthetic_frame(n_families=2, noise=0.0))
+    frame.loc[frame.index[:5], "normalised_throughput"] = np.nan
+    out = steady.steady_frame(frame)
+    assert len(out) == len(frame) - 5 and out.attrs["n_left_out"] == 5
+    assert steady.steady_frame(frame.drop(columns="normalised_throughput")).empty
+
+
+def test_each_machine_has_its_own_typical_reference():
+    frame = drifted(synthetic_frame(n_families=2, noise=0.0), sigma=0.0)
+    slow = frame.assign(hardware_id="other", extra=[json.dumps({"rounds": {"reference_round_p10_s": [REFERENCE_S * 2]}})
+                                                    for _ in range(len(frame))])
+    typical = steady.typical_reference_seconds(pd.concat([frame, slow], ignore_index=True))
+    assert sorted(typical.unique()) == pytest.approx([REFERENCE_S, 2 * REFERENCE_S])
+
+
+def test_a_law_learnt_on_the_steady_scale_is_recovered_where_the_measured_scale_misses_it():
+    frame = drifted(synthetic_frame(n_families=4, noise=0.02, seed=1), sigma=0.25, seed=5)
+    scores = predict.steady_scores(predict.features.feature_frame(frame), fast_predictor(targets=("throughput",)))
+    assert list(scores.index) == ["measured", "steady"] and (scores["n"] == len(frame)).all()
+    assert scores.loc["steady", "mape"] < 0.06 < 0.12 < scores.loc["measured", "mape"]
+    assert scores.loc["steady", "coverage"] >= 0.75
+    assert scores["repeat_mape"].isna().all()  # no repeat table given
+
+
+def test_the_measured_scale_reuses_the_frame_validation_when_every_row_is_steady(monkeypatch):
+    frame = predict.features.feature_frame(drifted(synthetic_frame(n_families=3, noise=0.02, seed=2), seed=6))
+    template = fast_predictor(targets=("throughput",))
+    measured = predict.validate_targets(frame, template)["throughput"]
+    calls = []
+    original = predict.validation.validate_targets
+    monkeypatch.setattr(predict.validation, "validate_targets", lambda data, t: calls.append(len(data)) or original(
+        data, t))
+    scores = steady.steady_scores(frame, template, measured=measured)
+    assert calls == [len(frame)]  # the steady scale only
+    assert scores.loc["measured", "mape"] == pytest.approx(measured.scores().set_index("method").loc[
+        "predictor", "mape"])
