@@ -72,7 +72,8 @@ class TokenTimer:
         """Streamer protocol: generation finished."""
 
     def take_page_stamps(self, prefill_s: float, stamps_s: list[float], total_s: float) -> None:
-        """A call timed inside a browser page: its prefill, token stamps and total, in seconds from its start."""
+        """A call timed by the engine that ran it (a browser page, openvino-genai's pipeline) rather than by this
+        timer: its prefill, token stamps and total, in seconds from its start."""
         self._puts, self._stamps, self._forward_s, self._total_s = len(stamps_s) + 1, list(stamps_s), prefill_s, total_s
 
     def prefill_took(self, seconds: float) -> None:
@@ -235,7 +236,8 @@ def _torch_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, A
 
 def _openvino_generation(backend: Any, loaded: zoo.LoadedModel, inputs: dict[str, Any], precision: str,
                          options: dict[str, Any], timer: TokenTimer) -> tuple[Any, dict[str, Any], Any]:
-    """OpenVINO: the same, around the exported decoder's token loop (kit.backends.openvino_generation)."""
+    """OpenVINO: the same, around the exported decoder's driver: openvino-genai's pipeline or the stateless token loop
+    (kit.backends.openvino_generation)."""
     from kit.backends.openvino_generation import prepare_generation
 
     if options["kv_cache"] != "dynamic":
