@@ -174,12 +174,33 @@ def connect(path: str | Path = DEFAULT_DB, *, read_only: bool = False, wait_s: f
                           "one process hold a file at a time). A sweep given the file's path holds it only while it "
                           "writes a record; a process holding an open connection (a notebook's kit.connect) blocks "
                           f"the others until it closes it. DuckDB said: {exc}") from exc
+    if read_only and str(path) != ":memory:" and schema_version(con) < max(v for v, _ in MIGRATIONS):
+        con.close()
+        return connect(_upgraded_copy(Path(path)), read_only=True, wait_s=wait_s)
     try:
         ensure_schema(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _upgraded_copy(path: Path) -> Path:
+    """A copy of an older store, in a temporary folder removed at exit, brought up to this kit's schema: what a
+    read-only open reads, so that reading never writes the file and still sees every column."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="benchkit-upgraded-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = folder / path.name
+    shutil.copyfile(path, copy)
+    wal = path.with_name(path.name + ".wal")  # changes not yet checkpointed into the file
+    if wal.exists():
+        shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+    connect(copy).close()
+    return copy
 
 
 @contextmanager

@@ -118,6 +118,24 @@ def test_a_v2_store_gains_the_10th_percentile_from_its_samples(db_path, monkeypa
     assert old == Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old"))
 
 
+def test_a_read_only_open_of_an_older_store_reads_an_upgraded_copy_and_leaves_the_file(db_path, monkeypatch):
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:2])
+    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "latency_p10_s"))
+    con = storage.connect(db_path)
+    con.execute("ALTER TABLE results DROP COLUMN latency_p10_s")  # as a v2 store written before it
+    storage.insert_record(con, Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old")))
+    con.close()
+    monkeypatch.undo()
+    before = Path(db_path).read_bytes()
+    con = storage.connect(db_path, read_only=True)
+    assert storage.is_read_only(con) and storage.schema_version(con) == SCHEMA_VERSION
+    assert storage.load_records(con)[0].latency_p10_s == pytest.approx(0.0014)
+    con.close()
+    assert Path(db_path).read_bytes() == before
+    with storage.connect(db_path, read_only=True) as again:  # the file itself is still the older schema
+        assert storage.schema_version(again) == SCHEMA_VERSION
+
+
 def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
     con = storage.connect(db_path)
     storage.insert_record(con, ok("a"))
