@@ -185,6 +185,16 @@ def test_shrunk_configs_stay_consistent_with_themselves(model_type):
     _forward(model_type)
 
 
+def test_waveforms_get_a_channel_only_where_the_model_does_not_add_it():
+    from kit.coverage.inputs import make_inputs
+
+    shapes = {}
+    for arch in select_architectures(only=["dac", "moonshine", "wav2vec2"]):
+        model, config = coverage_measure.build_model(arch)
+        shapes[arch.model_type] = make_inputs(model, config, arch.modality)["input_values"].dim()
+    assert shapes == {"dac": 3, "moonshine": 2, "wav2vec2": 2}
+
+
 def test_shrink_keeps_derived_fields_in_step():
     codegen = shrink_config(transformers.CodeGenConfig())
     assert codegen.rotary_dim <= codegen.n_embd // codegen.n_head
@@ -215,10 +225,13 @@ def test_shrink_keeps_derived_fields_in_step():
                                                   ("data2vec-audio", {"input_values"}),
                                                   ("nemotron3_5_transcribe_word_timestamp", {"inputs_embeds"}),
                                                   ("dac", {"input_values"}),
-                                                  ("audio-spectrogram-transformer", {"input_values"})])
+                                                  ("audio-spectrogram-transformer", {"input_values"}),
+                                                  ("glmasr_encoder", {"input_features"}),
+                                                  ("speech_to_text", {"input_features", "decoder_input_ids"})])
 def test_input_makers_follow_the_forward_signature(model_type, made):
     # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes, a
     # forecaster its past (and for lag-based ones, time features and the future its decoder reads), a speech encoder
     # without SpecAugment settings a plain waveform, a model that reads embeddings embeddings, a codec whose first
-    # layer is a 1-channel convolution a (batch, 1, samples) waveform, a spectrogram transformer its spectrogram
+    # layer is a 1-channel convolution a (batch, 1, samples) waveform, a spectrogram transformer its spectrogram, mel
+    # features (batch, bins, frames) where the first convolution reads the bins, else (batch, frames, bins)
     assert made <= set(_forward(model_type))

@@ -8,6 +8,7 @@ argument that the model requires and no maker provides is an error of the input 
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ DEFAULT_SEQ_LEN = 16
 AUDIO_SAMPLES = 16000  # 1 s at 16 kHz: enough frames after the usual conv feature encoders (x320) for masking
 FEATURE_FRAMES = 64
 DEFAULT_FRAMES = 2
+ADDS_CHANNEL = ("input_values[:, None]", "input_values.unsqueeze(1)")  # a model that makes (batch, 1, samples) itself
 
 
 class InputError(Exception):
@@ -74,14 +76,20 @@ def waveform(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor
     return torch.randn(*shape, generator=gen)
 
 
-def features(config: Any, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    """Spectrogram features: Whisper-like (batch, mel bins, 2 x max_source_positions) where the config has source
-    positions, else (batch, frames, feature size)."""
+def features(config: Any, batch_size: int, gen: torch.Generator, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """Spectrogram features: Whisper-like (batch, mel bins, frames) where the config counts num_mel_bins and has
+    source positions (2 x max_source_positions frames) or the model's first Conv1d reads the mel bins as channels,
+    else (batch, frames, feature size)."""
     audio = _sub(config, "audio_config", "encoder_config")
-    bins = _int(audio, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "input_dim", default=80)
+    mels = _int(audio, "num_mel_bins", default=None)
+    bins = mels or _int(audio, "feature_size", "input_feat_per_channel", "n_mels", "input_dim", default=80)
     positions = _int(audio, "max_source_positions", default=None)
-    if positions:
+    if mels and positions:
         return torch.randn(batch_size, bins, 2 * positions, generator=gen)
+    first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear)),
+                 None) if model is not None else None
+    if mels and isinstance(first, torch.nn.Conv1d) and first.in_channels == bins:
+        return torch.randn(batch_size, bins, FEATURE_FRAMES, generator=gen)
     return torch.randn(batch_size, FEATURE_FRAMES, bins, generator=gen)
 
 
@@ -157,9 +165,16 @@ def _zoo_inputs(config: Any, batch_size: int, seq_len: int, gen: torch.Generator
 
 
 def _mono_channel(model: torch.nn.Module) -> bool:
-    """Whether the model's first layer is a 1-channel Conv1d that reads the waveform as (batch, 1, samples)."""
+    """Whether the model reads its waveform as (batch, 1, samples): its first layer is a 1-channel Conv1d and its
+    modeling code does not add that channel itself (input_values[:, None], as wav2vec2 and Moonshine do)."""
     first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Linear)), None)
-    return isinstance(first, torch.nn.Conv1d) and first.in_channels == 1
+    if not isinstance(first, torch.nn.Conv1d) or first.in_channels != 1:
+        return False
+    try:
+        source = inspect.getsource(sys.modules[type(model).__module__])
+    except (KeyError, OSError, TypeError):
+        return True
+    return not any(form in source for form in ADDS_CHANNEL)
 
 
 def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len: int,
@@ -182,12 +197,11 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
         if bins and frames:  # a spectrogram transformer (AST): (batch, frames, mel bins)
             return {"input_values": torch.randn(batch_size, frames, bins, generator=gen)}
         values = waveform(config, batch_size, gen)
-        # a wav2vec2-style feature encoder (conv_kernel) adds the channel itself; a codec's first convolution does not
-        if values.dim() == 2 and model is not None and _mono_channel(model) and not hasattr(config, "conv_kernel"):
+        if values.dim() == 2 and model is not None and _mono_channel(model):
             values = values[:, None]
         return {"input_values": values}
     if name == "input_features":
-        return {"input_features": features(config, batch_size, gen)}
+        return {"input_features": features(config, batch_size, gen, model)}
     if name == "past_values":
         return series(config, batch_size, gen)
     raise InputError(f"no input maker for main input {name!r} of {type(config).__name__}")
@@ -217,7 +231,7 @@ def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_siz
         if name.endswith("input_ids") and name not in out:
             out[name] = tokens(config, batch_size, seq_len, gen)["input_ids"]
     if "input_features" in required and "input_features" not in out:
-        out["input_features"] = features(config, batch_size, gen)
+        out["input_features"] = features(config, batch_size, gen, model)
     if "pixel_values" not in out and ("pixel_values" in required or (
             "pixel_values" in accepted and dual and not _has_image_tokens(config))):
         out["pixel_values"] = pixels(config, batch_size, gen)  # a dual encoder (CLIP-style) needs both inputs
