@@ -175,13 +175,14 @@ def _forward(model_type: str) -> dict:
 
 
 @pytest.mark.parametrize("model_type", ["codegen", "glm4v_moe", "hunyuan_v1_dense", "mimi", "falcon_h1", "marian",
-                                        "ernie4_5_moe", "d_fine", "swin"])
+                                        "ernie4_5_moe", "d_fine", "swin", "jamba", "depth_anything"])
 def test_shrunk_configs_stay_consistent_with_themselves(model_type):
     # rotary_dim within the head size; RoPE sections the modeling code falls back to, rescaled with the partial
     # rotary factor; a head size left None made explicit; convolution groups and dimensions equal to a width follow
     # that width; Mamba-2 head sizes in step; every vocabulary shrunk; experts chosen per token within the experts;
     # a detector's backbone channel lists scaled together and its encoder's input channels mapped with them; a
-    # window no larger than the last stage's grid
+    # window no larger than the last stage's grid; a hybrid's attention layer offset within the layers; a plain
+    # backbone keeps a layer per output its neck reads, and the neck reads the backbone's shrunk width
     _forward(model_type)
 
 
@@ -210,6 +211,10 @@ def test_shrink_keeps_derived_fields_in_step():
     assert shrink_config(transformers.Ernie4_5_MoeConfig()).moe_k <= 4
     swin = shrink_config(transformers.SwinConfig())
     assert swin.window_size == swin.image_size // swin.patch_size // 2 ** (len(swin.depths) - 1)
+    depth = shrink_config(transformers.DepthAnythingConfig())
+    assert depth.backbone_config.out_indices == [1, 2, 3, 4] and depth.backbone_config.num_hidden_layers == 4
+    assert depth.reassemble_hidden_size == depth.backbone_config.hidden_size
+    assert shrink_config(transformers.JambaConfig()).attn_layer_offset == 1
     d_fine = shrink_config(transformers.DFineConfig())
     assert d_fine.encoder_in_channels == d_fine.backbone_config.stage_out_channels[1:]
     assert d_fine.backbone_config.stage_out_channels[-1] == d_fine.backbone_config.hidden_sizes[-1]

@@ -151,11 +151,25 @@ def _cut_per_stage_layers(config: dict, old: dict) -> None:
             config[key] = [v[:d] for v, d in zip(value, depths, strict=True)]
 
 
+def _wanted_outputs(config: dict) -> int:
+    """How many layers a plain (unstaged) backbone's outputs name (out_indices), which it must keep."""
+    indices = config.get("out_indices")
+    if _stage_count(config) or not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+        return 0
+    return len(indices)
+
+
 def _cut_layer_references(config: dict, layers: int) -> None:
-    """Backbone outputs and per-layer settings that name layers beyond the new count are dropped."""
+    """Backbone outputs that name layers beyond the new count: a plain backbone's move to its last layers (as many as
+    it had), a staged net's are dropped; layer offsets and periods, and per-layer settings, are cut likewise."""
     indices = config.get("out_indices")
     if isinstance(indices, list) and any(isinstance(i, int) and i > layers for i in indices):
-        config["out_indices"], config["out_features"] = None, None
+        if _wanted_outputs(config) and len(indices) <= layers:
+            config["out_indices"] = list(range(layers - len(indices) + 1, layers + 1))
+            if config.get("out_features"):
+                config["out_features"] = [f"stage{i}" for i in config["out_indices"]]
+        else:
+            config["out_indices"], config["out_features"] = None, None
     stages = [int(f[5:]) for f in config.get("out_features") or [] if str(f).startswith("stage") and f[5:].isdigit()]
     if any(n > layers for n in stages):
         config["out_indices"], config["out_features"] = None, None
@@ -163,6 +177,12 @@ def _cut_layer_references(config: dict, layers: int) -> None:
         if ("layer" in key and "ind" in key and isinstance(value, list) and value
                 and all(isinstance(i, int) for i in value) and max(value) >= layers):
             config[key] = [i for i in value if i < layers] or [layers - 1]
+    for key, value in list(config.items()):  # a hybrid's attention or expert layers every period from an offset
+        if "layer" in key and isinstance(value, int) and not isinstance(value, bool):
+            if key.endswith("_offset") and value >= layers:
+                config[key] = layers - 1
+            elif key.endswith("_period") and value > layers:
+                config[key] = layers
     per_layer = config.get("per_layer_config")
     if isinstance(per_layer, dict):
         config["per_layer_config"] = {k: v for k, v in per_layer.items() if str(k).isdigit() and int(k) < layers}
@@ -218,6 +238,10 @@ def _fit_in_step(config: dict, old: dict, head_dim: int) -> None:
     if "prediction_length" in config and config["prediction_length"] is None:  # forecasters that require one
         config["prediction_length"] = TINY_HORIZON
     widths = {old[f]: config[f] for f in WIDTH_FIELDS if isinstance(old.get(f), int) and isinstance(config.get(f), int)}
+    for name, sub in old.items():  # then the widths of its sub-configs (a neck reading its backbone's width)
+        for f in WIDTH_FIELDS if _is_sub_config(sub) else ():
+            if isinstance(sub.get(f), int) and isinstance(config[name].get(f), int):
+                widths.setdefault(sub[f], config[name][f])
     width = next((v for f in WIDTH_FIELDS if isinstance(v := config.get(f), int) and v > 0), TINY_WIDTH)
     stage_widths = [v for f in CONV_WIDTH_FIELDS if isinstance(config.get(f), list) for v in config[f]
                     if isinstance(v, int) and v > 0]
@@ -326,6 +350,11 @@ def shrink_dict(config: dict[str, Any]) -> dict[str, Any]:
     _apply(out, STAGE_HEAD_FIELDS, lambda v: [_heads(min(h, 2)) if isinstance(h, int) else h for h in v]
            if isinstance(v, list) else v)
     layers = min((v for f in LAYER_FIELDS if isinstance(v := out.get(f), int) and not isinstance(v, bool)), default=2)
+    if layers < _wanted_outputs(out) <= min(old_layers, default=0):  # a backbone keeps a layer per output it names
+        layers = _wanted_outputs(out)
+        for field in LAYER_FIELDS:
+            if isinstance(out.get(field), int) and out[field] < layers <= config[field]:
+                out[field] = layers
     _cut_per_stage_layers(out, config)
     for key, value in out.items():
         if isinstance(value, list) and len(value) in old_layers and key not in STAGE_LISTS:
