@@ -149,6 +149,7 @@ def materialise(location: str | Path) -> Path:
             kept = ", ".join(c for c in found if c in columns)
             con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT {kept} "
                         "FROM read_parquet(?, union_by_name = true)", [_glob(location, table)])
+        storage.fill_world_size(con)  # files written by a kit that kept it in extra
     except duckdb.Error as exc:
         raise ConfigError(f"cannot read dataset {location}: {str(exc).splitlines()[0]}") from exc
     finally:

@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import MeasurementError
 from kit.stats import MIN_CI_SAMPLES, Summary, summarise
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 Status = Literal["ok", "failed", "skipped"]
 STATUSES = ("ok", "failed", "skipped")
 MODES = ("inference", "training", "generation")
@@ -67,6 +67,8 @@ class Record:
     peak_memory_bytes: int | None = None
     memory_method: str = ""
     threads: int | None = None
+    # processes of a distributed run (kit.distributed); None for a single process
+    world_size: int | None = None
     cpu_time_s: float | None = None
     load_avg_1m: float | None = None
     # model facts

@@ -89,9 +89,22 @@ def _add_p10_v3(con: Connection) -> None:
                    AND json_extract(extra, '$.rounds.reference_round_p10_s') IS NULL""")
 
 
+def _add_world_size_v4(con: Connection) -> None:
+    # a distributed run's process count, a column of its own (it was a key of extra)
+    con.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS world_size INTEGER")
+    fill_world_size(con)
+
+
+def fill_world_size(con: Connection) -> None:
+    """Move `world_size` out of the extra JSON of results stored before it had a column of its own."""
+    con.execute("""UPDATE results SET world_size = CAST(json_extract_string(extra, '$.world_size') AS INTEGER),
+                   extra = CAST(json_merge_patch(extra, '{"world_size": null}') AS VARCHAR)
+                   WHERE json_extract(extra, '$.world_size') IS NOT NULL""")
+
+
 # (version, function) in order; a schema change bumps records.SCHEMA_VERSION and appends one function here.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _create_v1), (2, _add_rounds_v2),
-                                                              (3, _add_p10_v3)]
+                                                              (3, _add_p10_v3), (4, _add_world_size_v4)]
 
 
 def _utcnow() -> dt.datetime:

@@ -30,7 +30,8 @@ def test_two_process_ddp_matches_one_process_loss_trajectory(one_process, tmp_pa
     assert len(two.extra["losses"]) == 1 + TINY["warmup_steps"] + STEPS  # first step, warm-up, timed steps
     assert two.extra["losses"][-1] < two.extra["losses"][0]
     e = two.extra
-    assert (e["world_size"], e["threads_per_rank"], e["backend"], two.batch_size) == (2, 1, "gloo", 4)
+    assert (two.world_size, e["threads_per_rank"], e["backend"], two.batch_size) == (2, 1, "gloo", 4)
+    assert "world_size" not in e and storage.load_records(con, "ddp-test")[0].world_size == 2
     assert [len(t) for t in e["per_rank_step_times_s"]] == [STEPS, STEPS] and two.n_samples == STEPS
     assert 0 <= e["comm_share"] <= 1 and e["comm_method"]
     assert len(e["per_rank_peak_memory_bytes"]) == 2 and all(p > 0 for p in e["per_rank_peak_above_baseline_bytes"])
@@ -247,7 +248,7 @@ def test_two_nodes_on_loopback_follow_the_one_process_trajectory(one_process, tm
         nodes = list(pool.map(lambda d: measure_world(spec, 2, tmp_path / d, "nodes", "env", None), ["a", "b"]))
     for record in nodes:
         assert record.status == "ok", record.reason
-        assert (record.extra["nnodes"], record.extra["nproc_per_node"], record.extra["world_size"]) == (2, 1, 2)
+        assert (record.extra["nnodes"], record.extra["nproc_per_node"], record.world_size) == (2, 1, 2)
         assert record.extra["losses"] == pytest.approx(one_process.extra["losses"], rel=1e-4, abs=1e-5)
         assert record.config_key.endswith("nodes2") and "c10d at 127.0.0.1" in record.extra["launcher"]
     assert nodes[0].samples_s == nodes[1].samples_s  # the same global steps, seen from both nodes

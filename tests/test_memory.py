@@ -154,12 +154,13 @@ def _fake_training_record(batch_size: int, peak_above_baseline: int, world_size:
 
     extra = {"process_baseline_bytes": 1000, "memory_split_bytes": {"weights_bytes": 4 * 54434}}
     if world_size > 1:
-        extra = {**extra, "strategy": "ddp", "world_size": world_size, "batch_per_rank": batch_size,
+        extra = {**extra, "strategy": "ddp", "batch_per_rank": batch_size,
                  "per_rank_peak_above_baseline_bytes": [peak_above_baseline] * world_size}
     return Record.from_samples([0.01, 0.011, 0.012], run_id="r", config_key=f"k{batch_size}-{world_size}",
                                model="bert", family="bert", size="tiny", mode="training", platform="cpu",
                                device="cpu", precision="fp32", batch_size=batch_size * world_size, seq_len=16,
-                               peak_memory_bytes=1000 + peak_above_baseline, extra=extra)
+                               peak_memory_bytes=1000 + peak_above_baseline,
+                               world_size=world_size if world_size > 1 else None, extra=extra)
 
 
 def test_estimate_for_record_and_terms_table_say_formula_or_measured():
@@ -221,7 +222,7 @@ def test_each_harness_has_its_calibration():
     training = _fake_training_record(2, 100)
     distributed = Record.failure("failed", "x", run_id="r", config_key="k", model="bert", family="bert", size="tiny",
                                  mode="training", platform="cpu", device="cpu", precision="fp32", batch_size=2,
-                                 extra={"launcher": "torchrun --standalone", "strategy": "ddp", "world_size": 1})
+                                 world_size=1, extra={"launcher": "torchrun --standalone", "strategy": "ddp"})
     assert memory.record_calibration(training) is memory.CPU_CALIBRATION
     assert memory.record_calibration(distributed) is memory.CPU_DISTRIBUTED_CALIBRATION
     assert memory.calibration_for("cuda", "distributed") is memory.UNCALIBRATED

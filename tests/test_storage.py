@@ -136,6 +136,23 @@ def test_a_read_only_open_of_an_older_store_reads_an_upgraded_copy_and_leaves_th
         assert storage.schema_version(again) == SCHEMA_VERSION
 
 
+def test_a_v3_store_moves_world_size_out_of_extra_into_its_column(db_path, monkeypatch):
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:3])
+    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "world_size"))
+    con = storage.connect(db_path)
+    con.execute("ALTER TABLE results DROP COLUMN world_size")  # as a v3 store written before it
+    storage.insert_record(con, Record.from_samples([0.01, 0.02], extra={"world_size": 2, "strategy": "ddp"},
+                                                   **identity(run_id="ddp")))
+    storage.insert_record(con, ok("single"))
+    con.close()
+    monkeypatch.undo()
+    con = storage.connect(db_path)
+    assert storage.schema_version(con) == SCHEMA_VERSION
+    ddp, single = sorted(storage.load_records(con), key=lambda r: r.config_key)
+    assert (ddp.world_size, ddp.extra) == (2, {"strategy": "ddp"})
+    assert single.world_size is None and single == ok("single")
+
+
 def test_pending_migration_is_applied_to_a_v1_database(db_path, monkeypatch):
     con = storage.connect(db_path)
     storage.insert_record(con, ok("a"))

@@ -175,12 +175,13 @@ def _identity(spec: DistributedSpec, world_size: int, run_id: str, env_id: str, 
     return {"run_id": run_id, "config_key": spec.config_key(world_size), "model": spec.model,
             "family": _family(spec.model), "size": spec.size, "mode": "training", "platform": spec.platform,
             "device": device, "precision": spec.precision, "batch_size": spec.batch_per_rank * world_size,
+            "world_size": world_size,
             "seq_len": spec.seq_len, "env_id": env_id,
             "params_json": json.dumps(spec.worker_config(world_size), sort_keys=True, default=str)}
 
 
 def _base_extra(spec: DistributedSpec, world_size: int) -> dict[str, Any]:
-    return {"strategy": spec.strategy, "world_size": world_size, "nnodes": spec.nnodes,
+    return {"strategy": spec.strategy, "nnodes": spec.nnodes,
             "nproc_per_node": spec.nproc_per_node(world_size),
             "threads_per_rank": spec.threads_per_rank, "threads_total": world_size * spec.threads_per_rank,
             "cores_available": os.cpu_count(), "backend": "nccl" if spec.platform == "cuda" else "gloo",
@@ -340,7 +341,7 @@ def scaling_table(records: list[Record]) -> pd.DataFrame:
     for r in records:
         e = r.extra
         rows.append({"model": r.model, "strategy": e.get("strategy"), "backend": e.get("backend"),
-                     "world_size": e.get("world_size"), "threads_per_rank": e.get("threads_per_rank"),
+                     "world_size": r.world_size, "threads_per_rank": e.get("threads_per_rank"),
                      "cores_available": e.get("cores_available"), "status": r.status,
                      "global_batch": r.batch_size, "step_mean_s": r.latency_mean_s,
                      "throughput_items_per_s": r.throughput_items_per_s,
@@ -355,14 +356,14 @@ def scaling_summary(records: list[Record]) -> dict[str, Any]:
     """Headline values of a distributed run: ok world sizes, global samples/s and scaling efficiency per world size,
     why the others did not run, and how many launches each world size took."""
     ok = [r for r in records if r.status == "ok"]
-    return {"world_sizes": [r.extra.get("world_size") for r in records],
-            "ok_world_sizes": [r.extra.get("world_size") for r in ok], "n_ok_worlds": len(ok),
-            "throughput_items_per_s": {str(r.extra["world_size"]): r.throughput_items_per_s for r in ok},
-            "scaling_efficiency": {str(r.extra["world_size"]): r.extra.get("scaling_efficiency") for r in ok
-                                   if r.extra.get("world_size", 1) > 1},
-            "comm_share": {str(r.extra["world_size"]): r.extra.get("comm_share") for r in ok},
-            "not_ok": {str(r.extra.get("world_size")): f"{r.status}: {r.reason}" for r in records if r.status != "ok"},
-            "attempts": {str(r.extra.get("world_size")): r.extra.get("attempts") for r in records}}
+    return {"world_sizes": [r.world_size for r in records],
+            "ok_world_sizes": [r.world_size for r in ok], "n_ok_worlds": len(ok),
+            "throughput_items_per_s": {str(r.world_size): r.throughput_items_per_s for r in ok},
+            "scaling_efficiency": {str(r.world_size): r.extra.get("scaling_efficiency") for r in ok
+                                   if (r.world_size or 1) > 1},
+            "comm_share": {str(r.world_size): r.extra.get("comm_share") for r in ok},
+            "not_ok": {str(r.world_size): f"{r.status}: {r.reason}" for r in records if r.status != "ok"},
+            "attempts": {str(r.world_size): r.extra.get("attempts") for r in records}}
 
 
 def add_distributed_bench_args(parser: argparse.ArgumentParser) -> None:

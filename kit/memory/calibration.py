@@ -50,7 +50,7 @@ def record_settings(record: Any) -> dict[str, Any]:
     if strategy == "fsdp" and record.precision in ("bf16", "fp16"):
         precision = record.precision  # FSDP2's MixedPrecisionPolicy runs the blocks in bf16
     return {"batch_size": int(extra.get("batch_per_rank", record.batch_size)), "seq_len": record.seq_len,
-            "precision": precision, "strategy": strategy, "world_size": int(extra.get("world_size", 1)),
+            "precision": precision, "strategy": strategy, "world_size": int(record.world_size or 1),
             "gradient_checkpointing": bool(extra.get("gradient_checkpointing", False)),
             "optimizer": str(extra.get("optimizer_name", "adamw")),
             "accumulation_steps": int(extra.get("accumulation_steps", 1)),

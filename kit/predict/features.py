@@ -77,12 +77,14 @@ def image_size_of(facts: dict) -> float | None:
 
 def predictor_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows the predictor and the recommender learn from: single-process results of the zoo and of local folders.
-    Distributed runs (extra holds a world_size) follow another cost model; coverage rows (extra coverage: true) are
+    Distributed runs (a world_size) follow another cost model; coverage rows (extra coverage: true) are
     transformers architectures `benchkit coverage` built at a shrunk size, which they do not learn from."""
     if "extra" not in frame or frame.empty:
         return frame
     extras = frame["extra"].map(extra_dict)
-    return frame[~extras.map(lambda e: "world_size" in e or bool(e.get("coverage")))]
+    distributed = frame["world_size"].notna() if "world_size" in frame else False
+    # exports written by a kit that kept world_size in extra
+    return frame[~(distributed | extras.map(lambda e: "world_size" in e or bool(e.get("coverage"))))]
 
 
 def overrides_json(params_json: Any) -> str:
