@@ -1,5 +1,8 @@
 """Valid synthetic inputs for any architecture: the zoo's input maker where the model type is a zoo family, else
-inputs built from the model's `main_input_name` and its config's shapes (no processor, no download).
+inputs built from the model's `main_input_name`, its forward signature and its config's shapes (no processor, no
+download): tokens, images, waveforms (with a channel where the model does not add it), spectrograms laid out as the
+first convolution reads them, time series, embeddings, layout boxes, and the flattened patches and grid of
+Qwen2-VL-style vision towers.
 
 Each maker returns tensors for one forward of the bare (or first auto) model class at batch `batch_size`; a forward
 argument that the model requires and no maker provides is an error of the input stage, named.
@@ -210,7 +213,8 @@ def _main_input(name: str, config: Any, modality: str, batch_size: int, seq_len:
 def make_inputs(model: torch.nn.Module, config: Any, modality: str, *, batch_size: int = 1,
                 seq_len: int = DEFAULT_SEQ_LEN, seed: int = 0) -> dict[str, Any]:
     """Seeded inputs for one forward of the model: the zoo's where it knows the type and they fit, else the main
-    input, the decoder's first tokens for encoder-decoders, and any other required image or token input."""
+    input, the decoder's first tokens for encoder-decoders, images for dual encoders (CLIP-style: both towers run),
+    boxes for layout models, and any other required token, feature, image or patch-grid input."""
     gen = torch.Generator().manual_seed(seed)
     try:
         out = _zoo_inputs(config, batch_size, seq_len, gen)

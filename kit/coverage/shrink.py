@@ -4,6 +4,14 @@ patch and audio sizes, vocabulary, convolution widths), shrunk in it and in its 
 Values only shrink, never grow. Lists that hold one entry per layer (layer_types...) are cut to the new layer count,
 special token ids beyond the new vocabulary are moved inside it (distinct ids, from the top), and stage lists of
 staged nets (depths, hidden_sizes, per-stage heads) keep their number of stages.
+
+Fields derived from others are kept in step, so that the tiny config agrees with itself: rotary sizes and multimodal
+RoPE sections (the modeling code's fallback sections too) follow the head size, convolution groups and dimensions
+equal to a width follow that width (a neck's follow its backbone's), a staged net's channel lists scale together and a
+detector's encoder reads its backbone's shrunk channels, Mamba-2 head sizes and groups fit the expanded width, layer
+indices, offsets and periods stay within the layers (a plain backbone keeps a layer per output its neck reads),
+windows fit the last stage's grid, and a head size or forecast horizon the config leaves unset (None) is made
+explicit.
 """
 
 from __future__ import annotations
