@@ -232,7 +232,8 @@ def test_shrink_keeps_derived_fields_in_step():
                                                   ("dac", {"input_values"}),
                                                   ("audio-spectrogram-transformer", {"input_values"}),
                                                   ("glmasr_encoder", {"input_features"}),
-                                                  ("speech_to_text", {"input_features", "decoder_input_ids"})])
+                                                  ("speech_to_text", {"input_features", "decoder_input_ids"}),
+                                                  ("ovis2_5_vision", {"pixel_values", "grid_thw"})])
 def test_input_makers_follow_the_forward_signature(model_type, made):
     # a dual encoder gets images and text, a patch-grid vision tower its patches and grid, a layout model boxes, a
     # forecaster its past (and for lag-based ones, time features and the future its decoder reads), a speech encoder

@@ -281,12 +281,15 @@ def _fit_mamba(config: dict) -> None:
 
 
 def _fit_window(config: dict) -> None:
-    """A windowed vision net's attention window no larger than its last stage's grid of patches (the tiny image
-    shrinks that grid, and a window larger than the grid is cut at run time while its position table is not)."""
+    """A windowed vision net's attention window (counted in patches) no larger than its last stage's grid of patches
+    (the tiny image shrinks that grid, and a window larger than the grid is cut at run time while its position table
+    is not)."""
     window, image = config.get("window_size"), config.get("image_size")
     image = image[0] if isinstance(image, list) and image else image
     patch = config.get("patch_size")
     patch = patch[0] if isinstance(patch, list) and patch else patch
+    if "spatial_merge_size" in config:  # a Qwen2.5-VL-style tower counts its window in pixels, merged patches apart
+        return
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (window, image, patch)):
         return
     stages = _stage_count(config) or 1
