@@ -103,14 +103,21 @@ def test_a_v1_store_gains_round_indices_and_normalised_throughput(db_path, monke
     assert new.samples_s == (0.002, 0.001, 0.003) and new.sample_rounds == (0, 1, 1)
 
 
-def test_a_v2_store_gains_the_10th_percentile_from_its_samples(db_path, monkeypatch):
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:2])
-    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "latency_p10_s"))
+def store_at_schema(db_path, monkeypatch, version: int, column: str, records: list[Record]) -> None:
+    """A store as a kit at schema `version` wrote it, before `column` existed, holding `records`."""
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:version])
+    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != column))
     con = storage.connect(db_path)
-    con.execute("ALTER TABLE results DROP COLUMN latency_p10_s")  # as a v2 store written before it
-    storage.insert_record(con, Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old")))
+    con.execute(f"ALTER TABLE results DROP COLUMN {column}")
+    for record in records:
+        storage.insert_record(con, record)
     con.close()
     monkeypatch.undo()
+
+
+def test_a_v2_store_gains_the_10th_percentile_from_its_samples(db_path, monkeypatch):
+    store_at_schema(db_path, monkeypatch, 2, "latency_p10_s",
+                    [Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old"))])
     con = storage.connect(db_path)
     assert storage.schema_version(con) == SCHEMA_VERSION
     (old,) = storage.load_records(con)
@@ -119,13 +126,8 @@ def test_a_v2_store_gains_the_10th_percentile_from_its_samples(db_path, monkeypa
 
 
 def test_a_read_only_open_of_an_older_store_reads_an_upgraded_copy_and_leaves_the_file(db_path, monkeypatch):
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:2])
-    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "latency_p10_s"))
-    con = storage.connect(db_path)
-    con.execute("ALTER TABLE results DROP COLUMN latency_p10_s")  # as a v2 store written before it
-    storage.insert_record(con, Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old")))
-    con.close()
-    monkeypatch.undo()
+    store_at_schema(db_path, monkeypatch, 2, "latency_p10_s",
+                    [Record.from_samples([0.004, 0.001, 0.002, 0.003, 0.005], **identity(run_id="old"))])
     before = Path(db_path).read_bytes()
     con = storage.connect(db_path, read_only=True)
     assert storage.is_read_only(con) and storage.schema_version(con) == SCHEMA_VERSION
@@ -137,15 +139,9 @@ def test_a_read_only_open_of_an_older_store_reads_an_upgraded_copy_and_leaves_th
 
 
 def test_a_v3_store_moves_world_size_out_of_extra_into_its_column(db_path, monkeypatch):
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:3])
-    monkeypatch.setattr(storage, "STORED_FIELDS", tuple(f for f in storage.STORED_FIELDS if f != "world_size"))
-    con = storage.connect(db_path)
-    con.execute("ALTER TABLE results DROP COLUMN world_size")  # as a v3 store written before it
-    storage.insert_record(con, Record.from_samples([0.01, 0.02], extra={"world_size": 2, "strategy": "ddp"},
-                                                   **identity(run_id="ddp")))
-    storage.insert_record(con, ok("single"))
-    con.close()
-    monkeypatch.undo()
+    store_at_schema(db_path, monkeypatch, 3, "world_size",
+                    [Record.from_samples([0.01, 0.02], extra={"world_size": 2, "strategy": "ddp"},
+                                         **identity(run_id="ddp")), ok("single")])
     con = storage.connect(db_path)
     assert storage.schema_version(con) == SCHEMA_VERSION
     ddp, single = sorted(storage.load_records(con), key=lambda r: r.config_key)
