@@ -8,10 +8,9 @@ where openvino-genai is not installed and for encoder-decoders.
   past; batch, new tokens and past length stay dynamic, so one model serves the prefill (the prompt, an empty past)
   and every decode step (one token, the past so far). The export is the kit's own: optimum-intel pins a transformers
   older than the kit's, while openvino-genai (which needs no transformers) runs the same export made stateful.
-- the driver: the genai pipeline for decoder-only models (kit.backends.openvino_genai), faster than the loop in every
-  interleaved comparison (TPOT loop/genai 2.7-25x: tiny llama and qwen2, prompt 32, 32 new tokens, batch 1 and 4,
-  2 CPU threads, a loaded machine); the record's extra["generation_driver"] says which ran, and
-  extra["genai_unused"] why not the pipeline.
+- the driver: the genai pipeline for decoder-only models (kit.backends.openvino_genai), the faster of the two by
+  measurement (benchmarks/generation_drivers.py, figures in docs/generation.md); the record's
+  extra["generation_driver"] says which ran, and extra["genai_unused"] why not the pipeline.
 - the loop: prefill, then one infer per new token (greedy argmax of the logits, the token fed back with the grown
   mask, its position and the presents as the next past), stamping each token on the timer as the PyTorch path does.
   The KV cache is the presents' bytes.
