@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import psutil
 import pytest
 
 from kit.backends import get_backend
@@ -51,6 +52,10 @@ def test_an_unknown_driver_is_refused_before_any_work():
 
     with pytest.raises(ConfigError, match="unknown generation driver 'tfjs'; known: transformers.js, loop"):
         start_generation_run(None, {}, "wasm", threads=1, new_tokens=4, driver="tfjs")
+
+
+def _chromium_pids() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True) if "chrom" in p.name()}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,9 @@ def test_a_wasm_generation_record_says_transformersjs_ran_and_adds_up():
     spec = SweepSpec(models=["llama"], modes=["generation"], platforms=["wasm"], batch_sizes=[1], prompt_lens=[8],
                      generation={"new_tokens": NEW_TOKENS}, time_budget_s=0.3, run_id="tjs")
     (job,) = spec.jobs()
+    before = _chromium_pids()
     record = Record.from_json(run_job(job.to_dict()))
+    assert _chromium_pids() <= before  # the run's browser quit with the job
     assert record.status == "ok", record.reason
     assert record.extra["generation_driver"] == "transformers.js" and record.device == "chromium/wasm"
     g = record.extra["generation"]

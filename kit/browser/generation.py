@@ -20,6 +20,7 @@ import shutil
 import statistics
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 from kit.backends.openvino_generation import DecoderWithPast, check_exportable, kv_shape
 from kit.browser.chromium import private_temp_dir
 from kit.browser.export import OPSET, write_inputs
-from kit.browser.page import NPM_DIR, BrowserPage
+from kit.browser.page import TRANSFORMERS_JS_DIST, BrowserPage
 from kit.browser.session import (
     EMULATED_TIMEOUT_S,
     LOAD_TIMEOUT_S,
@@ -38,6 +39,7 @@ from kit.browser.session import (
     _emulation_limit,
     browser_facts,
     check_provider,
+    cleanup,
 )
 from kit.errors import ConfigError, ConversionError, UnsupportedConfiguration
 from kit.stats import paired_ratio
@@ -45,8 +47,8 @@ from kit.stats import paired_ratio
 FIXED = ("input_ids", "attention_mask", "position_ids")
 DRIVERS = ("transformers.js", "loop")
 DEFAULT_DRIVER = "transformers.js"  # what a web application ships; "loop" is the runtime alone, without its JS layer
-TRANSFORMERS_JS_DIR = NPM_DIR / "@huggingface" / "transformers"
-TRANSFORMERS_JS_BUILD = "transformers.web.js"  # its onnxruntime-web imports resolve by the page's import map
+TRANSFORMERS_JS_DIR = TRANSFORMERS_JS_DIST.parent
+TRANSFORMERS_JS_BUILD = "transformers.web.js"  # served at /tjs/; its onnxruntime-web imports resolve by the import map
 MODEL_ID = "model"  # the model folder under /work/: what transformers.js's from_pretrained is given
 
 
@@ -154,22 +156,23 @@ class BrowserGeneration:
             if driver == "loop":
                 return self.page.load({**config, "model": f"/work/{MODEL_ID}/onnx/model.onnx",
                                        "webnnDeviceType": "cpu"}, timeout_s=load_timeout_s)
-            shutil.copy(TRANSFORMERS_JS_DIR / "dist" / TRANSFORMERS_JS_BUILD, self.work_dir / TRANSFORMERS_JS_BUILD)
             config = {**config, "modelRoot": "/work/", "modelId": MODEL_ID}
             return self.page.evaluate(f"window.bench.loadGenerator({json.dumps(config)})", timeout_s=load_timeout_s)
 
+    def __post_init__(self) -> None:
+        # Closes the browser when the run is garbage (after an in-process measurement) or at exit, as a BrowserRun
+        # does; the finalizer holds the page, not the run.
+        self._finalizer = weakref.finalize(self, cleanup, self.page, self.work_dir)
+
     def close(self) -> None:
         """Quit the browser and delete the exported files."""
-        try:
-            self.page.close()
-        finally:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._finalizer()
 
 
 def _check_driver(driver: str) -> None:
     if driver not in DRIVERS:
         raise ConfigError(f"unknown generation driver {driver!r}; known: {', '.join(DRIVERS)}")
-    if driver == "transformers.js" and not (TRANSFORMERS_JS_DIR / "dist" / TRANSFORMERS_JS_BUILD).is_file():
+    if driver == "transformers.js" and not (TRANSFORMERS_JS_DIST / TRANSFORMERS_JS_BUILD).is_file():
         raise UnsupportedConfiguration(f"transformers.js not found at {TRANSFORMERS_JS_DIR}; run `make browser`")
 
 

@@ -36,6 +36,9 @@ def ort_dist_dir() -> Path:
     return Path(os.environ.get("BENCHKIT_ORT_WEB_DIST", default))
 
 
+TRANSFORMERS_JS_DIST = NPM_DIR / "@huggingface" / "transformers" / "dist"  # served at /tjs/ for text generation
+
+
 def ort_web_version() -> str:
     """The installed onnxruntime-web version from its package.json ('' when missing)."""
     package = ort_dist_dir().parent / "package.json"
@@ -50,7 +53,8 @@ class BrowserPage:
         if provider not in PROVIDERS:
             raise ConfigError(f"unknown browser provider {provider!r}; known: {', '.join(PROVIDERS)}")
         self.provider = provider
-        self.server = StaticServer({"page": PAGE_DIR, "ort": ort_dist_dir(), "work": Path(work_dir)})
+        self.server = StaticServer({"page": PAGE_DIR, "ort": ort_dist_dir(), "tjs": TRANSFORMERS_JS_DIST,
+                                    "work": Path(work_dir)})
         try:
             self.chromium = Chromium(binary=binary or browser_binary(provider), features=PROVIDER_FEATURES[provider],
                                      extra_flags=PROVIDER_FLAGS[provider])

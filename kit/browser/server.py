@@ -1,7 +1,8 @@
 """A static file server on 127.0.0.1 only, with the COOP/COEP headers that give the page threads (SharedArrayBuffer).
 
-Routes map URL prefixes to folders: /page/ (index.html, runner.mjs), /ort/ (onnxruntime-web's dist) and /work/ (the
-exported model and its inputs). The server runs in a daemon thread of the process that measures, and stops with it.
+Routes map URL prefixes to folders: /page/ (index.html, runner.mjs), /ort/ (onnxruntime-web's dist), /tjs/
+(transformers.js's dist) and /work/ (the exported model and its inputs). The server runs in a daemon thread of the
+process that measures, and stops with it.
 """
 
 from __future__ import annotations

@@ -74,14 +74,15 @@ class BrowserRun:
     def __post_init__(self) -> None:
         # Closes the browser when the run is garbage (e.g. after an in-process measurement) or at exit, whichever
         # comes first; the finalizer holds the page, not the run, so it does not keep the run alive.
-        self._finalizer = weakref.finalize(self, _cleanup, self.page, self.work_dir)
+        self._finalizer = weakref.finalize(self, cleanup, self.page, self.work_dir)
 
     def close(self) -> None:
         """Quit the browser, stop the server and delete the exported files."""
         self._finalizer()
 
 
-def _cleanup(page: BrowserPage, work_dir: Path) -> None:
+def cleanup(page: BrowserPage, work_dir: Path) -> None:
+    """Quit the page's browser and server and delete the run's exported files."""
     try:
         page.close()
     finally:

@@ -89,7 +89,8 @@ def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | No
     if steady.empty:
         return pd.DataFrame(columns=["scale", "n", "mape", "median_ape", "within_10", "coverage", "repeat_mape"])
     throughput_only = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
-    floors = dict(zip(REPEAT_SPEEDS.values(), repeats["mape"], strict=True)) if repeats is not None else {}
+    floors = {column: repeats["mape"].get(label, np.nan) for label, column in REPEAT_SPEEDS.items()
+              } if repeats is not None else {}
 
     def validation(data: pd.DataFrame) -> dict[str, Any]:
         return validate_targets(data, throughput_only)

@@ -37,9 +37,9 @@ def upgrade_store(con: Any) -> dict[str, int]:
     frame = storage.results_frame(con, status="ok")
     with_profiles = fill_profiles(frame)
     with_kernels = fill_kernels(with_profiles)
-    profiles, kernels = changed_extras(frame, with_profiles), changed_extras(with_profiles, with_kernels)
-    storage.update_extras(con, {**profiles, **changed_extras(frame, with_kernels)})
-    return {"forward_profiles": len(profiles), "openvino_kernels": len(kernels)}
+    storage.update_extras(con, changed_extras(frame, with_kernels))
+    return {"forward_profiles": len(changed_extras(frame, with_profiles)),
+            "openvino_kernels": len(changed_extras(with_profiles, with_kernels))}
 
 
 def add_upgrade_arguments(parser: argparse.ArgumentParser) -> None:
