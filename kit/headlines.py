@@ -85,22 +85,28 @@ def training(run_id: str, records: list[Record], tvi: pd.DataFrame, phases: pd.D
 
 
 def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, repeats: pd.DataFrame,
-               steady: pd.DataFrame) -> Headline:
-    """Notebook 04 from kit.predict.headline's values: held-out error (measured and steady scale), share within 10 %,
-    interval coverage, the repeat floor, the families in the data."""
+               steady: pd.DataFrame, with_architectures: pd.DataFrame | None = None) -> Headline:
+    """Notebook 04 from kit.predict.headline's values: held-out error (measured and steady scale, and with the
+    coverage architectures learned from), share within 10 %, interval coverage, the repeat floor, the families."""
     steady_mape = float(steady.loc["steady", "mape"]) if "steady" in steady.index else None
+    architectures = with_architectures if with_architectures is not None else pd.DataFrame()
+    learned = architectures.iloc[-1] if len(architectures) > 1 else None
     keys = ("n_train", "n_families", "throughput_mape", "throughput_within_10", "throughput_coverage",
             "mape_goal_met", "n_unmeasured_predicted", "intervals_ordered", "held_out_throughput_mape",
             "repeat_mape")
     values = {"headline": h, "n_peaks": len(peaks), **{k: h.get(k) for k in keys},
               "error_budget": budget.reset_index().to_dict("records"),
               "repeat_table": repeats.reset_index().to_dict("records"),
-              "steady_scores": steady.reset_index().to_dict("records"), "steady_throughput_mape": steady_mape}
+              "steady_scores": steady.reset_index().to_dict("records"), "steady_throughput_mape": steady_mape,
+              "architecture_scores": architectures.reset_index().to_dict("records"),
+              "with_architectures_mape": None if learned is None else float(learned["mape"])}
     figures = {
         "throughput error on families held out (MAPE)": pct(h.get("throughput_mape")),
         "the same on the steady scale (beside the machine reference)": pct(steady_mape),
         "predictions within 10 %": pct(h.get("throughput_within_10")),
         "90 % intervals holding the measurement": pct(h.get("throughput_coverage")),
+        "the same, learning from the coverage architectures too": None if learned is None else (
+            f"{pct(learned['mape'])} ({int(learned['families_trained'])} families)"),
         "a second measurement's own error (repeat floor)": pct(h.get("repeat_mape")),
         "families in the data": str(h.get("n_families")),
     }

@@ -1,6 +1,7 @@
 """benchkit coverage: architectures from transformers' auto mappings, built tiny, measured per platform in child
 processes, stored, resumed; configs shrunk; failures keep the real error; no repository code ever runs."""
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from kit.coverage import measure as coverage_measure
 from kit.coverage.run import _stored, measure_isolated
 from kit.coverage.tables import coverage_frame, failure_reasons, matrix, speed_vs_cpu
 from kit.errors import ConfigError
+from kit.predict.architectures import architecture_frame
+from kit.predict.features import predictor_rows
 from kit.records import Record
 
 FAST_TYPES = ["bert", "gpt2", "vit", "distilbert", "resnet"]
@@ -82,6 +85,14 @@ def test_a_sample_of_three_runs_on_cpu_and_openvino(tmp_path):
     assert len(stored) == 6 and set(stored["model"]) == set(frame["model_type"])
     modalities = dict(con.execute("SELECT name, modality FROM models").fetchall())
     assert {modalities[t] for t in frame["model_type"]} <= {"text", "vision"}
+    ok = stored[stored["status"] == "ok"]
+    assert (ok["flops_per_sample"] > 0).all()  # counted outside the timing, so the predictor can learn from them
+    profiles = ok["extra"].map(lambda e: json.loads(e)["forward_profile"])
+    assert (profiles.map(lambda p: p["ops_per_forward"]) > 0).all()
+    assert (ok["extra"].map(lambda e: json.loads(e)["model_facts"]["n_layers"]) > 0).all()
+    rows = architecture_frame(con)  # the same rows as training rows, each architecture's profile as stored
+    assert len(rows) == len(ok) and (rows["flops_per_item"] > 0).all() and (rows["log_ops"] > 0).all()
+    assert predictor_rows(rows).index.equals(rows.index)
     con.close()
 
 

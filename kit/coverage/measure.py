@@ -34,6 +34,7 @@ MIN_SAMPLES = 5
 ERROR_DETAIL_CHARS = 2000
 SOURCE_LOCATION = re.compile(r"(Exception from|Check '[^\n]*?' failed at) \S+:\d+:\s*")
 INTRO_LINES = 3
+log = logging.getLogger(__name__)
 
 
 def first_line(exc: BaseException) -> str:
@@ -104,11 +105,29 @@ class Stages:
             Path(self.path).write_text(stage)
 
 
-def _loaded(arch: Architecture, model: torch.nn.Module, config: Any) -> Any:
-    """A zoo LoadedModel around the built model, as the backends take it."""
+def loaded_architecture(arch: Architecture, model: torch.nn.Module, config: Any, seq_len: int) -> Any:
+    """A zoo LoadedModel around the built model, as the backends and kit.zoo.forward_profile take it: its inputs are
+    the coverage input makers' (seq_len tokens where a length is free)."""
     from kit.zoo.model import LoadedModel
 
-    return LoadedModel(arch.model_type, arch.model_type, "tiny", arch.modality, model, config, None)
+    def maker(config: Any, batch_size: int, length: int | None, with_labels: bool, gen: torch.Generator) -> dict:
+        return make_inputs(model, config, arch.modality, batch_size=batch_size, seq_len=length or seq_len)
+
+    return LoadedModel(arch.model_type, arch.model_type, "tiny", arch.modality, model, config, None, maker=maker)
+
+
+def profile_facts(loaded: Any, seq_len: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record fields n_params and flops_per_sample, extra with the forward profile and the model's facts): counted
+    outside any timing, so that the predictor can learn from the row (kit.predict.data.architecture_rows)."""
+    from kit.runners.inference import model_facts
+
+    fields, profile = model_facts(loaded, seq_len)
+    try:
+        described = loaded.describe()
+    except Exception as exc:  # a config that cannot describe itself keeps its modality only
+        log.warning("cannot describe %s: %s", loaded.name, exc)
+        described = {}
+    return fields, {"forward_profile": profile, "model_facts": {**described, "modality": loaded.modality}}
 
 
 def measure_platform(job: dict[str, Any]) -> dict[str, Any]:
@@ -140,14 +159,15 @@ def _measure(job: dict[str, Any], arch: Architecture, stages: Stages) -> Record:
         raise UnsupportedConfiguration(f"platform {job['platform']} unavailable: {why}")
     stages.enter("build")
     model, config = build_model(arch)
-    n_params = sum(p.numel() for p in model.parameters())
     stages.enter("input")
     inputs = make_inputs(model, config, arch.modality, batch_size=job["batch_size"], seq_len=job["seq_len"])
     stages.enter("forward")
     with torch.inference_mode():
         model(**inputs)
+    loaded = loaded_architecture(arch, model, config, job["seq_len"])
+    fields, counted = profile_facts(loaded, job["seq_len"])
     stages.enter(PREPARE_STAGE.get(job["platform"], "conversion"))
-    call, prepared = backend.prepare(_loaded(arch, model, config), inputs, "fp32", "inference")
+    call, prepared = backend.prepare(loaded, inputs, "fp32", "inference")
     stages.enter("runtime")
     clock = backend.clock()
     first_s = clock.time_call(call)
@@ -155,15 +175,15 @@ def _measure(job: dict[str, Any], arch: Architecture, stages: Stages) -> Record:
         call()
     measurement = measure_adaptive(call, clock, time_budget_s=job["time_budget_s"], target_rel_ci=TARGET_REL_CI,
                                    min_samples=MIN_SAMPLES)
-    extra = {**facts(job["architecture"], "done"), "platform_facts": _plain(prepared),
+    extra = {**facts(job["architecture"], "done"), **counted, "platform_facts": _plain(prepared),
              "input_shapes": {k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}}
     close = getattr(backend, "close", None)
     if close is not None:
         close()
     return Record.from_samples(measurement.samples_s, target_rel_ci=TARGET_REL_CI, **identity(job),
                                device=backend.device(), first_inference_s=first_s, threads=backend.threads(),
-                               cpu_time_s=measurement.cpu_time_s, load_avg_1m=load_average_1m(), n_params=n_params,
-                               extra=extra)
+                               cpu_time_s=measurement.cpu_time_s, load_avg_1m=load_average_1m(), extra=extra,
+                               **fields)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -74,6 +74,22 @@ class CoverageSpec:
         return self.run_id or default_run_id()
 
 
+SPEC_FIELDS = ("platforms", "modalities", "only", "sample", "seed", "time_budget_s", "timeout_s", "run_id")
+NOT_SPEC = ("db_path",)  # notebook 08's parameters that are not the run's
+
+
+def spec_from_parameters(path: str | Path) -> CoverageSpec:
+    """The CoverageSpec of a notebook 08 parameter file (e.g. parameters/08_coverage.quick.yaml); ConfigError naming
+    an unknown key or a bad value."""
+    from kit.config import load_parameters
+
+    params = load_parameters(path)
+    unknown = sorted(set(params) - set(SPEC_FIELDS) - set(NOT_SPEC))
+    if unknown:
+        raise ConfigError(f"{path}: unknown coverage parameters {unknown}; known: {', '.join(SPEC_FIELDS)}")
+    return CoverageSpec(**{k: v for k, v in params.items() if k in SPEC_FIELDS})
+
+
 def _job(spec: CoverageSpec, arch: Architecture, platform: str, stage_file: str) -> dict[str, Any]:
     return {"architecture": arch.to_dict(), "platform": platform, "run_id": spec.resolved_run_id(),
             "batch_size": spec.batch_size, "seq_len": spec.seq_len, "time_budget_s": spec.time_budget_s,

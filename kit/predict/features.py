@@ -78,13 +78,15 @@ def image_size_of(facts: dict) -> float | None:
 def predictor_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows the predictor and the recommender learn from: single-process results of the zoo and of local folders.
     Distributed runs (a world_size) follow another cost model; coverage rows (extra coverage: true) are
-    transformers architectures `benchkit coverage` built at a shrunk size, which they do not learn from."""
+    transformers architectures `benchkit coverage` built at a shrunk size, which they learn from only when
+    `kit.predict.architectures.architecture_rows` made them training rows (extra predictor_row: true)."""
     if "extra" not in frame or frame.empty:
         return frame
     extras = frame["extra"].map(extra_dict)
     distributed = frame["world_size"].notna() if "world_size" in frame else False
     # exports written by a kit that kept world_size in extra
-    return frame[~(distributed | extras.map(lambda e: "world_size" in e or bool(e.get("coverage"))))]
+    left_out = extras.map(lambda e: "world_size" in e or (bool(e.get("coverage")) and not e.get("predictor_row")))
+    return frame[~(distributed | left_out)]
 
 
 def overrides_json(params_json: Any) -> str:

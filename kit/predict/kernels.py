@@ -30,9 +30,11 @@ COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes")  # the facts of the 
 
 
 def missing_kernels(frame: pd.DataFrame) -> pd.Series:
-    """Per row: True for an OpenVINO CPU result whose stored facts lack the executed kernels or their bytes."""
+    """Per row: True for an OpenVINO CPU result whose stored facts lack the executed kernels or their bytes (not a
+    coverage row: it keeps them among its platform facts)."""
     extras = frame["extra"].map(extra_dict)
-    return (frame["platform"] == OPENVINO_CPU) & extras.map(lambda e: any(e.get(f) is None for f in COMPILED_FACTS))
+    return (frame["platform"] == OPENVINO_CPU) & extras.map(
+        lambda e: not e.get("coverage") and any(e.get(f) is None for f in COMPILED_FACTS))
 
 
 def _setting(row: Any) -> tuple[tuple[str, str, str, int | None], int, str, int | None]:

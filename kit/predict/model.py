@@ -329,18 +329,24 @@ def _ok_positive(frame: pd.DataFrame, target: str) -> pd.DataFrame:
 
 
 def _score_split(ok: pd.DataFrame, train: np.ndarray, test: np.ndarray, groups: np.ndarray, target: str,
-                 make_predictor: Callable[[], Predictor]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Predictions of the test rows by a predictor (and both analytic baselines) fitted on the train rows only, and
-    a description of the split."""
-    predictor = make_predictor().fit(ok.iloc[train])
+                 make_predictor: Callable[[], Predictor], extra_training: pd.DataFrame | None = None,
+                 group_column: str = "family") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions of the test rows by a predictor (and both analytic baselines) fitted on the train rows only (plus
+    the extra training rows of groups other than the held-out ones), and a description of the split."""
     held = ok.iloc[test]
+    training = ok.iloc[train]
+    n_extra = 0
+    if extra_training is not None and not extra_training.empty:
+        extra = extra_training[~extra_training[group_column].astype(str).isin(set(groups[test]))]
+        training, n_extra = pd.concat([training, extra], ignore_index=True), len(extra)
+    predictor = make_predictor().fit(training)
     pred = predictor.predict(held)
-    train_features, held_features = _ok_features(ok.iloc[train]), feature_frame(held)
+    train_features, held_features = _ok_features(training), feature_frame(held)
     y = _target_rows(train_features, target)
     baselines = {f"baseline_{kind}": np.exp(make_baseline(target, kind).fit(train_features.loc[y.index], y)
                                             .predict_log(held_features)) for kind in BASELINE_KINDS}
     fold = {"held_out": ", ".join(sorted(set(groups[test]))), "train_groups": sorted(set(groups[train])),
-            "n_train": len(train), "n_test": len(test),
+            "n_train": len(train), "n_extra_training": n_extra, "n_test": len(test),
             "method": predictor.models[target].method if target in predictor.models else ""}
     predictions = pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
                                 "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
@@ -353,23 +359,28 @@ def _default_maker(target: str, group_column: str) -> Callable[[], Predictor]:
 
 
 def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_column: str = "family",
-                        make_predictor: Callable[[], Predictor] | None = None) -> Validation:
-    """Score predictions of each group from a predictor trained on all other groups (sklearn LeaveOneGroupOut)."""
+                        make_predictor: Callable[[], Predictor] | None = None,
+                        extra_training: pd.DataFrame | None = None) -> Validation:
+    """Score predictions of each group from a predictor trained on all other groups (sklearn LeaveOneGroupOut);
+    extra_training rows (e.g. `kit.predict.architectures.architecture_rows`) join every fold's training data except
+    those of the held-out group, and are never scored."""
     _check_targets((target,))
     ok = _ok_positive(frame, target)
     groups = ok[group_column].astype(str).to_numpy()
     if len(set(groups)) < 2:
         raise ConfigError(f"leave-one-group-out needs two or more values of {group_column!r}: {sorted(set(groups))}")
     make_predictor = make_predictor or _default_maker(target, group_column)
-    splits = [_score_split(ok, train, test, groups, target, make_predictor)
+    splits = [_score_split(ok, train, test, groups, target, make_predictor, extra_training, group_column)
               for train, test in LeaveOneGroupOut().split(ok, groups=groups)]
     return Validation(target, pd.concat([p for p, _ in splits]), [fold for _, fold in splits])
 
 
 def hold_out_groups(frame: pd.DataFrame, held_out: list[str], target: str = "throughput",
-                    group_column: str = "family", make_predictor: Callable[[], Predictor] | None = None) -> Validation:
+                    group_column: str = "family", make_predictor: Callable[[], Predictor] | None = None,
+                    extra_training: pd.DataFrame | None = None) -> Validation:
     """Score predictions of the named groups, all held out at once, from a predictor trained on the other groups
-    only: e.g. families measured after the features were designed, the honest test of a design tuned on the rest."""
+    only: e.g. families measured after the features were designed, the honest test of a design tuned on the rest.
+    extra_training rows of the other groups join the training data (as in leave_one_group_out)."""
     _check_targets((target,))
     ok = _ok_positive(frame, target)
     groups = ok[group_column].astype(str).to_numpy()
@@ -383,5 +394,5 @@ def hold_out_groups(frame: pd.DataFrame, held_out: list[str], target: str = "thr
         raise ConfigError(f"holding out {held} leaves no {group_column!r} to train on")
     make_predictor = make_predictor or _default_maker(target, group_column)
     predictions, fold = _score_split(ok, np.flatnonzero(~test), np.flatnonzero(test), groups, target,
-                                     make_predictor)
+                                     make_predictor, extra_training, group_column)
     return Validation(target, predictions, [fold])

@@ -34,9 +34,10 @@ def _count(variant: tuple[str, str, str, int | None]) -> dict[str, float]:
 
 
 def missing_profile(frame: pd.DataFrame) -> pd.Series:
-    """Per row: True when the stored forward profile lacks one of PROFILE_COLUMNS."""
-    extras = frame["extra"].map(extra_dict)
-    return extras.map(lambda e: not set(PROFILE_COLUMNS) <= set(e.get("forward_profile") or {}))
+    """Per row: True when the stored forward profile of a zoo or local result lacks one of PROFILE_COLUMNS."""
+    extras = frame["extra"].map(extra_dict)  # coverage rows: kit.predict.architectures counts theirs
+    return extras.map(lambda e: not e.get("coverage") and not set(PROFILE_COLUMNS) <= set(e.get("forward_profile")
+                                                                                        or {}))
 
 
 def fill_profiles(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """`benchkit upgrade`: the facts that results stored by an older kit lack (forward-profile keys, OpenVINO's executed
-kernels and their bytes), counted from each result's stored parameters and written into its `extra`. This is the one
-step that changes results after they are stored, and it runs only when asked: the predictor and the recommender count
-what is missing in memory at every read (`kit.predict.profiles.fill_profiles`, `kit.predict.kernels.fill_kernels`)
-and never write the store. The facts are counts of the model's code and compiled graph, never timings."""
+kernels and their bytes, the forward profiles of coverage rows), counted from each result's stored parameters and
+written into its `extra`. This is the one step that changes results after they are stored, and it runs only when
+asked: the predictor and the recommender count what is missing in memory at every read
+(`kit.predict.profiles.fill_profiles`, `kit.predict.kernels.fill_kernels`) and never write the store. The facts are
+counts of the model's code and compiled graph, never timings."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ def upgrade_store(con: Any) -> dict[str, int]:
     """Count the forward profiles and OpenVINO kernel facts the store's ok results lack and store them; returns how
     many results gained each (0 and 0 on a store that has them all)."""
     from kit import storage
+    from kit.predict.architectures import fill_architecture_profiles
     from kit.predict.kernels import fill_kernels
     from kit.predict.profiles import fill_profiles
 
     if storage.is_read_only(con):
         raise ConfigError("the store is open read-only: `upgrade` writes counted facts into it")
     frame = storage.results_frame(con, status="ok")
-    with_profiles = fill_profiles(frame)
+    with_profiles = fill_architecture_profiles(fill_profiles(frame))
     with_kernels = fill_kernels(with_profiles)
     storage.update_extras(con, changed_extras(frame, with_kernels))
     return {"forward_profiles": len(changed_extras(frame, with_profiles)),
