@@ -113,9 +113,13 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
     return Headline(values, figures)
 
 
-def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_ms: float | None) -> Headline:
-    """Notebook 05 from kit.recommend.headline's values: the pick, its memory, the held-out hit rate and regret, and
-    the fleet ranking's machines."""
+def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_ms: float | None,
+                   rankings: pd.DataFrame | None = None) -> Headline:
+    """Notebook 05 from kit.recommend.headline's values: the pick, its memory, the held-out hit rate and regret (and
+    on the steady scale ranked by the interval, from kit.recommend.ranking_scores), and the fleet ranking's
+    machines."""
+    rankings = rankings if rankings is not None else pd.DataFrame()
+    steady = rankings.loc[("steady", "bound")] if ("steady", "bound") in rankings.index else None
     keys = ("pick_platform", "candidate_platforms", "pick_within_budget", "n_ranked", "fell_back", "top1_hit_rate",
             "mean_regret", "evaluation_skipped_reason")
     ranked = fleet[fleet["feasible"]] if fleet is not None else None
@@ -123,13 +127,16 @@ def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_
               "n_fleet_ranked": None if ranked is None else len(ranked),
               "fleet_machines": None if ranked is None else sorted(ranked["hardware_id"].unique()),
               "fleet_p99_within_bound": None if ranked is None or latency_bound_ms is None else
-              bool((ranked["latency_p99_ms"] <= latency_bound_ms).all())}
+              bool((ranked["latency_p99_ms"] <= latency_bound_ms).all()),
+              "ranking_scores": rankings.reset_index().to_dict("records")}
     figures = {
         "pick": h["pick_platform"] and (f"{h['pick_platform']}/{h['pick_precision']}, batch {h['pick_batch_size']} "
                                         f"({h['pick_source']})"),
         "its memory, upper bound": gib(h.get("pick_memory_high_bytes")),
         "top-1 hit rate on families held out": pct(h.get("top1_hit_rate")),
         "mean regret": pct(h.get("mean_regret")),
+        "the same on the steady scale, ranked by the interval": None if steady is None or not steady["n_variants"]
+        else f"{pct(steady['top1_hit_rate'])} hits, {pct(steady['mean_regret'])} regret",
     }
     return Headline(values, figures)
 

@@ -65,7 +65,10 @@ EXPECT = {
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]
         and (r["top1_hit_rate"] is None or 0 <= r["top1_hit_rate"] <= 1)
         and (r["top1_hit_rate"] is not None or r["evaluation_skipped_reason"] != "")
-        and (r["mean_regret"] is None or r["mean_regret"] >= 0) and r["headline"]["rank_by"] == "bound"),
+        and (r["mean_regret"] is None or r["mean_regret"] >= 0) and r["headline"]["rank_by"] == "bound"
+        and [(row["scale"], row["rank_by"]) for row in r["ranking_scores"]] == [
+            (s, b) for s in ("measured", "steady") for b in ("point", "bound")]
+        and len({row["n_variants"] for row in r["ranking_scores"]}) == 1),
     "06_distributed": lambda r: (
         r["n_ok_worlds"] == 2 and r["ok_world_sizes"] == [1, 2] and r["not_ok"] == {}
         and set(r["attempts"]) == {"1", "2"} and all(a in (1, 2) for a in r["attempts"].values())

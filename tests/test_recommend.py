@@ -402,3 +402,27 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
     assert out.count("fam2") == 4 and "predicted" in out and "4 checked: MAPE" in out
     assert cli.main(["check-predictions", "--measured-db", str(empty), "--db", str(train)]) == 2
     assert "no results in" in capsys.readouterr().err
+
+
+def test_both_rankings_come_from_the_same_fits_as_one_ranking_alone(two_platforms) -> None:
+    two_families = two_platforms[two_platforms["family"].isin(["fam0", "fam1"])]
+    both = recommend.evaluate_rankings(two_families, make_predictor=fast_predictor)
+    assert set(both) == {"point", "bound"}
+    for rank_by, table in both.items():
+        alone = recommend.evaluate_recommendations(two_families, make_predictor=fast_predictor, rank_by=rank_by)
+        pd.testing.assert_frame_equal(table, alone)
+        assert table.attrs == alone.attrs
+
+
+def test_on_the_steady_scale_drift_no_longer_picks_the_best() -> None:
+    """Rows of a law measured on a drifting machine: the measured 'best' of a variant is often the configuration
+    measured while the machine was fast; on the steady scale the law's best is found again."""
+    from tests.test_steady import drifted
+
+    frame = drifted(synthetic_frame(n_families=3, platforms=("cpu", "cuda"), noise=0.0), sigma=0.3)
+    scores = recommend.ranking_scores(frame, make_predictor=fast_predictor)
+    assert list(scores.index) == [(s, r) for s in ("measured", "steady") for r in ("point", "bound")]
+    assert scores["n_variants"].nunique() == 1 and scores["n_variants"].iloc[0] == 3 * 6  # the same cases
+    measured, steady = scores.loc[("measured", "point")], scores.loc[("steady", "point")]
+    assert steady["top1_hit_rate"] > measured["top1_hit_rate"] and steady["mean_regret"] < measured["mean_regret"]
+    assert steady["top1_hit_rate"] >= 0.8

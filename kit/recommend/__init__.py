@@ -20,7 +20,13 @@ from kit.recommend.core import (
     recommend,
     zoo_facts,
 )
-from kit.recommend.evaluation import check_predictions, evaluate_recommendations, evaluation_summary
+from kit.recommend.evaluation import (
+    check_predictions,
+    evaluate_rankings,
+    evaluate_recommendations,
+    evaluation_summary,
+    ranking_scores,
+)
 from kit.recommend.fleet import FLEET_COLUMNS, check_prices, fleet_ranking
 from kit.recommend.generation import GENERATION_OBJECTIVES, GENERATION_RESULT_COLUMNS, recommend_generation
 from kit.recommend.request import Request, add_recommend_arguments, cmd_recommend, fit_predictor, parse_prices
@@ -37,6 +43,6 @@ from kit.recommend.summary import (
 __all__ = ["FACT_COLUMNS", "FLEET_COLUMNS", "GENERATION_OBJECTIVES", "GENERATION_RESULT_COLUMNS", "OBJECTIVES",
            "RANK_BY", "RESULT_COLUMNS", "Request", "add_recommend_arguments", "best_under_budget", "budget_search",
            "candidate_grid", "check_predictions", "check_prices", "cmd_recommend", "data_overview",
-           "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor", "fleet_ranking",
-           "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices", "predictor_summary",
-           "rank", "recommend", "recommend_generation", "zoo_facts"]
+           "evaluate_rankings", "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor",
+           "fleet_ranking", "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices",
+           "predictor_summary", "rank", "ranking_scores", "recommend", "recommend_generation", "zoo_facts"]

@@ -14,7 +14,17 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.predict import Predictor
 from kit.predict.features import KERNEL_COLUMNS, TARGETS
-from kit.recommend.core import FACT_COLUMNS, OBJECTIVES, _check, _fill, _tidy, check_rank_by, measured_frame, rank
+from kit.recommend.core import (
+    FACT_COLUMNS,
+    OBJECTIVES,
+    RANK_BY,
+    _check,
+    _fill,
+    _tidy,
+    check_rank_by,
+    measured_frame,
+    rank,
+)
 
 EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
 EVALUATION_COLUMNS = ["variant", "group", "n_configs", "chosen", "best", "hit", "regret"]
@@ -44,44 +54,86 @@ def evaluate_recommendations(data: Any, objective: str = "throughput", group_col
     family (none of its own measurements) against the measured best; `attrs` holds top-1 hit rate, mean/median regret
     (how much worse the pick is than the best, as a fraction) and, when nothing could be evaluated,
     `skipped_reason`."""
+    return evaluate_rankings(data, objective, group_column, make_predictor, mode, hourly_prices, (rank_by,))[rank_by]
+
+
+def evaluate_rankings(data: Any, objective: str = "throughput", group_column: str = "family",
+                      make_predictor: Any = None, mode: str = "inference",
+                      hourly_prices: dict[str, float] | None = None,
+                      rank_bys: tuple[str, ...] = RANK_BY) -> dict[str, pd.DataFrame]:
+    """evaluate_recommendations for each of `rank_bys`, on the same cases from the same fitted predictors."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     _check(objective, None, None, hourly_prices)
-    check_rank_by(rank_by)
+    for rank_by in rank_bys:
+        check_rank_by(rank_by)
     frame = measured_frame(data)
     frame = frame[frame["mode"] == mode]
-    keys = ["platform", "precision", "batch_size", "mode"]
     groups = sorted(frame[group_column].astype(str).unique())
     if len(groups) < 2:
-        return _evaluated([], f"evaluation leaves one {group_column} out at a time and needs measurements of two or "
-                              f"more; the {mode} data holds {len(groups)} ({', '.join(groups) or 'none'})")
+        why = (f"evaluation leaves one {group_column} out at a time and needs measurements of two or more; the {mode} "
+               f"data holds {len(groups)} ({', '.join(groups) or 'none'})")
+        return {rank_by: _evaluated([], why) for rank_by in rank_bys}
     target = EVALUATION_TARGET[objective]
-    out = []
+    out: dict[str, list[dict]] = {rank_by: [] for rank_by in rank_bys}
     for group in groups:
         held = frame[frame[group_column].astype(str) == group]
         train = frame[frame[group_column].astype(str) != group]
         predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
         for variant, vrows in held.groupby("variant"):
-            configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
-            configs = configs.assign(_value=_objective_value(configs, objective, hourly_prices))
-            configs = configs[configs["_value"].notna()].reset_index(drop=True)
-            if len(configs) < 2:
-                continue
-            extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
-            inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
-                                                    *extra]]
-            ranked = rank(_tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices),
-                          objective, rank_by)
-            if ranked.empty:  # e.g. a platform the training data never saw
-                continue
-            chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
-            best = configs.loc[configs["_value"].idxmax() if objective == "throughput" else configs["_value"].idxmin()]
-            ratio = (best["_value"] / chosen["_value"] if objective == "throughput"
-                     else chosen["_value"] / best["_value"])
-            out.append({"variant": variant, "group": group, "n_configs": len(configs),
-                        "chosen": "|".join(map(str, ranked.iloc[0][keys])), "best": "|".join(map(str, best[keys])),
-                        "hit": bool(ratio == 1.0), "regret": float(ratio - 1.0)})
-    return _evaluated(out, f"no held-out {mode} variant has two or more measured configurations to choose between")
+            for rank_by, picked in _picks(vrows, predictor, objective, hourly_prices, rank_bys).items():
+                out[rank_by].append({"variant": variant, "group": group, **picked})
+    why = f"no held-out {mode} variant has two or more measured configurations to choose between"
+    return {rank_by: _evaluated(rows, why) for rank_by, rows in out.items()}
+
+
+EVALUATION_KEYS = ["platform", "precision", "batch_size", "mode"]
+
+
+def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_prices: dict | None,
+           rank_bys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per rank_by: the pick among a variant's measured configurations ranked from predictions, beside the measured
+    best ({} when there are fewer than two to choose between, or none could be predicted)."""
+    keys = EVALUATION_KEYS
+    configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
+    configs = configs.assign(_value=_objective_value(configs, objective, hourly_prices))
+    configs = configs[configs["_value"].notna()].reset_index(drop=True)
+    if len(configs) < 2:
+        return {}
+    extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
+    inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s", *extra]]
+    table = _tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices)
+    best = configs.loc[configs["_value"].idxmax() if objective == "throughput" else configs["_value"].idxmin()]
+    picks = {}
+    for rank_by in rank_bys:
+        ranked = rank(table, objective, rank_by)
+        if ranked.empty:  # e.g. a platform the training data never saw
+            continue
+        chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
+        ratio = best["_value"] / chosen["_value"] if objective == "throughput" else chosen["_value"] / best["_value"]
+        picks[rank_by] = {"n_configs": len(configs), "chosen": "|".join(map(str, ranked.iloc[0][keys])),
+                          "best": "|".join(map(str, best[keys])), "hit": bool(ratio == 1.0),
+                          "regret": float(ratio - 1.0)}
+    return picks
+
+
+
+def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any = None, mode: str = "inference"
+                   ) -> pd.DataFrame:
+    """Top-1 hit rate and regret of throughput recommendations made without a family's measurements, on the measured
+    and on the steady scale (kit.predict.steady: beside the machine reference, so drift between runs does not pick
+    the 'best'), each ranked by the point value and by the interval's pessimistic end; the same cases throughout
+    (the results measured in rounds with the reference)."""
+    from kit.predict.steady import steady_frame
+
+    frame = measured_frame(data)
+    steady = steady_frame(frame)
+    rows = []
+    for scale, scaled in (("measured", frame.loc[steady.index]), ("steady", steady)):
+        for rank_by, evaluation in evaluate_rankings(scaled, "throughput", group_column, make_predictor,
+                                                     mode).items():
+            rows.append({"scale": scale, "rank_by": rank_by, **evaluation_summary(evaluation).iloc[0].to_dict()})
+    return pd.DataFrame(rows).set_index(["scale", "rank_by"])
 
 
 def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
