@@ -488,6 +488,8 @@ def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:
     wide = json.dumps([[4096, 4096, 4096, 1, 8192, 4096, 4096, 1, 1]])
     assert features.thin_matmul_flops(wide, 1) < 0.03 * 2 * 4096**3  # wide products lose little
     assert features.thin_matmul_flops("[]", 4) == 0.0 and np.isnan(features.thin_matmul_flops(None, 4))
+    empty = json.dumps([[0, 32, 64, 1, 0, 32, 64, 1, 3], *json.loads(shapes)])  # an empty product loses nothing
+    assert features.thin_matmul_flops(empty, 4) == features.thin_matmul_flops(shapes, 4)
 
 
 def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:

@@ -166,7 +166,8 @@ def thin_matmul_flops(shapes: Any, batch: float) -> float:
     m, n, k, groups = (a[:, i] + (a[:, i + 4] - a[:, i]) * (batch - 1) for i in range(4))
     flops = 2 * m * n * k * groups * a[:, 8]
     eff = np.prod([d / (d + GEMM_HALF_SIZE) for d in (m, n, k)], axis=0)
-    return float((flops / eff - flops).sum())
+    empty = eff <= 0  # a product with an empty dimension does no work and loses none
+    return float((flops[~empty] / eff[~empty] - flops[~empty]).sum())
 
 
 def _log(values: pd.Series) -> pd.Series:
