@@ -399,7 +399,9 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
     storage.connect(empty).close()
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train)]) == 0
     out = capsys.readouterr().out
-    assert out.count("fam2") == 4 and "predicted" in out and "4 checked: MAPE" in out
+    assert out.count("fam2") == 4 and "predicted" in out and "4 checked on the measured scale: MAPE" in out
+    assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train), "--scale", "steady"]) == 2
+    assert "rounds beside the machine reference" in capsys.readouterr().err  # the synthetic rows have no reference
     assert cli.main(["check-predictions", "--measured-db", str(empty), "--db", str(train)]) == 2
     assert "no results in" in capsys.readouterr().err
 
@@ -426,3 +428,27 @@ def test_on_the_steady_scale_drift_no_longer_picks_the_best() -> None:
     measured, steady = scores.loc[("measured", "point")], scores.loc[("steady", "point")]
     assert steady["top1_hit_rate"] > measured["top1_hit_rate"] and steady["mean_regret"] < measured["mean_regret"]
     assert steady["top1_hit_rate"] >= 0.8
+
+
+def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out() -> None:
+    """Training rows measured on a drifting machine, checked rows measured later on a machine 30 % slower: on the
+    steady scale each prediction is turned into today's speed with the reference measured beside the checked row."""
+    from tests.test_steady import REFERENCE_S, drifted
+
+    frame = synthetic_frame(n_families=4, noise=0.0)
+    data = drifted(frame[frame["family"] != "fam3"], sigma=0.3)
+    later = frame[frame["family"] == "fam3"].head(6)
+    slow = later.assign(throughput_items_per_s=later["throughput_items_per_s"] / 1.3, extra=[
+        json.dumps({**json.loads(e), "rounds": {"reference_round_p10_s": [REFERENCE_S * 1.3] * 5}})
+        for e in later["extra"]])
+    no_reference = later.head(1)  # measured without rounds: not scored on the steady scale
+    rows = pd.concat([slow, no_reference], ignore_index=True)
+    measured_scale = recommend.check_predictions(data, rows, fast_predictor().fit(data))
+    steady = recommend.check_predictions(data, rows, scale="steady")
+    assert steady.attrs["scale"] == "steady" and steady.attrs["n"] == 6
+    assert steady.iloc[6]["reason"] == "measured without the machine reference" and np.isnan(steady.iloc[6]["ape"])
+    assert steady.attrs["median_ape"] < 0.1 < measured_scale.attrs["median_ape"]
+    with pytest.raises(ConfigError, match="unknown scale 'raw'"):
+        recommend.check_predictions(data, rows, scale="raw")
+    with pytest.raises(ConfigError, match="rounds beside the machine reference"):
+        recommend.check_predictions(frame, rows, scale="steady")

@@ -9,6 +9,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
@@ -160,16 +161,30 @@ def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
     return measured.assign(_overrides=params.map(overrides_json), _seq=pd.to_numeric(seq, errors="coerce"))
 
 
-def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | None = None) -> pd.DataFrame:
+SCALES = ("measured", "steady")
+
+
+def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | None = None,
+                      scale: str = "measured") -> pd.DataFrame:
     """Throughput that `recommend` gives from `data` (predicted where it holds no such measurement) against results
     measured elsewhere, e.g. a later run into another store: per result the point, interval, absolute percentage error
     and whether the interval holds the measurement (`source` says if data measured it already), in the order and
-    with the index of `measured`. Failed or skipped results keep their reason. `attrs`: mape and interval coverage
-    of the ok rows, n."""
+    with the index of `measured`. Failed or skipped results keep their reason. `attrs`: mape, median APE and
+    interval coverage of the ok rows, n.
+
+    scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
+    turns each prediction into the absolute throughput at the reference speed measured beside the checked result
+    (`to_absolute`), so drift between the two runs is not counted as the predictor's error; a result measured without
+    the reference is not scored, with the reason."""
     from kit.recommend.core import recommend
     from kit.recommend.request import fit_predictor
 
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
     rows = _measured_checks(measured)
+    typical: dict[str, float] = {}
+    if scale == "steady":
+        data, typical = _steady_data(data)
     predictor = predictor or fit_predictor(data)
     out, index = [], []
     for (model, size, overrides, seq, mode), group in rows.groupby(
@@ -186,10 +201,45 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
         out += [{**row[CHECK_KEYS].to_dict(), "status": row["status"], **_checked(row, table),
                  "reason": row.get("reason") or ""} for _, row in group.iterrows()]
     result = pd.DataFrame(out, index=index, columns=CHECK_COLUMNS).reindex(rows.index)  # in the order of `measured`
+    if scale == "steady":
+        result = _at_todays_reference(result, rows, typical)
     scored = result[result["ape"].notna()]
-    result.attrs = {"n": len(scored), "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
+    result.attrs = {"n": len(scored), "scale": scale,
+                    "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
+                    "median_ape": float(scored["ape"].median()) if len(scored) else math.nan,
                     "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
     return result
+
+
+def _steady_data(data: Any) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The data on the steady scale, and each machine's typical reference seconds there."""
+    from kit.predict.steady import machine_column, steady_frame, typical_reference_seconds
+
+    frame = measured_frame(data)
+    steady = steady_frame(frame)
+    if steady.empty:
+        raise ConfigError("the store holds no results measured in rounds beside the machine reference: nothing to "
+                          "learn on the steady scale")
+    typical = typical_reference_seconds(frame).groupby(machine_column(frame)).first().dropna().to_dict()
+    return steady, typical
+
+
+def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float]) -> pd.DataFrame:
+    """Steady predictions as absolute throughput at the reference speed measured beside each checked result."""
+    from kit.predict.steady import machine_column, reference_seconds, to_absolute
+
+    today = reference_seconds(rows)
+    machine_typical = machine_column(rows).map(typical).astype(float)
+    out = result.copy()
+    for column in ("predicted", "low", "high"):
+        out[column] = to_absolute(out[column].astype(float), machine_typical, today)
+    unscaled = out["measured"].notna() & out["predicted"].isna()
+    out.loc[unscaled, "reason"] = np.where(today[unscaled].isna(), "measured without the machine reference",
+                                           "no steady data of this machine in the store")
+    out["ape"] = (out["predicted"] / out["measured"] - 1).abs()
+    inside = (out["low"] <= out["measured"]) & (out["measured"] <= out["high"])
+    out["inside"] = inside.where(out["ape"].notna(), None)
+    return out
 
 
 def _checked(row: pd.Series, table: pd.DataFrame) -> dict[str, Any]:
