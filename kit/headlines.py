@@ -85,9 +85,11 @@ def training(run_id: str, records: list[Record], tvi: pd.DataFrame, phases: pd.D
 
 
 def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, repeats: pd.DataFrame,
-               steady: pd.DataFrame, with_architectures: pd.DataFrame | None = None) -> Headline:
+               steady: pd.DataFrame, with_architectures: pd.DataFrame | None = None,
+               steady_floor: pd.DataFrame | None = None) -> Headline:
     """Notebook 04 from kit.predict.headline's values: held-out error (measured and steady scale, and with the
-    coverage architectures learned from), share within 10 %, interval coverage, the repeat floor, the families."""
+    coverage architectures learned from), share within 10 %, interval coverage, the repeat floor (and per setting on
+    the steady scale), the families."""
     steady_mape = float(steady.loc["steady", "mape"]) if "steady" in steady.index else None
     architectures = with_architectures if with_architectures is not None else pd.DataFrame()
     learned = architectures.iloc[-1] if len(architectures) > 1 else None
@@ -99,7 +101,8 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
               "repeat_table": repeats.reset_index().to_dict("records"),
               "steady_scores": steady.reset_index().to_dict("records"), "steady_throughput_mape": steady_mape,
               "architecture_scores": architectures.reset_index().to_dict("records"),
-              "with_architectures_mape": None if learned is None else float(learned["mape"])}
+              "with_architectures_mape": None if learned is None else float(learned["mape"]),
+              "steady_floor": [] if steady_floor is None else steady_floor.reset_index().to_dict("records")}
     figures = {
         "throughput error on families held out (MAPE)": pct(h.get("throughput_mape")),
         "the same on the steady scale (beside the machine reference)": pct(steady_mape),

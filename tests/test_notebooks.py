@@ -59,7 +59,8 @@ EXPECT = {
         and [row["training"] for row in r["architecture_scores"]] == ["zoo families only",
                                                                       "with coverage architectures"]
         and r["architecture_scores"][0]["n"] == r["architecture_scores"][1]["n"] >= 1
-        and r["architecture_scores"][1]["n_extra_training"] >= 2 and r["with_architectures_mape"] >= 0),
+        and r["architecture_scores"][1]["n_extra_training"] >= 2 and r["with_architectures_mape"] >= 0
+        and sum(row["n"] for row in r["steady_floor"]) == r["steady_scores"][1]["n"]),
     "05_recommendation": lambda r: (
         r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]

@@ -589,6 +589,8 @@ def test_conformal_bounds_need_enough_residuals() -> None:
     residuals = list(np.linspace(-1, 1, 19))
     assert np.isfinite(_bounds(residuals, 0.9)).all()
     assert not np.isfinite(_bounds(residuals[:18], 0.9)).all()
+    low, high = _bounds([0.1 + 0.01 * i for i in range(20)], 0.9)  # a point below every held-out measurement
+    assert low == 0.0 and high > 0.1  # the interval still holds the point
 
 
 def test_predictor_settings_are_checked_on_construction() -> None:

@@ -84,3 +84,31 @@ def test_the_measured_scale_reuses_the_frame_validation_when_every_row_is_steady
     assert calls == [len(frame)]  # the steady scale only
     assert scores.loc["measured", "mape"] == pytest.approx(measured.scores().set_index("method").loc[
         "predictor", "mape"])
+
+
+def test_the_steady_budget_puts_the_predictor_beside_the_normalised_repeat_floor_per_setting():
+    """Every configuration measured twice, its normalised throughput repeating within about 3 %: per platform and
+    thread count, the predictor's steady MAPE on those configurations beside that floor."""
+    law = synthetic_frame(n_families=3, noise=0.0, platforms=("cpu", "cuda"))
+    law = law.assign(threads=1, config_key=[f"config-{i}" for i in range(len(law))])
+    rng = np.random.default_rng(3)
+    twice = []
+    for seed in (0, 1):
+        again = drifted(law, seed=seed)
+        twice.append(again.assign(result_id=[f"r{seed}-{i}" for i in range(len(again))],
+                                  normalised_throughput=again["normalised_throughput"]
+                                  * np.exp(rng.normal(0, 0.03, len(again)))))
+    measurements = pd.concat(twice, ignore_index=True)
+    frame = twice[0]
+    validation = steady.validate_steady(frame, fast_predictor())
+    budget = steady.steady_budget(validation, frame, measurements)
+    assert list(budget.index) == [("cpu", "1"), ("cuda", "1")]
+    assert (budget["repeated"] == budget["n"]).all() and budget["n"].sum() == len(frame)
+    assert ((budget["repeat_mape"] > 0.01) & (budget["repeat_mape"] < 0.05)).all()  # two draws of 3 % noise
+    ratio = budget["predictor_on_repeated_mape"] / budget["repeat_mape"]
+    assert np.allclose(budget["ratio_to_floor"], ratio)
+    scores = steady.steady_scores(frame, fast_predictor(), steady_validation=validation)
+    assert scores.loc["steady", "mape"] == pytest.approx(predict.accuracy(validation.predictions["measured"],
+                                                                            validation.predictions["pred"])["mape"])
+    assert steady.validate_steady(law, fast_predictor()) is None  # no normalised throughput: nothing to validate
+    assert steady.steady_budget(None, frame, measurements).empty

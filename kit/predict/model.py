@@ -131,13 +131,15 @@ def _levels(n: int, coverage: float) -> tuple[float, float]:
 
 
 def _bounds(residuals: list[float], coverage: float) -> tuple[float, float]:
-    """Quantiles of held-out log residuals with the conformal finite-sample correction."""
+    """Quantiles of held-out log residuals with the conformal finite-sample correction, widened to hold 0 so that
+    every interval holds its point prediction (held-out residuals of one sign would otherwise put the point outside;
+    a wider interval keeps the coverage)."""
     if not residuals:
         return (-np.inf, np.inf)
     low_level, high_level = _levels(len(residuals), coverage)
     low = np.quantile(residuals, low_level) if low_level > 0 else -np.inf
     high = np.quantile(residuals, high_level) if high_level <= 1 else np.inf
-    return (float(low), float(high))
+    return (float(min(low, 0.0)), float(max(high, 0.0)))
 
 
 @dataclass

@@ -75,13 +75,67 @@ def steady_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def validate_steady(frame: pd.DataFrame, template: Any) -> Any:
+    """Leave-one-family-out validation of throughput on the steady scale (the rows with a normalised throughput),
+    every fold fitted with the template's settings; None when no row has one."""
+    from kit.predict.validation import validate_targets
+
+    steady = steady_frame(frame)
+    if steady.empty:
+        return None
+    throughput_only = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
+    return validate_targets(steady, throughput_only)["throughput"]
+
+
+BUDGET_COLUMNS = ["n", "predictor_mape", "repeated", "predictor_on_repeated_mape", "repeat_mape", "ratio_to_floor"]
+
+
+def steady_budget(validation: Any, frame: pd.DataFrame, measurements: pd.DataFrame,
+                  by: tuple[str, ...] = ("platform", "threads")) -> pd.DataFrame:
+    """Per setting (platform and thread count): the predictor's held-out MAPE on the steady scale (`validate_steady`),
+    on all rows and on the configurations measured more than once, beside the normalised repeat floor there (each
+    measurement's normalised throughput against the mean of its configuration's other measurements) and the ratio of
+    the two (the goal: at most 1.5). Empty without a steady validation."""
+    from kit.predict.model import accuracy
+    from kit.predict.remeasure import configuration_key
+
+    if validation is None:
+        return pd.DataFrame(columns=[*by, *BUDGET_COLUMNS]).set_index(list(by))
+    p = validation.predictions
+    rows = frame.loc[p.index]
+    speed = pd.to_numeric(measurements.get("normalised_throughput"), errors="coerce")
+    keys = configuration_key(measurements)[speed > 0]
+    speed = speed[speed > 0]
+    count, total = keys.map(keys.value_counts()), speed.groupby(keys).transform("sum")
+    repeated = count >= 2
+    others = (total - speed)[repeated] / (count[repeated] - 1)
+    setting, row_setting = _setting(measurements.loc[others.index], by), _setting(rows, by)
+    on_repeats = configuration_key(rows).isin(set(keys[repeated]))
+    table = []
+    for name, held in p.groupby(row_setting):
+        floor = accuracy(speed.loc[others.index][setting == name], others[setting == name])
+        again = held[on_repeats.loc[held.index]]
+        mine = accuracy(again["measured"], again["pred"])
+        table.append({**dict(zip(by, name.split("|"), strict=True)), "n": len(held),
+                      "predictor_mape": accuracy(held["measured"], held["pred"])["mape"], "repeated": len(again),
+                      "predictor_on_repeated_mape": mine["mape"], "repeat_mape": floor["mape"],
+                      "ratio_to_floor": mine["mape"] / floor["mape"] if floor["n"] and floor["mape"] else np.nan})
+    return pd.DataFrame(table, columns=[*by, *BUDGET_COLUMNS]).set_index(list(by))
+
+
+def _setting(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
+    """Per row, its values of the `by` columns joined by '|' (a Series even when the frame is empty)."""
+    values = ["|".join(map(str, row)) for row in frame.reindex(columns=list(by)).itertuples(index=False)]
+    return pd.Series(values, index=frame.index, dtype=object)
+
+
 def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | None = None,
-                  measured: Any = None) -> pd.DataFrame:
+                  measured: Any = None, steady_validation: Any = None) -> pd.DataFrame:
     """Leave-one-family-out throughput scores of the predictor on the measured scale and on the steady scale, on the
     same rows (those with a normalised throughput), beside the repeat floor of each scale from kit.predict
     .repeat_table (a second measurement of a configuration against its others; NaN where nothing repeats).
     `measured`: the throughput Validation of the whole frame, used for the measured scale when every row has a
-    normalised throughput (the same rows, so the same folds)."""
+    normalised throughput (the same rows, so the same folds); `steady_validation`: `validate_steady`'s, reused."""
     from kit.predict.budget import REPEAT_SPEEDS
     from kit.predict.validation import scores_table, validate_targets
 
@@ -100,7 +154,8 @@ def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | No
     for scale, validations, floor in (
             ("measured", {"throughput": measured} if same_rows else validation(frame.loc[steady.index]),
              "throughput_items_per_s"),
-            ("steady", validation(steady), "normalised_throughput")):
+            ("steady", {"throughput": steady_validation} if steady_validation is not None else validation(steady),
+             "normalised_throughput")):
         score = scores_table(validations).loc[("throughput", "predictor")]
         rows.append({"scale": scale, **score[["n", "mape", "median_ape", "within_10", "coverage"]].to_dict(),
                      "repeat_mape": floors.get(floor, np.nan)})
