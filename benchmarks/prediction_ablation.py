@@ -1,5 +1,6 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes, its kernel counts, or the matrix-product shapes withheld, on the same rows and folds.
+with OpenVINO's written bytes, its kernel counts, the matrix-product shapes or the grouped-convolution bytes withheld,
+on the same rows and folds.
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
 
@@ -18,7 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes"],
-            "without matmul shapes": ["matmul_shapes"]}
+            "without matmul shapes": ["matmul_shapes"],
+            "without grouped-convolution bytes": ["grouped_conv_bytes_per_sample"]}
 
 
 def main() -> None:
@@ -29,6 +31,8 @@ def main() -> None:
     parser.add_argument("--target", default="throughput")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME",
                         help=f"which of: {'; '.join(VARIANTS)}")
+    parser.add_argument("--by", nargs="+", default=["platform", "threads"],
+                        help="columns whose values get a MAPE column each (e.g. family)")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_ablation.csv"))
     args = parser.parse_args()
 
@@ -39,7 +43,7 @@ def main() -> None:
     frame = training_frame(storage.connect(args.db))
     fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
     start = time.perf_counter()
-    table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target,
+    table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target, tuple(args.by),
                            make_predictor=lambda: Predictor(targets=(args.target,), **fixed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
