@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,19 @@ def record(name: str, value: Any) -> None:
     """Display a named JSON value with a private MIME type, so the executed .ipynb carries it (scrapbook-style)."""
     from IPython.display import display
 
-    payload = {"name": name, "value": json.loads(json.dumps(value, default=str))}
+    payload = {"name": name, "value": _finite(json.loads(json.dumps(value, default=str)))}
     display({MIME: payload, "text/plain": f"recorded {name} = {payload['value']!r}"}, raw=True)
+
+
+def _finite(value: Any) -> Any:
+    """The value with NaN and infinities as None (JSON has no such numbers; the kernel's messages must be JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_recorded(ipynb: str | Path) -> dict[str, Any]:

@@ -39,8 +39,10 @@ def test_publish_records_every_value_and_shows_the_figures_given(monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
     from kit import notebook
 
-    notebook.publish(notebook.Headline({"n_ok": 2, "ratio": 1.5}, {"speed": "1.5x", "left out": None}))
+    notebook.publish(notebook.Headline({"n_ok": 2, "ratio": 1.5, "rows": [{"floor": float("nan")}]},
+                                       {"speed": "1.5x", "left out": None}))
     recorded = {o[MIME]["name"]: o[MIME]["value"] for o in shown if isinstance(o, dict) and MIME in o}
-    assert recorded == {"n_ok": 2, "ratio": 1.5, "headline_figures": {"speed": "1.5x"}}
+    assert recorded == {"n_ok": 2, "ratio": 1.5, "rows": [{"floor": None}],  # NaN is not JSON: None
+                        "headline_figures": {"speed": "1.5x"}}
     html = [o.data for o in shown if hasattr(o, "data")]
     assert len(html) == 1 and "speed: <b>1.5x</b>" in html[0] and "left out" not in html[0]
