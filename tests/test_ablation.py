@@ -53,14 +53,3 @@ def test_unknown_fact_is_named_before_any_work() -> None:
     with pytest.raises(ConfigError, match="'kernels'.*known: kernels_per_forward"):
         ablation_table(synthetic_frame(n_families=2), {"bad": ["kernels"]})
 
-
-def test_grouped_convolution_bytes_can_be_withheld() -> None:
-    frame = synthetic_frame(n_families=2)
-    extra = [json.dumps({**json.loads(e), "forward_profile": {**json.loads(e)["forward_profile"],
-                                                              "grouped_conv_bytes_per_sample": 1e6}})
-             for e in frame["extra"]]
-    with_bytes = features.feature_frame(frame.assign(extra=extra))
-    assert (with_bytes["grouped_conv_bytes_per_batch"] > 0).all()
-    without = without_facts(with_bytes, ["grouped_conv_bytes_per_sample"])
-    assert without["grouped_conv_bytes_per_batch"].isna().all()
-    assert all("grouped_conv_bytes_per_sample" not in json.loads(e)["forward_profile"] for e in without["extra"])

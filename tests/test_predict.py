@@ -344,8 +344,7 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
                                               "attention_scores_per_sample", "conv_calls_per_forward",
-                                              "conv_flops_per_sample", "grouped_conv_bytes_per_sample",
-                                              "matmul_shapes", "python_calls_per_forward"]
+                                              "conv_flops_per_sample", "matmul_shapes", "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
@@ -786,21 +785,3 @@ def test_the_overhead_fit_scales_its_terms_and_survives_a_solver_that_gives_up(m
     monkeypatch.setattr(baselines, "nnls", gives_up)
     fitted = baselines.OverheadBaseline("throughput").fit(x, y)
     assert fitted.coefs == {} and np.isfinite(fitted.predict_log(x)).all()
-
-
-def test_overhead_baseline_learns_what_grouped_convolutions_stream() -> None:
-    """Depthwise and grouped convolutions do few FLOPs per byte: a family whose time follows their bytes is predicted
-    from families that have them too, and is predicted too fast without the column."""
-    frame = synthetic_frame(n_families=3, noise=0.0)
-    per_sample = frame["family"].map({"fam0": 6e5, "fam1": 2e5, "fam2": 0.0}) * frame["seq_len"]
-    frame = frame.assign(grouped_conv_bytes_per_sample=per_sample)
-    feats = features.feature_frame(frame)
-    half = frame["precision"].map({"fp32": 1.0, "bf16": 0.5})  # activations counted in fp32
-    assert np.allclose(feats["grouped_conv_bytes_per_batch"], per_sample * frame["batch_size"] * half)
-    assert (feats.loc[frame["family"] == "fam2", "log_grouped_conv_bytes"] == 0).all()
-    seconds = overhead_law(feats) + 4.0 * feats["grouped_conv_s"]  # streamed at a quarter of the bandwidth
-    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
-    predicted, measured = fam0_from_the_others(law)
-    assert np.allclose(predicted, measured, rtol=1e-3)
-    missed, _ = fam0_from_the_others(law.drop(columns=["grouped_conv_bytes_per_sample"]))
-    assert (missed / measured).mean() > 1.2

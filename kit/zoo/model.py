@@ -95,7 +95,7 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                 "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                "conv_calls_per_forward", "grouped_conv_bytes_per_sample", "matmul_shapes")
+                "conv_calls_per_forward", "matmul_shapes")
 _MM = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1}  # argument index of the left operand
 _BMM = {torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
 
@@ -127,22 +127,18 @@ def _storage(tensor: torch.Tensor) -> int:
 class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
     """Counts aten calls, the bytes of the tensors they return, the score elements of fused attention (batch x
     heads x queries x keys: the softmax's work, which FLOPs miss when heads are small; eager attention stores its
-    scores, so they are in the returned bytes instead), convolution calls (oneDNN reorders their data on each) and
-    the input and output bytes of grouped convolutions."""
+    scores, so they are in the returned bytes instead), and convolution calls (oneDNN reorders their data on each)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
-        self.conv_calls, self.grouped_conv_bytes = 0, 0
+        self.conv_calls = 0
         self.matmuls: list[tuple[int, int, int, int]] = []  # (rows M, columns N, inner K, batch G) per product
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
         self.ops += 1
-        if func is torch.ops.aten.convolution.default:
-            self.conv_calls += 1
-            if args[8] > 1:  # groups: a grouped or depthwise convolution streams its data at few FLOPs per byte
-                self.grouped_conv_bytes += sum(t.numel() * t.element_size() for t in (args[0], out))
+        self.conv_calls += func is torch.ops.aten.convolution.default
         if func in _MM:
             a, b = args[_MM[func]], args[_MM[func] + 1]
             self.matmuls.append((a.shape[0], b.shape[1], a.shape[1], 1))
@@ -197,8 +193,7 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
     python_calls_per_forward (`_python_calls`), conv_flops_per_sample (the part of the FLOPs in convolutions,
     whose kernels run at other rates than matrix products), conv_calls_per_forward (each also reorders its data
-    for oneDNN), grouped_conv_bytes_per_sample (bytes grouped and depthwise convolutions read and write: their
-    time follows these, not their few FLOPs) and matmul_shapes (`_matmul_shapes`: thin products run far below the peak).
+    for oneDNN) and matmul_shapes (`_matmul_shapes`: thin products run far below the peak).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -213,7 +208,6 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
             "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
             "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls),
             "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls),
-            "grouped_conv_bytes_per_sample": float(max(two.grouped_conv_bytes - one.grouped_conv_bytes, 0)),
             "matmul_shapes": _matmul_shapes(one, two)}
 
 
