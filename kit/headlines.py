@@ -107,7 +107,8 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
         "throughput error on families held out (MAPE)": pct(h.get("throughput_mape")),
         "the same on the steady scale (beside the machine reference)": pct(steady_mape),
         "predictions within 10 %": pct(h.get("throughput_within_10")),
-        "90 % intervals holding the measurement": pct(h.get("throughput_coverage")),
+        f"{round(100 * h.get('coverage_nominal', 0.9))} % intervals holding the measurement":
+            pct(h.get("throughput_coverage")),
         "the same, learning from the coverage architectures too": None if learned is None else (
             f"{pct(learned['mape'])} ({int(learned['families_trained'])} families)"),
         "a second measurement's own error (repeat floor)": pct(h.get("repeat_mape")),

@@ -173,7 +173,7 @@ def headline(validations: dict[str, Validation], predictor: Predictor, predictio
     groups held out together (`validate_held_out`) and the measurement floor of an error budget (`repeat_floor`:
     whether a second measurement of a configuration repeats within the goal) when given."""
     values: dict[str, Any] = {"n_train": max((m.n_train for m in predictor.models.values()), default=0),
-                              "n_families": len(predictor.train_groups)}
+                              "n_families": len(predictor.train_groups), "coverage_nominal": predictor.coverage}
     for target, validation in validations.items():
         scores = validation.scores().set_index("method")
         values[f"{target}_mape"] = _number(scores.loc["predictor", "mape"])
