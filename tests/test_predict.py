@@ -137,6 +137,21 @@ def test_leave_one_group_out_never_trains_on_the_held_out_group() -> None:
     assert set(validation.per_group()["group"]) == {f"fam{i}" for i in range(4)}
 
 
+def test_held_out_rows_in_a_setting_no_training_row_has_are_counted_not_scored() -> None:
+    """Only fam0 was measured on CUDA: holding fam0 out leaves no CUDA row to learn that platform's speed from."""
+    frame = synthetic_frame(n_families=3, platforms=("cpu", "cuda"))
+    frame = frame[(frame["platform"] == "cpu") | (frame["family"] == "fam0")]
+    n_cuda = int((frame["platform"] == "cuda").sum())
+    validation = predict.leave_one_group_out(frame, "throughput", make_predictor=fast_predictor)
+    folds = {fold["held_out"]: fold for fold in validation.folds}
+    assert folds["fam0"]["n_unseen_setting"] == n_cuda and folds["fam1"]["n_unseen_setting"] == 0
+    assert validation.n_unseen_setting() == n_cuda and len(validation.predictions) == len(frame) - n_cuda
+    assert predict.scores_table({"throughput": validation})["n_unseen_setting"].eq(n_cuda).all()
+    cuda_only = pd.concat([frame[frame["platform"] == "cuda"].assign(family="fam9"), frame[frame["family"] == "fam1"]])
+    alone = predict.hold_out_groups(cuda_only, ["fam9"], make_predictor=fast_predictor)
+    assert alone.predictions.empty and alone.n_unseen_setting() == n_cuda  # nothing left to score: an empty table
+
+
 def test_hold_out_groups_trains_only_on_the_other_groups() -> None:
     frame = synthetic_frame(n_families=4)
     seen: list[set[str]] = []

@@ -440,7 +440,7 @@ def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out
     later = frame[frame["family"] == "fam3"].head(6)
     slow = later.assign(throughput_items_per_s=later["throughput_items_per_s"] / 1.3, extra=[
         json.dumps({**json.loads(e), "rounds": {"reference_round_p10_s": [REFERENCE_S * 1.3] * 5}})
-        for e in later["extra"]])
+        for e in later["extra"]], normalised_throughput=later["throughput_items_per_s"] * REFERENCE_S)
     no_reference = later.head(1)  # measured without rounds: not scored on the steady scale
     rows = pd.concat([slow, no_reference], ignore_index=True)
     measured_scale = recommend.check_predictions(data, rows, fast_predictor().fit(data))
@@ -448,7 +448,21 @@ def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out
     assert steady.attrs["scale"] == "steady" and steady.attrs["n"] == 6
     assert steady.iloc[6]["reason"] == "measured without the machine reference" and np.isnan(steady.iloc[6]["ape"])
     assert steady.attrs["median_ape"] < 0.1 < measured_scale.attrs["median_ape"]
+    np.testing.assert_allclose(steady["measured"].iloc[:6], later["throughput_items_per_s"] / 1.3)
     with pytest.raises(ConfigError, match="unknown scale 'raw'"):
         recommend.check_predictions(data, rows, scale="raw")
     with pytest.raises(ConfigError, match="rounds beside the machine reference"):
         recommend.check_predictions(frame, rows, scale="steady")
+
+
+def test_a_result_checked_against_itself_on_the_steady_scale_is_exact() -> None:
+    """A stored result checked against the store: on the steady scale the measurement is its own round-paired
+    throughput (normalised over the reference beside it), not the mean-latency one, so it comes out exact even when
+    slow calls pull its mean 25 % down."""
+    from tests.test_steady import drifted
+
+    data = drifted(synthetic_frame(n_families=3, noise=0.0), sigma=0.3)
+    rows = data.head(5).assign(throughput_items_per_s=data["throughput_items_per_s"].head(5) * 0.75)
+    checked = recommend.check_predictions(data, rows, scale="steady")
+    assert (checked["source"] == "measured").all() and checked.attrs["n"] == 5
+    assert checked["ape"].max() < 1e-9

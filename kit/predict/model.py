@@ -318,6 +318,10 @@ class Validation:
                          "finite_intervals": math.nan})
         return pd.DataFrame(rows)
 
+    def n_unseen_setting(self) -> int:
+        """Held-out rows left unscored: their platform or precision is in no training row of their fold."""
+        return sum(int(fold.get("n_unseen_setting", 0)) for fold in self.folds)
+
     def per_group(self) -> pd.DataFrame:
         """Accuracy of the predictor per held-out group."""
         return pd.DataFrame([{"group": g, **accuracy(d["measured"], d["pred"])}
@@ -330,26 +334,49 @@ def _ok_positive(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     return ok[pd.to_numeric(ok.get(TARGETS[target]), errors="coerce") > 0]
 
 
+PREDICTION_COLUMNS = ["group", "measured", "pred", "low", "high", *(f"baseline_{kind}" for kind in BASELINE_KINDS)]
+
+
+SETTING_COLUMNS = ("platform", "precision")  # a held-out row in a setting no training row has is not scored
+
+
+def unseen_settings(training: pd.DataFrame, held: pd.DataFrame) -> pd.Series:
+    """Per held-out row: True where its platform or precision appears in no training row (e.g. the only family
+    measured in the browser, held out): nothing in the fold says how fast that setting is, so scoring it would
+    measure the missing data, not the predictor."""
+    unseen = pd.Series(False, index=held.index)
+    for column in SETTING_COLUMNS:
+        if column in held and column in training:
+            unseen |= ~held[column].astype(str).isin(set(training[column].astype(str)))
+    return unseen
+
+
 def _score_split(ok: pd.DataFrame, train: np.ndarray, test: np.ndarray, groups: np.ndarray, target: str,
                  make_predictor: Callable[[], Predictor], extra_training: pd.DataFrame | None = None,
                  group_column: str = "family") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Predictions of the test rows by a predictor (and both analytic baselines) fitted on the train rows only (plus
-    the extra training rows of groups other than the held-out ones), and a description of the split."""
-    held = ok.iloc[test]
+    the extra training rows of groups other than the held-out ones), and a description of the split; test rows in a
+    setting no training row has are left out and counted (`n_unseen_setting`)."""
     training = ok.iloc[train]
     n_extra = 0
     if extra_training is not None and not extra_training.empty:
         extra = extra_training[~extra_training[group_column].astype(str).isin(set(groups[test]))]
         training, n_extra = pd.concat([training, extra], ignore_index=True), len(extra)
+    unseen = unseen_settings(training, ok.iloc[test]).to_numpy()
+    fold = {"held_out": ", ".join(sorted(set(groups[test]))), "train_groups": sorted(set(groups[train])),
+            "n_train": len(train), "n_extra_training": n_extra, "n_test": int((~unseen).sum()),
+            "n_unseen_setting": int(unseen.sum()), "method": ""}
+    test = test[~unseen]
+    if not len(test):
+        return pd.DataFrame(columns=PREDICTION_COLUMNS), fold
+    held = ok.iloc[test]
     predictor = make_predictor().fit(training)
     pred = predictor.predict(held)
     train_features, held_features = _ok_features(training), feature_frame(held)
     y = _target_rows(train_features, target)
     baselines = {f"baseline_{kind}": np.exp(make_baseline(target, kind).fit(train_features.loc[y.index], y)
                                             .predict_log(held_features)) for kind in BASELINE_KINDS}
-    fold = {"held_out": ", ".join(sorted(set(groups[test]))), "train_groups": sorted(set(groups[train])),
-            "n_train": len(train), "n_extra_training": n_extra, "n_test": len(test),
-            "method": predictor.models[target].method if target in predictor.models else ""}
+    fold["method"] = predictor.models[target].method if target in predictor.models else ""
     predictions = pd.DataFrame({"group": groups[test], "measured": held[TARGETS[target]].astype(float),
                                 "pred": pred[f"{target}_pred"], "low": pred[f"{target}_low"],
                                 "high": pred[f"{target}_high"], **baselines})
@@ -374,7 +401,9 @@ def leave_one_group_out(frame: pd.DataFrame, target: str = "throughput", group_c
     make_predictor = make_predictor or _default_maker(target, group_column)
     splits = [_score_split(ok, train, test, groups, target, make_predictor, extra_training, group_column)
               for train, test in LeaveOneGroupOut().split(ok, groups=groups)]
-    return Validation(target, pd.concat([p for p, _ in splits]), [fold for _, fold in splits])
+    scored = [p for p, _ in splits if len(p)]
+    return Validation(target, pd.concat(scored) if scored else pd.DataFrame(columns=PREDICTION_COLUMNS),
+                      [fold for _, fold in splits])
 
 
 def hold_out_groups(frame: pd.DataFrame, held_out: list[str], target: str = "throughput",

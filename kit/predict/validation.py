@@ -77,8 +77,10 @@ def check_held_out_families(families: list[str]) -> list[str]:
 
 
 def scores_table(validations: dict[str, Validation]) -> pd.DataFrame:
-    """Held-out scores of every target: the predictor (with interval coverage) and the analytic baselines."""
-    return pd.concat([v.scores().assign(target=t, n_folds=len(v.folds)) for t, v in validations.items()],
+    """Held-out scores of every target: the predictor (with interval coverage) and the analytic baselines, with the
+    held-out rows left unscored because their platform or precision is in no training row of their fold."""
+    return pd.concat([v.scores().assign(target=t, n_folds=len(v.folds), n_unseen_setting=v.n_unseen_setting())
+                      for t, v in validations.items()],
                      ignore_index=True).set_index(["target", "method"])
 
 

@@ -174,8 +174,10 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
 
     scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
     turns each prediction into the absolute throughput at the reference speed measured beside the checked result
-    (`to_absolute`), so drift between the two runs is not counted as the predictor's error; a result measured without
-    the reference is not scored, with the reason."""
+    (`to_absolute`), so drift between the two runs is not counted as the predictor's error. The measurement it is
+    checked against is then the result's own throughput on that scale (its normalised throughput over the reference
+    measured beside it: the round-paired 10th percentiles, not the mean latency); a result measured without the
+    reference is not scored, with the reason."""
     from kit.recommend.core import recommend
     from kit.recommend.request import fit_predictor
 
@@ -233,8 +235,14 @@ def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict
     out = result.copy()
     for column in ("predicted", "low", "high"):
         out[column] = to_absolute(out[column].astype(float), machine_typical, today)
-    unscaled = out["measured"].notna() & out["predicted"].isna()
-    out.loc[unscaled, "reason"] = np.where(today[unscaled].isna(), "measured without the machine reference",
+    normalised = (pd.to_numeric(rows["normalised_throughput"], errors="coerce") if "normalised_throughput" in rows
+                  else pd.Series(np.nan, index=rows.index))
+    ok = out["measured"].notna()
+    out["measured"] = (normalised / today).where(ok)  # the same round-paired 10th percentiles the steady scale holds
+    unscaled = ok & (out["predicted"].isna() | out["measured"].isna())
+    out.loc[unscaled, "predicted"] = np.nan
+    out.loc[unscaled, "reason"] = np.where(today[unscaled].isna() | normalised[unscaled].isna(),
+                                           "measured without the machine reference",
                                            "no steady data of this machine in the store")
     out["ape"] = (out["predicted"] / out["measured"] - 1).abs()
     inside = (out["low"] <= out["measured"]) & (out["measured"] <= out["high"])
