@@ -77,8 +77,8 @@ def test_the_measured_scale_reuses_the_frame_validation_when_every_row_is_steady
     template = fast_predictor(targets=("throughput",))
     measured = predict.validate_targets(frame, template)["throughput"]
     calls = []
-    original = predict.validation.validate_targets
-    monkeypatch.setattr(predict.validation, "validate_targets", lambda data, t: calls.append(len(data)) or original(
+    original = predict.validation.validate_throughput
+    monkeypatch.setattr(predict.validation, "validate_throughput", lambda data, t: calls.append(len(data)) or original(
         data, t))
     scores = steady.steady_scores(frame, template, measured=measured)
     assert calls == [len(frame)]  # the steady scale only

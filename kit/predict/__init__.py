@@ -52,6 +52,7 @@ from kit.predict.validation import (
     unmeasured_configurations,
     validate_held_out,
     validate_targets,
+    validate_throughput,
     validation_frame,
 )
 
@@ -64,4 +65,5 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "PredictionStudy", "Predi
            "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "repeat_floor",
            "repeat_table", "run_prediction_sweep", "scores_table", "steady_budget", "steady_frame", "steady_scores",
            "timed_prediction_sweep", "to_absolute", "to_steady", "training_frame", "unmeasured_configurations",
-           "validate_held_out", "validate_steady", "validate_targets", "validation_frame"]
+           "validate_held_out", "validate_steady", "validate_targets", "validate_throughput",
+           "validation_frame"]

@@ -131,26 +131,18 @@ def architecture_scores(frame: pd.DataFrame, rows: pd.DataFrame, template: Any, 
     and with the architecture rows of every other family added (those of the frame's platforms); the same held-out
     rows either way. `measured`: the frame's throughput Validation with the template's settings, reused for the
     first line."""
-    import dataclasses
+    from kit.predict.validation import scores_table, validate_throughput
 
-    from kit.predict.model import leave_one_group_out
-    from kit.predict.validation import scores_table
-
-    predictor = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
     rows = rows[rows["platform"].isin(set(frame["platform"]))] if not rows.empty else rows  # e.g. no wasm rows
-
-    def maker() -> Any:
-        return dataclasses.replace(predictor, models={}, train_groups=set())
-
-    without = measured or leave_one_group_out(frame, "throughput", predictor.group_column, maker)
+    without = measured or validate_throughput(frame, template)
     lines = [("zoo families only", without, 0, frame)]
     if not rows.empty:
-        with_rows = leave_one_group_out(frame, "throughput", predictor.group_column, maker, extra_training=rows)
+        with_rows = validate_throughput(frame, template, extra_training=rows)
         lines.append(("with coverage architectures", with_rows, len(rows), pd.concat([frame, rows])))
     table = []
     for label, validation, n_extra, trained in lines:
         score = scores_table({"throughput": validation}).loc[("throughput", "predictor")]
         table.append({"training": label, "n_extra_training": n_extra,
-                      "families_trained": trained[predictor.group_column].nunique(),
+                      "families_trained": trained[template.group_column].nunique(),
                       **score[["n", "mape", "median_ape", "within_10", "coverage"]].to_dict()})
     return pd.DataFrame(table, columns=["training", *SCORE_COLUMNS]).set_index("training")

@@ -10,7 +10,6 @@ A prediction on that scale is turned into today's absolute figure with the refer
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -78,13 +77,10 @@ def steady_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def validate_steady(frame: pd.DataFrame, template: Any) -> Any:
     """Leave-one-family-out validation of throughput on the steady scale (the rows with a normalised throughput),
     every fold fitted with the template's settings; None when no row has one."""
-    from kit.predict.validation import validate_targets
+    from kit.predict.validation import validate_throughput
 
     steady = steady_frame(frame)
-    if steady.empty:
-        return None
-    throughput_only = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
-    return validate_targets(steady, throughput_only)["throughput"]
+    return validate_throughput(steady, template) if not steady.empty else None
 
 
 BUDGET_COLUMNS = ["n", "predictor_mape", "repeated", "predictor_on_repeated_mape", "repeat_mape", "ratio_to_floor"]
@@ -137,17 +133,16 @@ def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | No
     `measured`: the throughput Validation of the whole frame, used for the measured scale when every row has a
     normalised throughput (the same rows, so the same folds); `steady_validation`: `validate_steady`'s, reused."""
     from kit.predict.budget import REPEAT_SPEEDS
-    from kit.predict.validation import scores_table, validate_targets
+    from kit.predict.validation import scores_table, validate_throughput
 
     steady = steady_frame(frame)
     if steady.empty:
         return pd.DataFrame(columns=["scale", "n", "mape", "median_ape", "within_10", "coverage", "repeat_mape"])
-    throughput_only = dataclasses.replace(template, targets=("throughput",), models={}, train_groups=set())
     floors = {column: repeats["mape"].get(label, np.nan) for label, column in REPEAT_SPEEDS.items()
               } if repeats is not None else {}
 
     def validation(data: pd.DataFrame) -> dict[str, Any]:
-        return validate_targets(data, throughput_only)
+        return {"throughput": validate_throughput(data, template)}
 
     same_rows = steady.attrs["n_left_out"] == 0 and measured is not None
     rows = []

@@ -37,6 +37,15 @@ def validate_targets(frame: pd.DataFrame, template: Predictor | None = None) -> 
             for target in template.targets}
 
 
+def validate_throughput(frame: pd.DataFrame, template: Predictor | None = None,
+                        extra_training: pd.DataFrame | None = None) -> Validation:
+    """Leave-one-group-out validation of throughput alone, every fold fitted with the template's settings;
+    extra_training rows join every fold's training data but their own group's (`leave_one_group_out`)."""
+    template = template or Predictor()
+    return leave_one_group_out(frame, "throughput", template.group_column, _fold_maker(template, "throughput"),
+                               extra_training=extra_training)
+
+
 def validate_held_out(frame: pd.DataFrame, held_out: list[str], template: Predictor | None = None
                       ) -> dict[str, Validation]:
     """Each of the template's targets on the named groups, held out together (`hold_out_groups`): trained only on
