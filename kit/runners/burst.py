@@ -15,15 +15,13 @@ Parent to child: ("burst", round_idx, seconds) or ("stop",).
 
 from __future__ import annotations
 
-import os
-import resource
 import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
 import psutil
 
-from kit.runners.isolation import failure_message, guard_parent, resolve
+from kit.runners.isolation import enter_child, failure_message, resolve
 from kit.timing import install_round_driver
 
 
@@ -53,12 +51,7 @@ class PipeDriver:
 def serve(conn: Connection, target: str, payload: Any, memory_limit_bytes: int | None,
           environment: dict[str, str], cwd: str) -> None:
     """Run `module:function`(payload) with the round driver installed and send its value or why it failed."""
-    os.environ.clear()
-    os.environ.update(environment)
-    guard_parent()
-    os.chdir(cwd)
-    if memory_limit_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    enter_child(environment, cwd, memory_limit_bytes)
     install_round_driver(PipeDriver(conn))
     try:
         value = resolve(target)(payload)

@@ -127,14 +127,19 @@ def failure_message(exc: BaseException, memory_limit_bytes: int | None) -> str:
     return f"{limit}{type(exc).__name__}: {exc}\n{tail}"
 
 
-def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | None,
-                environment: dict[str, str], cwd: str) -> None:
+def enter_child(environment: dict[str, str], cwd: str, memory_limit_bytes: int | None) -> None:
+    """In a fresh child: the parent's environment and folder, death with the parent, and the memory limit."""
     os.environ.clear()
     os.environ.update(environment)
     guard_parent()
     os.chdir(cwd)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+
+
+def _child_main(conn: Any, target: str, payload: Any, memory_limit_bytes: int | None,
+                environment: dict[str, str], cwd: str) -> None:
+    enter_child(environment, cwd, memory_limit_bytes)
     try:
         value = resolve(target)(payload)
         conn.send(("ok", value))
