@@ -63,6 +63,21 @@ def test_each_machine_has_its_own_typical_reference():
     assert sorted(typical.unique()) == pytest.approx([REFERENCE_S, 2 * REFERENCE_S])
 
 
+def test_each_thread_count_has_its_own_typical_reference():
+    """The rounds run the reference at the configurations' thread count: a 2-thread reference call takes half as
+    long, so each thread count's results go on the scale of its own reference, not a median mixing both (which moved
+    with the share of each in the store)."""
+    one = drifted(synthetic_frame(n_families=2, noise=0.0), sigma=0.0).assign(threads=1)
+    two = one.assign(threads=2, throughput_items_per_s=one["throughput_items_per_s"] * 1.8,
+                     normalised_throughput=one["throughput_items_per_s"] * 1.8 * REFERENCE_S / 2, extra=[
+                         json.dumps({"rounds": {"reference_round_p10_s": [REFERENCE_S / 2] * 5}}) for _ in one.index])
+    for share in (1, 4):  # a store with four times the 2-thread rows: the same scale for every row
+        frame = pd.concat([one, *[two] * share], ignore_index=True)
+        out = steady.steady_frame(frame)
+        np.testing.assert_allclose(out[steady.STEADY_COLUMN], frame["throughput_items_per_s"])
+    assert steady.reference_group(frame).nunique() == 2
+
+
 def test_a_law_learnt_on_the_steady_scale_is_recovered_where_the_measured_scale_misses_it():
     frame = drifted(synthetic_frame(n_families=4, noise=0.02, seed=1), sigma=0.25, seed=5)
     scores = predict.steady_scores(predict.features.feature_frame(frame), fast_predictor(targets=("throughput",)))

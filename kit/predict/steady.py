@@ -1,9 +1,11 @@
 """Throughput on a steady scale: each result's normalised throughput (items per call of the machine reference, from
-the round-paired 10th percentiles, kit.runners.rounds) expressed in items/s at its machine's typical reference speed.
+the round-paired 10th percentiles, kit.runners.rounds) expressed in items/s at its machine's typical reference speed
+(at the thread count the reference ran at).
 
 A shared machine drifts: the same configuration measured at a fast minute and at a slow one differs by far more than
 the model explains. The reference measured in the same rounds drifts with it, so the ratio does not; dividing by the
-machine's median reference time (over all its stored rounds) puts every result of a machine on one scale, in items/s.
+machine's median reference time (over its stored rounds at the same thread count) puts every result of a machine on
+one scale, in items/s.
 A prediction on that scale is turned into today's absolute figure with the reference measured today:
 `absolute = steady x typical reference seconds / today's reference seconds` (`to_absolute`, `to_steady`).
 """
@@ -41,11 +43,22 @@ def machine_column(frame: pd.DataFrame) -> pd.Series:
     raise ConfigError("results without hardware_id or env_id: the machine of a result is unknown")
 
 
+def reference_group(frame: pd.DataFrame) -> pd.Series:
+    """Per row: the machine and the thread count its reference ran at (the rounds run the reference at the
+    configurations' threads, so a 2-thread reference call takes about half a 1-thread one); 'default' where the
+    result set no thread count."""
+    threads = (pd.to_numeric(frame["threads"], errors="coerce") if "threads" in frame
+               else pd.Series(np.nan, index=frame.index))
+    labels = threads.map(lambda t: "default" if pd.isna(t) else str(int(t)))
+    return machine_column(frame) + "|threads=" + labels
+
+
 def typical_reference_seconds(frame: pd.DataFrame) -> pd.Series:
-    """Per row: its machine's typical reference time, the median over the machine's rows of reference_seconds."""
+    """Per row: the typical time of the reference it was measured beside, the median of reference_seconds over the
+    rows of its machine and thread count (`reference_group`)."""
     seconds = reference_seconds(frame)
-    machines = machine_column(frame)
-    return machines.map(seconds.groupby(machines).median())
+    groups = reference_group(frame)
+    return groups.map(seconds.groupby(groups).median())
 
 
 def to_absolute(steady: float | pd.Series, typical_s: float | pd.Series,

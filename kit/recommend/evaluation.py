@@ -214,24 +214,24 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
 
 
 def _steady_data(data: Any) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The data on the steady scale, and each machine's typical reference seconds there."""
-    from kit.predict.steady import machine_column, steady_frame, typical_reference_seconds
+    """The data on the steady scale, and the typical reference seconds of each machine and thread count there."""
+    from kit.predict.steady import reference_group, steady_frame, typical_reference_seconds
 
     frame = measured_frame(data)
     steady = steady_frame(frame)
     if steady.empty:
         raise ConfigError("the store holds no results measured in rounds beside the machine reference: nothing to "
                           "learn on the steady scale")
-    typical = typical_reference_seconds(frame).groupby(machine_column(frame)).first().dropna().to_dict()
+    typical = typical_reference_seconds(frame).groupby(reference_group(frame)).first().dropna().to_dict()
     return steady, typical
 
 
 def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float]) -> pd.DataFrame:
     """Steady predictions as absolute throughput at the reference speed measured beside each checked result."""
-    from kit.predict.steady import machine_column, reference_seconds, to_absolute
+    from kit.predict.steady import reference_group, reference_seconds, to_absolute
 
     today = reference_seconds(rows)
-    machine_typical = machine_column(rows).map(typical).astype(float)
+    machine_typical = reference_group(rows).map(typical).astype(float)
     out = result.copy()
     for column in ("predicted", "low", "high"):
         out[column] = to_absolute(out[column].astype(float), machine_typical, today)
@@ -243,7 +243,7 @@ def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict
     out.loc[unscaled, "predicted"] = np.nan
     out.loc[unscaled, "reason"] = np.where(today[unscaled].isna() | normalised[unscaled].isna(),
                                            "measured without the machine reference",
-                                           "no steady data of this machine in the store")
+                                           "no steady data of this machine and thread count in the store")
     out["ape"] = (out["predicted"] / out["measured"] - 1).abs()
     inside = (out["low"] <= out["measured"]) & (out["measured"] <= out["high"])
     out["inside"] = inside.where(out["ape"].notna(), None)
