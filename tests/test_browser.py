@@ -219,6 +219,39 @@ def test_a_model_neither_exporter_handles_is_a_conversion_error_naming_both(tmp_
         export.export_onnx(model, {"input": torch.ones(1, 4)}, tmp_path / "m.onnx")
 
 
+def test_an_export_failure_names_its_real_cause_and_prints_nothing(tmp_path, capfd):
+    """torch.histc has no ONNX translation: the reason names the operator and the innermost cause of each exporter
+    (not torch.onnx's coloured 'step 3/3' advice), on one line, and the graph the TorchScript exporter dumps on
+    failure does not reach the terminal."""
+    from kit.browser import export
+    from kit.errors import ConversionError
+
+    class Histogram(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.histc(x, bins=4) + 1
+
+    with pytest.raises(ConversionError) as failure:
+        export.export_onnx(Histogram(), {"x": torch.randn(8)}, tmp_path / "m.onnx")
+    message = str(failure.value)
+    assert "\n" not in message and "\x1b" not in message and "step 3/3" not in message
+    assert "torch.export (dynamo): aten.histc" in message and "torchscript: UnsupportedOperatorError" in message
+    out, err = capfd.readouterr()
+    assert "graph" not in out + err and "aten::histc" not in out + err
+
+
+def test_export_error_is_the_innermost_cause_after_the_failing_operator():
+    from kit.browser.export import export_error
+
+    try:
+        try:
+            raise NotImplementedError("no kernel\nsecond line")
+        except NotImplementedError as inner:
+            raise ValueError("call_function[target=torch.ops.aten.diff.default]") from inner
+    except ValueError as outer:
+        assert export_error(outer) == "aten.diff.default: NotImplementedError: no kernel"
+    assert export_error(RuntimeError("\x1b[96mplain\x1b[0m")) == "RuntimeError: plain"
+
+
 def test_the_report_check_finds_what_a_reader_would_see_broken(tmp_path):
     from kit.browser.chromium import chromium_path
     from kit.browser.report_check import check_pages

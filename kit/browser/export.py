@@ -10,6 +10,10 @@ import contextlib
 import io
 import json
 import logging
+import os
+import re
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,6 +31,9 @@ from kit.errors import ConversionError, UnsupportedConfiguration
 WEB_DTYPES = {"float32": "float32", "int64": "int64", "int32": "int32", "bool": "bool"}
 OPSET = 18
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the exporters colour their messages
+NODE_TARGET = re.compile(r"target=torch\.ops\.([\w.]+)")  # the operator a translation failed on
+REASON_CHARS = 300
 
 
 class MainOutput(torch.nn.Module):
@@ -79,18 +86,41 @@ def split_inputs(inputs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporters' progress prints, warnings and log lines (e.g. optional torchvision ops)."""
+    """Silence the exporters' progress prints, warnings and log lines (e.g. optional torchvision ops), and what
+    torch's C++ writes to the output streams (the TorchScript exporter dumps the whole graph when it fails)."""
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [logger.level for logger in loggers]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
         for logger in loggers:
             logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for fd in saved:
+                os.dup2(sink.fileno(), fd)
             warnings.simplefilter("ignore")
             yield
     finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def export_error(exc: BaseException) -> str:
+    """Why an exporter failed, on one line: the innermost cause ('Type: first line'), after the operator whose
+    translation failed where the chain names one (the outer messages are torch.onnx's generic 'step 3/3' advice)."""
+    chain = [exc]
+    while len(chain) < 20 and (cause := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(cause)
+    root = chain[-1]
+    lines = [ln.strip() for ln in ANSI.sub("", str(root)).splitlines() if ln.strip()]
+    text = f"{type(root).__name__}: {lines[0]}" if lines else type(root).__name__
+    op = next((m.group(1) for e in chain if (m := NODE_TARGET.search(str(e)))), None)
+    return (f"{op}: {text}" if op else text)[:REASON_CHARS]
 
 
 def _export(wrapper: torch.nn.Module, args: tuple, names: list[str], path: Path, dynamo: bool) -> None:
@@ -113,7 +143,7 @@ def export_onnx(model: torch.nn.Module, inputs: dict[str, Any], path: Path | str
             _export(wrapper, args, names, path, dynamo)
             break
         except Exception as exc:  # the next exporter is tried; both messages are reported if both fail
-            errors.append(f"{exporter}: {type(exc).__name__}: {str(exc)[:300]}")
+            errors.append(f"{exporter}: {export_error(exc)}")
     else:
         raise ConversionError("ONNX export failed: " + " | ".join(errors))
     export_s = time.perf_counter() - start
