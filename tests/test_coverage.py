@@ -252,3 +252,16 @@ def test_input_makers_follow_the_forward_signature(model_type, made):
     # layer is a 1-channel convolution a (batch, 1, samples) waveform, a spectrogram transformer its spectrogram, mel
     # features (batch, bins, frames) where the first convolution reads the bins, else (batch, frames, bins)
     assert made <= set(_forward(model_type))
+
+
+def test_an_architecture_runs_in_the_browser_beside_the_cpu(tmp_path):
+    """The wasm column: ONNX export and onnxruntime-web in headless Chromium, a row like the CPU's."""
+    from tests.test_browser import needs_browser
+
+    if needs_browser.args[0]:
+        pytest.skip(needs_browser.kwargs["reason"])
+    spec = CoverageSpec(platforms=["cpu", "wasm"], only=["bert"], time_budget_s=0.1, timeout_s=120, run_id="cov-wasm")
+    frame = coverage_frame(run_coverage(spec, tmp_path / "coverage.duckdb"))
+    assert list(frame.sort_values("platform")["status"]) == ["ok", "ok"], frame[["platform", "reason"]]
+    assert (frame["latency_p50_ms"] > 0).all()
+    assert speed_vs_cpu(frame)["speedup_vs_cpu"].gt(0).all()
