@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -205,6 +206,12 @@ def install_round_driver(driver: RoundDriver | None) -> None:
 
 
 BURST_WARMUP_SHARE = 0.05  # the start of each burst, untimed: the process's caches and thread pool wake up
+BURST_MIN_CALLS = 10  # timed calls a burst makes at least when ten typical calls fit in it: a 10th percentile of them
+
+
+def _burst_min_calls(samples_s: list[float], seconds: float) -> int:
+    """BURST_MIN_CALLS when that many calls of the typical (median) length so far fit in the burst, else one."""
+    return BURST_MIN_CALLS if BURST_MIN_CALLS * statistics.median(samples_s) <= seconds else 1
 
 
 def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) -> Measurement:
@@ -212,7 +219,10 @@ def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) 
     and tags every sample with the burst's round; waiting between bursts counts in no timing. A burst starts with
     untimed calls for its first twentieth when one call is shorter than that: after another process held the CPUs, the
     first calls run on cold caches and a sleeping thread pool (2-4x slower here, and 10-80x in the first burst after
-    the other children were built), which says nothing about fn. The first burst times one untimed call to decide."""
+    the other children were built), which says nothing about fn. The first burst times one untimed call to decide.
+    A burst that fits ten typical calls makes at least ten, however long it takes: at two threads on two cores, a
+    call right after another process's burst can wait 50-90x its length for that process's spinning threads, and a
+    burst cut short after that one call would make it the round's figure."""
     result = Measurement()
     cpu_start, times_start = time.process_time(), psutil.cpu_times()
     while (burst := driver.next_burst()) is not None:
@@ -228,8 +238,9 @@ def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) 
             start = time.perf_counter()
         elif not result.samples_s:
             start = time.perf_counter()
+        min_calls = _burst_min_calls(result.samples_s or [last_call_s], seconds)
         samples: list[float] = []
-        while not samples or time.perf_counter() - start < seconds:
+        while len(samples) < min_calls or time.perf_counter() - start < seconds:
             samples.append(clock.time_call(fn))
         result.wall_time_s += time.perf_counter() - start
         result.samples_s.extend(samples)
