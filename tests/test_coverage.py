@@ -18,6 +18,7 @@ from kit.errors import ConfigError
 from kit.predict.architectures import architecture_frame
 from kit.predict.features import predictor_rows
 from kit.records import Record
+from tests.test_browser import needs_browser
 
 FAST_TYPES = ["bert", "gpt2", "vit", "distilbert", "resnet"]
 
@@ -254,12 +255,9 @@ def test_input_makers_follow_the_forward_signature(model_type, made):
     assert made <= set(_forward(model_type))
 
 
+@needs_browser
 def test_an_architecture_runs_in_the_browser_beside_the_cpu(tmp_path):
     """The wasm column: ONNX export and onnxruntime-web in headless Chromium, a row like the CPU's."""
-    from tests.test_browser import needs_browser
-
-    if needs_browser.args[0]:
-        pytest.skip(needs_browser.kwargs["reason"])
     spec = CoverageSpec(platforms=["cpu", "wasm"], only=["bert"], time_budget_s=0.1, timeout_s=120, run_id="cov-wasm")
     frame = coverage_frame(run_coverage(spec, tmp_path / "coverage.duckdb"))
     assert list(frame.sort_values("platform")["status"]) == ["ok", "ok"], frame[["platform", "reason"]]
