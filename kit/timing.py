@@ -221,7 +221,7 @@ def measure_in_rounds(fn: Callable[[], Any], clock: Clock, driver: RoundDriver) 
     first calls run on cold caches and a sleeping thread pool (2-4x slower here, and 10-80x in the first burst after
     the other children were built), which says nothing about fn. The first burst times one untimed call to decide.
     A burst that fits ten typical calls makes at least ten, however long it takes: at two threads on two cores, a
-    call right after another process's burst can wait 50-90x its length for that process's spinning threads, and a
+    call right after another process's burst can wait 30-90x its length for that process's spinning threads, and a
     burst cut short after that one call would make it the round's figure."""
     result = Measurement()
     cpu_start, times_start = time.process_time(), psutil.cpu_times()
