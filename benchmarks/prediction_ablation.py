@@ -1,5 +1,6 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes, its kernel counts, or the matrix-product shapes withheld, on the same rows and folds.
+with OpenVINO's written bytes, its kernel counts, the matrix-product shapes or the grouped convolutions withheld,
+on the same rows and folds.
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
 
@@ -18,7 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes"],
-            "without matmul shapes": ["matmul_shapes"]}
+            "without matmul shapes": ["matmul_shapes"],
+            "without grouped convolutions": ["grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample"]}
 
 
 def main() -> None:

@@ -36,6 +36,19 @@ def test_withheld_facts_are_gone_from_columns_and_stored_json() -> None:
     assert without_facts(feats, []) is feats
 
 
+def test_withheld_grouped_convolutions_leave_the_rest_of_the_profile() -> None:
+    frame = synthetic_frame(n_families=1).head(2)
+    grouped = {"grouped_conv_flops_per_sample": 1e6, "grouped_conv_bytes_per_sample": 4e5}
+    extras = [json.dumps({**json.loads(e), "forward_profile": {**json.loads(e)["forward_profile"], **grouped}})
+              for e in frame["extra"]]
+    feats = features.feature_frame(frame.assign(extra=extras))
+    assert (feats["grouped_conv_memory_s"] > 0).all()
+    stripped = without_facts(feats, list(grouped))
+    assert stripped["grouped_conv_bytes"].isna().all() and stripped["grouped_conv_flop_share"].isna().all()
+    profiles = stripped["extra"].map(lambda e: json.loads(e)["forward_profile"])
+    assert profiles.map(lambda p: not set(grouped) & set(p) and p["ops_per_forward"] > 0).all()
+
+
 def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
     def make_predictor():
         return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)

@@ -50,8 +50,19 @@ def test_a_profile_stored_without_is_counted_as_the_child_counts_it():
     again = architectures.count_architecture("bert", extra, 16)
     assert counted["forward_profile"] == again["forward_profile"]  # counts, not timings: the same every time
     assert counted["forward_profile"]["flops_per_sample"] > 0 and counted["model_facts"]["n_layers"] >= 1
-    assert counted["profile_counted_later"] == ["forward_profile", "model_facts"]
+    assert counted["profile_counted_later"] == sorted(again["forward_profile"])
     assert architectures.fill_architecture_profiles(filled).equals(filled)  # nothing left to count
+
+
+def test_a_profile_stored_without_some_keys_gains_them_and_keeps_its_own():
+    extra = {"coverage": True, "config_class": "BertConfig", "model_class": "BertModel", "modality": "text"}
+    full = architectures.count_architecture("bert", extra, 16)["forward_profile"]
+    older = {k: v for k, v in full.items() if not k.startswith("grouped_conv")} | {"ops_per_forward": 999.0}
+    frame = pd.DataFrame({"model": ["bert"], "seq_len": [16], "status": ["ok"],
+                          "extra": [json.dumps({**extra, "forward_profile": older})]})
+    counted = json.loads(architectures.fill_architecture_profiles(frame).at[0, "extra"])
+    assert counted["forward_profile"] == full | {"ops_per_forward": 999.0}  # a stored value is never replaced
+    assert counted["profile_counted_later"] == ["grouped_conv_bytes_per_sample", "grouped_conv_flops_per_sample"]
 
 
 def test_extra_training_rows_join_other_folds_and_are_never_scored():

@@ -359,7 +359,9 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
                                               "attention_scores_per_sample", "conv_calls_per_forward",
-                                              "conv_flops_per_sample", "matmul_shapes", "python_calls_per_forward"]
+                                              "conv_flops_per_sample", "grouped_conv_bytes_per_sample",
+                                              "grouped_conv_flops_per_sample", "matmul_shapes",
+                                              "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
     assert fill_profiles(filled.iloc[:1]).equals(filled.iloc[:1])  # nothing left to count
 
@@ -493,6 +495,24 @@ def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops_and_calls(
     assert np.allclose(predicted, measured, rtol=1e-3)
     missed, _ = fam0_from_the_others(law.drop(columns=["conv_flops_per_sample", "conv_calls_per_forward"]))
     assert (missed / measured).mean() > 1.2  # without the conv facts: too fast, conv work counted as GEMM FLOPs
+
+
+def test_overhead_baseline_learns_the_traffic_of_grouped_convolutions() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    per_sample = frame["family"].map({"fam0": 3e5, "fam1": 1e5, "fam2": 0.0})  # fam0, held out, is the most depthwise
+    frame = frame.assign(grouped_conv_bytes_per_sample=per_sample * frame["seq_len"],
+                         grouped_conv_flops_per_sample=0.05 * frame["flops_per_sample"])
+    feats = features.feature_frame(frame)
+    scale = frame["precision"].map({"bf16": 0.5}).fillna(1.0)  # counted in fp32, like the activations
+    per_batch = frame["grouped_conv_bytes_per_sample"] * frame["batch_size"] * scale
+    assert np.allclose(feats["grouped_conv_bytes"], per_batch)
+    assert np.allclose(feats["grouped_conv_flop_share"], 0.05)
+    seconds = overhead_law(feats) + feats["grouped_conv_memory_s"] / 0.1  # grouped convs at 10 % of the bandwidth
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)
+    missed, _ = fam0_from_the_others(law.drop(columns=["grouped_conv_bytes_per_sample"]))
+    assert (missed / measured).mean() > 1.2  # without them: too fast, the depthwise traffic unseen
 
 
 def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:

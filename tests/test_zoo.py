@@ -195,6 +195,7 @@ def test_forward_profile_counts_the_flops_of_convolutions() -> None:
     assert 0 < detr["conv_flops_per_sample"] < detr["flops_per_sample"]
     assert detr["conv_calls_per_forward"] > 10  # a ResNet
     assert bert["conv_flops_per_sample"] == bert["conv_calls_per_forward"] == 0.0
+    assert detr["grouped_conv_flops_per_sample"] == bert["grouped_conv_bytes_per_sample"] == 0.0  # ResNet: dense
 
 
 def test_forward_profile_counts_convolution_calls_and_flops_of_grouped_ones() -> None:
@@ -215,6 +216,8 @@ def test_forward_profile_counts_convolution_calls_and_flops_of_grouped_ones() ->
     depthwise, pointwise = 2 * 8 * 9 * 8 * 8, 2 * 8 * 16 * 8 * 8  # 2 x in-per-group x k^2 x out x positions
     assert profile["conv_calls_per_forward"] == 2
     assert profile["conv_flops_per_sample"] == depthwise + pointwise  # the grouped one counted by its weights
+    assert profile["grouped_conv_flops_per_sample"] == depthwise
+    assert profile["grouped_conv_bytes_per_sample"] == 4 * (8 * 10 * 10 + 8 * 8 * 8)  # its fp32 input and output
 
 
 def test_forward_profile_counts_python_calls_of_the_model_code() -> None:

@@ -3,8 +3,9 @@ measured once per platform, as rows the predictor can learn from beside the zoo'
 leaves coverage rows out unless `architecture_rows` marked them, and notebook 04 scores leave-one-family-out on the
 zoo's rows with and without them (`architecture_scores`), so their worth is measured, not assumed.
 
-Rows stored without a forward profile (by a kit that did not count one) get it counted here, in memory, by building
-the architecture again from transformers' own classes; `benchkit upgrade` stores it.
+Rows stored without a forward profile, or without some of its keys (by a kit that did not count them), get it
+counted here, in memory, by building the architecture again from transformers' own classes; `benchkit upgrade`
+stores it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit.predict.features import TARGETS, extra_dict
+from kit.predict.features import PROFILE_COLUMNS, TARGETS, extra_dict
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,28 @@ def count_architecture(model_type: str, extra: dict, seq_len: int) -> dict[str, 
             "model_facts": counted["model_facts"]}
 
 
+def lacks_profile(extra: dict) -> bool:
+    """A coverage row whose stored forward profile lacks a key of PROFILE_COLUMNS (or the whole profile)."""
+    return is_coverage(extra) and not set(PROFILE_COLUMNS) <= set(extra.get("forward_profile") or {})
+
+
+def _merged(extra: dict, counted: dict[str, Any]) -> dict[str, Any]:
+    """The row's extra with the counted profile and facts added; values it stored are kept."""
+    stored = extra.get("forward_profile") or {}
+    profile = {**counted["forward_profile"], **{k: v for k, v in stored.items() if v is not None}}
+    facts = {**counted["model_facts"], **(extra.get("model_facts") or {})}
+    added = sorted(k for k in profile if stored.get(k) is None)
+    return {**extra, "forward_profile": profile, "model_facts": facts, "profile_counted_later": added}
+
+
 def fill_architecture_profiles(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with the forward profile and model facts counted for its coverage rows stored without them (once
-    per architecture; extra['profile_counted_later'] says so); other rows unchanged."""
+    """The frame with the forward profile and model facts counted for its coverage rows stored without them or
+    some of their keys (once per architecture; extra['profile_counted_later'] names the keys added); other rows
+    unchanged."""
     if frame.empty or "extra" not in frame:
         return frame
     extras = frame["extra"].map(extra_dict)
-    missing = extras.map(lambda e: is_coverage(e) and not e.get("forward_profile"))
+    missing = extras.map(lacks_profile)
     if not missing.any():
         return frame
     log.info("counting the forward profiles of %d coverage rows stored without them", int(missing.sum()))
@@ -76,8 +92,7 @@ def fill_architecture_profiles(frame: pd.DataFrame) -> pd.DataFrame:
         if model_type not in counted:
             counted[model_type] = count_architecture(model_type, extra, seq_len)
         if counted[model_type]:
-            out.at[index, "extra"] = json.dumps({**extra, **counted[model_type],
-                                                 "profile_counted_later": ["forward_profile", "model_facts"]})
+            out.at[index, "extra"] = json.dumps(_merged(extra, counted[model_type]))
     return out
 
 

@@ -28,12 +28,14 @@ TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW mom
 NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
            "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
            "log_roofline_s", "log_intensity", "training", "log_ops", "log_activation_bytes_per_batch",
-           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "log_conv_calls"]
+           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "log_conv_calls",
+           "grouped_conv_flop_share", "log_grouped_conv_bytes_per_batch"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
 # counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
 PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                    "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                   "conv_calls_per_forward", "matmul_shapes")
+                   "conv_calls_per_forward", "grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample",
+                   "matmul_shapes")
 NUMERIC_PROFILE = PROFILE_COLUMNS[:-1]  # matmul_shapes is JSON text (kit.zoo.model._matmul_shapes)
 # A matrix dimension of this size halves a product's rate (efficiency d / (d + GEMM_HALF_SIZE) per dimension): a fixed
 # round guess of where thin products fall off, not fitted to the measurements
@@ -178,7 +180,9 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations: per sample x batch
     plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
     were counted in fp32 (half of them in fp16/bf16) from torch's eager outputs, except where OpenVINO's compiled
-    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran)."""
+    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran). Grouped
+    convolutions' bytes (read and written, counted like the activations) are apart, with their time at the memory's
+    rate: NaN where they were not counted."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
@@ -195,6 +199,8 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
+    grouped_conv_bytes = (numeric_column(frame, "grouped_conv_bytes_per_sample") * batch * pass_factor
+                          * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
     shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
     thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
                            index=frame.index) * pass_factor
@@ -203,6 +209,8 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
                          "conv_flops_per_batch": conv_flops_batch,
                          "conv_compute_s": conv_flops_batch / frame["peak_flops_per_s"].astype(float),
+                         "grouped_conv_bytes": grouped_conv_bytes,
+                         "grouped_conv_memory_s": grouped_conv_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
                          "thin_matmul_flops": thin_flops,
                          "thin_matmul_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
@@ -238,7 +246,8 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s"):
+                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s", "grouped_conv_bytes",
+                   "grouped_conv_memory_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
@@ -263,6 +272,8 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     flops = frame["flops_per_sample"].astype(float)
     out["conv_flop_share"] = (frame["conv_flops_per_sample"] / flops).clip(0, 1)
     out["log_conv_calls"] = np.log1p(frame["conv_calls_per_forward"])  # 0 calls: 0, not missing
+    out["grouped_conv_flop_share"] = (numeric_column(frame, "grouped_conv_flops_per_sample") / flops).clip(0, 1)
+    out["log_grouped_conv_bytes_per_batch"] = np.log1p(roof["grouped_conv_bytes"])
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out

@@ -95,7 +95,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                 "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
-                "conv_calls_per_forward", "matmul_shapes")
+                "conv_calls_per_forward", "grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample",
+                "matmul_shapes")
 _MM = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1}  # argument index of the left operand
 _BMM = {torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
 
@@ -127,18 +128,21 @@ def _storage(tensor: torch.Tensor) -> int:
 class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
     """Counts aten calls, the bytes of the tensors they return, the score elements of fused attention (batch x
     heads x queries x keys: the softmax's work, which FLOPs miss when heads are small; eager attention stores its
-    scores, so they are in the returned bytes instead), and convolution calls (oneDNN reorders their data on each)."""
+    scores, so they are in the returned bytes instead), convolution calls (oneDNN reorders their data on each), and
+    the FLOPs and the bytes read and written (input and output) of grouped convolutions (depthwise ones included):
+    little work per byte, so their time follows the memory's rate rather than the compute's."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
-        self.conv_calls = 0
+        self.conv_calls, self.grouped_conv_flops, self.grouped_conv_bytes = 0, 0, 0
         self.matmuls: list[tuple[int, int, int, int]] = []  # (rows M, columns N, inner K, batch G) per product
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
         self.ops += 1
-        self.conv_calls += func is torch.ops.aten.convolution.default
+        if func is torch.ops.aten.convolution.default:
+            self._convolution(args, out)
         if func in _MM:
             a, b = args[_MM[func]], args[_MM[func] + 1]
             self.matmuls.append((a.shape[0], b.shape[1], a.shape[1], 1))
@@ -153,6 +157,17 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
         inputs = {_storage(t) for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         self.owned_bytes += sum(t.numel() * t.element_size() for t in tensors if _storage(t) not in inputs)
         return out
+
+    def _convolution(self, args: tuple, out: torch.Tensor) -> None:
+        """Count one aten.convolution call (input, weight, bias, stride, padding, dilation, transposed, output
+        padding, groups), and its FLOPs and traffic when it is grouped."""
+        from torch.utils.flop_counter import conv_flop_count
+
+        self.conv_calls += 1
+        x, weight, transposed, groups = args[0], args[1], args[6], args[8]
+        if groups > 1:
+            self.grouped_conv_flops += conv_flop_count(x.shape, weight.shape, out.shape, transposed=transposed)
+            self.grouped_conv_bytes += (x.numel() * x.element_size() + out.numel() * out.element_size())
 
 
 def _count(loaded: LoadedModel, batch: int, seq_len: int | None, device: torch.device) -> tuple[Any, _OpCounter]:
@@ -193,7 +208,9 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     position bias over all token pairs: batch 1 minus the per-sample part), attention_scores_per_sample and
     python_calls_per_forward (`_python_calls`), conv_flops_per_sample (the part of the FLOPs in convolutions,
     whose kernels run at other rates than matrix products), conv_calls_per_forward (each also reorders its data
-    for oneDNN) and matmul_shapes (`_matmul_shapes`: thin products run far below the peak).
+    for oneDNN), grouped_conv_flops_per_sample and grouped_conv_bytes_per_sample (the part of the convolutions that
+    is grouped or depthwise, and the bytes it reads and writes per sample: batch 2 minus batch 1) and matmul_shapes
+    (`_matmul_shapes`: thin products run far below the peak).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -208,6 +225,8 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
             "activation_bytes_fixed": float(max(2 * one.owned_bytes - two.owned_bytes, 0)),
             "attention_scores_per_sample": float(one.scores), "python_calls_per_forward": float(python_calls),
             "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls),
+            "grouped_conv_flops_per_sample": float(one.grouped_conv_flops),
+            "grouped_conv_bytes_per_sample": float(max(two.grouped_conv_bytes - one.grouped_conv_bytes, 0)),
             "matmul_shapes": _matmul_shapes(one, two)}
 
 
