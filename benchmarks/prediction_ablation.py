@@ -3,7 +3,11 @@ with OpenVINO's written bytes, its kernel counts, the matrix-product shapes or t
 on the same rows and folds.
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
+    .venv/bin/python benchmarks/prediction_ablation.py --zoo-only --architectures coverage-tf5.25.0 \
+        --variants "all facts" "without grouped convolutions"
 
+`--zoo-only` scores the zoo's families alone (how a term is chosen, so that the architectures outside the zoo stay a
+fresh test); `--architectures` adds a coverage run's rows to every fold's training data, with the same facts withheld.
 `--model fixed` is the overhead baseline + boosting in every fold (a change in a term is not hidden by a change of
 the model choice); `--model auto` is the notebook's choice per fold (slower: it cross-fits every candidate).
 """
@@ -33,21 +37,31 @@ def main() -> None:
                         help=f"which of: {'; '.join(VARIANTS)}")
     parser.add_argument("--by", nargs="+", default=["platform", "threads"],
                         help="columns whose values get a MAPE column each (e.g. family)")
+    parser.add_argument("--run-prefix", default="pred-data", help="score the results of runs starting with this")
+    parser.add_argument("--zoo-only", action="store_true", help="score the zoo's families only")
+    parser.add_argument("--architectures", help="coverage run id whose architectures join the training data")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_ablation.csv"))
     args = parser.parse_args()
 
     from kit import storage
-    from kit.predict import Predictor, training_frame
+    from kit.predict import Predictor, architecture_frame, training_frame
     from kit.predict.ablation import ablation_table
+    from kit.zoo.families import REGISTRY
 
-    frame = training_frame(storage.connect(args.db))
+    con = storage.connect(args.db, read_only=True)
+    frame = training_frame(con)
+    frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
+    if args.zoo_only:
+        frame = frame[frame["family"].isin(set(REGISTRY))]
+    extra = architecture_frame(con, args.architectures) if args.architectures else None
     fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
     start = time.perf_counter()
     table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target, tuple(args.by),
-                           make_predictor=lambda: Predictor(targets=(args.target,), **fixed))
+                           make_predictor=lambda: Predictor(targets=(args.target,), **fixed), extra_training=extra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    print(f"{len(frame)} rows, {frame['family'].nunique()} families, model {args.model}, "
+    print(f"{len(frame)} rows, {frame['family'].nunique()} families, "
+          f"{0 if extra is None else len(extra)} coverage rows in training, model {args.model}, "
           f"{time.perf_counter() - start:.0f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"saved {args.out}")

@@ -62,6 +62,33 @@ def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
     assert np.isfinite(table["within_10"]).all()
 
 
+def grouped_conv_law(families: dict[str, float], seed: int = 0):
+    """Rows whose time includes grouped convolutions' traffic at 10 % of the bandwidth, per family its bytes per
+    sample and token."""
+    frame = synthetic_frame(n_families=len(families), noise=0.0, seed=seed)
+    frame["family"] = frame["model"] = frame["family"].map(dict(zip(sorted(set(frame["family"])), families,
+                                                                     strict=True)))
+    frame = frame.assign(grouped_conv_bytes_per_sample=frame["family"].map(families) * frame["seq_len"])
+    feats = features.feature_frame(frame)
+    seconds = overhead_law(feats) + feats["grouped_conv_memory_s"] / 0.1
+    return frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+
+
+def test_extra_training_rows_teach_a_fact_the_other_families_lack() -> None:
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    zoo = grouped_conv_law({"fam0": 3e5, "fam1": 0.0, "fam2": 0.0})  # only the held-out family has grouped convs
+    extra = grouped_conv_law({"arch-a": 2e5, "arch-b": 1e5}, seed=1)
+    variants = {"all": [], "no grouped": ["grouped_conv_bytes_per_sample"]}
+    alone = ablation_table(zoo, variants, by=(), make_predictor=make_predictor).set_index("variant")
+    helped = ablation_table(zoo, variants, by=(), make_predictor=make_predictor,
+                            extra_training=extra).set_index("variant")
+    assert helped.loc["all", "n"] == alone.loc["all", "n"] == len(zoo)  # extra rows are never scored
+    assert helped.loc["all", "mape"] < 0.01 < alone.loc["all", "mape"]  # learnt only from the extra rows
+    assert helped.loc["no grouped", "mape"] > 0.05  # withheld from the extra rows too
+
+
 def test_unknown_fact_is_named_before_any_work() -> None:
     with pytest.raises(ConfigError, match="'kernels'.*known: kernels_per_forward"):
         ablation_table(synthetic_frame(n_families=2), {"bad": ["kernels"]})

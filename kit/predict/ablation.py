@@ -57,15 +57,20 @@ def without_facts(frame: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
 
 def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: str = "throughput",
                    by: tuple[str, ...] = ("platform", "threads"),
-                   make_predictor: Callable[[], Predictor] | None = None) -> pd.DataFrame:
+                   make_predictor: Callable[[], Predictor] | None = None,
+                   extra_training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per variant (a name and the facts it withholds): leave-one-family-out MAPE and share within 10 % of the
-    target, overall and per value of `by` (MAPE), each variant on the same rows and folds."""
+    target, overall and per value of `by` (MAPE), each variant on the same rows and folds.
+    `extra_training` (e.g. coverage rows, `kit.predict.architectures.architecture_rows`) joins every fold's training
+    data with the same facts withheld, and is never scored."""
     for facts in variants.values():
         check_facts(facts)
     rows = []
     for name, facts in variants.items():
         data = without_facts(frame, facts)
-        predictions = leave_one_group_out(data, target, make_predictor=make_predictor).predictions
+        extra = without_facts(extra_training, facts) if extra_training is not None else None
+        predictions = leave_one_group_out(data, target, make_predictor=make_predictor,
+                                          extra_training=extra).predictions
         row = {"variant": name, "withheld": ", ".join(facts) or "none"}
         row.update({k: v for k, v in accuracy(predictions["measured"], predictions["pred"]).items()
                     if k in ("n", "mape", "within_10")})
