@@ -191,16 +191,15 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     batch = frame["batch_size"].astype(float)
     per_batch = (numeric_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch
                  + numeric_column(frame, "activation_bytes_fixed").fillna(0.0))
-    eager_bytes = (per_batch * pass_factor
-                   * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
+    activation_scale = pass_factor * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float)
+    eager_bytes = per_batch * activation_scale
     compiled_bytes = numeric_column(frame, KERNEL_BYTES_COLUMN).where(training == 0)
     activation_bytes = compiled_bytes.where(compiled_bytes > 0, eager_bytes)
     state = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
-    grouped_conv_bytes = (numeric_column(frame, "grouped_conv_bytes_per_sample") * batch * pass_factor
-                          * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float))
+    grouped_conv_bytes = numeric_column(frame, "grouped_conv_bytes_per_sample") * batch * activation_scale
     shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
     thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
                            index=frame.index) * pass_factor
