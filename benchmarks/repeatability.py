@@ -8,6 +8,7 @@ one summary table; --json writes the figures too.
     python benchmarks/repeatability.py sweeps                  # three identical sweeps, compared pairwise
     python benchmarks/repeatability.py cost                    # interleaved vs sequential wall time
     python benchmarks/repeatability.py reference               # which machine reference tracks model speed best
+    python benchmarks/repeatability.py levels --repeats 4      # the reference's speed per process, at two threads
 """
 
 from __future__ import annotations
@@ -197,9 +198,40 @@ def cmd_reference(args: argparse.Namespace) -> dict:
     return {"summary": summary.to_dict("records")}
 
 
+def cmd_levels(args: argparse.Namespace) -> dict:
+    """Sweeps at two threads with one configuration per group (so each group starts its own reference processes):
+    how often a reference process is slower than its twin of the same group, and how far the level a result is
+    normalised against (the fastest process's) moves from group to group, against one process's level."""
+    from kit import storage
+    from kit.analysis.stability import rounds_info
+
+    db = str(args.out / "levels.duckdb")
+    rows = []
+    for repeat in range(args.repeats):
+        run = f"levels-{repeat}-{time.time():.0f}"
+        done = benchkit("bench", *SWEEP, "--time-budget-s", "0.5", "--rounds", "10", "--threads", "2",
+                        "--group-size", "1", "--run-id", run, "--db", db)
+        if done.returncode:
+            raise SystemExit(done.stdout + done.stderr)
+        con = storage.connect(db, read_only=True)
+        frame = storage.results_frame(con, run)
+        con.close()
+        for extra in frame.loc[frame["status"] == "ok", "extra"]:
+            levels = rounds_info(extra).get("reference_levels_s") or []
+            if len(levels) >= 2:
+                rows.append({"first": levels[0], "fastest": min(levels), "slowest": max(levels)})
+    table = pd.DataFrame(rows)
+    spread = {name: float(table[name].quantile(0.9) / table[name].quantile(0.1) - 1) for name in ("first", "fastest")}
+    figures = {"groups": len(table), "twin_slower_by_5pct": float((table["slowest"] / table["fastest"] > 1.05).mean()),
+               "slow_over_fast_median": float((table["slowest"] / table["fastest"]).median()),
+               "p90_over_p10_minus_1": spread}
+    print(json.dumps(figures, indent=1))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost", "reference"])
+    parser.add_argument("experiment", choices=["null", "detect", "sweeps", "cost", "reference", "levels"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budget", type=float, default=1.0, help="--time-budget-s of each A/B configuration")
     parser.add_argument("--processes", type=int, default=3, help="null, detect: `ab --processes` (per side)")
@@ -211,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     commands = {"null": cmd_null, "detect": cmd_detect, "sweeps": cmd_sweeps, "cost": cmd_cost,
-                "reference": cmd_reference}
+                "reference": cmd_reference, "levels": cmd_levels}
     figures = commands[args.experiment](args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))

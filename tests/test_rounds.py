@@ -70,6 +70,10 @@ def test_rounds_store_round_indices_reference_and_normalised_throughput(tmp_path
                                            round_quantiles(record.samples_s, record.sample_rounds, 0.1).values(),
                                            strict=True)]), 0.2))
         assert record.normalised_throughput == pytest.approx(expected)
+        # two reference processes ran; the result is normalised against the faster one
+        levels = info["reference_levels_s"]
+        assert len(levels) == rounds.REFERENCE_PROCESSES == 2 and min(levels) > 0
+        assert np.median(info["reference_round_p10_s"]) == pytest.approx(min(levels))
     stored = storage.load_records(con, "r")
     assert [r.sample_rounds for r in stored] == [r.sample_rounds for r in records]
 
@@ -128,6 +132,16 @@ def test_round_options_are_validated():
                        (dict(interleave="yes"), "interleave")):
         with pytest.raises(ConfigError, match=match):
             SweepSpec(models=["bert"], **bad)
+
+
+def test_the_fastest_reference_process_is_the_one_a_result_is_normalised_against():
+    def process(call_s, rounds_=(0, 0, 1, 1, 2, 2)):
+        return {"samples_s": [call_s * f for f in (1.0, 1.2) * (len(rounds_) // 2)], "rounds": list(rounds_)}
+
+    fast, slow, silent = process(0.171e-3), process(0.193e-3), {"samples_s": [], "rounds": []}
+    assert rounds.fastest_reference([slow, fast, silent]) is fast
+    assert rounds.fastest_reference([silent]) is None and rounds.fastest_reference([]) is None
+    assert rounds.reference_level(fast) == pytest.approx(0.171e-3 * 1.02)  # each round's 10th percentile of 1.0, 1.2
 
 
 @pytest.mark.parametrize("name", ["matmul", "copy", "bert"])

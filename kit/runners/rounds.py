@@ -8,6 +8,10 @@ be paired with the other configurations' and the reference's from the same round
 
 A group is the jobs of one model and size (at most `group_size` of them); when the live children's memory would pass
 the cap, the rest of the group moves to a group of its own.
+
+The reference runs in `REFERENCE_PROCESSES` children of its own; a result is normalised against the fastest of them,
+because a process can keep a slower speed of the same workload for its whole life (`reference_levels_s` keeps every
+process's level).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import numpy as np
 import psutil
 
 from kit.config import Job
@@ -33,12 +38,15 @@ from kit.stats import STATISTIC, STATISTICS, drift_index, paired_ratio, round_me
 
 REFERENCE_TARGET = "kit.runners.reference:measure_reference"
 REFERENCE_SHARE = 0.2  # the reference's burst, as a share of a configuration's: enough for a stable round median
+REFERENCE_PROCESSES = 2  # reference children per group: now and then one process runs the workload ~13 % slower than
+#                          its twin of the same moment, for its whole life (at two threads); the faster one is kept
 SETTLE_S = 0.002  # idle between bursts: the last child's threads stop
 
 
 @dataclass(frozen=True)
 class RoundPlan:
-    """How a group is measured: rounds, seconds per burst, group size, memory cap, reference, shuffling seed."""
+    """How a group is measured: rounds, seconds per burst, group size, memory cap, reference (and how many processes
+    run it), shuffling seed."""
 
     rounds: int
     burst_s: float
@@ -49,6 +57,7 @@ class RoundPlan:
     threads: int | None = None
     timeout_s: float = 600.0
     memory_limit_bytes: int | None = None
+    reference_processes: int = REFERENCE_PROCESSES
 
     def cap_bytes(self) -> int:
         """The memory cap for live children: as given, else half the memory available now."""
@@ -188,13 +197,13 @@ class Group:
     """The live children of one group and what came back from them."""
 
     plan: RoundPlan
-    reference: Child | None = None
+    references: list[Child] = field(default_factory=list)
     members: list[tuple[Job, Child]] = field(default_factory=list)
     order_seed: int = 0
 
     def live(self) -> list[Child]:
         """Children still measuring, the reference included."""
-        children = [c for _, c in self.members] + ([self.reference] if self.reference else [])
+        children = [c for _, c in self.members] + self.references
         return [c for c in children if c.outcome is None]
 
     def memory_bytes(self) -> int:
@@ -215,13 +224,29 @@ class Group:
             child.close()
 
 
-def _start_reference(plan: RoundPlan) -> tuple[Child | None, str]:
+def _start_references(plan: RoundPlan) -> tuple[list[Child], str]:
+    """The group's reference children that came up, and a note on those that did not."""
     if plan.reference is None:
-        return None, "no reference asked for"
-    child = Child("reference", REFERENCE_TARGET, {"name": plan.reference, "threads": plan.threads})
-    if child.wait_ready(plan.timeout_s):
-        return child, ""
-    return None, f"reference {plan.reference} failed: {child.outcome[1]}"
+        return [], "no reference asked for"
+    children, notes = [], []
+    for index in range(plan.reference_processes):
+        child = Child(f"reference{index}", REFERENCE_TARGET, {"name": plan.reference, "threads": plan.threads})
+        if child.wait_ready(plan.timeout_s):
+            children.append(child)
+        else:
+            notes.append(f"reference {plan.reference} failed: {child.outcome[1]}")
+    return children, "; ".join(notes)
+
+
+def reference_level(value: dict[str, Any]) -> float:
+    """A reference process's speed: the median over rounds of its rounds' fastest tenth of calls (seconds)."""
+    return float(np.median(list(round_quantiles(value["samples_s"], value["rounds"], STATISTICS[STATISTIC]).values())))
+
+
+def fastest_reference(values: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of the reference processes that measured in any round, the one with the lowest level (None if none)."""
+    measured = [v for v in values if v["rounds"]]
+    return min(measured, key=reference_level) if measured else None
 
 
 def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> None:
@@ -231,21 +256,25 @@ def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> N
         order = group.live()
         rng.shuffle(order)
         for child in order:
-            share = REFERENCE_SHARE if child is group.reference else 1.0
+            share = REFERENCE_SHARE if child in group.references else 1.0
             time.sleep(SETTLE_S)
             child.burst(round_idx, group.plan.burst_s * share, group.plan.timeout_s)
         if on_round is not None:
             on_round(round_idx)
 
 
-def rounds_extra(record: Record, reference: dict[str, Any] | None, plan: RoundPlan, group_keys: list[str],
+def rounds_extra(record: Record, references: list[dict[str, Any]], plan: RoundPlan, group_keys: list[str],
                  reference_note: str) -> Record:
-    """The record with its round facts in extra["rounds"] and, with a reference, its normalised throughput."""
+    """The record with its round facts in extra["rounds"] and, with a reference, its normalised throughput against
+    the fastest reference process (every process's level in `reference_levels_s`)."""
     data = record.to_json()
+    reference = fastest_reference(references)
     info: dict[str, Any] = {"n_rounds": plan.rounds, "burst_s": plan.burst_s, "group": group_keys,
                             "reference": plan.reference if reference else None}
     if reference_note:
         info["reference_note"] = reference_note
+    if reference is not None:
+        info["reference_levels_s"] = [reference_level(v) for v in references if v["rounds"]]
     if record.status == "ok" and record.sample_rounds:
         info["round_cv"] = drift_index(round_medians(record.samples_s, record.sample_rounds))
         if reference and reference["rounds"]:
@@ -275,7 +304,7 @@ def measure_group(jobs: list[Job], plan: RoundPlan, *, target: str, precheck: Ca
     group's measured jobs after each round."""
     group = Group(plan, order_seed=order_seed)
     try:
-        group.reference, reference_note = _start_reference(plan)
+        group.references, reference_note = _start_references(plan)
         leftover: list[Job] = []
         for index, job in enumerate(jobs):
             if not group.fits_another():
@@ -294,14 +323,18 @@ def measure_group(jobs: list[Job], plan: RoundPlan, *, target: str, precheck: Ca
         if group.members:
             members = [job for job, _ in group.members]
             run_rounds(group, None if on_round is None else lambda index: on_round(members, index))
-        reference = None
-        if group.reference is not None:
-            ok, value = group.reference.finish(plan.timeout_s)
-            reference, reference_note = (value, "") if ok else (None, f"reference {plan.reference} failed: {value}")
+        references = []
+        for child in group.references:
+            ok, value = child.finish(plan.timeout_s)
+            if ok:
+                references.append(value)
+            else:
+                failed = f"reference {plan.reference} failed: {value}"
+                reference_note = f"{reference_note}; {failed}" if reference_note else failed
         keys = [job.config_key for job, _ in group.members]
         for job, child in group.members:
             record = _record_of(job, child.finish(plan.timeout_s), failure)
-            yield rounds_extra(record, reference, plan, keys, reference_note)
+            yield rounds_extra(record, references, plan, keys, reference_note)
         yield leftover
     finally:
         group.close()
