@@ -1,10 +1,9 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes, its kernel counts, the matrix-product shapes or the grouped convolutions withheld,
-on the same rows and folds.
+with OpenVINO's written bytes, its kernel counts or the matrix-product shapes withheld, on the same rows and folds.
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
     .venv/bin/python benchmarks/prediction_ablation.py --zoo-only --architectures coverage-tf5.25.0 \
-        --variants "all facts" "without grouped convolutions"
+        --variants "all facts" "without matmul shapes"
 
 `--zoo-only` scores the zoo's families alone (how a term is chosen, so that the architectures outside the zoo stay a
 fresh test); `--architectures` adds a coverage run's rows to every fold's training data, with the same facts withheld.
@@ -23,8 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes"],
-            "without matmul shapes": ["matmul_shapes"],
-            "without grouped convolutions": ["grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample"]}
+            "without matmul shapes": ["matmul_shapes"]}
 
 
 def main() -> None:

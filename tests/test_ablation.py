@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from kit.errors import ConfigError
@@ -11,15 +12,19 @@ from kit.predict.ablation import ablation_table, without_facts
 from tests.test_predict import overhead_law, synthetic_frame
 
 
-def thin_product_law():
-    """Rows whose time includes what thin matrix products lose: only the stored shapes explain it."""
-    frame = synthetic_frame(n_families=3, noise=0.0)
-    widths = frame["family"].map({"fam0": 16, "fam1": 48, "fam2": 512})
-    rows = (frame["flops_per_sample"] / (2 * widths**2)).round().astype(int)
-    shapes = [json.dumps([[m, w, w, 1, 2 * m, w, w, 1, 1]]) for m, w in zip(rows, widths, strict=True)]
+def thin_product_law(widths: dict[str, int | None] | None = None, seed: int = 0):
+    """Rows whose time includes what thin matrix products lose: only the stored shapes explain it. Per family the
+    width of its products (None: no shapes stored)."""
+    widths = widths or {"fam0": 16, "fam1": 48, "fam2": 512}
+    frame = synthetic_frame(n_families=len(widths), noise=0.0, seed=seed)
+    frame["family"] = frame["model"] = frame["family"].map(dict(zip(sorted(set(frame["family"])), widths,
+                                                                     strict=True)))
+    width = frame["family"].map(widths)
+    shapes = [None if pd.isna(w) else json.dumps([[round(f / (2 * w**2)), w, w, 1, 2 * round(f / (2 * w**2)), w, w, 1,
+                                                   1]]) for f, w in zip(frame["flops_per_sample"], width, strict=True)]
     frame = frame.assign(matmul_shapes=shapes)
     feats = features.feature_frame(frame)
-    seconds = overhead_law(feats) + feats["thin_matmul_s"] / 0.3
+    seconds = overhead_law(feats) + feats["thin_matmul_s"].fillna(0.0) / 0.3
     return frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
 
 
@@ -36,19 +41,6 @@ def test_withheld_facts_are_gone_from_columns_and_stored_json() -> None:
     assert without_facts(feats, []) is feats
 
 
-def test_withheld_grouped_convolutions_leave_the_rest_of_the_profile() -> None:
-    frame = synthetic_frame(n_families=1).head(2)
-    grouped = {"grouped_conv_flops_per_sample": 1e6, "grouped_conv_bytes_per_sample": 4e5}
-    extras = [json.dumps({**json.loads(e), "forward_profile": {**json.loads(e)["forward_profile"], **grouped}})
-              for e in frame["extra"]]
-    feats = features.feature_frame(frame.assign(extra=extras))
-    assert (feats["grouped_conv_memory_s"] > 0).all()
-    stripped = without_facts(feats, list(grouped))
-    assert stripped["grouped_conv_bytes"].isna().all() and stripped["grouped_conv_flop_share"].isna().all()
-    profiles = stripped["extra"].map(lambda e: json.loads(e)["forward_profile"])
-    assert profiles.map(lambda p: not set(grouped) & set(p) and p["ops_per_forward"] > 0).all()
-
-
 def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
     def make_predictor():
         return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
@@ -62,31 +54,19 @@ def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
     assert np.isfinite(table["within_10"]).all()
 
 
-def grouped_conv_law(families: dict[str, float], seed: int = 0):
-    """Rows whose time includes grouped convolutions' traffic at 10 % of the bandwidth, per family its bytes per
-    sample and token."""
-    frame = synthetic_frame(n_families=len(families), noise=0.0, seed=seed)
-    frame["family"] = frame["model"] = frame["family"].map(dict(zip(sorted(set(frame["family"])), families,
-                                                                     strict=True)))
-    frame = frame.assign(grouped_conv_bytes_per_sample=frame["family"].map(families) * frame["seq_len"])
-    feats = features.feature_frame(frame)
-    seconds = overhead_law(feats) + feats["grouped_conv_memory_s"] / 0.1
-    return frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
-
-
 def test_extra_training_rows_teach_a_fact_the_other_families_lack() -> None:
     def make_predictor():
         return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
 
-    zoo = grouped_conv_law({"fam0": 3e5, "fam1": 0.0, "fam2": 0.0})  # only the held-out family has grouped convs
-    extra = grouped_conv_law({"arch-a": 2e5, "arch-b": 1e5}, seed=1)
-    variants = {"all": [], "no grouped": ["grouped_conv_bytes_per_sample"]}
+    zoo = thin_product_law({"fam0": 16, "fam1": None, "fam2": None})  # only the held-out family has shapes stored
+    extra = thin_product_law({"arch-a": 16, "arch-b": 48}, seed=1)
+    variants = {"all": [], "no shapes": ["matmul_shapes"]}
     alone = ablation_table(zoo, variants, by=(), make_predictor=make_predictor).set_index("variant")
     helped = ablation_table(zoo, variants, by=(), make_predictor=make_predictor,
                             extra_training=extra).set_index("variant")
     assert helped.loc["all", "n"] == alone.loc["all", "n"] == len(zoo)  # extra rows are never scored
     assert helped.loc["all", "mape"] < 0.01 < alone.loc["all", "mape"]  # learnt only from the extra rows
-    assert helped.loc["no grouped", "mape"] > 0.05  # withheld from the extra rows too
+    assert helped.loc["no shapes", "mape"] > 0.05  # withheld from the extra rows too
 
 
 def test_unknown_fact_is_named_before_any_work() -> None:

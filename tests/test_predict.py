@@ -267,6 +267,18 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     assert {s.models[0] for s in specs[:len(grid)]} == set(params["models"])
 
 
+def test_the_later_check_configurations_are_none_of_the_study_s(tmp_path) -> None:
+    from kit.config import load_parameters
+
+    later = [job for spec in predict.prediction_sweep_specs(load_parameters("parameters/prediction_later.yaml"))
+             for job in spec.jobs()]
+    study = predict.prediction_sweep_specs({**load_parameters("parameters/prediction_data.yaml"),
+                                            "checkpoint_folder": str(tmp_path)})
+    held = {job.config_key for spec in study for job in spec.jobs()}
+    assert len(later) == 48 and not held & {job.config_key for job in later}
+    assert not any(job.run_id.startswith("pred-data") for job in later)  # never mixed into the training rows
+
+
 def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> None:
     params = {"run_id": "pd", "models": ["bert"], "num_hidden_layers": [1, 2, 4], "hidden_size": [32],
               "seq_lens": [16], "batch_sizes": [1, 4, 16], "platforms": ["cpu"], "precisions": ["fp32"],
@@ -495,24 +507,6 @@ def test_overhead_baseline_learns_the_extra_cost_of_convolution_flops_and_calls(
     assert np.allclose(predicted, measured, rtol=1e-3)
     missed, _ = fam0_from_the_others(law.drop(columns=["conv_flops_per_sample", "conv_calls_per_forward"]))
     assert (missed / measured).mean() > 1.2  # without the conv facts: too fast, conv work counted as GEMM FLOPs
-
-
-def test_overhead_baseline_learns_the_traffic_of_grouped_convolutions() -> None:
-    frame = synthetic_frame(n_families=3, noise=0.0)
-    per_sample = frame["family"].map({"fam0": 3e5, "fam1": 1e5, "fam2": 0.0})  # fam0, held out, is the most depthwise
-    frame = frame.assign(grouped_conv_bytes_per_sample=per_sample * frame["seq_len"],
-                         grouped_conv_flops_per_sample=0.05 * frame["flops_per_sample"])
-    feats = features.feature_frame(frame)
-    scale = frame["precision"].map({"bf16": 0.5}).fillna(1.0)  # counted in fp32, like the activations
-    per_batch = frame["grouped_conv_bytes_per_sample"] * frame["batch_size"] * scale
-    assert np.allclose(feats["grouped_conv_bytes"], per_batch)
-    assert np.allclose(feats["grouped_conv_flop_share"], 0.05)
-    seconds = overhead_law(feats) + feats["grouped_conv_memory_s"] / 0.1  # grouped convs at 10 % of the bandwidth
-    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
-    predicted, measured = fam0_from_the_others(law)
-    assert np.allclose(predicted, measured, rtol=1e-3)
-    missed, _ = fam0_from_the_others(law.drop(columns=["grouped_conv_bytes_per_sample"]))
-    assert (missed / measured).mean() > 1.2  # without them: too fast, the depthwise traffic unseen
 
 
 def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:

@@ -20,9 +20,7 @@ from kit.predict.model import Predictor, accuracy, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
-         "matmul_shapes": ("matmul_shapes", "forward_profile"),
-         "grouped_conv_flops_per_sample": ("grouped_conv_flops_per_sample", "forward_profile"),
-         "grouped_conv_bytes_per_sample": ("grouped_conv_bytes_per_sample", "forward_profile")}
+         "matmul_shapes": ("matmul_shapes", "forward_profile")}
 
 
 def check_facts(facts: list[str]) -> None:

@@ -16,8 +16,8 @@ from kit.errors import ConfigError
 from kit.predict.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_column
 
 BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 10  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                        per conv call, thin matrix products, grouped conv traffic
+N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
+#                       per conv call, thin matrix products
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -80,9 +80,8 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
     coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
     convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
-    on every call, the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate, and the bytes
-    grouped and depthwise convolutions read and write at the memory's rate (`grouped_conv_memory_s`: their kernels
-    do little work per byte). The call count is OpenVINO's executed kernels where they were counted (`call_count`).
+    on every call, and the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate. The call
+    count is OpenVINO's executed kernels where they were counted (`call_count`).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
@@ -97,10 +96,8 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
     conv_calls = numeric_column(features, "conv_calls_per_forward").fillna(0.0) * passes
     thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
-    grouped = features["grouped_conv_memory_s"].where(features["memory_s"] > 0, features["grouped_conv_bytes"] / 1e12)
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
-                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float),
-                            grouped.fillna(0.0).astype(float)])
+                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
 
 
 def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -120,10 +117,9 @@ def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
     + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
-    products lose + grouped-convolution traffic, each with a
-    non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else
-    per platform, mode and threads, else over all rows): the roofline plus the call overheads that dominate small
-    models. Throughput is batch / time; latency is the time."""
+    products lose, each with a non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode
+    and thread count (else per platform, mode and threads, else over all rows): the roofline plus the call overheads
+    that dominate small models. Throughput is batch / time; latency is the time."""
 
     target: str
     min_rows: int = 4

@@ -28,10 +28,11 @@ TRAINING_STATE_BYTES_PER_PARAM = 16  # fp32 weights, gradients and two AdamW mom
 NUMERIC = ["log_params", "log_flops_per_item", "log_flops_per_batch", "log_batch", "log_seq", "log_image_size",
            "n_layers", "hidden_size", "log_peak_flops", "log_bandwidth", "bytes_per_param", "log_weight_bytes",
            "log_roofline_s", "log_intensity", "training", "log_ops", "log_activation_bytes_per_batch",
-           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "log_conv_calls",
-           "grouped_conv_flop_share", "log_grouped_conv_bytes_per_batch"]
+           "log_attention_scores_per_batch", "log_python_calls", "conv_flop_share", "log_conv_calls"]
 CATEGORICAL = ["platform", "precision", "mode", "modality"]
-# counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before
+# counted per forward by kit.zoo.forward_profile, stored in extra["forward_profile"]; NaN for results stored before.
+# The grouped-convolution facts are loaded but no input of the predictor: the zoo's folds did not choose them
+# (docs/prediction.md, "What the counted facts are worth")
 PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                    "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
                    "conv_calls_per_forward", "grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample",
@@ -180,9 +181,7 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations: per sample x batch
     plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
     were counted in fp32 (half of them in fp16/bf16) from torch's eager outputs, except where OpenVINO's compiled
-    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran). Grouped
-    convolutions' bytes (read and written, counted like the activations) are apart, with their time at the memory's
-    rate: NaN where they were not counted."""
+    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran)."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
@@ -191,15 +190,13 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     batch = frame["batch_size"].astype(float)
     per_batch = (numeric_column(frame, "activation_bytes_per_sample").fillna(0.0) * batch
                  + numeric_column(frame, "activation_bytes_fixed").fillna(0.0))
-    activation_scale = pass_factor * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float)
-    eager_bytes = per_batch * activation_scale
+    eager_bytes = per_batch * pass_factor * frame["precision"].map(ACTIVATION_BYTES_SCALE).fillna(1.0).astype(float)
     compiled_bytes = numeric_column(frame, KERNEL_BYTES_COLUMN).where(training == 0)
     activation_bytes = compiled_bytes.where(compiled_bytes > 0, eager_bytes)
     state = np.where(training > 0, frame["n_params"].astype(float) * TRAINING_TRAFFIC_BYTES_PER_PARAM, weight_bytes)
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
-    grouped_conv_bytes = numeric_column(frame, "grouped_conv_bytes_per_sample") * batch * activation_scale
     shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
     thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
                            index=frame.index) * pass_factor
@@ -208,8 +205,6 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
                          "conv_flops_per_batch": conv_flops_batch,
                          "conv_compute_s": conv_flops_batch / frame["peak_flops_per_s"].astype(float),
-                         "grouped_conv_bytes": grouped_conv_bytes,
-                         "grouped_conv_memory_s": grouped_conv_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
                          "thin_matmul_flops": thin_flops,
                          "thin_matmul_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
@@ -245,8 +240,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s", "grouped_conv_bytes",
-                   "grouped_conv_memory_s"):
+                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
@@ -271,8 +265,6 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     flops = frame["flops_per_sample"].astype(float)
     out["conv_flop_share"] = (frame["conv_flops_per_sample"] / flops).clip(0, 1)
     out["log_conv_calls"] = np.log1p(frame["conv_calls_per_forward"])  # 0 calls: 0, not missing
-    out["grouped_conv_flop_share"] = (numeric_column(frame, "grouped_conv_flops_per_sample") / flops).clip(0, 1)
-    out["log_grouped_conv_bytes_per_batch"] = np.log1p(roof["grouped_conv_bytes"])
     if "throughput_items_per_s" in frame:
         out["roofline_efficiency"] = roofline_efficiency(frame)
     return out
