@@ -25,15 +25,15 @@ def env(torch_version: str = "2.4.0", commit: str = "aaaa") -> dict:
 
 def rec(run_id: str, platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny",
         mode: str = "inference", batch_size: int = 2, scale: float = 1.0, seed: int = 0, n: int = 60,
-        sigma: float = 0.03, rounds: int = 10, drift: float = 0.0, **extra_fields) -> Record:
+        sigma: float = 0.03, rounds: int = 10, drift: float = 0.0, machine: float = 1.0, **extra_fields) -> Record:
     """An ok record with seeded log-normal samples around 10 ms x scale, measured in `rounds` rounds (0: without)
     beside a 1 ms machine reference; the machine's speed drifts linearly by `drift` over the rounds, slowing the
-    samples and the reference alike."""
+    samples and the reference alike, and `machine` scales both for the whole run (another state of the machine)."""
     samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale), sigma, size=n)
     key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
     if rounds:
         index = [i * rounds // n for i in range(n)]
-        speed = [1 + drift * r / max(rounds - 1, 1) for r in range(rounds)]
+        speed = [machine * (1 + drift * r / max(rounds - 1, 1)) for r in range(rounds)]
         samples = [s * speed[r] for s, r in zip(samples, index, strict=True)]
         reference = [0.001 * v for v in speed]
         extra_fields = {"sample_rounds": index, "extra": {"rounds": {
@@ -145,6 +145,19 @@ def test_the_reference_cancels_a_drift_that_moves_the_whole_run(con):
     assert row["method"].startswith("normalised p10 rounds") and row["status"] == "unchanged"
     assert abs(row["change_pct"]) < 3
     assert analysis.run_drift(analysis.results_with_samples(con, "b")) > 0.1
+
+
+def test_the_summary_warns_when_the_machine_reference_moved_between_the_runs(con):
+    for run, seed in (("a", 1), ("a2", 3)):
+        store(con, run, [rec(run, seed=seed)])
+    store(con, "fast", [rec("fast", seed=2, machine=0.88)])  # the whole machine 12 % faster, the code unchanged
+    store(con, "same", [rec("same", seed=4, machine=0.98)])
+    moved = analysis.stability_summary(analysis.detect_regressions("fast", ["a", "a2"], con=con), 0.10)
+    assert "machine reference 0.880 ms per call, baseline 1.000 ms (-12.0%): the machine was in another state" in moved
+    still = analysis.stability_summary(analysis.detect_regressions("same", ["a", "a2"], con=con), 0.10)
+    assert "(-2.0%)" in still and "another state" not in still
+    levels = analysis.detect_regressions("same", "a", con=con).attrs["reference_level"]
+    assert levels == {"current": pytest.approx(0.00098), "baseline": pytest.approx(0.001)}
 
 
 def test_several_baseline_runs_widen_the_interval(con):

@@ -51,6 +51,17 @@ def run_drift(frame: pd.DataFrame) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def run_reference_level(frame: pd.DataFrame, statistic: str = "p10") -> float | None:
+    """How fast the machine was during a run: the median over its results of the reference's per-round statistic
+    (median over the rounds, seconds per call; None without a reference)."""
+    levels = []
+    for extra in frame.get("extra", pd.Series(dtype=object)).dropna():
+        values = [v for v in reference_values(extra, statistic) if v]
+        if values:
+            levels.append(float(np.median(values)))
+    return float(np.median(levels)) if levels else None
+
+
 def verdict(drift: float | None) -> str:
     """A sentence a reader can act on, from a run's drift index."""
     if drift is None:
