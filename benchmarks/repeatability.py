@@ -37,6 +37,20 @@ def benchkit(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*BENCHKIT, *args], capture_output=True, text=True)
 
 
+def bench_rounds(db: str, run: str, *args: str) -> list[dict]:
+    """Run `benchkit bench` into run `run` of db (exit on failure); the extra["rounds"] facts of its ok results."""
+    from kit import storage
+    from kit.analysis.stability import rounds_info
+
+    done = benchkit("bench", *args, "--run-id", run, "--db", db)
+    if done.returncode:
+        raise SystemExit(done.stdout + done.stderr)
+    con = storage.connect(db, read_only=True)
+    frame = storage.results_frame(con, run)
+    con.close()
+    return [rounds_info(extra) for extra in frame.loc[frame["status"] == "ok", "extra"]]
+
+
 def ab_repeats(out: Path, repeats: int, extra: list[str], tag: str) -> pd.DataFrame:
     """Run `benchkit ab` `repeats` times; the A/B tables of all repeats on each per-round statistic (the command's
     exit code is the default statistic's), with the repeat index and exit code."""
@@ -169,9 +183,6 @@ def cmd_cost(args: argparse.Namespace) -> dict:
 def cmd_reference(args: argparse.Namespace) -> dict:
     """Each reference beside the same sweeps (tiny bert, vit and t5; bert-base), alternated twice: the median share of
     a configuration's round-to-round spread that is left once divided by the reference of the same round."""
-    from kit import storage
-    from kit.analysis.stability import rounds_info
-
     db = str(args.out / "reference.duckdb")
     sweeps = {"tiny": SWEEP, "base": ["--models", "bert", "--size", "base", "--batch-sizes", "1", "8",
                                       "--time-budget-s", "2"]}
@@ -180,14 +191,7 @@ def cmd_reference(args: argparse.Namespace) -> dict:
         for reference in ("matmul", "copy", "bert"):
             for name, sweep in sweeps.items():
                 run = f"ref-{reference}-{name}-{repeat}-{time.time():.0f}"
-                done = benchkit("bench", *sweep, "--reference", reference, "--run-id", run, "--db", db)
-                if done.returncode:
-                    raise SystemExit(done.stdout + done.stderr)
-                con = storage.connect(db, read_only=True)
-                frame = storage.results_frame(con, run)
-                con.close()
-                for extra in frame.loc[frame["status"] == "ok", "extra"]:
-                    info = rounds_info(extra)
+                for info in bench_rounds(db, run, *sweep, "--reference", reference):
                     rows.append({"reference": reference, "sizes": name, "round_cv": info.get("round_cv"),
                                  "normalised_round_cv": info.get("normalised_round_cv")})
     table = pd.DataFrame(rows).assign(left=lambda t: t["normalised_round_cv"] / t["round_cv"])
@@ -202,22 +206,13 @@ def cmd_levels(args: argparse.Namespace) -> dict:
     """Sweeps at two threads with one configuration per group (so each group starts its own reference processes):
     how often a reference process is slower than its twin of the same group, and how far the level a result is
     normalised against (the fastest process's) moves from group to group, against one process's level."""
-    from kit import storage
-    from kit.analysis.stability import rounds_info
-
     db = str(args.out / "levels.duckdb")
     rows = []
     for repeat in range(args.repeats):
         run = f"levels-{repeat}-{time.time():.0f}"
-        done = benchkit("bench", *SWEEP, "--time-budget-s", "0.5", "--rounds", "10", "--threads", "2",
-                        "--group-size", "1", "--run-id", run, "--db", db)
-        if done.returncode:
-            raise SystemExit(done.stdout + done.stderr)
-        con = storage.connect(db, read_only=True)
-        frame = storage.results_frame(con, run)
-        con.close()
-        for extra in frame.loc[frame["status"] == "ok", "extra"]:
-            levels = rounds_info(extra).get("reference_levels_s") or []
+        sweep = [*SWEEP[:-2], "--time-budget-s", "0.5"]  # SWEEP ends with its own budget
+        for info in bench_rounds(db, run, *sweep, "--rounds", "10", "--threads", "2", "--group-size", "1"):
+            levels = info.get("reference_levels_s") or []
             if len(levels) >= 2:
                 rows.append({"first": levels[0], "fastest": min(levels), "slowest": max(levels)})
     table = pd.DataFrame(rows)
