@@ -348,7 +348,19 @@ def cmd_check_predictions(args: argparse.Namespace) -> int:
     a = checked.attrs
     print(f"{a['n']} checked on the {a['scale']} scale: MAPE {a['mape']:.1%}, median error {a['median_ape']:.1%}, "
           f"{a['coverage']:.0%} inside their interval")
+    predicted, again = a["by_source"].get("predicted"), a["by_source"].get("measured")
+    if predicted and again:  # the run measured configurations of the store again: their error is the repeat floor
+        print(f"  {predicted['n']} predicted: MAPE {predicted['mape']:.1%}, median error {predicted['median_ape']:.1%}"
+              f"\n  {again['n']} measured in the store before (the repeat floor): MAPE {again['mape']:.1%}, median "
+              f"error {again['median_ape']:.1%}\n  predicted against the floor: MAPE "
+              f"{_ratio(predicted['mape'], again['mape'])}, median "
+              f"{_ratio(predicted['median_ape'], again['median_ape'])}")
     return 0
+
+
+def _ratio(value: float, floor: float) -> str:
+    """value / floor as '1.23x', or 'n/a' against a zero floor."""
+    return f"{value / floor:.2f}x" if floor > 0 else "n/a"
 
 
 def cmd_prediction_data(args: argparse.Namespace) -> int:

@@ -267,16 +267,19 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     assert {s.models[0] for s in specs[:len(grid)]} == set(params["models"])
 
 
-def test_the_later_check_configurations_are_none_of_the_study_s(tmp_path) -> None:
+def test_the_later_check_predicts_48_new_configurations_and_repeats_18_of_the_study(tmp_path) -> None:
     from kit.config import load_parameters
 
-    later = [job for spec in predict.prediction_sweep_specs(load_parameters("parameters/prediction_later.yaml"))
-             for job in spec.jobs()]
+    jobs = [job for spec in predict.prediction_sweep_specs(load_parameters("parameters/prediction_later.yaml"))
+            for job in spec.jobs()]
     study = predict.prediction_sweep_specs({**load_parameters("parameters/prediction_data.yaml"),
                                             "checkpoint_folder": str(tmp_path)})
     held = {job.config_key for spec in study for job in spec.jobs()}
-    assert len(later) == 48 and not held & {job.config_key for job in later}
-    assert not any(job.run_id.startswith("pred-data") for job in later)  # never mixed into the training rows
+    again = [job for job in jobs if job.run_id.startswith("later-check-lg")]
+    new = [job for job in jobs if job not in again]
+    assert len(new) == 48 and not held & {job.config_key for job in new}
+    assert len(again) == 18 and {job.config_key for job in again} <= held  # the repeat floor of the same run
+    assert not any(job.run_id.startswith("pred-data") for job in jobs)  # never mixed into the training rows
 
 
 def test_cross_platform_section_remeasures_a_spread_of_variants_everywhere() -> None:

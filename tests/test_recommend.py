@@ -383,6 +383,9 @@ def test_check_predictions_scores_results_measured_elsewhere(predictor) -> None:
     assert last["status"] == "failed" and np.isnan(last["ape"]) and "SIGKILL" in last["reason"]
     assert np.isclose(checked.attrs["mape"], checked["ape"].mean())
     assert checked.attrs["coverage"] == checked["inside"].dropna().astype(float).mean()
+    by_source = checked.attrs["by_source"]
+    assert by_source["measured"]["n"] == 1 and by_source["predicted"]["n"] == 6
+    assert np.isclose(by_source["predicted"]["mape"], new["ape"].mean())
     with pytest.raises(ConfigError, match="throughput_items_per_s"):
         recommend.check_predictions(data, later.drop(columns="throughput_items_per_s"))
 
@@ -392,14 +395,20 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
 
     frame = synthetic_frame(n_families=3, batch_sizes=(1, 4))
     train, later, empty = tmp_path / "train.duckdb", tmp_path / "later.duckdb", tmp_path / "empty.duckdb"
-    for path, rows in ((train, frame[frame["family"] != "fam2"]), (later, frame[frame["family"] == "fam2"].head(4))):
+    again = frame[frame["family"] == "fam0"].head(2)  # measured again: the store holds them
+    again = again.assign(throughput_items_per_s=again["throughput_items_per_s"] * 1.1,
+                         **{c: again[c] / 1.1 for c in ("latency_p50_s", "latency_mean_s", "ci_low_s", "ci_high_s")})
+    for path, rows in ((train, frame[frame["family"] != "fam2"]),
+                       (later, pd.concat([frame[frame["family"] == "fam2"].head(4), again]))):
         con = storage.connect(path)
         _store(con, rows)
         con.close()
     storage.connect(empty).close()
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train)]) == 0
     out = capsys.readouterr().out
-    assert out.count("fam2") == 4 and "predicted" in out and "4 checked on the measured scale: MAPE" in out
+    assert out.count("fam2") == 4 and "predicted" in out and "6 checked on the measured scale: MAPE" in out
+    assert "4 predicted: MAPE" in out and "2 measured in the store before (the repeat floor): MAPE 9.1%" in out
+    assert "predicted against the floor: MAPE" in out
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train), "--scale", "steady"]) == 2
     assert "rounds beside the machine reference" in capsys.readouterr().err  # the synthetic rows have no reference
     assert cli.main(["check-predictions", "--measured-db", str(empty), "--db", str(train)]) == 2
@@ -466,3 +475,41 @@ def test_a_result_checked_against_itself_on_the_steady_scale_is_exact() -> None:
     checked = recommend.check_predictions(data, rows, scale="steady")
     assert (checked["source"] == "measured").all() and checked.attrs["n"] == 5
     assert checked["ape"].max() < 1e-9
+
+
+def _two_thread_counts() -> pd.DataFrame:
+    """The synthetic law at the default two threads, and at one (pinned) thread half as fast."""
+    frame = synthetic_frame(n_families=4, noise=0.0)
+    pinned = frame["params_json"].map(lambda p: json.dumps({**json.loads(p), "threads": 1}))
+    one = frame.assign(threads=1, params_json=pinned, throughput_items_per_s=frame["throughput_items_per_s"] / 2,
+                       latency_p50_s=frame["latency_p50_s"] * 2, latency_mean_s=frame["latency_mean_s"] * 2)
+    return pd.concat([frame.assign(threads=2), one], ignore_index=True)
+
+
+def test_candidates_run_with_the_threads_asked_for() -> None:
+    frame = _two_thread_counts()
+    data = frame[frame["family"] != "fam3"]
+    predictor = fast_predictor().fit(data)
+    facts = recommend.measured_frame(frame[frame["family"] == "fam3"]).iloc[0][recommend.core.FACT_COLUMNS].to_dict()
+    default = recommend.recommend(data, "fam3", predictor=predictor, facts=facts, **VARIANT)
+    one = recommend.recommend(data, "fam3", predictor=predictor, threads=1, facts=facts, **VARIANT)
+    assert set(default["source"]) == set(one["source"]) == {"predicted"}
+    keys = ["platform", "precision", "batch_size"]
+    ratio = (default.set_index(keys)["throughput_items_per_s"] / one.set_index(keys)["throughput_items_per_s"])
+    assert ratio.between(1.6, 2.5).all()  # the law: one thread is half as fast
+    measured = recommend.recommend(frame, "fam3", threads=1, predictor=predictor, **VARIANT)
+    assert set(measured["source"]) == {"measured"}  # fam3's one-thread measurements stand for one-thread candidates
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError, match=f"threads must be a positive whole number or None, got {bad!r}"):
+            recommend.recommend(data, "fam3", predictor=predictor, threads=bad, facts=facts, **VARIANT)
+
+
+def test_check_predictions_predicts_each_result_at_its_thread_count() -> None:
+    """Results measured later at one thread where the default is two: each is predicted at the count it ran with."""
+    frame = _two_thread_counts()
+    data = frame[frame["family"] != "fam3"]
+    later = frame[(frame["family"] == "fam3") & frame["batch_size"].isin([1, 16])]
+    checked = recommend.check_predictions(data, later, fast_predictor().fit(data))
+    assert checked.attrs["n"] == len(later) and (checked["source"] == "predicted").all()
+    by_threads = checked.groupby(later["threads"].to_numpy())["ape"].max()
+    assert by_threads.max() < 0.25  # at the default count alone, every one-thread result would be ~2x off

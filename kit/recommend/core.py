@@ -160,16 +160,18 @@ def default_threads(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode: str,
-                   batch_sizes: list[int] | None = None, precisions: list[str] | None = None) -> pd.DataFrame:
+                   batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
+                   threads: int | None = None) -> pd.DataFrame:
     """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts, peaks and the
-    platform's default thread count."""
+    intra-op thread count: `threads` where given, else the platform's default."""
     seen = frame[(frame["mode"] == mode) & frame["platform"].isin(platforms)]
     pairs = _platform_peaks(seen)
     if precisions is not None:
         pairs = pairs[pairs["precision"].isin(precisions)]
     sizes = sorted(set(batch_sizes or seen["batch_size"].astype(int)))
     grid = pairs.merge(pd.DataFrame({"batch_size": sizes}), how="cross")
-    grid = grid.assign(threads=grid["platform"].map(default_threads(seen)).astype(float))
+    counts = grid["platform"].map(default_threads(seen)) if threads is None else pd.Series(threads, index=grid.index)
+    grid = grid.assign(threads=counts.astype(float))
     return grid.assign(mode=mode, status="ok", **{k: facts.get(k) for k in FACT_COLUMNS})
 
 
@@ -295,7 +297,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
               mode: str = "inference", size: str | None = None, overrides: dict | None = None,
               seq_len: int | None = None, batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
               facts: dict | None = None, fallback: bool = True, max_rel_l2: float | None = None,
-              rank_by: str = "point") -> pd.DataFrame:
+              rank_by: str = "point", threads: int | None = None) -> pd.DataFrame:
     """Feasible platform x precision x batch configurations of a model, best first for the objective.
 
     `data` is a DuckDB connection or a results frame. `platforms_allowed` is an order of preference; with `fallback`,
@@ -303,10 +305,14 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     `attrs` holds `notes`, `excluded` (candidates that fail a constraint, with the reason) and `model_facts`.
     `max_rel_l2` bounds the output's relative L2 error against fp32 PyTorch (measured per platform and precision), so
     that a fast but inexact precision (e.g. int8) is not recommended when accuracy matters. `rank_by` is 'point' or
-    'bound' (rank by the pessimistic end of each interval, see `rank`).
+    'bound' (rank by the pessimistic end of each interval, see `rank`). `threads` is the intra-op thread count the
+    candidates run with (default: each platform's default, `default_threads`); only measurements made with it stand
+    for a candidate.
     """
     _check(objective, memory_budget_bytes, latency_bound_s, hourly_prices)
     check_rank_by(rank_by)
+    if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
+        raise ConfigError(f"threads must be a positive whole number or None, got {threads!r}")
     if max_rel_l2 is not None and not (isinstance(max_rel_l2, int | float) and max_rel_l2 >= 0):
         raise ConfigError(f"max_rel_l2 must be a non-negative number or None, got {max_rel_l2!r}")
     if mode not in ("inference", "training"):
@@ -321,7 +327,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     platforms = preferred + ([p for p in in_data if p not in preferred] if fallback else [])
     if predictor is None and len(frame) >= 2:
         predictor = Predictor().fit(frame)
-    candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions)
+    candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions, threads)
     candidates[list(KERNEL_COLUMNS)] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size,
                                                                                           overrides, seq_len))
     table = _fill(candidates, rows, predictor)

@@ -150,7 +150,8 @@ CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low"
 
 
 def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
-    """The rows to check, with their variant's overrides (JSON text) and sequence length (NaN: the default)."""
+    """The rows to check, with their variant's overrides (JSON text), sequence length and intra-op thread count (NaN:
+    the default)."""
     from kit.predict.features import overrides_json
 
     missing = sorted({*CHECK_KEYS, "status", "throughput_items_per_s"} - set(measured))
@@ -158,7 +159,9 @@ def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
         raise ConfigError(f"measurements to check need the results columns {missing}")
     params = measured["params_json"] if "params_json" in measured else pd.Series("{}", index=measured.index)
     seq = measured["seq_len"] if "seq_len" in measured else pd.Series(math.nan, index=measured.index)
-    return measured.assign(_overrides=params.map(overrides_json), _seq=pd.to_numeric(seq, errors="coerce"))
+    threads = measured["threads"] if "threads" in measured else pd.Series(math.nan, index=measured.index)
+    return measured.assign(_overrides=params.map(overrides_json), _seq=pd.to_numeric(seq, errors="coerce"),
+                           _threads=pd.to_numeric(threads, errors="coerce"))
 
 
 SCALES = ("measured", "steady")
@@ -167,10 +170,13 @@ SCALES = ("measured", "steady")
 def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | None = None,
                       scale: str = "measured") -> pd.DataFrame:
     """Throughput that `recommend` gives from `data` (predicted where it holds no such measurement) against results
-    measured elsewhere, e.g. a later run into another store: per result the point, interval, absolute percentage error
-    and whether the interval holds the measurement (`source` says if data measured it already), in the order and
+    measured elsewhere, e.g. a later run into another store, each at the thread count it ran with: per result the
+    point, interval, absolute percentage error and whether the interval holds the measurement (`source` says if data
+    measured it already), in the order and
     with the index of `measured`. Failed or skipped results keep their reason. `attrs`: mape, median APE and
-    interval coverage of the ok rows, n.
+    interval coverage of the ok rows, n, and the same per source (`by_source`): a later run that measures again
+    configurations the store holds ('measured') gives the repeat floor the predicted ones are held to, in the same
+    run.
 
     scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
     turns each prediction into the absolute throughput at the reference speed measured beside the checked result
@@ -189,8 +195,8 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
         data, typical = _steady_data(data)
     predictor = predictor or fit_predictor(data)
     out, index = [], []
-    for (model, size, overrides, seq, mode), group in rows.groupby(
-            ["model", "size", "_overrides", "_seq", "mode"], dropna=False, sort=False):
+    for (model, size, overrides, seq, mode, threads), group in rows.groupby(
+            ["model", "size", "_overrides", "_seq", "mode", "_threads"], dropna=False, sort=False):
         ok, seq = group[group["status"] == "ok"], None if pd.isna(seq) else int(seq)
         table = pd.DataFrame(columns=["platform", "precision", "batch_size"])
         if not ok.empty:  # the facts measured with the results: no model needs building here
@@ -198,7 +204,8 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
             table = recommend(data, model, size=size, overrides=json.loads(overrides), seq_len=seq, mode=mode,
                               facts=facts, platforms_allowed=sorted(set(ok["platform"])), fallback=False,
                               predictor=predictor, batch_sizes=sorted(set(ok["batch_size"].astype(int))),
-                              precisions=sorted(set(ok["precision"])))
+                              precisions=sorted(set(ok["precision"])),
+                              threads=None if pd.isna(threads) else int(threads))
         index += list(group.index)
         out += [{**row[CHECK_KEYS].to_dict(), "status": row["status"], **_checked(row, table),
                  "reason": row.get("reason") or ""} for _, row in group.iterrows()]
@@ -206,11 +213,16 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     if scale == "steady":
         result = _at_todays_reference(result, rows, typical)
     scored = result[result["ape"].notna()]
-    result.attrs = {"n": len(scored), "scale": scale,
-                    "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
-                    "median_ape": float(scored["ape"].median()) if len(scored) else math.nan,
-                    "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
+    result.attrs = {"scale": scale, **_check_scores(scored),
+                    "by_source": {source: _check_scores(rows) for source, rows in scored.groupby("source")}}
     return result
+
+
+def _check_scores(scored: pd.DataFrame) -> dict[str, float]:
+    """n, MAPE, median APE and interval coverage of scored check rows."""
+    return {"n": len(scored), "mape": float(scored["ape"].mean()) if len(scored) else math.nan,
+            "median_ape": float(scored["ape"].median()) if len(scored) else math.nan,
+            "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
 
 
 def _steady_data(data: Any) -> tuple[pd.DataFrame, dict[str, float]]:

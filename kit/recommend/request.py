@@ -98,6 +98,8 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fallback", action="store_true", help="never leave the allowed platforms")
     parser.add_argument("--rank-by", default="point", choices=RANK_BY,
                         help="point values, or the pessimistic end of each interval (bound)")
+    parser.add_argument("--threads", type=int,
+                        help="intra-op threads the candidates run with (default: each platform's default)")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -126,12 +128,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     budget = args.memory_budget_gb * 2**30 if args.memory_budget_gb is not None else None
     bound = args.latency_bound_ms / 1e3 if args.latency_bound_ms is not None else None
     if args.objective in GENERATION_OBJECTIVES:
+        if args.threads is not None:
+            raise ConfigError(f"--threads {args.threads}: generation objectives rank measured results as they ran")
         return _recommend_generation(args, model, budget, bound)
     _check(args.objective, budget, bound, prices)
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
     table = recommend(con, model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
                       platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
-                      fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2, rank_by=args.rank_by)
+                      fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2, rank_by=args.rank_by,
+                      threads=args.threads)
     for note in table.attrs["notes"]:
         print(f"note: {note}")
     if table.empty:
