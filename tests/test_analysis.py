@@ -25,17 +25,22 @@ def env(torch_version: str = "2.4.0", commit: str = "aaaa") -> dict:
 
 def rec(run_id: str, platform: str = "cpu", precision: str = "fp32", *, model: str = "bert-tiny",
         mode: str = "inference", batch_size: int = 2, scale: float = 1.0, seed: int = 0, n: int = 60,
-        sigma: float = 0.03, rounds: int = 10, drift: float = 0.0, machine: float = 1.0, **extra_fields) -> Record:
+        sigma: float = 0.03, rounds: int = 10, drift: float = 0.0, machine: float = 1.0,
+        reference_machine: float | None = None, reference_sigma: float = 0.0, **extra_fields) -> Record:
     """An ok record with seeded log-normal samples around 10 ms x scale, measured in `rounds` rounds (0: without)
     beside a 1 ms machine reference; the machine's speed drifts linearly by `drift` over the rounds, slowing the
-    samples and the reference alike, and `machine` scales both for the whole run (another state of the machine)."""
+    samples and the reference alike, and `machine` scales both for the whole run (another state of the machine).
+    `reference_machine` scales the reference alone instead (a state that hits it differently), and
+    `reference_sigma` gives it log-normal noise of its own per round."""
     samples = np.random.default_rng(seed).lognormal(math.log(0.01 * scale), sigma, size=n)
     key = f"{model}|tiny|{mode}|{platform}|{precision}|bs{batch_size}|seqdefault"
     if rounds:
         index = [i * rounds // n for i in range(n)]
         speed = [machine * (1 + drift * r / max(rounds - 1, 1)) for r in range(rounds)]
         samples = [s * speed[r] for s, r in zip(samples, index, strict=True)]
-        reference = [0.001 * v for v in speed]
+        own = np.random.default_rng(seed + 1000).lognormal(0, reference_sigma, size=rounds)
+        level = 1.0 if reference_machine is None else reference_machine / machine
+        reference = [0.001 * v * level * z for v, z in zip(speed, own, strict=True)]
         extra_fields = {"sample_rounds": index, "extra": {"rounds": {
             "reference": "matmul", "reference_round_medians_s": reference, "reference_round_p10_s": reference}},
             **extra_fields}
@@ -158,6 +163,27 @@ def test_the_summary_warns_when_the_machine_reference_moved_between_the_runs(con
     assert "(-2.0%)" in still and "another state" not in still
     levels = analysis.detect_regressions("same", "a", con=con).attrs["reference_level"]
     assert levels == {"current": pytest.approx(0.00098), "baseline": pytest.approx(0.001)}
+
+
+def test_a_change_the_machine_reference_explains_is_no_regression_or_improvement(con):
+    """The null run of four identical sweeps: the fourth met the machine 12 % faster on the reference and ran a
+    model 18-19 % faster, with a reference too noisy per round to divide by; the code did not change."""
+    for run, seed in (("a", 1), ("a2", 3), ("a3", 5)):
+        store(con, run, [rec(run, seed=seed, reference_sigma=0.04), rec(run, batch_size=4, seed=seed + 10,
+                                                                      reference_sigma=0.04)])
+    store(con, "fast", [rec("fast", seed=2, machine=0.82, reference_machine=0.88, reference_sigma=0.04),
+                        rec("fast", batch_size=4, seed=12, scale=1.3, reference_sigma=0.04)])
+    df = analysis.detect_regressions("fast", ["a", "a2", "a3"], con=con)
+    moved, slow = by_config(df, batch_size=2), by_config(df, batch_size=4)
+    assert moved["method"].startswith("p10 rounds (the reference did not narrow them)") and moved["significant"]
+    assert moved["status"] == "unchanged" and moved["change_pct"] < -15
+    assert moved["reference_shift_pct"] == pytest.approx(-12, abs=3) and 0.9 < moved["normalised_ratio"] < 0.97
+    assert "but the machine reference beside it moved -1" in moved["note"] and "normalised scale" in moved["note"]
+    assert slow["status"] == "regression" and abs(slow["reference_shift_pct"]) < 5  # a real change still counts
+    assert analysis.regression_exit_code(df) == 1
+    one = analysis.detect_regressions("fast", "a", con=con)  # against one baseline run: not even a possible change
+    assert by_config(one, batch_size=2)["status"] == "unchanged"
+    assert by_config(one, batch_size=4)["status"] == "possible_regression"
 
 
 def test_several_baseline_runs_widen_the_interval(con):

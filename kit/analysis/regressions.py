@@ -11,7 +11,9 @@ most a `possible_*` status is given.
 
 A whole run can be slower than another in every round (the machine sat in a slow state for its duration), so rounds
 alone cannot tell a regression from a slow run: significance needs the spread between several baseline runs. Against
-one baseline run a change is reported with its interval, but at most as `possible_*`.
+one baseline run a change is reported with its interval, but at most as `possible_*`. A change compared on raw rounds
+must also pass the threshold once divided by how far the machine reference beside it moved between the runs
+(`normalised_ratio`): a run that met the machine in a faster state is not an improvement of the code.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from kit.errors import ConfigError
 from kit.stats import STATISTIC, STATISTICS, holm, round_quantiles, statistic_quantile, unpaired_ratio
 
 REGRESSION_COLUMNS = [*IDENTITY, "status", "change_pct", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
-                      "p_holm", "significant", "tested", "method", "detectable_pct", "baseline_p50_s", "current_p50_s",
-                      "n_baseline", "n_current", "baseline_run_id", "current_run_id", "note"]
+                      "p_holm", "significant", "tested", "method", "detectable_pct", "reference_shift_pct",
+                      "normalised_ratio", "baseline_p50_s", "current_p50_s", "n_baseline", "n_current",
+                      "baseline_run_id", "current_run_id", "note"]
 BASELINE_RUNS = 3  # a notebook's default baseline: the previous runs sharing a configuration, up to this many
 ONE_BASELINE = ("one baseline run: how much a whole run moves from run to run is unknown, so no significance is "
                 "claimed; give several baseline runs (--baseline A B C) or measure both in one job with benchkit ab")
@@ -148,22 +151,45 @@ def _units_pair(row: pd.Series, statistic: str) -> tuple[np.ndarray | None, np.n
     return units_pair(*sides, statistic=statistic)
 
 
-def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray, method: str,
-                       statistic: str) -> tuple[float, list[np.ndarray]]:
-    """Variance between the baseline runs' log means (0 with one baseline run), and the other runs' units."""
-    units = [base]
+def _matches(row: pd.Series, others: list[pd.DataFrame]) -> list[pd.Series]:
+    """The ok results of the other baseline runs with the row's configuration."""
+    found = []
     for other in others:
         match = other
         for name in KEY:
             match = match[match[name] == row[name]]
         if len(match) and match.iloc[0]["status"] == "ok":
-            m = match.iloc[0]
-            u = round_units(m["samples"], m["rounds"], m.get("extra"), normalised=method.startswith("normalised"),
-                            statistic=statistic)
-            if u is not None and len(u):
-                units.append(u)
+            found.append(match.iloc[0])
+    return found
+
+
+def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndarray, method: str,
+                       statistic: str) -> tuple[float, list[np.ndarray]]:
+    """Variance between the baseline runs' log means (0 with one baseline run), and the other runs' units."""
+    units = [base]
+    for m in _matches(row, others):
+        u = round_units(m["samples"], m["rounds"], m.get("extra"), normalised=method.startswith("normalised"),
+                        statistic=statistic)
+        if u is not None and len(u):
+            units.append(u)
     means = [float(np.mean(np.log(u))) for u in units]
     return (float(np.var(means, ddof=1)) if len(means) > 1 else 0.0), units
+
+
+def _reference_level(extra: Any, statistic: str) -> float | None:
+    """The machine reference's median per-round statistic beside one result (None without a reference)."""
+    values = [v for v in reference_values(extra, statistic) if v]
+    return float(np.median(values)) if values else None
+
+
+def reference_shift(row: pd.Series, others: list[pd.DataFrame], statistic: str) -> float | None:
+    """How far the machine reference measured beside this configuration moved from the baseline runs to the current
+    run: log(current level) - mean log(baseline levels); None where either side has no reference."""
+    current = _reference_level(row.get("extra_cur"), statistic)
+    bases = [_reference_level(e, statistic) for e in [row.get("extra_base")] + [m.get("extra")
+                                                                                for m in _matches(row, others)]]
+    bases = [b for b in bases if b]
+    return float(math.log(current) - np.mean(np.log(bases))) if current and bases else None
 
 
 def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.DataFrame],
@@ -194,8 +220,12 @@ def _regression_row(row: pd.Series, missing_note: str, other_baselines: list[pd.
     # the current run's level varies like one baseline run's, the baseline mean's like 1/k of it
     estimate = unpaired_ratio(list(cur), list(np.concatenate(units)), extra_var_log=runs_var * (1 + 1 / k),
                               extra_df=k - 1)
+    shift = reference_shift(row, other_baselines, statistic)
     ratios = {"ratio": estimate.ratio, "ratio_ci_low": estimate.ci_low, "ratio_ci_high": estimate.ci_high,
-              "detectable_pct": estimate.detectable_change() * 100}
+              "detectable_pct": estimate.detectable_change() * 100,
+              "reference_shift_pct": (math.exp(shift) - 1) * 100 if shift is not None else math.nan,
+              "normalised_ratio": estimate.ratio if method.startswith("normalised") or shift is None
+              else estimate.ratio / math.exp(shift)}
     if k == 1:
         return {**out, **ratios, "method": method + ", one baseline run", "note": "; ".join(filter(None, [
             ONE_BASELINE, _caveats(row)]))}
@@ -218,6 +248,11 @@ def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
     if row["status"]:
         return row["status"], row["note"]
     slower, faster = row["ratio"] > 1 + threshold, row["ratio"] < 1 / (1 + threshold)
+    if (slower or faster) and _machine_explains(row, threshold, slower):
+        why = (f"{abs(row['change_pct']):.1f}% {'slower' if slower else 'faster'}, but the machine reference beside "
+               f"it moved {row['reference_shift_pct']:+.1f}%: {abs(row['normalised_ratio'] - 1):.1%} on the "
+               "normalised scale, within the threshold, so the machine's state may explain it")
+        return "unchanged", "; ".join(filter(None, [why, row["note"]]))
     if not row["tested"]:
         return ("possible_regression" if slower else "possible_improvement" if faster else "unchanged"), row["note"]
     if row["significant"] and (slower or faster):
@@ -231,6 +266,14 @@ def _classify(row: pd.Series, threshold: float) -> tuple[str, str]:
         why = "; ".join(filter(None, [why, f"too unstable to detect a {threshold:.0%} change (smallest detectable "
                                            f"{row['detectable_pct']:.0f}%)"]))
     return "unchanged", "; ".join(filter(None, [why, row["note"]]))
+
+
+def _machine_explains(row: pd.Series, threshold: float, slower: bool) -> bool:
+    """True when a change beyond the threshold on raw rounds is within it once divided by the reference's move."""
+    normalised = row["normalised_ratio"]
+    if pd.isna(normalised):
+        return False
+    return normalised <= 1 + threshold if slower else normalised >= 1 / (1 + threshold)
 
 
 def stability_summary(df: pd.DataFrame, threshold: float) -> str:
