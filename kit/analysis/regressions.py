@@ -443,11 +443,12 @@ def regressions_for(plan: ComparisonPlan, con: storage.Connection) -> pd.DataFra
 
 
 def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A regression table for printing: medians in ms, change and p-values rounded."""
+    """A regression table for printing: medians in ms, change, the machine reference's move and p-values rounded."""
     out = df[["status", "model", "mode", "platform", "precision", "batch_size", "seq_len"]].copy()
     out["baseline_p50_ms"] = (df["baseline_p50_s"].astype(float) * 1e3).round(3)
     out["current_p50_ms"] = (df["current_p50_s"].astype(float) * 1e3).round(3)
     out["change_pct"] = df["change_pct"].astype(float).round(1)
+    out["reference_shift_pct"] = df["reference_shift_pct"].astype(float).round(1)
     out["detectable_pct"] = df["detectable_pct"].astype(float).round(1)
     out["p_holm"] = df["p_holm"].astype(float).map(lambda p: f"{p:.2g}" if not pd.isna(p) else "")
     out["note"] = df["note"].fillna("").astype(str).str.slice(0, 100)
