@@ -1,5 +1,6 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes, its kernel counts or the matrix-product shapes withheld, on the same rows and folds.
+with OpenVINO's written bytes (all, or its reference kernels'), its kernel counts or the matrix-product shapes
+withheld, on the same rows and folds, as measured or on the steady scale (`--scale steady`).
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
     .venv/bin/python benchmarks/prediction_ablation.py --zoo-only --architectures coverage-tf5.25.0 \
@@ -21,7 +22,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
-            "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes"],
+            "without OpenVINO's reference kernels": ["kernel_reference_bytes"],
+            "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes", "kernel_reference_bytes"],
             "without matmul shapes": ["matmul_shapes"]}
 
 
@@ -37,6 +39,8 @@ def main() -> None:
                         help="columns whose values get a MAPE column each (e.g. family)")
     parser.add_argument("--run-prefix", default="pred-data", help="score the results of runs starting with this")
     parser.add_argument("--zoo-only", action="store_true", help="score the zoo's families only")
+    parser.add_argument("--scale", choices=("measured", "steady"), default="measured",
+                        help="steady: the normalised throughput beside the machine reference (kit.predict.steady)")
     parser.add_argument("--architectures", help="coverage run id whose architectures join the training data")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_ablation.csv"))
     args = parser.parse_args()
@@ -44,6 +48,7 @@ def main() -> None:
     from kit import storage
     from kit.predict import Predictor, architecture_frame, training_frame
     from kit.predict.ablation import ablation_table
+    from kit.predict.steady import steady_frame
     from kit.zoo.families import REGISTRY
 
     con = storage.connect(args.db, read_only=True)
@@ -51,6 +56,8 @@ def main() -> None:
     frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
     if args.zoo_only:
         frame = frame[frame["family"].isin(set(REGISTRY))]
+    if args.scale == "steady":
+        frame = steady_frame(frame)
     extra = architecture_frame(con, args.architectures) if args.architectures else None
     fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
     start = time.perf_counter()

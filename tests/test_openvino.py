@@ -72,6 +72,8 @@ def test_output_bytes_are_what_the_executed_kernels_write(ov, tiny_bert):
     profile = zoo.forward_profile(loaded)
     torch_bytes = profile["activation_bytes_per_sample"] * reference.shape[0] + profile["activation_bytes_fixed"]
     assert reference.numel() * 4 <= written < torch_bytes  # the logits at least; fused kernels write less than eager
+    slow = ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "fp32", 1), reference_only=True)
+    assert 0 < slow < written  # BERT's embedding gathers run OpenVINO's reference kernel
     if "BF16" in get_backend("openvino").capabilities():  # half the element size, where the CPU runs bf16
         assert written / 2 <= ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "bf16", 1)) < written
 
@@ -226,6 +228,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     assert upgrade.upgrade_store(con)["openvino_kernels"] == 2
     assert stored("runtime_layers") == recorded  # the same compiled graphs
     assert stored("runtime_output_bytes") == written
+    assert all(r > 0 if ov else r is None for r, ov in zip(stored("runtime_reference_bytes"), on_ov, strict=True))
     assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
 
     def no_count(*args):

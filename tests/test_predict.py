@@ -541,6 +541,25 @@ def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:
     assert (missed / measured).mean() > 1.2  # without the shapes: too fast
 
 
+def test_overhead_baseline_learns_the_extra_cost_of_openvino_reference_kernels() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    written = frame["family"].map({"fam0": 4e5, "fam1": 1e5, "fam2": 0.0}) * frame["batch_size"]  # fam0 held out
+    extras = [json.dumps({**json.loads(e), "runtime_reference_bytes": w})
+              for e, w in zip(frame["extra"], written, strict=True)]
+    frame = frame.assign(extra=extras)
+    feats = features.feature_frame(frame)
+    assert np.allclose(feats["reference_s"], written / frame["mem_bandwidth_bytes_per_s"])
+    seconds = overhead_law(feats) + 20 * feats["reference_s"]  # plain loops: 20x the time per byte of a copy
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)
+    missed, _ = fam0_from_the_others(law.assign(extra=law["extra"].map(
+        lambda e: json.dumps({k: v for k, v in json.loads(e).items() if k != "runtime_reference_bytes"}))))
+    assert (missed / measured).mean() > 1.2  # without them: too fast
+    training = features.feature_frame(frame.assign(mode="training"))
+    assert training["reference_s"].isna().all()  # counted for inference graphs only
+
+
 def test_call_count_is_openvino_kernels_where_counted_else_torch_calls() -> None:
     layers = {"FullyConnected": 4, "Subgraph": 3, "Const": 9}  # constants (counted by old results) are no kernels
     frame = synthetic_frame(n_families=1).head(2).assign(platform=["openvino", "cpu"])
@@ -723,6 +742,11 @@ def test_unmeasured_openvino_batch_sizes_get_written_bytes_for_their_own_batch()
     by = rows.set_index(["platform", "batch_size"])["kernel_output_bytes"]
     assert by[("openvino", 2)] == pytest.approx(2000.0) and by[("openvino", 16)] == pytest.approx(9000.0)
     assert by[["cpu"]].isna().all()  # torch's CPU: no compiled graph
+    reference = np.where(on_ov, 100.0 * frame["batch_size"], np.nan)
+    extras = [json.dumps({**json.loads(e), **({"runtime_reference_bytes": r} if np.isfinite(r) else {})})
+              for e, r in zip(extras, reference, strict=True)]
+    rows = predict.unmeasured_configurations(frame.assign(extra=extras), [16])
+    assert rows.set_index("platform").loc["openvino", "kernel_reference_bytes"] == pytest.approx(1600.0)
     one = frame[frame["batch_size"] == 4].assign(extra=[e for e, b in zip(extras, frame["batch_size"], strict=True)
                                                         if b == 4])
     rows = predict.unmeasured_configurations(one, [8])  # one compiled batch size: scaled by the batch

@@ -13,7 +13,8 @@ How a configuration runs, and what `prepare` records in its facts:
 - compile: INFERENCE_PRECISION_HINT is always set (f32 for fp32 and int8, bf16, f16), because the CPU plugin's default
   is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
   precisions of its executed layers (exec_precisions), the executed kernels by layer type (runtime_layers) and the
-  bytes those kernels write per call (runtime_output_bytes: OpenVINO's own activation traffic, after its fusions).
+  bytes those kernels write per call (runtime_output_bytes: OpenVINO's own activation traffic, after its fusions),
+  and the part of them its unoptimised reference kernels write (runtime_reference_bytes).
   PERFORMANCE_HINT is LATENCY (the runner times one synchronous request at a time), threads follow torch's count so
   both engines get the same cores; streams are read back.
 - precisions a device lacks natively (OPTIMIZATION_CAPABILITIES) are refused in `supports`: on a CPU without FP16, an
@@ -235,20 +236,28 @@ def runtime_layers(compiled: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def runtime_output_bytes(compiled: Any) -> int:
+def runtime_output_bytes(compiled: Any, reference_only: bool = False) -> int:
     """Bytes the executed kernels write per inference (each output's static shape x its runtime element size), views
-    and constants left out: the activation traffic OpenVINO's fused graph moves, smaller than torch's where it fuses."""
+    and constants left out: the activation traffic OpenVINO's fused graph moves, smaller than torch's where it fuses.
+    `reference_only`: only the kernels that run OpenVINO's reference implementation (primitive type ref_*, plain
+    loops without vector code: a Roll, a strided slice or a concatenation OpenVINO has no optimised kernel for)."""
     total = 0
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
         if kind in NOT_KERNELS or kind in NO_COPY_LAYERS:
             continue
+        primitive = info["primitiveType"].astype(str) if "primitiveType" in info else ""
+        if reference_only and not primitive.startswith(REFERENCE_PRIMITIVE):
+            continue
         for output in op.outputs():
             shape = output.get_partial_shape()
             if shape.is_static:
                 total += int(np.prod([d.get_length() for d in shape], dtype=np.int64)) * output.get_element_type().size
     return total
+
+
+REFERENCE_PRIMITIVE = "ref"  # OpenVINO CPU's primitive types of its reference kernels: ref_f32, ref_any_f32, ...
 
 
 def port_name(port: Any, fallback: str = "") -> str:
@@ -275,7 +284,8 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
             "inference_num_threads": _optional_property(compiled, props.inference_num_threads),
             "execution_devices": list(compiled.get_property(props.execution_devices)),
             "exec_precisions": exec_precisions(compiled), "runtime_layers": runtime_layers(compiled),
-            "runtime_output_bytes": runtime_output_bytes(compiled), "ov_device": device}
+            "runtime_output_bytes": runtime_output_bytes(compiled),
+            "runtime_reference_bytes": runtime_output_bytes(compiled, reference_only=True), "ov_device": device}
 
 
 def _optional_property(compiled: Any, name: str) -> Any:

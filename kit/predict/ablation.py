@@ -15,11 +15,18 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigError
-from kit.predict.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, extra_dict, feature_frame
+from kit.predict.features import (
+    KERNEL_BYTES_COLUMN,
+    KERNEL_COLUMN,
+    KERNEL_REFERENCE_COLUMN,
+    extra_dict,
+    feature_frame,
+)
 from kit.predict.model import Predictor, accuracy, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
+         KERNEL_REFERENCE_COLUMN: ("runtime_reference_bytes", None),
          "matmul_shapes": ("matmul_shapes", "forward_profile")}
 
 

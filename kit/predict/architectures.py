@@ -123,8 +123,10 @@ def architecture_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def _compiled_facts(extra: dict) -> dict[str, Any]:
     """OpenVINO's executed kernels and their bytes, which a coverage row keeps among its platform facts, where
     kit.predict.features reads them."""
+    from kit.predict.kernels import COMPILED_FACTS
+
     facts = extra.get("platform_facts") or {}
-    return {k: facts[k] for k in ("runtime_layers", "runtime_output_bytes") if facts.get(k) is not None}
+    return {k: facts[k] for k in COMPILED_FACTS if facts.get(k) is not None}
 
 
 def architecture_frame(con: Any, run_id: str | None = None) -> pd.DataFrame:

@@ -16,8 +16,8 @@ from kit.errors import ConfigError
 from kit.predict.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_column
 
 BASELINE_KINDS = ("overhead", "roofline")
-N_OVERHEAD_TERMS = 9  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                       per conv call, thin matrix products
+N_OVERHEAD_TERMS = 10  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
+#                        per conv call, thin matrix products, OpenVINO's reference kernels' traffic
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -80,8 +80,9 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
     coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
     convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
-    on every call, and the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate. The call
-    count is OpenVINO's executed kernels where they were counted (`call_count`).
+    on every call, the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate, and the bytes
+    OpenVINO's reference kernels write at the measured bandwidth once more (its coefficient is their extra cost per
+    byte; zero without them). The call count is OpenVINO's executed kernels where they were counted (`call_count`).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
@@ -96,8 +97,10 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
     conv_calls = numeric_column(features, "conv_calls_per_forward").fillna(0.0) * passes
     thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
+    reference = features["reference_s"].where(features["compute_s"] > 0, features["reference_bytes"] / 1e12)
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
-                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float)])
+                            python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float),
+                            reference.fillna(0.0).astype(float)])
 
 
 def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:

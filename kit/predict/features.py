@@ -45,7 +45,9 @@ GEMM_HALF_SIZE = 32.0
 KERNEL_COLUMN = "kernels_per_forward"
 # the bytes those kernels write per inference (runtime_output_bytes): its activation traffic, at the batch size it ran
 KERNEL_BYTES_COLUMN = "kernel_output_bytes"
-KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN)  # facts of the compiled graph, counted, never timed
+# the part of them written by OpenVINO's reference kernels (runtime_reference_bytes: plain loops, slow per byte)
+KERNEL_REFERENCE_COLUMN = "kernel_reference_bytes"
+KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN)  # of the compiled graph, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
@@ -114,6 +116,7 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
         out[column] = profiles.map(lambda p, c=column: p.get(c))
     out[KERNEL_COLUMN] = extras.map(lambda e: kernel_count(e.get("runtime_layers")))
     out[KERNEL_BYTES_COLUMN] = extras.map(lambda e: e.get("runtime_output_bytes"))
+    out[KERNEL_REFERENCE_COLUMN] = extras.map(lambda e: e.get("runtime_reference_bytes"))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
@@ -181,7 +184,8 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row: FLOPs per item and batch, traffic (weights, or training state, plus activations: per sample x batch
     plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
     were counted in fp32 (half of them in fp16/bf16) from torch's eager outputs, except where OpenVINO's compiled
-    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran)."""
+    graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran); the
+    bytes its reference kernels write (KERNEL_REFERENCE_COLUMN) and their time at the measured bandwidth."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
@@ -200,6 +204,7 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
     thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
                            index=frame.index) * pass_factor
+    reference_bytes = numeric_column(frame, KERNEL_REFERENCE_COLUMN).where(training == 0)
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
@@ -209,6 +214,8 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
                          "thin_matmul_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
                          "activation_bytes": activation_bytes, "traffic_bytes": traffic,
+                         "reference_bytes": reference_bytes,
+                         "reference_s": reference_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
                          "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
                          "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
 
@@ -240,7 +247,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s"):
+                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s", "reference_bytes", "reference_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)

@@ -21,12 +21,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kit.predict.features import KERNEL_BYTES_COLUMN, KERNEL_COLUMN, KERNEL_COLUMNS, extra_dict, kernel_count
+from kit.predict.features import (
+    KERNEL_BYTES_COLUMN,
+    KERNEL_COLUMN,
+    KERNEL_COLUMNS,
+    KERNEL_REFERENCE_COLUMN,
+    extra_dict,
+    kernel_count,
+)
 from kit.predict.profiles import variant_params
 
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
-COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes")  # the facts of the compiled graph counted here
+COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes", "runtime_reference_bytes")  # of the compiled graph
 
 
 def missing_kernels(frame: pd.DataFrame) -> pd.Series:
@@ -67,8 +74,10 @@ def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
         for precision, threads in sorted(settings, key=str):
             ov_model = models["int8" if precision == "int8" else "float"]
             compiled = ovb.compile_model(ov_model, "CPU", precision, threads or torch.get_num_threads())
-            counts[(precision, threads)] = {"runtime_layers": ovb.runtime_layers(compiled),
-                                            "runtime_output_bytes": ovb.runtime_output_bytes(compiled)}
+            counts[(precision, threads)] = {
+                "runtime_layers": ovb.runtime_layers(compiled),
+                "runtime_output_bytes": ovb.runtime_output_bytes(compiled),
+                "runtime_reference_bytes": ovb.runtime_output_bytes(compiled, reference_only=True)}
         return counts
     except Exception as exc:  # a back-fill is best effort: rows without counts keep torch's call count
         log.warning("cannot count OpenVINO kernels of %s (%s) at batch %d: %s", model, size, batch, exc)
@@ -125,28 +134,32 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
             facts = counts.get((str(precision), _threads(threads))) or {}
             out.loc[index, KERNEL_COLUMN] = kernel_count(facts.get("runtime_layers")) or np.nan
             out.loc[index, KERNEL_BYTES_COLUMN] = facts.get("runtime_output_bytes") or np.nan
+            reference = facts.get("runtime_reference_bytes")  # 0 is a count: no reference kernel
+            out.loc[index, KERNEL_REFERENCE_COLUMN] = np.nan if reference is None else reference
     return out
 
 
-def written_bytes_at(grid: pd.DataFrame, measured: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN) at each grid row's batch size, from the measured rows of the
-    same keys: a straight line through (batch, bytes) where two or more batch sizes were compiled, else the one
-    compiled count scaled by the batch (the kernels' outputs are activations); NaN without any. A batch size's
-    compiled bytes are never reused at another as they are: they grow with the batch."""
+def written_bytes_at(grid: pd.DataFrame, measured: pd.DataFrame, keys: list[str],
+                     column: str = KERNEL_BYTES_COLUMN) -> pd.Series:
+    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN, or its reference kernels' KERNEL_REFERENCE_COLUMN) at each grid
+    row's batch size, from the measured rows of the same keys: a straight line through (batch, bytes) where two or
+    more batch sizes were compiled, else the one compiled count scaled by the batch (the kernels' outputs are
+    activations); NaN without any. A batch size's compiled bytes are never reused at another as they are: they grow
+    with the batch."""
     out = pd.Series(np.nan, index=grid.index, dtype=float)
-    if grid.empty or KERNEL_BYTES_COLUMN not in measured:
+    if grid.empty or column not in measured:
         return out
-    known = measured.dropna(subset=[KERNEL_BYTES_COLUMN])
+    known = measured.dropna(subset=[column])
     lines = {}
     for key, rows in known.groupby(known[keys].astype(str).apply(tuple, axis=1)):  # text: NaN keys match too
-        points = rows.groupby(rows["batch_size"].astype(float))[KERNEL_BYTES_COLUMN].median()
+        points = rows.groupby(rows["batch_size"].astype(float))[column].median()
         lines[key] = (np.polyfit(points.index, points.to_numpy(), 1) if len(points) > 1
                       else (points.iloc[0] / points.index[0], 0.0))
     wanted = grid[keys].astype(str).apply(tuple, axis=1)
     for index, key, batch in zip(grid.index, wanted, grid["batch_size"].astype(float), strict=True):
         if key in lines:
             slope, intercept = lines[key]
-            out[index] = max(slope * batch + intercept, 0.0) or np.nan
+            out[index] = max(slope * batch + intercept, 0.0)
     return out
 
 

@@ -14,7 +14,15 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.predict.budget import repeat_floor
 from kit.predict.data import SweepOutcome, check_batch_sizes
-from kit.predict.features import KERNEL_BYTES_COLUMN, TARGETS, feature_frame, model_facts, predictor_rows, variant_key
+from kit.predict.features import (
+    KERNEL_BYTES_COLUMN,
+    KERNEL_REFERENCE_COLUMN,
+    TARGETS,
+    feature_frame,
+    model_facts,
+    predictor_rows,
+    variant_key,
+)
 from kit.predict.kernels import written_bytes_at
 from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
 
@@ -154,8 +162,9 @@ def unmeasured_configurations(frame: pd.DataFrame, batch_sizes: list[int]) -> pd
     new = [tuple(map(str, row)) not in measured for row in grid[[*keys, "batch_size"]].itertuples(index=False)]
     grid = grid[new].reset_index(drop=True)
     setting = [*keys, *(["threads"] if "threads" in ok else [])]
-    ok = ok.assign(**{KERNEL_BYTES_COLUMN: model_facts(ok)[KERNEL_BYTES_COLUMN]})
-    grid[KERNEL_BYTES_COLUMN] = written_bytes_at(grid, ok, setting)  # not the measured batch size's bytes
+    facts = model_facts(ok)
+    for column in (KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN):  # not the measured batch size's bytes
+        grid[column] = written_bytes_at(grid, ok.assign(**{column: facts[column]}), setting, column)
     return grid.assign(**{c: np.nan for c in TARGETS.values()})
 
 
