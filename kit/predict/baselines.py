@@ -120,9 +120,10 @@ def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
     + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
-    products lose, each with a non-negative coefficient fitted for relative error (NNLS) per platform, precision, mode
-    and thread count (else per platform, mode and threads, else over all rows): the roofline plus the call overheads
-    that dominate small models. Throughput is batch / time; latency is the time."""
+    products lose + the traffic of OpenVINO's reference kernels, each with a non-negative coefficient fitted for
+    relative error (NNLS) per platform, precision, mode and thread count (else per platform, mode and threads, else
+    over all rows): the roofline plus the call overheads that dominate small models. Throughput is batch / time;
+    latency is the time."""
 
     target: str
     min_rows: int = 4
