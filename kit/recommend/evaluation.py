@@ -172,11 +172,10 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     """Throughput that `recommend` gives from `data` (predicted where it holds no such measurement) against results
     measured elsewhere, e.g. a later run into another store, each at the thread count it ran with: per result the
     point, interval, absolute percentage error and whether the interval holds the measurement (`source` says if data
-    measured it already), in the order and
-    with the index of `measured`. Failed or skipped results keep their reason. `attrs`: mape, median APE and
-    interval coverage of the ok rows, n, and the same per source (`by_source`): a later run that measures again
-    configurations the store holds ('measured') gives the repeat floor the predicted ones are held to, in the same
-    run.
+    measured it already), in the order and with the index of `measured`. Failed or skipped results keep their reason.
+    `attrs`: mape, median APE and interval coverage of the ok rows, n, and the same per source (`by_source`): a later
+    run that measures again configurations the store holds ('measured') gives the repeat floor the predicted ones are
+    held to, in the same run.
 
     scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
     turns each prediction into the absolute throughput at the reference speed measured beside the checked result
@@ -214,7 +213,7 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
         result = _at_todays_reference(result, rows, typical)
     scored = result[result["ape"].notna()]
     result.attrs = {"scale": scale, **_check_scores(scored),
-                    "by_source": {source: _check_scores(rows) for source, rows in scored.groupby("source")}}
+                    "by_source": {source: _check_scores(part) for source, part in scored.groupby("source")}}
     return result
 
 
