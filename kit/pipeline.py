@@ -142,6 +142,7 @@ def run_all(out_dir: str | Path = "outputs", *, profile: str = "quick", stems: l
     entries, index = [Entry(s) for s in stems], out_dir / "index.html"
     shown = sorted(earlier_entries(out_dir, [s for s in known if s not in stems]) + entries,
                    key=lambda e: known.index(e.stem))
+    upgrade_stores(stores_read(stems, profile, extra_parameters), echo)
     expected, started = expected_seconds(profile), time.monotonic()
     for number, entry in enumerate(entries, 1):
         entry.status = "running"
@@ -161,6 +162,31 @@ def run_all(out_dir: str | Path = "outputs", *, profile: str = "quick", stems: l
         _say(echo, f"[{number}/{len(entries)}] {entry.stem}: {entry.status} in {progress.duration(entry.seconds)}"
              + (f": {entry.error}" if entry.error else ""))
     return entries
+
+
+def stores_read(stems: list[str], profile: str, extra_parameters: dict[str, Any] | None = None) -> list[Path]:
+    """The stores the notebooks read (their db_path, or the one every notebook is given), once each."""
+    given = (extra_parameters or {}).get("db_path")
+    paths = {Path(given or load_parameters(parameters_for(s, profile)).get("db_path") or "outputs/benchkit.duckdb")
+             for s in stems}
+    return sorted(paths)
+
+
+def upgrade_stores(paths: list[Path], echo: Callable[[str], None] | None = None) -> None:
+    """Store the facts that results of an older kit lack (`benchkit upgrade`) in each existing store, once, before
+    the notebooks read it: otherwise each read counts them again in memory (minutes on a large store)."""
+    from kit import storage
+    from kit.predict.upgrade import upgrade_store
+
+    for path in (p for p in paths if p.is_file()):
+        con = storage.connect(path)
+        try:
+            counts = upgrade_store(con)
+        finally:
+            con.close()
+        if any(counts.values()):
+            _say(echo, f"{path}: stored the facts older results lacked (forward profiles of "
+                       f"{counts['forward_profiles']}, OpenVINO kernel facts of {counts['openvino_kernels']})")
 
 
 def earlier_entries(out_dir: Path, stems: list[str]) -> list[Entry]:

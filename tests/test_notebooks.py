@@ -262,3 +262,19 @@ def test_notebooks_02_and_05_compare_and_rank_across_machines(fleet_db, tmp_path
                                                               "platforms": ["cpu"]})
     assert out.recorded["n_fleet_ranked"] >= 2 and out.recorded["fleet_machines"] == sorted([here, "fixture-b"])
     assert out.recorded["fleet_p99_within_bound"] is True
+
+
+def test_report_upgrades_each_existing_store_the_notebooks_read_once(tmp_path, monkeypatch):
+    from kit import pipeline, storage
+    from kit.predict import upgrade
+
+    assert pipeline.stores_read(["04_prediction", "05_recommendation"], "quick") == [Path("outputs/benchkit.duckdb")]
+    given = tmp_path / "given.duckdb"
+    assert pipeline.stores_read(["04_prediction", "01_benchmark"], "quick", {"db_path": str(given)}) == [given]
+    storage.connect(given).close()
+    upgraded, lines = [], []
+    monkeypatch.setattr(upgrade, "upgrade_store", lambda con: upgraded.append(con) or {"forward_profiles": 0,
+                                                                                       "openvino_kernels": 7})
+    pipeline.upgrade_stores([given, tmp_path / "absent.duckdb"], lines.append)
+    assert len(upgraded) == 1 and lines == [f"{given}: stored the facts older results lacked (forward profiles of 0, "
+                                            "OpenVINO kernel facts of 7)"]
