@@ -30,7 +30,7 @@ import pandas as pd
 from kit import storage
 from kit.analysis.frames import FILE_SUFFIXES, IDENTITY, KEY, _median_s, results_with_samples
 from kit.analysis.history import HISTORY_METRICS
-from kit.analysis.stability import reference_values, run_drift, run_reference_level
+from kit.analysis.stability import reference_level, reference_values, run_drift, run_reference_level
 from kit.errors import ConfigError
 from kit.stats import STATISTIC, STATISTICS, holm, round_quantiles, statistic_quantile, unpaired_ratio
 
@@ -176,17 +176,11 @@ def _baseline_runs_var(row: pd.Series, others: list[pd.DataFrame], base: np.ndar
     return (float(np.var(means, ddof=1)) if len(means) > 1 else 0.0), units
 
 
-def _reference_level(extra: Any, statistic: str) -> float | None:
-    """The machine reference's median per-round statistic beside one result (None without a reference)."""
-    values = [v for v in reference_values(extra, statistic) if v]
-    return float(np.median(values)) if values else None
-
-
 def reference_shift(row: pd.Series, others: list[pd.DataFrame], statistic: str) -> float | None:
     """How far the machine reference measured beside this configuration moved from the baseline runs to the current
     run: log(current level) - mean log(baseline levels); None where either side has no reference."""
-    current = _reference_level(row.get("extra_cur"), statistic)
-    bases = [_reference_level(e, statistic) for e in [row.get("extra_base")] + [m.get("extra")
+    current = reference_level(row.get("extra_cur"), statistic)
+    bases = [reference_level(e, statistic) for e in [row.get("extra_base")] + [m.get("extra")
                                                                                 for m in _matches(row, others)]]
     bases = [b for b in bases if b]
     return float(math.log(current) - np.mean(np.log(bases))) if current and bases else None

@@ -54,12 +54,15 @@ def run_drift(frame: pd.DataFrame) -> float | None:
 def run_reference_level(frame: pd.DataFrame, statistic: str = "p10") -> float | None:
     """How fast the machine was during a run: the median over its results of the reference's per-round statistic
     (median over the rounds, seconds per call; None without a reference)."""
-    levels = []
-    for extra in frame.get("extra", pd.Series(dtype=object)).dropna():
-        values = [v for v in reference_values(extra, statistic) if v]
-        if values:
-            levels.append(float(np.median(values)))
+    levels = [reference_level(extra, statistic) for extra in frame.get("extra", pd.Series(dtype=object)).dropna()]
+    levels = [level for level in levels if level is not None]
     return float(np.median(levels)) if levels else None
+
+
+def reference_level(extra: Any, statistic: str = "p10") -> float | None:
+    """The machine reference's median per-round statistic beside one result (None without a reference)."""
+    values = [v for v in reference_values(extra, statistic) if v]
+    return float(np.median(values)) if values else None
 
 
 def verdict(drift: float | None) -> str:
