@@ -176,7 +176,7 @@ def upgrade_stores(paths: list[Path], echo: Callable[[str], None] | None = None)
     """Store the facts that results of an older kit lack (`benchkit upgrade`) in each existing store, once, before
     the notebooks read it: otherwise each read counts them again in memory (minutes on a large store)."""
     from kit import storage
-    from kit.predict.upgrade import upgrade_store
+    from kit.predict.upgrade import upgrade_store, upgrade_summary
 
     for path in (p for p in paths if p.is_file()):
         con = storage.connect(path)
@@ -185,8 +185,7 @@ def upgrade_stores(paths: list[Path], echo: Callable[[str], None] | None = None)
         finally:
             con.close()
         if any(counts.values()):
-            _say(echo, f"{path}: stored the facts older results lacked (forward profiles of "
-                       f"{counts['forward_profiles']}, OpenVINO kernel facts of {counts['openvino_kernels']})")
+            _say(echo, f"{path}: what older results lacked: {upgrade_summary(counts)}")
 
 
 def earlier_entries(out_dir: Path, stems: list[str]) -> list[Entry]:

@@ -273,8 +273,9 @@ def test_report_upgrades_each_existing_store_the_notebooks_read_once(tmp_path, m
     assert pipeline.stores_read(["04_prediction", "01_benchmark"], "quick", {"db_path": str(given)}) == [given]
     storage.connect(given).close()
     upgraded, lines = [], []
-    monkeypatch.setattr(upgrade, "upgrade_store", lambda con: upgraded.append(con) or {"forward_profiles": 0,
-                                                                                       "openvino_kernels": 7})
+    monkeypatch.setattr(upgrade, "upgrade_store", lambda con: upgraded.append(con) or {
+        "forward_profiles": 0, "openvino_kernels": 7, "normalised_latency": 3})
     pipeline.upgrade_stores([given, tmp_path / "absent.duckdb"], lines.append)
-    assert len(upgraded) == 1 and lines == [f"{given}: stored the facts older results lacked (forward profiles of 0, "
-                                            "OpenVINO kernel facts of 7)"]
+    assert len(upgraded) == 1 and lines == [f"{given}: what older results lacked: forward profiles stored for 0 "
+                                            "results, OpenVINO kernel facts for 7 results, normalised latency for 3 "
+                                            "results"]

@@ -398,7 +398,7 @@ def test_reads_count_missing_profiles_in_memory_and_upgrade_stores_them(tmp_path
     frame = predict.training_frame(con)  # a read on a writable store: counts, writes nothing
     assert frame["python_calls_per_forward"].iloc[0] > 100
     assert storage.results_frame(con)["extra"].iloc[0] == as_stored
-    assert upgrade.upgrade_store(con) == {"forward_profiles": 1, "openvino_kernels": 0}
+    assert upgrade.upgrade_store(con) == {"forward_profiles": 1, "openvino_kernels": 0, "normalised_latency": 0}
     stored = json.loads(storage.results_frame(con)["extra"].iloc[0])
     assert stored["forward_profile"]["ops_per_forward"] == 999.0 and stored["profile_counted_later"]
     assert not profiles.missing_profile(storage.results_frame(con)).any()
@@ -407,7 +407,8 @@ def test_reads_count_missing_profiles_in_memory_and_upgrade_stores_them(tmp_path
         raise AssertionError(f"counted {variant} again")
 
     monkeypatch.setattr(profiles, "_count", no_count)
-    assert upgrade.upgrade_store(con) == {"forward_profiles": 0, "openvino_kernels": 0}  # nothing left to count
+    assert upgrade.upgrade_store(con) == {"forward_profiles": 0, "openvino_kernels": 0,
+                                          "normalised_latency": 0}  # nothing left to count
     con.close()
     with storage.connect(path) as writable:
         writable.execute("UPDATE results SET extra = ?", [as_stored])  # as an older kit stored it
@@ -427,7 +428,7 @@ def test_upgrade_command_prints_what_it_stored(tmp_path, capsys) -> None:
     storage.connect(path).close()
     assert cli.main(["upgrade", "--db", str(path)]) == 0
     assert capsys.readouterr().out.strip() == ("forward profiles stored for 0 results, OpenVINO kernel facts for 0 "
-                                              "results")
+                                              "results, normalised latency for 0 results")
 
 
 def test_update_extras_names_an_unknown_result() -> None:

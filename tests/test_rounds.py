@@ -70,6 +70,12 @@ def test_rounds_store_round_indices_reference_and_normalised_throughput(tmp_path
                                            round_quantiles(record.samples_s, record.sample_rounds, 0.1).values(),
                                            strict=True)]), 0.2))
         assert record.normalised_throughput == pytest.approx(expected)
+        # the median call in reference median calls: the same trimmed mean of per-round ratios, of the medians
+        latency = np.exp(scipy.stats.trim_mean(np.log(
+            [own / ref for ref, own in zip(info["reference_round_medians_s"],
+                                           round_medians(record.samples_s, record.sample_rounds).values(),
+                                           strict=True)]), 0.2))
+        assert info["normalised_latency"] == pytest.approx(latency)
         # two reference processes ran; the result is normalised against the faster one
         levels = info["reference_levels_s"]
         assert len(levels) == rounds.REFERENCE_PROCESSES == 2 and min(levels) > 0

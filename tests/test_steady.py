@@ -12,28 +12,91 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kit import predict
+from kit.errors import ConfigError
 from kit.predict import steady
 from tests.test_predict import fast_predictor, synthetic_frame
 
-REFERENCE_S = 4e-4  # the reference call's time at the machine's usual speed
+REFERENCE_S = 4e-4  # the reference call's 10th percentile at the machine's usual speed
+REFERENCE_MEDIAN_S = 5e-4  # and its median
 
 
 def drifted(frame: pd.DataFrame, sigma: float = 0.25, seed: int = 0) -> pd.DataFrame:
     """The law's rows measured on a drifting machine: each row at a speed factor d (log-normal), which slows the
-    model and the reference alike; the normalised throughput is the law's, in items per reference call."""
+    model and the reference alike; the normalised throughput is the law's, in items per reference call, and the
+    normalised latency the law's latency in reference median calls."""
     rng = np.random.default_rng(seed)
     d = np.exp(rng.normal(0, sigma, len(frame)))
-    extras = [json.dumps({**json.loads(e), "rounds": {"reference_round_p10_s": [REFERENCE_S * f] * 5}})
-              for e, f in zip(frame["extra"], d, strict=True)]
+    extras = [json.dumps({**json.loads(e), "rounds": {
+        "reference_round_p10_s": [REFERENCE_S * f] * 5, "reference_round_medians_s": [REFERENCE_MEDIAN_S * f] * 5,
+        "normalised_latency": latency / REFERENCE_MEDIAN_S}})
+        for e, f, latency in zip(frame["extra"], d, frame["latency_p50_s"], strict=True)]
     return frame.assign(law=frame["throughput_items_per_s"], throughput_items_per_s=frame["throughput_items_per_s"] / d,
+                        law_latency=frame["latency_p50_s"], latency_p50_s=frame["latency_p50_s"] * d,
                         normalised_throughput=frame["throughput_items_per_s"] * REFERENCE_S, extra=extras)
 
 
-@given(st.floats(1e-6, 1e9), st.floats(1e-9, 10.0), st.floats(1e-9, 10.0))
-def test_steady_and_absolute_convert_into_each_other_exactly(throughput, typical_s, today_s):
-    back = steady.to_steady(steady.to_absolute(throughput, typical_s, today_s), typical_s, today_s)
-    assert back == pytest.approx(throughput, rel=1e-12)
-    assert steady.to_absolute(throughput, typical_s, typical_s) == pytest.approx(throughput, rel=1e-15)
+@given(st.floats(1e-6, 1e9), st.floats(1e-9, 10.0), st.floats(1e-9, 10.0), st.sampled_from(["throughput", "latency"]))
+def test_steady_and_absolute_convert_into_each_other_exactly(value, typical_s, today_s, target):
+    back = steady.to_steady(steady.to_absolute(value, typical_s, today_s, target), typical_s, today_s, target)
+    assert back == pytest.approx(value, rel=1e-12)
+    assert steady.to_absolute(value, typical_s, typical_s, target) == pytest.approx(value, rel=1e-15)
+
+
+def test_a_slower_reference_today_means_less_throughput_and_more_latency():
+    assert steady.to_absolute(100.0, 1e-3, 2e-3) == pytest.approx(50.0)  # items/s at a machine half as fast
+    assert steady.to_absolute(0.01, 1e-3, 2e-3, "latency") == pytest.approx(0.02)  # seconds
+    with pytest.raises(ConfigError, match="memory"):
+        steady.to_absolute(1.0, 1.0, 1.0, "memory")
+
+
+def test_steady_latency_removes_the_drift_the_measured_latency_keeps():
+    frame = drifted(synthetic_frame(n_families=3, noise=0.0))
+    out = steady.steady_frame(frame, "latency")
+    assert len(out) == len(frame) and out.attrs["n_left_out"] == 0
+    ratio = out["steady_latency_p50_s"] / out["law_latency"]  # one constant per machine: its median speed factor
+    assert ratio.std() / ratio.mean() < 1e-9
+    assert (out["latency_p50_s"] == out["steady_latency_p50_s"]).all()
+    assert (out["measured_latency_p50_s"] == frame["latency_p50_s"]).all()
+    assert (out["throughput_items_per_s"] == frame["throughput_items_per_s"]).all()  # the other target untouched
+    typical = steady.typical_reference_seconds(frame, "median")
+    np.testing.assert_allclose(out["latency_p50_s"], steady.normalised(frame, "latency") * typical)
+    without = frame.assign(extra=[json.dumps({"rounds": {"reference_round_medians_s": [1e-3]}})] * len(frame))
+    assert steady.steady_frame(without, "latency").empty  # measured without a normalised latency: left out
+
+
+def test_a_latency_law_learnt_on_the_steady_scale_is_recovered_where_the_measured_scale_misses_it():
+    frame = predict.features.feature_frame(drifted(synthetic_frame(n_families=4, noise=0.02, seed=1), sigma=0.25,
+                                                   seed=5))
+    measurements = frame.assign(result_id=range(len(frame)), config_key=[f"c{i}" for i in range(len(frame))])
+    repeats = predict.repeat_table(pd.concat([measurements, measurements.assign(result_id=-1 - measurements[
+        "result_id"], latency_p50_s=measurements["latency_p50_s"] * 1.1)]), "latency")
+    assert list(repeats.index) == list(predict.budget.REPEAT_LATENCIES)
+    assert repeats.loc["median latency", "mape"] == pytest.approx((0.1 / 1.1 + 0.1) / 2)
+    assert repeats.loc["normalised median latency (per reference median call)", "mape"] == pytest.approx(0)
+    scores = predict.steady_scores(frame, fast_predictor(targets=("latency",)), repeats, target="latency")
+    assert list(scores.index) == ["measured", "steady"] and (scores["n"] == len(frame)).all()
+    assert scores.loc["steady", "mape"] < 0.06 < 0.12 < scores.loc["measured", "mape"]
+    assert scores.loc["steady", "coverage"] >= 0.75
+    assert scores["repeat_mape"].tolist() == pytest.approx([(0.1 / 1.1 + 0.1) / 2, 0])
+    with pytest.raises(ConfigError, match="memory"):
+        steady.steady_frame(frame, "memory")
+
+
+def test_the_steady_latency_budget_puts_the_predictor_beside_the_normalised_latency_floor():
+    law = synthetic_frame(n_families=3, noise=0.0).assign(threads=1)
+    law = law.assign(config_key=[f"config-{i}" for i in range(len(law))])
+    twice = []
+    for seed, slower in ((0, 1.0), (1, 1.04)):  # the second measurement's normalised latency 4 % longer
+        again = drifted(law, seed=seed)
+        again = again.assign(result_id=[f"r{seed}-{i}" for i in range(len(again))], extra=[json.dumps({
+            **json.loads(e), "rounds": {**json.loads(e)["rounds"], "normalised_latency": json.loads(e)["rounds"][
+                "normalised_latency"] * slower}}) for e in again["extra"]])
+        twice.append(again)
+    validation = steady.validate_steady(twice[0], fast_predictor(), "latency")
+    assert validation.target == "latency"
+    budget = steady.steady_budget(validation, twice[0], pd.concat(twice, ignore_index=True))
+    assert list(budget.index) == [("cpu", "1")] and int(budget["repeated"].iloc[0]) == len(law)
+    assert budget["repeat_mape"].iloc[0] == pytest.approx((0.04 + 0.04 / 1.04) / 2)
 
 
 def test_the_steady_scale_removes_the_machine_drift_the_measured_one_keeps():
@@ -92,9 +155,9 @@ def test_the_measured_scale_reuses_the_frame_validation_when_every_row_is_steady
     template = fast_predictor(targets=("throughput",))
     measured = predict.validate_targets(frame, template)["throughput"]
     calls = []
-    original = predict.validation.validate_throughput
-    monkeypatch.setattr(predict.validation, "validate_throughput", lambda data, t: calls.append(len(data)) or original(
-        data, t))
+    original = predict.validation.validate_target
+    monkeypatch.setattr(predict.validation, "validate_target", lambda data, t, target: calls.append(len(data)) or
+                        original(data, t, target))
     scores = steady.steady_scores(frame, template, measured=measured)
     assert calls == [len(frame)]  # the steady scale only
     assert scores.loc["measured", "mape"] == pytest.approx(measured.scores().set_index("method").loc[
@@ -127,3 +190,27 @@ def test_the_steady_budget_puts_the_predictor_beside_the_normalised_repeat_floor
                                                                             validation.predictions["pred"])["mape"])
     assert steady.validate_steady(law, fast_predictor()) is None  # no normalised throughput: nothing to validate
     assert steady.steady_budget(None, frame, measurements).empty
+
+
+def test_upgrade_computes_the_normalised_latency_older_results_lack_from_their_samples(tmp_path):
+    from kit import storage
+    from kit.predict import upgrade
+    from kit.records import Record
+
+    con = storage.connect(tmp_path / "u.duckdb")
+    storage.start_run(con, "old", {}, {"hardware": {"hardware_id": "hw", "hostname": "h"}, "env_id": "e"})
+    rounds = {"reference_round_medians_s": [0.001, 0.002, None]}  # the reference missed the third round
+    common = dict(run_id="old", model="bert", family="bert", size="tiny", mode="inference", platform="cpu",
+                  device="cpu", precision="fp32", batch_size=1, extra={"rounds": rounds})
+    for key, extra in (("in-rounds", {"rounds": rounds}), ("alone", {})):
+        storage.insert_record(con, Record.from_samples(
+            [0.010, 0.011, 0.012, 0.020, 0.021, 0.022, 0.015, 0.016, 0.017],
+            sample_rounds=[0, 0, 0, 1, 1, 1, 2, 2, 2], config_key=key, **{**common, "extra": extra}))
+    assert steady.steady_frame(predict.all_measurements(con), "latency").empty  # stored without it
+    assert upgrade.missing_normalised_latency(con).keys() == {storage.results_frame(con, config_key="in-rounds")[
+        "result_id"].iloc[0]}
+    assert upgrade.upgrade_store(con)["normalised_latency"] == 1
+    stored = json.loads(storage.results_frame(con, config_key="in-rounds")["extra"].iloc[0])["rounds"]
+    assert stored["normalised_latency"] == pytest.approx(np.sqrt(0.011 / 0.001 * 0.021 / 0.002))  # rounds 0 and 1
+    assert stored["reference_round_medians_s"] == rounds["reference_round_medians_s"]
+    assert upgrade.upgrade_store(con)["normalised_latency"] == 0  # nothing left to compute

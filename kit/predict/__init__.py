@@ -3,11 +3,11 @@
 `model` holds the predictor (analytic baseline x boosted correction, conformal intervals) and leave-one-group-out
 validation; `data` the data-generation sweep and the training frame; `validation` the validation tables notebooks
 show; `features` what the predictor and the recommender read from results (model facts, profiles, kernel counts,
-roofline terms); `steady` throughput on a scale the machine's drift does not move (beside the machine reference);
-`study` notebook 04's settings checked as one PredictionStudy; `remeasure` noisy results measured again, and the
-training frame's preference for converged ones; `architectures` the rows of `benchkit coverage` as extra training
-data, scored with and without; `budget` where the held-out error comes from (the measurements' own repeatability,
-offsets shared by a family or a setting); `upgrade` the facts older results lack, stored on request.
+roofline terms); `steady` throughput and latency on a scale the machine's drift does not move (beside the machine
+reference); `study` notebook 04's settings checked as one PredictionStudy; `remeasure` noisy results measured again,
+and the training frame's preference for converged ones; `architectures` the rows of `benchkit coverage` as extra
+training data, scored with and without; `budget` where the held-out error comes from (the measurements' own
+repeatability, offsets shared by a family or a setting); `upgrade` what older results lack, stored on request.
 """
 
 from kit.predict.architectures import architecture_frame, architecture_rows, architecture_scores
@@ -51,6 +51,7 @@ from kit.predict.validation import (
     scores_table,
     unmeasured_configurations,
     validate_held_out,
+    validate_target,
     validate_targets,
     validate_throughput,
     validation_frame,
@@ -65,5 +66,5 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "PredictionStudy", "Predi
            "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "repeat_floor",
            "repeat_table", "run_prediction_sweep", "scores_table", "steady_budget", "steady_frame", "steady_scores",
            "timed_prediction_sweep", "to_absolute", "to_steady", "training_frame", "unmeasured_configurations",
-           "validate_held_out", "validate_steady", "validate_targets", "validate_throughput",
+           "validate_held_out", "validate_steady", "validate_target", "validate_targets", "validate_throughput",
            "validation_frame"]

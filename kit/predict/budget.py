@@ -25,6 +25,9 @@ REPEAT_SPEEDS = {"throughput (batch / mean latency)": "throughput_items_per_s",
                  "batch / median latency": "latency_p50_s",
                  "batch / 10th-percentile latency": "latency_p10_s",
                  "normalised throughput (p10, per reference call)": "normalised_throughput"}
+# the latencies a repeat can be judged on: label -> latency column, or the normalised latency (kit.predict.steady)
+REPEAT_LATENCIES = {"median latency": "latency_p50_s",
+                    "normalised median latency (per reference median call)": "normalised_latency"}
 REPEAT_ROWS = ("another measurement of the same configuration (all)",  # the rows `repeat_floor` reads
                "predictor, on configurations measured again (all)")
 
@@ -117,23 +120,39 @@ def _speed(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame["batch_size"] / values if column.startswith("latency_") else values
 
 
-def repeat_table(measurements: pd.DataFrame) -> pd.DataFrame:
+def _latency(frame: pd.DataFrame, column: str) -> pd.Series:
+    from kit.predict.steady import normalised
+
+    if column == "normalised_latency":
+        return normalised(frame, "latency")
+    return pd.to_numeric(frame.get(column, pd.Series(np.nan, index=frame.index)), errors="coerce")
+
+
+def repeat_columns(target: str = "throughput") -> dict[str, str]:
+    """The repeat table's rows of a target: label -> the column (or normalised value) it judges."""
+    if target not in ("throughput", "latency"):
+        raise ConfigError(f"no repeat table for target {target!r}; known: throughput, latency")
+    return REPEAT_SPEEDS if target == "throughput" else REPEAT_LATENCIES
+
+
+def repeat_table(measurements: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
     """How far one measurement of a configuration is from the mean of its other measurements (same configuration,
-    threads and machine), for each speed a result carries: throughput from the mean latency, from the median, from
-    the 10th percentile, and normalised by the machine reference. The mean latency takes every disturbed call in;
-    the 10th percentile only the calls the machine left alone, so it is the speed that repeats between runs."""
+    threads and machine). Throughput: for each speed a result carries, throughput from the mean latency, from the
+    median, from the 10th percentile, and normalised by the machine reference. The mean latency takes every disturbed
+    call in; the 10th percentile only the calls the machine left alone, so it is the speed that repeats between runs.
+    Latency: the median latency, measured and normalised by the reference's median (index 'latency')."""
     keys = configuration_key(measurements)
     rows = []
-    for label, column in REPEAT_SPEEDS.items():
-        speed = _speed(measurements, column).astype(float)
-        kept = pd.DataFrame({"key": keys, "speed": speed})[speed.notna() & (speed > 0)]
-        count = kept.groupby("key")["speed"].transform("count")
-        total = kept.groupby("key")["speed"].transform("sum")
+    for label, column in repeat_columns(target).items():
+        values = (_speed if target == "throughput" else _latency)(measurements, column).astype(float)
+        kept = pd.DataFrame({"key": keys, "value": values})[values.notna() & (values > 0)]
+        count = kept.groupby("key")["value"].transform("count")
+        total = kept.groupby("key")["value"].transform("sum")
         repeated = kept[count >= 2]
-        others = (total - kept["speed"])[count >= 2] / (count[count >= 2] - 1)
-        rows.append({"speed": label, "configurations": int(repeated["key"].nunique()),
-                     **accuracy(repeated["speed"], others)})
-    return pd.DataFrame(rows).set_index("speed")
+        others = (total - kept["value"])[count >= 2] / (count[count >= 2] - 1)
+        rows.append({"speed" if target == "throughput" else "latency": label,
+                     "configurations": int(repeated["key"].nunique()), **accuracy(repeated["value"], others)})
+    return pd.DataFrame(rows).set_index("speed" if target == "throughput" else "latency")
 
 
 def repeat_floor(budget: pd.DataFrame) -> dict[str, float | int | None]:

@@ -1,13 +1,15 @@
-"""Throughput on a steady scale: each result's normalised throughput (items per call of the machine reference, from
-the round-paired 10th percentiles, kit.runners.rounds) expressed in items/s at its machine's typical reference speed
-(at the thread count the reference ran at).
+"""Throughput and latency on a steady scale: each result's speed relative to the machine reference measured in the
+same rounds (kit.runners.rounds), expressed in the target's units at its machine's typical reference speed (at the
+thread count the reference ran at).
 
 A shared machine drifts: the same configuration measured at a fast minute and at a slow one differs by far more than
-the model explains. The reference measured in the same rounds drifts with it, so the ratio does not; dividing by the
-machine's median reference time (over its stored rounds at the same thread count) puts every result of a machine on
-one scale, in items/s.
-A prediction on that scale is turned into today's absolute figure with the reference measured today:
-`absolute = steady x typical reference seconds / today's reference seconds` (`to_absolute`, `to_steady`).
+the model explains. The reference measured in the same rounds drifts with it, so the ratio does not. Throughput: the
+normalised throughput (items per reference call, from the round-paired 10th percentiles) divided by the machine's
+median reference 10th percentile gives items/s. Latency: the normalised latency (the model's median call in
+reference median calls, from the round-paired medians) times the machine's median reference median gives seconds.
+Either puts every result of a machine on one scale.
+A prediction on that scale is turned into today's absolute figure with the reference measured today (`to_absolute`,
+`to_steady`): throughput scales with typical / today's reference seconds, latency with today's / typical.
 """
 
 from __future__ import annotations
@@ -17,22 +19,48 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.analysis.stability import REFERENCE_KEYS
 from kit.errors import ConfigError
-from kit.predict.features import extra_dict
+from kit.predict.features import TARGETS, extra_dict
 
 STEADY_COLUMN = "steady_throughput_items_per_s"
 MEASURED_COLUMN = "measured_throughput_items_per_s"  # the mean-latency throughput the steady frame replaces
+STEADY_COLUMNS = {"throughput": STEADY_COLUMN, "latency": "steady_latency_p50_s"}
+MEASURED_COLUMNS = {"throughput": MEASURED_COLUMN, "latency": "measured_latency_p50_s"}
+# the reference statistic each target is normalised by: the 10th percentiles for throughput, the medians for latency
+REFERENCE_STATISTIC = {"throughput": "p10", "latency": "median"}
+NORMALISED_COLUMNS = {"throughput": "normalised_throughput", "latency": "normalised_latency"}  # `normalised` reads
 
 
-def reference_seconds(frame: pd.DataFrame) -> pd.Series:
-    """Per row: the median of the machine reference's per-round 10th percentiles measured beside it (NaN when the
-    result was not measured in rounds with a reference)."""
+def _check_target(target: str) -> None:
+    if target not in STEADY_COLUMNS:
+        raise ConfigError(f"no steady scale for target {target!r}; known: {', '.join(STEADY_COLUMNS)}")
+
+
+def reference_seconds(frame: pd.DataFrame, statistic: str = "p10") -> pd.Series:
+    """Per row: the median of the machine reference's per-round statistic (p10 or median) measured beside it (NaN
+    when the result was not measured in rounds with a reference)."""
+    key = REFERENCE_KEYS[statistic]
+
     def median(extra: object) -> float:
         rounds = extra_dict(extra).get("rounds") or {}
-        values = [v for v in rounds.get("reference_round_p10_s") or [] if v and v > 0]
+        values = [v for v in rounds.get(key) or [] if v and v > 0]
         return float(np.median(values)) if values else np.nan
 
     return frame["extra"].map(median).astype(float) if "extra" in frame else pd.Series(np.nan, index=frame.index)
+
+
+def normalised(frame: pd.DataFrame, target: str = "throughput") -> pd.Series:
+    """Per row: the result's speed relative to the reference beside it, NaN where it has none: the normalised
+    throughput (items per reference call), or the normalised latency (the median call in reference median calls,
+    stored in extra['rounds'] by the rounds or by `benchkit upgrade`)."""
+    _check_target(target)
+    if target == "throughput":
+        values = frame["normalised_throughput"] if "normalised_throughput" in frame else np.nan
+        return pd.to_numeric(pd.Series(values, index=frame.index), errors="coerce")
+    if "extra" not in frame:
+        return pd.Series(np.nan, index=frame.index)
+    return frame["extra"].map(lambda e: (extra_dict(e).get("rounds") or {}).get("normalised_latency")).astype(float)
 
 
 def machine_column(frame: pd.DataFrame) -> pd.Series:
@@ -53,47 +81,58 @@ def reference_group(frame: pd.DataFrame) -> pd.Series:
     return machine_column(frame) + "|threads=" + labels
 
 
-def typical_reference_seconds(frame: pd.DataFrame) -> pd.Series:
+def typical_reference_seconds(frame: pd.DataFrame, statistic: str = "p10") -> pd.Series:
     """Per row: the typical time of the reference it was measured beside, the median of reference_seconds over the
     rows of its machine and thread count (`reference_group`)."""
-    seconds = reference_seconds(frame)
+    seconds = reference_seconds(frame, statistic)
     groups = reference_group(frame)
     return groups.map(seconds.groupby(groups).median())
 
 
-def to_absolute(steady: float | pd.Series, typical_s: float | pd.Series,
-                today_s: float | pd.Series) -> float | pd.Series:
-    """A steady throughput as the absolute throughput at today's reference speed."""
-    return steady * typical_s / today_s
+def to_absolute(steady: float | pd.Series, typical_s: float | pd.Series, today_s: float | pd.Series,
+                target: str = "throughput") -> float | pd.Series:
+    """A steady throughput (or latency) as the absolute one at today's reference speed."""
+    _check_target(target)
+    return steady * typical_s / today_s if target == "throughput" else steady * today_s / typical_s
 
 
-def to_steady(absolute: float | pd.Series, typical_s: float | pd.Series,
-              today_s: float | pd.Series) -> float | pd.Series:
-    """An absolute throughput measured at today's reference speed, on the steady scale (inverse of to_absolute)."""
-    return absolute * today_s / typical_s
+def to_steady(absolute: float | pd.Series, typical_s: float | pd.Series, today_s: float | pd.Series,
+              target: str = "throughput") -> float | pd.Series:
+    """An absolute throughput (or latency) measured at today's reference speed, on the steady scale (the inverse of
+    to_absolute)."""
+    _check_target(target)
+    return absolute * today_s / typical_s if target == "throughput" else absolute * typical_s / today_s
 
 
-def steady_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows that have a normalised throughput, with `throughput_items_per_s` replaced by the steady throughput
-    (the measured one kept in MEASURED_COLUMN, the steady one also in STEADY_COLUMN), so the predictor and its
-    validation run unchanged on the steady scale; `attrs['n_left_out']` counts rows without one."""
-    normalised = (pd.to_numeric(frame["normalised_throughput"], errors="coerce") if "normalised_throughput" in frame
-                  else pd.Series(np.nan, index=frame.index))
-    steady = normalised / typical_reference_seconds(frame)
+def steady_values(frame: pd.DataFrame, target: str = "throughput") -> pd.Series:
+    """Per row: the target on the steady scale (items/s or seconds at the machine's typical reference speed), NaN
+    where the row was measured without the reference."""
+    _check_target(target)
+    typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target])
+    speed = normalised(frame, target)
+    return speed / typical if target == "throughput" else speed * typical
+
+
+def steady_frame(frame: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
+    """The rows that have the target on the steady scale (`steady_values`), with the target's column replaced by it
+    (the measured value kept in MEASURED_COLUMNS[target], the steady one also in STEADY_COLUMNS[target]), so the
+    predictor and its validation run unchanged on the steady scale; `attrs['n_left_out']` counts rows without one."""
+    steady = steady_values(frame, target)
     keep = steady.gt(0) & np.isfinite(steady)
-    out = frame[keep].assign(**{MEASURED_COLUMN: frame.loc[keep, "throughput_items_per_s"],
-                                STEADY_COLUMN: steady[keep], "throughput_items_per_s": steady[keep]})
+    column = TARGETS[target]
+    out = frame[keep].assign(**{MEASURED_COLUMNS[target]: frame.loc[keep, column],
+                                STEADY_COLUMNS[target]: steady[keep], column: steady[keep]})
     out.attrs = {**frame.attrs, "n_left_out": int((~keep).sum())}
     return out
 
 
-def validate_steady(frame: pd.DataFrame, template: Any) -> Any:
-    """Leave-one-family-out validation of throughput on the steady scale (the rows with a normalised throughput),
+def validate_steady(frame: pd.DataFrame, template: Any, target: str = "throughput") -> Any:
+    """Leave-one-family-out validation of the target on the steady scale (the rows measured beside the reference),
     every fold fitted with the template's settings; None when no row has one."""
-    from kit.predict.validation import validate_throughput
+    from kit.predict.validation import validate_target
 
-    steady = steady_frame(frame)
-    return validate_throughput(steady, template) if not steady.empty else None
+    steady = steady_frame(frame, target)
+    return validate_target(steady, template, target) if not steady.empty else None
 
 
 BUDGET_COLUMNS = ["n", "predictor_mape", "repeated", "predictor_on_repeated_mape", "repeat_mape", "ratio_to_floor"]
@@ -101,10 +140,10 @@ BUDGET_COLUMNS = ["n", "predictor_mape", "repeated", "predictor_on_repeated_mape
 
 def steady_budget(validation: Any, frame: pd.DataFrame, measurements: pd.DataFrame,
                   by: tuple[str, ...] = ("platform", "threads")) -> pd.DataFrame:
-    """Per setting (platform and thread count): the predictor's held-out MAPE on the steady scale (`validate_steady`),
-    on all rows and on the configurations measured more than once, beside the normalised repeat floor there (each
-    measurement's normalised throughput against the mean of its configuration's other measurements) and the ratio of
-    the two (the goal: at most 1.5). Empty without a steady validation."""
+    """Per setting (platform and thread count): the predictor's held-out MAPE on the steady scale (`validate_steady`,
+    of its target), on all rows and on the configurations measured more than once, beside the normalised repeat
+    floor there (each measurement's normalised throughput or latency against the mean of its configuration's other
+    measurements) and the ratio of the two (the goal: at most 1.5). Empty without a steady validation."""
     from kit.predict.model import accuracy
     from kit.predict.remeasure import configuration_key
 
@@ -112,7 +151,7 @@ def steady_budget(validation: Any, frame: pd.DataFrame, measurements: pd.DataFra
         return pd.DataFrame(columns=[*by, *BUDGET_COLUMNS]).set_index(list(by))
     p = validation.predictions
     rows = frame.loc[p.index]
-    speed = pd.to_numeric(measurements.get("normalised_throughput"), errors="coerce")
+    speed = normalised(measurements, validation.target)
     keys = configuration_key(measurements)[speed > 0]
     speed = speed[speed > 0]
     count, total = keys.map(keys.value_counts()), speed.groupby(keys).transform("sum")
@@ -139,32 +178,31 @@ def _setting(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
 
 
 def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | None = None,
-                  measured: Any = None, steady_validation: Any = None) -> pd.DataFrame:
-    """Leave-one-family-out throughput scores of the predictor on the measured scale and on the steady scale, on the
-    same rows (those with a normalised throughput), beside the repeat floor of each scale from kit.predict
-    .repeat_table (a second measurement of a configuration against its others; NaN where nothing repeats).
-    `measured`: the throughput Validation of the whole frame, used for the measured scale when every row has a
-    normalised throughput (the same rows, so the same folds); `steady_validation`: `validate_steady`'s, reused."""
-    from kit.predict.budget import REPEAT_SPEEDS
-    from kit.predict.validation import scores_table, validate_throughput
+                  measured: Any = None, steady_validation: Any = None, target: str = "throughput") -> pd.DataFrame:
+    """Leave-one-family-out scores of one target (throughput or latency) on the measured scale and on the steady
+    scale, on the same rows (those measured beside the reference), beside the repeat floor of each scale from
+    kit.predict.repeat_table of that target (a second measurement of a configuration against its others; NaN where
+    nothing repeats). `measured`: the target's Validation of the whole frame, used for the measured scale when every
+    row is on the steady scale (the same rows, so the same folds); `steady_validation`: `validate_steady`'s, reused."""
+    from kit.predict.budget import repeat_columns
+    from kit.predict.validation import scores_table, validate_target
 
-    steady = steady_frame(frame)
+    steady = steady_frame(frame, target)
     if steady.empty:
         return pd.DataFrame(columns=["scale", "n", "mape", "median_ape", "within_10", "coverage", "repeat_mape"])
-    floors = {column: repeats["mape"].get(label, np.nan) for label, column in REPEAT_SPEEDS.items()
+    floors = {column: repeats["mape"].get(label, np.nan) for label, column in repeat_columns(target).items()
               } if repeats is not None else {}
 
     def validation(data: pd.DataFrame) -> dict[str, Any]:
-        return {"throughput": validate_throughput(data, template)}
+        return {target: validate_target(data, template, target)}
 
     same_rows = steady.attrs["n_left_out"] == 0 and measured is not None
     rows = []
     for scale, validations, floor in (
-            ("measured", {"throughput": measured} if same_rows else validation(frame.loc[steady.index]),
-             "throughput_items_per_s"),
-            ("steady", {"throughput": steady_validation} if steady_validation is not None else validation(steady),
-             "normalised_throughput")):
-        score = scores_table(validations).loc[("throughput", "predictor")]
+            ("measured", {target: measured} if same_rows else validation(frame.loc[steady.index]), TARGETS[target]),
+            ("steady", {target: steady_validation} if steady_validation is not None else validation(steady),
+             NORMALISED_COLUMNS[target])):
+        score = scores_table(validations).loc[(target, "predictor")]
         rows.append({"scale": scale, **score[["n", "mape", "median_ape", "within_10", "coverage"]].to_dict(),
                      "repeat_mape": floors.get(floor, np.nan)})
     return pd.DataFrame(rows).set_index("scale")

@@ -49,8 +49,15 @@ def validate_throughput(frame: pd.DataFrame, template: Predictor | None = None,
                         extra_training: pd.DataFrame | None = None) -> Validation:
     """Leave-one-group-out validation of throughput alone, every fold fitted with the template's settings;
     extra_training rows join every fold's training data but their own group's (`leave_one_group_out`)."""
+    return validate_target(frame, template, "throughput", extra_training)
+
+
+def validate_target(frame: pd.DataFrame, template: Predictor | None = None, target: str = "throughput",
+                    extra_training: pd.DataFrame | None = None) -> Validation:
+    """Leave-one-group-out validation of one target, every fold fitted with the template's settings (whatever
+    targets the template itself predicts)."""
     template = template or Predictor()
-    return leave_one_group_out(frame, "throughput", template.group_column, _fold_maker(template, "throughput"),
+    return leave_one_group_out(frame, target, template.group_column, _fold_maker(template, target),
                                extra_training=extra_training)
 
 

@@ -249,6 +249,16 @@ def fastest_reference(values: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(measured, key=reference_level) if measured else None
 
 
+def normalised_latency(samples_s: list[float] | tuple[float, ...], sample_rounds: list[int] | tuple[int, ...],
+                       reference_medians: list[float | None]) -> float | None:
+    """The model's median call in median calls of the reference measured beside it: the trimmed geometric mean over
+    rounds of the two per-round medians' ratio (`paired_ratio`; rounds either missed left out). None without a
+    common round."""
+    reference = {r: m for r, m in enumerate(reference_medians) if m and m > 0}
+    own = round_medians(samples_s, sample_rounds)
+    return paired_ratio(own, reference).ratio if set(own) & set(reference) else None
+
+
 def run_rounds(group: Group, on_round: Callable[[int], None] | None = None) -> None:
     """Grant every live child one burst per round, in a fresh random order each round."""
     rng = random.Random(group.order_seed)
@@ -280,6 +290,8 @@ def rounds_extra(record: Record, references: list[dict[str, Any]], plan: RoundPl
         if reference and reference["rounds"]:
             ref = round_medians(reference["samples_s"], reference["rounds"])
             info["reference_round_medians_s"] = [ref.get(r) for r in range(plan.rounds)]  # None: round missed
+            info["normalised_latency"] = normalised_latency(record.samples_s, record.sample_rounds,
+                                                            info["reference_round_medians_s"])
             info["drift_index"] = drift_index(ref)
             # normalised on the comparisons' statistic: each round's fastest tenth of calls, model and reference
             q = STATISTICS[STATISTIC]
