@@ -1,7 +1,7 @@
 """Does the predictor do better on the steady scale, or with the coverage architectures? Leave-one-family-out
-throughput scores of one store on the measured and the steady scale (beside each scale's repeat floor and, per
-platform and thread count, the normalised floor), the families held out together, the same with a coverage run's
-architectures added to the training data, and the recommendation's hit rate and regret on both scales.
+throughput and latency scores of one store on the measured and the steady scale (beside each scale's repeat floor
+and, per platform and thread count, the normalised floor), the families held out together, the same with a coverage
+run's architectures added to the training data, and the recommendation's hit rate and regret on both scales.
 
     .venv/bin/python benchmarks/prediction_scales.py --db outputs/benchkit.duckdb --run-prefix pred-data \
         --architectures coverage-tf5.25.0
@@ -57,6 +57,11 @@ def main() -> None:
            "scales": records(predict.steady_scores(frame, template, repeats, measured, steady)),
            "steady_floor": records(predict.steady_budget(steady, frame, measurements)),
            "fresh": records(predict.held_out_table(predict.validate_held_out(frame, fresh, template)))}
+    latency = predict.Predictor(targets=("latency",), coverage=0.9)
+    steady_latency = predict.validate_steady(frame, latency, "latency")
+    out["latency_scales"] = records(predict.steady_scores(frame, latency, predict.repeat_table(measurements, "latency"),
+                                                          steady_validation=steady_latency, target="latency"))
+    out["latency_steady_floor"] = records(predict.steady_budget(steady_latency, frame, measurements))
     if args.architectures:
         rows = predict.architecture_frame(con, args.architectures)
         out["architectures"] = records(predict.architecture_scores(frame, rows, template, measured))
