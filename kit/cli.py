@@ -109,6 +109,8 @@ def _add_check_predictions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=["measured", "steady"], default="measured",
                         help="steady: predict beside the machine reference and check at the reference speed measured "
                              "with each result, so drift between the runs is not counted as error")
+    parser.add_argument("--target", choices=["throughput", "latency"], default="throughput",
+                        help="what is predicted and checked: throughput, or the median latency")
     _db_arg(parser)
 
 
@@ -135,7 +137,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "kit.analysis:cmd_compare"),
     "recommend": ("rank platform x precision x batch for a model under constraints",
                   "kit.recommend:add_recommend_arguments", "kit.recommend:cmd_recommend"),
-    "check-predictions": ("throughput predicted from --db against results measured later into another store",
+    "check-predictions": ("throughput or latency predicted from --db against results measured later into another store",
                           "kit.cli:_add_check_predictions", "kit.cli:cmd_check_predictions"),
     "microbench": ("measure peak FLOP/s and memory bandwidth per platform, stored with the hardware row",
                    "kit.microbench:add_microbench_arguments", "kit.microbench:cmd_microbench"),
@@ -343,11 +345,11 @@ def cmd_check_predictions(args: argparse.Namespace) -> int:
     if measured.empty:
         raise KitError(f"no results in {args.measured_db}" + (f" for run {args.run_id!r}" if args.run_id else ""))
     checked = check_predictions(storage.connect(args.db or storage.DEFAULT_DB, read_only=True), measured,
-                                scale=args.scale)
+                                scale=args.scale, target=args.target)
     print(checked.drop(columns="reason").to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     a = checked.attrs
-    print(f"{a['n']} checked on the {a['scale']} scale: MAPE {a['mape']:.1%}, median error {a['median_ape']:.1%}, "
-          f"{a['coverage']:.0%} inside their interval")
+    print(f"{a['n']} {a['target']} figures checked on the {a['scale']} scale: MAPE {a['mape']:.1%}, median error "
+          f"{a['median_ape']:.1%}, {a['coverage']:.0%} inside their interval")
     predicted, again = a["by_source"].get("predicted"), a["by_source"].get("measured")
     if predicted and again:  # the run measured configurations of the store again: their error is the repeat floor
         print(f"  {predicted['n']} predicted: MAPE {predicted['mape']:.1%}, median error {predicted['median_ape']:.1%}"

@@ -406,7 +406,8 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
     storage.connect(empty).close()
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train)]) == 0
     out = capsys.readouterr().out
-    assert out.count("fam2") == 4 and "predicted" in out and "6 checked on the measured scale: MAPE" in out
+    assert out.count("fam2") == 4 and "predicted" in out
+    assert "6 throughput figures checked on the measured scale: MAPE" in out
     assert "4 predicted: MAPE" in out and "2 measured in the store before (the repeat floor): MAPE 9.1%" in out
     assert "predicted against the floor: MAPE" in out
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train), "--scale", "steady"]) == 2
@@ -462,6 +463,31 @@ def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out
         recommend.check_predictions(data, rows, scale="raw")
     with pytest.raises(ConfigError, match="rounds beside the machine reference"):
         recommend.check_predictions(frame, rows, scale="steady")
+
+
+def test_latency_checked_on_the_steady_scale_leaves_the_drift_between_runs_out() -> None:
+    """The same for the median latency: the later machine is 30 % slower, its reference's median too; on the steady
+    scale each predicted latency is turned into today's with the reference measured beside the checked row."""
+    from tests.test_steady import REFERENCE_MEDIAN_S, drifted
+
+    frame = synthetic_frame(n_families=4, noise=0.0)
+    data = drifted(frame[frame["family"] != "fam3"], sigma=0.3)
+    later = frame[frame["family"] == "fam3"].head(6)
+    slow = later.assign(latency_p50_s=later["latency_p50_s"] * 1.3, extra=[json.dumps({**json.loads(e), "rounds": {
+        "reference_round_medians_s": [REFERENCE_MEDIAN_S * 1.3] * 5, "normalised_latency": t / REFERENCE_MEDIAN_S}})
+        for e, t in zip(later["extra"], later["latency_p50_s"], strict=True)])
+    measured_scale = recommend.check_predictions(data, slow, fast_predictor().fit(data), target="latency")
+    steady = recommend.check_predictions(data, slow, scale="steady", target="latency")
+    assert steady.attrs["target"] == "latency" and steady.attrs["n"] == 6
+    np.testing.assert_allclose(steady["measured"], later["latency_p50_s"] * 1.3)
+    np.testing.assert_allclose(measured_scale["measured"], later["latency_p50_s"] * 1.3)
+    assert steady.attrs["median_ape"] < 0.1 < measured_scale.attrs["median_ape"]
+    assert (steady["low"] <= steady["predicted"]).all() and (steady["predicted"] <= steady["high"]).all()
+    itself = recommend.check_predictions(data, data.head(4), scale="steady", target="latency")
+    assert (itself["source"] == "measured").all() and itself["ape"].max() < 1e-9
+    assert (itself["low"] <= itself["measured"]).all() and (itself["measured"] <= itself["high"]).all()
+    with pytest.raises(ConfigError, match="unknown target 'memory'"):
+        recommend.check_predictions(data, slow, target="memory")
 
 
 def test_a_result_checked_against_itself_on_the_steady_scale_is_exact() -> None:

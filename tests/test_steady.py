@@ -31,7 +31,8 @@ def drifted(frame: pd.DataFrame, sigma: float = 0.25, seed: int = 0) -> pd.DataF
         "normalised_latency": latency / REFERENCE_MEDIAN_S}})
         for e, f, latency in zip(frame["extra"], d, frame["latency_p50_s"], strict=True)]
     return frame.assign(law=frame["throughput_items_per_s"], throughput_items_per_s=frame["throughput_items_per_s"] / d,
-                        law_latency=frame["latency_p50_s"], latency_p50_s=frame["latency_p50_s"] * d,
+                        law_latency=frame["latency_p50_s"],
+                        **{c: frame[c] * d for c in ("latency_p50_s", "latency_mean_s", "ci_low_s", "ci_high_s")},
                         normalised_throughput=frame["throughput_items_per_s"] * REFERENCE_S, extra=extras)
 
 

@@ -115,13 +115,17 @@ def steady_values(frame: pd.DataFrame, target: str = "throughput") -> pd.Series:
 
 def steady_frame(frame: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
     """The rows that have the target on the steady scale (`steady_values`), with the target's column replaced by it
-    (the measured value kept in MEASURED_COLUMNS[target], the steady one also in STEADY_COLUMNS[target]), so the
-    predictor and its validation run unchanged on the steady scale; `attrs['n_left_out']` counts rows without one."""
+    (the measured value kept in MEASURED_COLUMNS[target], the steady one also in STEADY_COLUMNS[target]; for latency
+    the median's CI moved with it), so the predictor, its validation and the recommender run unchanged on the steady
+    scale; `attrs['n_left_out']` counts rows without one."""
     steady = steady_values(frame, target)
     keep = steady.gt(0) & np.isfinite(steady)
     column = TARGETS[target]
     out = frame[keep].assign(**{MEASURED_COLUMNS[target]: frame.loc[keep, column],
                                 STEADY_COLUMNS[target]: steady[keep], column: steady[keep]})
+    if target == "latency":
+        factor = steady[keep] / pd.to_numeric(frame.loc[keep, column], errors="coerce")
+        out = out.assign(**{c: frame.loc[keep, c] * factor for c in ("ci_low_s", "ci_high_s") if c in frame})
     out.attrs = {**frame.attrs, "n_left_out": int((~keep).sum())}
     return out
 

@@ -149,12 +149,12 @@ CHECK_KEYS = ["model", "size", "platform", "precision", "batch_size", "mode"]
 CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low", "high", "ape", "inside", "reason"]
 
 
-def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
+def _measured_checks(measured: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
     """The rows to check, with their variant's overrides (JSON text), sequence length and intra-op thread count (NaN:
     the default)."""
     from kit.predict.features import overrides_json
 
-    missing = sorted({*CHECK_KEYS, "status", "throughput_items_per_s"} - set(measured))
+    missing = sorted({*CHECK_KEYS, "status", TARGETS[target]} - set(measured))
     if missing:
         raise ConfigError(f"measurements to check need the results columns {missing}")
     params = measured["params_json"] if "params_json" in measured else pd.Series("{}", index=measured.index)
@@ -165,33 +165,37 @@ def _measured_checks(measured: pd.DataFrame) -> pd.DataFrame:
 
 
 SCALES = ("measured", "steady")
+CHECKED = {"throughput": ("throughput_items_per_s", "throughput_low", "throughput_high"),  # recommend's columns
+           "latency": ("latency_s", "latency_low_s", "latency_high_s")}
 
 
 def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | None = None,
-                      scale: str = "measured") -> pd.DataFrame:
-    """Throughput that `recommend` gives from `data` (predicted where it holds no such measurement) against results
-    measured elsewhere, e.g. a later run into another store, each at the thread count it ran with: per result the
-    point, interval, absolute percentage error and whether the interval holds the measurement (`source` says if data
-    measured it already), in the order and with the index of `measured`. Failed or skipped results keep their reason.
-    `attrs`: mape, median APE and interval coverage of the ok rows, n, and the same per source (`by_source`): a later
-    run that measures again configurations the store holds ('measured') gives the repeat floor the predicted ones are
-    held to, in the same run.
+                      scale: str = "measured", target: str = "throughput") -> pd.DataFrame:
+    """Throughput (or median latency, target='latency') that `recommend` gives from `data` (predicted where it holds
+    no such measurement) against results measured elsewhere, e.g. a later run into another store, each at the thread
+    count it ran with: per result the point, interval, absolute percentage error and whether the interval holds the
+    measurement (`source` says if data measured it already), in the order and with the index of `measured`. Failed or
+    skipped results keep their reason. `attrs`: scale, target, mape, median APE and interval coverage of the ok
+    rows, n, and the same per source (`by_source`): a later run that measures again configurations the store holds
+    ('measured') gives the repeat floor the predicted ones are held to, in the same run.
 
     scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
-    turns each prediction into the absolute throughput at the reference speed measured beside the checked result
+    turns each prediction into the absolute figure at the reference speed measured beside the checked result
     (`to_absolute`), so drift between the two runs is not counted as the predictor's error. The measurement it is
-    checked against is then the result's own throughput on that scale (its normalised throughput over the reference
-    measured beside it: the round-paired 10th percentiles, not the mean latency); a result measured without the
-    reference is not scored, with the reason."""
+    checked against is then the result's own figure on that scale (its normalised throughput over the reference
+    measured beside it: the round-paired 10th percentiles, not the mean latency; or its normalised latency times the
+    reference's median beside it); a result measured without the reference is not scored, with the reason."""
     from kit.recommend.core import recommend
     from kit.recommend.request import fit_predictor
 
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
-    rows = _measured_checks(measured)
+    if target not in CHECKED:
+        raise ConfigError(f"unknown target {target!r} to check; known: {', '.join(CHECKED)}")
+    rows = _measured_checks(measured, target)
     typical: dict[str, float] = {}
     if scale == "steady":
-        data, typical = _steady_data(data)
+        data, typical = _steady_data(data, target)
     predictor = predictor or fit_predictor(data)
     out, index = [], []
     for (model, size, overrides, seq, mode, threads), group in rows.groupby(
@@ -206,13 +210,13 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
                               precisions=sorted(set(ok["precision"])),
                               threads=None if pd.isna(threads) else int(threads))
         index += list(group.index)
-        out += [{**row[CHECK_KEYS].to_dict(), "status": row["status"], **_checked(row, table),
+        out += [{**row[CHECK_KEYS].to_dict(), "status": row["status"], **_checked(row, table, target),
                  "reason": row.get("reason") or ""} for _, row in group.iterrows()]
     result = pd.DataFrame(out, index=index, columns=CHECK_COLUMNS).reindex(rows.index)  # in the order of `measured`
     if scale == "steady":
-        result = _at_todays_reference(result, rows, typical)
+        result = _at_todays_reference(result, rows, typical, target)
     scored = result[result["ape"].notna()]
-    result.attrs = {"scale": scale, **_check_scores(scored),
+    result.attrs = {"scale": scale, "target": target, **_check_scores(scored),
                     "by_source": {source: _check_scores(part) for source, part in scored.groupby("source")}}
     return result
 
@@ -224,35 +228,38 @@ def _check_scores(scored: pd.DataFrame) -> dict[str, float]:
             "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
 
 
-def _steady_data(data: Any) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The data on the steady scale, and the typical reference seconds of each machine and thread count there."""
-    from kit.predict.steady import reference_group, steady_frame, typical_reference_seconds
+def _steady_data(data: Any, target: str) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The data with the target on the steady scale, and the typical reference seconds of each machine and thread
+    count there."""
+    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, steady_frame, typical_reference_seconds
 
     frame = measured_frame(data)
-    steady = steady_frame(frame)
+    steady = steady_frame(frame, target)
     if steady.empty:
-        raise ConfigError("the store holds no results measured in rounds beside the machine reference: nothing to "
-                          "learn on the steady scale")
-    typical = typical_reference_seconds(frame).groupby(reference_group(frame)).first().dropna().to_dict()
+        raise ConfigError(f"the store holds no results measured in rounds beside the machine reference with a "
+                          f"normalised {target}: nothing to learn on the steady scale")
+    typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target]).groupby(
+        reference_group(frame)).first().dropna().to_dict()
     return steady, typical
 
 
-def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float]) -> pd.DataFrame:
-    """Steady predictions as absolute throughput at the reference speed measured beside each checked result."""
-    from kit.predict.steady import reference_group, reference_seconds, to_absolute
+def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float],
+                         target: str) -> pd.DataFrame:
+    """Steady predictions as absolute figures at the reference speed measured beside each checked result."""
+    from kit.predict.steady import REFERENCE_STATISTIC, normalised, reference_group, reference_seconds, to_absolute
 
-    today = reference_seconds(rows)
+    today = reference_seconds(rows, REFERENCE_STATISTIC[target])
     machine_typical = reference_group(rows).map(typical).astype(float)
     out = result.copy()
     for column in ("predicted", "low", "high"):
-        out[column] = to_absolute(out[column].astype(float), machine_typical, today)
-    normalised = (pd.to_numeric(rows["normalised_throughput"], errors="coerce") if "normalised_throughput" in rows
-                  else pd.Series(np.nan, index=rows.index))
+        out[column] = to_absolute(out[column].astype(float), machine_typical, today, target)
+    speed = normalised(rows, target)
     ok = out["measured"].notna()
-    out["measured"] = (normalised / today).where(ok)  # the same round-paired 10th percentiles the steady scale holds
+    # the same round-paired statistics the steady scale holds: 10th percentiles (throughput), medians (latency)
+    out["measured"] = (speed / today if target == "throughput" else speed * today).where(ok)
     unscaled = ok & (out["predicted"].isna() | out["measured"].isna())
     out.loc[unscaled, "predicted"] = np.nan
-    out.loc[unscaled, "reason"] = np.where(today[unscaled].isna() | normalised[unscaled].isna(),
+    out.loc[unscaled, "reason"] = np.where(today[unscaled].isna() | speed[unscaled].isna(),
                                            "measured without the machine reference",
                                            "no steady data of this machine and thread count in the store")
     out["ape"] = (out["predicted"] / out["measured"] - 1).abs()
@@ -261,15 +268,15 @@ def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict
     return out
 
 
-def _checked(row: pd.Series, table: pd.DataFrame) -> dict[str, Any]:
-    """The recommendation's throughput for a measured row, and how far it is from the measurement."""
+def _checked(row: pd.Series, table: pd.DataFrame, target: str) -> dict[str, Any]:
+    """The recommendation's throughput (or latency) for a measured row, and how far it is from the measurement."""
     match = table[(table["platform"] == row["platform"]) & (table["precision"] == row["precision"])
                   & (table["batch_size"] == row["batch_size"])]
     if row["status"] != "ok" or match.empty:
         return {"source": "", "measured": math.nan, "predicted": math.nan, "low": math.nan, "high": math.nan,
                 "ape": math.nan, "inside": None}
-    best, measured = match.iloc[0], float(row["throughput_items_per_s"])
-    return {"source": best["source"], "measured": measured, "predicted": best["throughput_items_per_s"],
-            "low": best["throughput_low"], "high": best["throughput_high"],
-            "ape": abs(best["throughput_items_per_s"] / measured - 1),
-            "inside": bool(best["throughput_low"] <= measured <= best["throughput_high"])}
+    point, low, high = CHECKED[target]
+    best, measured = match.iloc[0], float(row[TARGETS[target]])
+    return {"source": best["source"], "measured": measured, "predicted": best[point], "low": best[low],
+            "high": best[high], "ape": abs(best[point] / measured - 1),
+            "inside": bool(best[low] <= measured <= best[high])}
