@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kit import recommend, storage
+from kit import predict, recommend, storage
 from kit.errors import ConfigError
 from tests.test_predict import fast_predictor, store_synthetic, synthetic_frame
 
@@ -488,6 +489,43 @@ def test_latency_checked_on_the_steady_scale_leaves_the_drift_between_runs_out()
     assert (itself["low"] <= itself["measured"]).all() and (itself["measured"] <= itself["high"]).all()
     with pytest.raises(ConfigError, match="unknown target 'memory'"):
         recommend.check_predictions(data, slow, target="memory")
+
+
+def test_recommend_turns_steady_figures_into_todays_before_constraints_apply() -> None:
+    from tests.test_steady import drifted
+
+    data = predict.steady.steady_data(drifted(synthetic_frame(n_families=3, noise=0.0), sigma=0.0))
+    plain = recommend.recommend(data, "fam0", predictor=fast_predictor().fit(data), **VARIANT)
+    today = recommend.recommend(data, "fam0", predictor=fast_predictor().fit(data), **VARIANT,
+                                to_today={"throughput": 0.5, "latency": 2.0})
+    keys = ["platform", "precision", "batch_size"]
+    plain, today = plain.set_index(keys), today.set_index(keys).loc[plain.set_index(keys).index]
+    for column, factor in (("throughput_items_per_s", 0.5), ("throughput_low", 0.5), ("latency_s", 2.0),
+                           ("latency_high_s", 2.0)):
+        np.testing.assert_allclose(today[column], plain[column] * factor)
+    bound = float(plain["latency_high_s"].max()) * 1.01  # every candidate fits it on the steady scale, not today
+    kept = recommend.recommend(data, "fam0", "latency", latency_bound_s=bound, predictor=fast_predictor().fit(data),
+                               **VARIANT, to_today={"throughput": 0.5, "latency": 2.0})
+    assert len(kept) < len(plain)
+
+
+def test_cmd_recommend_on_the_steady_scale_measures_the_reference_now(tmp_path, capsys) -> None:
+    from kit import cli
+    from kit.config import SweepSpec
+    from kit.runners.sweep import run_sweep
+
+    path = tmp_path / "r.duckdb"
+    spec = SweepSpec(models=["bert"], platforms=["cpu"], precisions=["fp32"], batch_sizes=[1, 2], time_budget_s=0.2,
+                     min_samples=5, threads=1, run_id="rounds")
+    assert {r.status for r in run_sweep(spec, path, progress=False)} == {"ok"}
+    assert cli.main(["recommend", "--model", "bert", "--db", str(path), "--scale", "steady", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"note: steady scale: the machine reference runs at \d+% of its typical speed here now "
+                     r"\(1 thread\(s\)\)", out) and "measured" in out
+    assert cli.main(["recommend", "--model", "bert", "--db", str(path), "--scale", "steady", "--threads", "2"]) == 2
+    assert "threads=2" in capsys.readouterr().err  # no results at two threads: refused before measuring
+    assert cli.main(["recommend", "--model", "bert", "--db", str(path), "--scale", "steady", "--threads", "0"]) == 2
+    assert "got 0" in capsys.readouterr().err
 
 
 def test_a_result_checked_against_itself_on_the_steady_scale_is_exact() -> None:

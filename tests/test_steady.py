@@ -215,3 +215,21 @@ def test_upgrade_computes_the_normalised_latency_older_results_lack_from_their_s
     assert stored["normalised_latency"] == pytest.approx(np.sqrt(0.011 / 0.001 * 0.021 / 0.002))  # rounds 0 and 1
     assert stored["reference_round_medians_s"] == rounds["reference_round_medians_s"]
     assert upgrade.upgrade_store(con)["normalised_latency"] == 0  # nothing left to compute
+
+
+def test_the_reference_measured_now_gives_its_fastest_process_10th_percentile_and_median():
+    from kit.runners.reference import reference_now
+
+    level = reference_now(1, seconds=0.2)
+    assert set(level) == {"p10", "median"} and 0 < level["p10"] <= level["median"] < 0.1
+
+
+def test_factors_to_today_follow_the_reference_measured_now():
+    frame = drifted(synthetic_frame(n_families=2, noise=0.0), sigma=0.0).assign(threads=1)
+    today = {"p10": 2 * REFERENCE_S, "median": 2 * REFERENCE_MEDIAN_S}  # the machine runs at half its usual speed
+    factors = steady.factors_to_today(frame, "hw-cpu", 1, today)
+    assert factors == pytest.approx({"throughput": 0.5, "latency": 2.0})
+    with pytest.raises(ConfigError, match=r"hw-cpu\|threads=2\).*known: hw-cpu\|threads=1"):
+        steady.factors_to_today(frame, "hw-cpu", 2, today)
+    both = steady.steady_data(frame)
+    assert len(both) == len(frame) and {"steady_throughput_items_per_s", "steady_latency_p50_s"} <= set(both)

@@ -130,6 +130,30 @@ def steady_frame(frame: pd.DataFrame, target: str = "throughput") -> pd.DataFram
     return out
 
 
+def steady_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with both throughput and latency on the steady scale, both targets replaced (`steady_frame`): what
+    a recommendation on the steady scale learns from and ranks."""
+    return steady_frame(steady_frame(frame, "throughput"), "latency")
+
+
+def factors_to_today(frame: pd.DataFrame, machine: str, threads: int, today: dict[str, float]) -> dict[str, float]:
+    """What turns the steady figures of a machine and thread count into today's (`to_absolute` of 1): throughput x
+    typical / today's reference 10th percentile, latency x today's / typical reference median. `today`: the
+    reference measured now ({'p10': s, 'median': s}, kit.runners.reference.reference_now). ConfigError when the store
+    holds no result of that machine and thread count measured beside the reference."""
+    labels = reference_group(frame)
+    label = f"{machine}|threads={int(threads)}"
+    factors = {}
+    for target in ("throughput", "latency"):
+        typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target])[labels == label].dropna()
+        if typical.empty:
+            known = sorted(set(labels[reference_seconds(frame).notna()]))
+            raise ConfigError(f"the store holds no results of this machine at {threads} thread(s) measured beside the "
+                              f"machine reference ({label}); known: {', '.join(known) or 'none'}")
+        factors[target] = float(to_absolute(1.0, float(typical.iloc[0]), today[REFERENCE_STATISTIC[target]], target))
+    return factors
+
+
 def validate_steady(frame: pd.DataFrame, template: Any, target: str = "throughput") -> Any:
     """Leave-one-family-out validation of the target on the steady scale (the rows measured beside the reference),
     every fold fitted with the template's settings; None when no row has one."""

@@ -261,6 +261,15 @@ def _interpolation_weights(log_batches: pd.Series, log_batch: float) -> pd.Serie
     return pd.Series([1 - share, share], index=[low, high])
 
 
+def _scaled(table: pd.DataFrame, to_today: dict[str, float] | None) -> pd.DataFrame:
+    """Throughput and latency (points and intervals) times their factor; unchanged without factors."""
+    if not to_today:
+        return table
+    columns = {f"{target}{suffix}": to_today[target] for target in ("throughput", "latency")
+               for suffix in ("", "_low", "_high")}
+    return table.assign(**{column: table[column] * factor for column, factor in columns.items()})
+
+
 def _tidy(table: pd.DataFrame, hourly_prices: dict | None) -> pd.DataFrame:
     prices = table["platform"].map(hourly_prices or {}).astype(float)
     return table.assign(
@@ -297,7 +306,8 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
               mode: str = "inference", size: str | None = None, overrides: dict | None = None,
               seq_len: int | None = None, batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
               facts: dict | None = None, fallback: bool = True, max_rel_l2: float | None = None,
-              rank_by: str = "point", threads: int | None = None) -> pd.DataFrame:
+              rank_by: str = "point", threads: int | None = None,
+              to_today: dict[str, float] | None = None) -> pd.DataFrame:
     """Feasible platform x precision x batch configurations of a model, best first for the objective.
 
     `data` is a DuckDB connection or a results frame. `platforms_allowed` is an order of preference; with `fallback`,
@@ -307,7 +317,8 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     that a fast but inexact precision (e.g. int8) is not recommended when accuracy matters. `rank_by` is 'point' or
     'bound' (rank by the pessimistic end of each interval, see `rank`). `threads` is the intra-op thread count the
     candidates run with (default: each platform's default, `default_threads`); only measurements made with it stand
-    for a candidate.
+    for a candidate. `to_today` ({'throughput': f, 'latency': g}, kit.predict.steady.factors_to_today) turns the
+    figures of data on the steady scale into today's before constraints and ranking apply.
     """
     _check(objective, memory_budget_bytes, latency_bound_s, hourly_prices)
     check_rank_by(rank_by)
@@ -330,7 +341,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions, threads)
     candidates[list(KERNEL_COLUMNS)] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size,
                                                                                           overrides, seq_len))
-    table = _fill(candidates, rows, predictor)
+    table = _scaled(_fill(candidates, rows, predictor), to_today)
     constraints = {"memory_budget_bytes": memory_budget_bytes, "latency_bound_s": latency_bound_s,
                    "hourly_prices": hourly_prices, "objective": objective, "max_rel_l2": max_rel_l2}
     table, reasons = exclusion_reasons(table, data, rows, constraints, model, size, facts.get("overrides") or "{}")

@@ -4,6 +4,7 @@ the predictor it is answered with."""
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,9 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
                         help="point values, or the pessimistic end of each interval (bound)")
     parser.add_argument("--threads", type=int,
                         help="intra-op threads the candidates run with (default: each platform's default)")
+    parser.add_argument("--scale", choices=["measured", "steady"], default="measured",
+                        help="steady: learn beside the machine reference and give today's figures, with the reference "
+                             "measured now on this machine (about 2 s); needs results of this machine in rounds")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
@@ -130,13 +134,20 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.objective in GENERATION_OBJECTIVES:
         if args.threads is not None:
             raise ConfigError(f"--threads {args.threads}: generation objectives rank measured results as they ran")
+        if args.scale != "measured":
+            raise ConfigError(f"--scale {args.scale}: generation objectives rank measured results as they ran")
         return _recommend_generation(args, model, budget, bound)
     _check(args.objective, budget, bound, prices)
     con = storage.connect(args.db or storage.DEFAULT_DB, read_only=True)
-    table = recommend(con, model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
+    data, to_today, scale_note = con, None, ""
+    if args.scale == "steady":
+        data, to_today, scale_note = steady_request(measured_frame(con), args.threads)
+    table = recommend(data, model, args.objective, memory_budget_bytes=budget, latency_bound_s=bound,
                       platforms_allowed=args.platforms, hourly_prices=prices or None, mode=args.mode, size=args.size,
                       fallback=not args.no_fallback, max_rel_l2=args.max_rel_l2, rank_by=args.rank_by,
-                      threads=args.threads)
+                      threads=args.threads, to_today=to_today)
+    if scale_note:
+        print(f"note: {scale_note}")
     for note in table.attrs["notes"]:
         print(f"note: {note}")
     if table.empty:
@@ -145,6 +156,27 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     columns = [c for c in RESULT_COLUMNS if c != "variant" and (c != "cost_per_million" or prices)]
     print(table[columns].head(args.top).to_string(index=False))
     return 0
+
+
+def steady_request(frame: Any, threads: int | None) -> tuple[Any, dict[str, float], str]:
+    """For `recommend --scale steady`: the data on the steady scale, the factors that turn it into today's figures
+    with the machine reference measured now on this machine at the candidates' thread count (given, else the CPU's
+    default in the store), and a note saying how fast the machine is now against its typical speed."""
+    from kit.environment import hardware_info
+    from kit.predict.steady import factors_to_today, steady_data
+    from kit.recommend.core import default_threads
+    from kit.runners.reference import reference_now
+
+    if threads is not None and not threads > 0:
+        raise ConfigError(f"threads must be a positive whole number or None, got {threads!r}")
+    count = threads or int(default_threads(frame).get("cpu") or os.cpu_count() or 1)
+    machine = hardware_info()["hardware_id"]
+    factors_to_today(frame, machine, count, {"p10": 1.0, "median": 1.0})  # refuse before measuring anything
+    today = reference_now(count)
+    factors = factors_to_today(frame, machine, count, today)
+    return steady_data(frame), factors, (
+        f"steady scale: the machine reference runs at {factors['throughput']:.0%} of its typical speed here now "
+        f"({count} thread(s)); throughput and latency are today's")
 
 
 def _recommend_generation(args: argparse.Namespace, model: str, budget: float | None, bound: float | None) -> int:

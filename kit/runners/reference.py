@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
+from kit.errors import MeasurementError
 from kit.timing import PerfCounterClock, measure_adaptive
 
 REFERENCES = ("matmul", "copy", "bert")
@@ -57,3 +59,26 @@ def measure_reference(payload: dict[str, Any]) -> dict[str, Any]:
     measurement = measure_adaptive(call, PerfCounterClock(), time_budget_s=float(payload.get("time_budget_s", 1.0)))
     return {"name": payload["name"], "samples_s": measurement.samples_s, "rounds": measurement.rounds,
             "threads": torch.get_num_threads()}
+
+
+def reference_now(threads: int, name: str = "matmul", seconds: float = 1.0, processes: int = 2,
+                  timeout_s: float = 120.0) -> dict[str, float]:
+    """The machine reference measured now at this thread count, in fresh processes as the rounds run it: each of
+    `processes` children times it for `seconds`; the fastest child's (by 10th percentile, the rounds' rule) 10th
+    percentile and median, seconds per call, as {'p10': ..., 'median': ...}. MeasurementError when no child
+    measured."""
+    from kit.runners.isolation import run_in_child
+
+    levels, reasons = [], []
+    for _ in range(processes):
+        outcome = run_in_child("kit.runners.reference:measure_reference", {"name": name, "threads": threads,
+                                                                          "time_budget_s": seconds},
+                               timeout_s=timeout_s)
+        if outcome.ok:
+            samples = np.asarray(outcome.value["samples_s"], dtype=float)
+            levels.append({"p10": float(np.quantile(samples, 0.1)), "median": float(np.median(samples))})
+        else:
+            reasons.append(outcome.reason)
+    if not levels:
+        raise MeasurementError(f"the {name} reference could not be measured now: {'; '.join(reasons)}")
+    return min(levels, key=lambda level: level["p10"])
