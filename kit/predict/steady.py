@@ -29,7 +29,8 @@ STEADY_COLUMNS = {"throughput": STEADY_COLUMN, "latency": "steady_latency_p50_s"
 MEASURED_COLUMNS = {"throughput": MEASURED_COLUMN, "latency": "measured_latency_p50_s"}
 # the reference statistic each target is normalised by: the 10th percentiles for throughput, the medians for latency
 REFERENCE_STATISTIC = {"throughput": "p10", "latency": "median"}
-NORMALISED_COLUMNS = {"throughput": "normalised_throughput", "latency": "normalised_latency"}  # `normalised` reads
+# what `normalised` reads: a results column (throughput), a key of extra['rounds'] (latency)
+NORMALISED_COLUMNS = {"throughput": "normalised_throughput", "latency": "normalised_latency"}
 
 
 def _check_target(target: str) -> None:
