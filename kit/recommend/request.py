@@ -103,7 +103,7 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
                         help="intra-op threads the candidates run with (default: each platform's default)")
     parser.add_argument("--scale", choices=["measured", "steady"], default="measured",
                         help="steady: learn beside the machine reference and give today's figures, with the reference "
-                             "measured now on this machine (about 2 s); needs results of this machine in rounds")
+                             "measured now on this machine (about a second); needs results of this machine in rounds")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
 
