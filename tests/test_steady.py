@@ -227,9 +227,9 @@ def test_the_reference_measured_now_gives_its_fastest_process_10th_percentile_an
 def test_factors_to_today_follow_the_reference_measured_now():
     frame = drifted(synthetic_frame(n_families=2, noise=0.0), sigma=0.0).assign(threads=1)
     today = {"p10": 2 * REFERENCE_S, "median": 2 * REFERENCE_MEDIAN_S}  # the machine runs at half its usual speed
-    factors = steady.factors_to_today(frame, "hw-cpu", 1, today)
+    factors = steady.factors_to_today(steady.typical_of(frame, "hw-cpu", 1), today)
     assert factors == pytest.approx({"throughput": 0.5, "latency": 2.0})
     with pytest.raises(ConfigError, match=r"hw-cpu\|threads=2\).*known: hw-cpu\|threads=1"):
-        steady.factors_to_today(frame, "hw-cpu", 2, today)
+        steady.typical_of(frame, "hw-cpu", 2)
     both = steady.steady_data(frame)
     assert len(both) == len(frame) and {"steady_throughput_items_per_s", "steady_latency_p50_s"} <= set(both)

@@ -141,7 +141,7 @@ def repeat_table(measurements: pd.DataFrame, target: str = "throughput") -> pd.D
     median, from the 10th percentile, and normalised by the machine reference. The mean latency takes every disturbed
     call in; the 10th percentile only the calls the machine left alone, so it is the speed that repeats between runs.
     Latency: the median latency, measured and normalised by the reference's median (index 'latency')."""
-    keys = configuration_key(measurements)
+    keys, index = configuration_key(measurements), "speed" if target == "throughput" else "latency"
     rows = []
     for label, column in repeat_columns(target).items():
         values = (_speed if target == "throughput" else _latency)(measurements, column).astype(float)
@@ -150,9 +150,9 @@ def repeat_table(measurements: pd.DataFrame, target: str = "throughput") -> pd.D
         total = kept.groupby("key")["value"].transform("sum")
         repeated = kept[count >= 2]
         others = (total - kept["value"])[count >= 2] / (count[count >= 2] - 1)
-        rows.append({"speed" if target == "throughput" else "latency": label,
-                     "configurations": int(repeated["key"].nunique()), **accuracy(repeated["value"], others)})
-    return pd.DataFrame(rows).set_index("speed" if target == "throughput" else "latency")
+        rows.append({index: label, "configurations": int(repeated["key"].nunique()),
+                     **accuracy(repeated["value"], others)})
+    return pd.DataFrame(rows).set_index(index)
 
 
 def repeat_floor(budget: pd.DataFrame) -> dict[str, float | int | None]:

@@ -105,13 +105,18 @@ def to_steady(absolute: float | pd.Series, typical_s: float | pd.Series, today_s
     return absolute * today_s / typical_s if target == "throughput" else absolute * typical_s / today_s
 
 
+def at_reference(frame: pd.DataFrame, seconds: pd.Series, target: str = "throughput") -> pd.Series:
+    """Per row: the normalised target in its units at a reference taking these seconds per call (items/s: the
+    normalised throughput / seconds; seconds: the normalised latency x seconds)."""
+    speed = normalised(frame, target)
+    return speed / seconds if target == "throughput" else speed * seconds
+
+
 def steady_values(frame: pd.DataFrame, target: str = "throughput") -> pd.Series:
     """Per row: the target on the steady scale (items/s or seconds at the machine's typical reference speed), NaN
     where the row was measured without the reference."""
     _check_target(target)
-    typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target])
-    speed = normalised(frame, target)
-    return speed / typical if target == "throughput" else speed * typical
+    return at_reference(frame, typical_reference_seconds(frame, REFERENCE_STATISTIC[target]), target)
 
 
 def steady_frame(frame: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
@@ -137,22 +142,28 @@ def steady_data(frame: pd.DataFrame) -> pd.DataFrame:
     return steady_frame(steady_frame(frame, "throughput"), "latency")
 
 
-def factors_to_today(frame: pd.DataFrame, machine: str, threads: int, today: dict[str, float]) -> dict[str, float]:
-    """What turns the steady figures of a machine and thread count into today's (`to_absolute` of 1): throughput x
-    typical / today's reference 10th percentile, latency x today's / typical reference median. `today`: the
-    reference measured now ({'p10': s, 'median': s}, kit.runners.reference.reference_now). ConfigError when the store
-    holds no result of that machine and thread count measured beside the reference."""
+def typical_of(frame: pd.DataFrame, machine: str, threads: int) -> dict[str, float]:
+    """The typical reference seconds of one machine and thread count, per statistic ({'p10': s, 'median': s});
+    ConfigError when the store holds no result of them measured beside the reference."""
     labels = reference_group(frame)
     label = f"{machine}|threads={int(threads)}"
-    factors = {}
-    for target in ("throughput", "latency"):
-        typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target])[labels == label].dropna()
-        if typical.empty:
+    typical = {}
+    for statistic in ("p10", "median"):
+        seconds = typical_reference_seconds(frame, statistic)[labels == label].dropna()
+        if seconds.empty:
             known = sorted(set(labels[reference_seconds(frame).notna()]))
             raise ConfigError(f"the store holds no results of this machine at {threads} thread(s) measured beside the "
                               f"machine reference ({label}); known: {', '.join(known) or 'none'}")
-        factors[target] = float(to_absolute(1.0, float(typical.iloc[0]), today[REFERENCE_STATISTIC[target]], target))
-    return factors
+        typical[statistic] = float(seconds.iloc[0])
+    return typical
+
+
+def factors_to_today(typical: dict[str, float], today: dict[str, float]) -> dict[str, float]:
+    """What turns steady figures into today's (`to_absolute` of 1): throughput x typical / today's reference 10th
+    percentile, latency x today's / typical reference median. `typical`: `typical_of`'s; `today`: the reference
+    measured now ({'p10': s, 'median': s}, kit.runners.reference.reference_now)."""
+    return {target: float(to_absolute(1.0, typical[statistic], today[statistic], target))
+            for target, statistic in REFERENCE_STATISTIC.items()}
 
 
 def validate_steady(frame: pd.DataFrame, template: Any, target: str = "throughput") -> Any:

@@ -246,7 +246,14 @@ def _steady_data(data: Any, target: str) -> tuple[pd.DataFrame, dict[str, float]
 def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float],
                          target: str) -> pd.DataFrame:
     """Steady predictions as absolute figures at the reference speed measured beside each checked result."""
-    from kit.predict.steady import REFERENCE_STATISTIC, normalised, reference_group, reference_seconds, to_absolute
+    from kit.predict.steady import (
+        REFERENCE_STATISTIC,
+        at_reference,
+        normalised,
+        reference_group,
+        reference_seconds,
+        to_absolute,
+    )
 
     today = reference_seconds(rows, REFERENCE_STATISTIC[target])
     machine_typical = reference_group(rows).map(typical).astype(float)
@@ -256,7 +263,7 @@ def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict
     speed = normalised(rows, target)
     ok = out["measured"].notna()
     # the same round-paired statistics the steady scale holds: 10th percentiles (throughput), medians (latency)
-    out["measured"] = (speed / today if target == "throughput" else speed * today).where(ok)
+    out["measured"] = at_reference(rows, today, target).where(ok)
     unscaled = ok & (out["predicted"].isna() | out["measured"].isna())
     out.loc[unscaled, "predicted"] = np.nan
     out.loc[unscaled, "reason"] = np.where(today[unscaled].isna() | speed[unscaled].isna(),

@@ -163,7 +163,7 @@ def steady_request(frame: Any, threads: int | None) -> tuple[Any, dict[str, floa
     with the machine reference measured now on this machine at the candidates' thread count (given, else the CPU's
     default in the store), and a note saying how fast the machine is now against its typical speed."""
     from kit.environment import hardware_info
-    from kit.predict.steady import factors_to_today, steady_data
+    from kit.predict.steady import factors_to_today, steady_data, typical_of
     from kit.recommend.core import default_threads
     from kit.runners.reference import reference_now
 
@@ -171,9 +171,8 @@ def steady_request(frame: Any, threads: int | None) -> tuple[Any, dict[str, floa
         raise ConfigError(f"threads must be a positive whole number or None, got {threads!r}")
     count = threads or int(default_threads(frame).get("cpu") or os.cpu_count() or 1)
     machine = hardware_info()["hardware_id"]
-    factors_to_today(frame, machine, count, {"p10": 1.0, "median": 1.0})  # refuse before measuring anything
-    today = reference_now(count)
-    factors = factors_to_today(frame, machine, count, today)
+    typical = typical_of(frame, machine, count)  # refuses before anything is measured
+    factors = factors_to_today(typical, reference_now(count))
     return steady_data(frame), factors, (
         f"steady scale: the machine reference runs at {factors['throughput']:.0%} of its typical speed here now "
         f"({count} thread(s)); throughput and latency are today's")

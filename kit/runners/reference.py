@@ -68,11 +68,11 @@ def reference_now(threads: int, name: str = "matmul", seconds: float = 1.0, proc
     percentile and median, seconds per call, as {'p10': ..., 'median': ...}. MeasurementError when no child
     measured."""
     from kit.runners.isolation import run_in_child
+    from kit.runners.rounds import REFERENCE_TARGET
 
     levels, reasons = [], []
     for _ in range(processes):
-        outcome = run_in_child("kit.runners.reference:measure_reference", {"name": name, "threads": threads,
-                                                                          "time_budget_s": seconds},
+        outcome = run_in_child(REFERENCE_TARGET, {"name": name, "threads": threads, "time_budget_s": seconds},
                                timeout_s=timeout_s)
         if outcome.ok:
             samples = np.asarray(outcome.value["samples_s"], dtype=float)
