@@ -352,12 +352,17 @@ def cmd_check_predictions(args: argparse.Namespace) -> int:
           f"{a['median_ape']:.1%}, {a['coverage']:.0%} inside their interval")
     predicted, again = a["by_source"].get("predicted"), a["by_source"].get("measured")
     if predicted and again:  # the run measured configurations of the store again: their error is the repeat floor
-        print(f"  {predicted['n']} predicted: MAPE {predicted['mape']:.1%}, median error {predicted['median_ape']:.1%}"
-              f"\n  {again['n']} measured in the store before (the repeat floor): MAPE {again['mape']:.1%}, median "
-              f"error {again['median_ape']:.1%}\n  predicted against the floor: MAPE "
+        print(f"  {predicted['n']} predicted: {_scores(predicted)}\n  {again['n']} measured in the store before "
+              f"(the repeat floor): {_scores(again)}\n  predicted against the floor: MAPE "
               f"{_ratio(predicted['mape'], again['mape'])}, median "
               f"{_ratio(predicted['median_ape'], again['median_ape'])}")
     return 0
+
+
+def _scores(scores: dict[str, float]) -> str:
+    """A check's MAPE, median error and interval coverage, in words."""
+    return (f"MAPE {scores['mape']:.1%}, median error {scores['median_ape']:.1%}, {scores['coverage']:.0%} inside "
+            f"their interval")
 
 
 def _ratio(value: float, floor: float) -> str:

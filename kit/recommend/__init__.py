@@ -1,11 +1,12 @@
 """Recommend a platform, precision and batch size for a model under constraints, from measurements or predictions.
 
 `core` ranks the candidates (measured where measured, predicted with intervals elsewhere, constraints checked on
-upper bounds, fallbacks named); `exclusions` says why a candidate or a platform is ruled out (constraints, failed
-measurements, output deviation); `evaluation` scores recommendations made without a family's own measurements;
-`request` validates a request and holds the `benchkit recommend` command; `summary` the notes, budget search and
-headline values; `fleet` ranks the machines of a fleet by cost under a p99 bound; `generation` ranks measured
-text-generation results by TTFT, TPOT or tokens/s.
+upper bounds, fallbacks named); `repeats` gives a measured figure the spread between the store's runs as its
+interval; `exclusions` says why a candidate or a platform is ruled out (constraints, failed measurements, output
+deviation); `evaluation` scores recommendations made without a family's own measurements; `request` validates a
+request and holds the `benchkit recommend` command; `summary` the notes, budget search and headline values; `fleet`
+ranks the machines of a fleet by cost under a p99 bound; `generation` ranks measured text-generation results by TTFT,
+TPOT or tokens/s.
 """
 
 from kit.recommend.core import (

@@ -30,16 +30,21 @@ from kit.predict.features import (
 from kit.predict.kernels import candidate_kernels, fill_kernels
 from kit.predict.profiles import variant_params
 from kit.recommend.exclusions import exclusion_reasons, platform_reasons
+from kit.recommend.repeats import INTERVAL_FROM, measured_intervals
 
 OBJECTIVES = ("throughput", "latency", "memory", "cost")
 FACT_COLUMNS = ["model", "family", "size", "n_params", "flops_per_sample", "n_layers", "hidden_size", "modality",
                 "seq_len", "seq_len_effective", "image_size", *PROFILE_COLUMNS, "overrides", "variant"]
 RESULT_COLUMNS = ["rank", "platform", "precision", "batch_size", "mode", "source", "anchor_batches",
                   "throughput_items_per_s", "throughput_low", "throughput_high", "latency_s", "latency_low_s",
-                  "latency_high_s", "peak_memory_bytes", "memory_high_bytes", "cost_per_million", "output_rel_l2",
-                  "fallback_reason", "variant"]
+                  "latency_high_s", "interval_from", "peak_memory_bytes", "memory_high_bytes", "cost_per_million",
+                  "output_rel_l2", "fallback_reason", "variant"]
 SORT = {"throughput": ("throughput_items_per_s", False), "latency": ("latency_s", True),
         "memory": ("memory_high_bytes", True), "cost": ("cost_per_million", True)}
+ONE_RUN_NOTE = ("measured figures marked 'within one run' carry their median's CI from that run alone, because the "
+                "store holds no configuration of their machine measured in two runs; a second run lands outside most "
+                "such intervals: measure the same configurations again into the store for intervals from the spread "
+                "between runs")
 RANK_BY = ("point", "bound")  # the point value, or the pessimistic end of each candidate's interval
 
 
@@ -175,27 +180,27 @@ def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode:
     return grid.assign(mode=mode, status="ok", **{k: facts.get(k) for k in FACT_COLUMNS})
 
 
-def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor | None) -> pd.DataFrame:
-    """Measured values where this variant was measured (latest run), predictions with intervals elsewhere."""
+def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor | None,
+          frame: pd.DataFrame) -> pd.DataFrame:
+    """Measured values where this variant was measured (latest run), with the spread between runs in `frame` as their
+    interval (kit.recommend.repeats); predictions with intervals elsewhere."""
     out = candidates.copy()
     for column in ("throughput", "latency", "memory"):
         for suffix in ("", "_low", "_high"):
             out[f"{column}{suffix}"] = np.nan
-    out["source"] = ""
+    out["source"], out["interval_from"] = "", ""
     keys = _match_keys(out, measured)
     if not measured.empty:
         latest = measured.sort_values("created_at").drop_duplicates(keys, keep="last")
         found = out[keys].merge(latest, on=keys, how="left").set_index(out.index)
         hit = found["throughput_items_per_s"].notna()
-        # throughput is batch / mean latency; its interval takes the relative width of the median's CI
-        throughput, p50 = found["throughput_items_per_s"], found["latency_p50_s"]
-        values = {"throughput": throughput, "throughput_low": throughput * p50 / found["ci_high_s"],
-                  "throughput_high": throughput * p50 / found["ci_low_s"], "latency": p50,
-                  "latency_low": found["ci_low_s"], "latency_high": found["ci_high_s"],
+        values = {"throughput": found["throughput_items_per_s"], "latency": found["latency_p50_s"],
                   "memory": found["peak_memory_bytes"], "memory_low": found["peak_memory_bytes"],
                   "memory_high": found["peak_memory_bytes"]}
         for column, value in values.items():
             out.loc[hit, column] = value[hit].astype(float)
+        intervals = measured_intervals(found[hit], frame)
+        out.loc[hit, list(intervals)] = intervals
         out.loc[hit, "source"] = "measured"
     todo = out["source"] == ""
     if predictor is not None and todo.any():
@@ -206,7 +211,7 @@ def _fill(candidates: pd.DataFrame, measured: pd.DataFrame, predictor: Predictor
             out.loc[todo, target] = predicted[f"{target}_pred"]
             out.loc[todo, f"{target}_low"] = predicted[f"{target}_low"]
             out.loc[todo, f"{target}_high"] = predicted[f"{target}_high"]
-        out.loc[todo, "source"] = "predicted"
+        out.loc[todo, ["source", "interval_from"]] = "predicted", INTERVAL_FROM["predicted"]
         out = _anchor(out, predictor)
     return out[out["source"] != ""]
 
@@ -341,7 +346,7 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     candidates = candidate_grid(frame, facts, platforms, mode, batch_sizes, precisions, threads)
     candidates[list(KERNEL_COLUMNS)] = candidate_kernels(candidates, rows, _stored_variant(rows, model, size,
                                                                                           overrides, seq_len))
-    table = _scaled(_fill(candidates, rows, predictor), to_today)
+    table = _scaled(_fill(candidates, rows, predictor, frame), to_today)
     constraints = {"memory_budget_bytes": memory_budget_bytes, "latency_bound_s": latency_bound_s,
                    "hourly_prices": hourly_prices, "objective": objective, "max_rel_l2": max_rel_l2}
     table, reasons = exclusion_reasons(table, data, rows, constraints, model, size, facts.get("overrides") or "{}")
@@ -356,6 +361,8 @@ def recommend(data: Any, model: str, objective: str = "throughput", *, memory_bu
     notes += [f"{p}: {reason}" for p, reason in why.items()]
     result = rank(_tidy(feasible.assign(fallback_reason=fallback_reason), hourly_prices), objective, rank_by)
     result = result.reindex(columns=RESULT_COLUMNS)
+    if (result["interval_from"] == INTERVAL_FROM["run"]).any():
+        notes.append(ONE_RUN_NOTE)
     result.attrs = {"notes": notes, "excluded": table[reasons != ""].assign(reason=reasons[reasons != ""]),
                     "model_facts": facts, "platforms_in_data": in_data}
     return result

@@ -103,7 +103,7 @@ def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_pri
         return {}
     extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
     inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s", *extra]]
-    table = _tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor), hourly_prices)
+    table = _tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor, configs.iloc[:0]), hourly_prices)
     best = configs.loc[configs["_value"].idxmax() if objective == "throughput" else configs["_value"].idxmin()]
     picks = {}
     for rank_by in rank_bys:
@@ -146,7 +146,8 @@ def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
 
 
 CHECK_KEYS = ["model", "size", "platform", "precision", "batch_size", "mode"]
-CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low", "high", "ape", "inside", "reason"]
+CHECK_COLUMNS = [*CHECK_KEYS, "status", "source", "measured", "predicted", "low", "high", "interval_from", "ape",
+                 "inside", "reason"]
 
 
 def _measured_checks(measured: pd.DataFrame, target: str = "throughput") -> pd.DataFrame:
@@ -281,9 +282,9 @@ def _checked(row: pd.Series, table: pd.DataFrame, target: str) -> dict[str, Any]
                   & (table["batch_size"] == row["batch_size"])]
     if row["status"] != "ok" or match.empty:
         return {"source": "", "measured": math.nan, "predicted": math.nan, "low": math.nan, "high": math.nan,
-                "ape": math.nan, "inside": None}
+                "interval_from": "", "ape": math.nan, "inside": None}
     point, low, high = CHECKED[target]
     best, measured = match.iloc[0], float(row[TARGETS[target]])
     return {"source": best["source"], "measured": measured, "predicted": best[point], "low": best[low],
-            "high": best[high], "ape": abs(best[point] / measured - 1),
+            "high": best[high], "interval_from": best["interval_from"], "ape": abs(best[point] / measured - 1),
             "inside": bool(best[low] <= measured <= best[high])}

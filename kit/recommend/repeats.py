@@ -1,0 +1,92 @@
+"""Intervals for measured figures: where a measurement of the same configuration in another run lands.
+
+A result's median CI says how well one run pinned its own median. A shared machine moves between runs by far more than
+that: on the study store a second run of a configuration lands inside the first run's CI 13-23 % of the time, and
+inside the spread of the first run's rounds about half of the time. So the interval a measured figure carries is the
+spread between runs that the store itself holds: for every configuration measured in two or more runs, the size of the
+log ratio between each two of its measurements; the REPEAT_QUANTILE of those sizes is how far a second measurement
+lands from a first, 9 times in 10. It is taken over the pairs of the figure's own setting (platform, thread count and
+machine) when they number at least MIN_PAIRS, else over all pairs of its machine. Where the store measured nothing
+twice on that machine, the figure keeps its median CI from within its run, and `interval_from` says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kit.predict.remeasure import configuration_key
+
+REPEAT_QUANTILE = 0.9  # the same coverage as the predictor's intervals
+MIN_PAIRS = 8  # pairs of runs a setting needs before its own spread is used
+INTERVAL_FROM = {"setting": "repeats of this setting", "machine": "repeats on this machine",
+                 "run": "within one run", "predicted": "predictor"}
+
+
+def _machine(frame: pd.DataFrame) -> pd.Series:
+    return frame["hardware_id"].astype(str) if "hardware_id" in frame else pd.Series("", index=frame.index)
+
+
+def setting_of(frame: pd.DataFrame) -> pd.Series:
+    """Per row: its platform, intra-op thread count (0: the default) and machine, the unit repeats are pooled in."""
+    threads = (pd.to_numeric(frame["threads"], errors="coerce").fillna(0).astype(int).astype(str)
+               if "threads" in frame else "0")
+    return frame["platform"].astype(str) + "|threads" + threads + "|" + _machine(frame)
+
+
+def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Every two measurements of one configuration made in different runs: their setting, machine and the size of
+    the log ratio of `column` between them (one row per pair; none where the frame does not say configuration and
+    run)."""
+    if not {"config_key", "run_id", "platform", column} <= set(frame):
+        return pd.DataFrame(columns=["setting", "machine", "size"])
+    values = pd.to_numeric(frame[column], errors="coerce")
+    ok = values.gt(0) & np.isfinite(values)
+    rows = pd.DataFrame({"key": configuration_key(frame), "run": frame["run_id"].astype(str),
+                         "setting": setting_of(frame), "machine": _machine(frame), "log": np.log(values.where(ok))})
+    rows = rows[ok]
+    pairs = rows.merge(rows[["key", "run", "log"]], on="key", suffixes=("", "_other"))
+    pairs = pairs[pairs["run"] < pairs["run_other"]]
+    return pd.DataFrame({"setting": pairs["setting"], "machine": pairs["machine"],
+                         "size": (pairs["log"] - pairs["log_other"]).abs()}).reset_index(drop=True)
+
+
+def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per setting with repeats on its machine: the log half-width a second run stays within REPEAT_QUANTILE of the
+    time, the pairs it comes from and whether it is the setting's own or its machine's (`interval_from`)."""
+    pairs = repeat_pairs(frame, column)
+    if pairs.empty:
+        return pd.DataFrame(columns=["width", "pairs", "interval_from"], index=pd.Index([], name="setting"))
+    own = pairs.groupby("setting")["size"].agg(width=lambda s: s.quantile(REPEAT_QUANTILE), pairs="count")
+    machine = pairs.groupby("machine")["size"].agg(width=lambda s: s.quantile(REPEAT_QUANTILE), pairs="count")
+    known = pd.DataFrame({"setting": setting_of(frame), "machine": _machine(frame)}).drop_duplicates("setting")
+    rows = []
+    for setting, machine_id in zip(known["setting"], known["machine"], strict=True):
+        if setting in own.index and own.at[setting, "pairs"] >= MIN_PAIRS:
+            rows.append((setting, own.at[setting, "width"], own.at[setting, "pairs"], INTERVAL_FROM["setting"]))
+        elif machine_id in machine.index:
+            rows.append((setting, machine.at[machine_id, "width"], machine.at[machine_id, "pairs"],
+                         INTERVAL_FROM["machine"]))
+    return pd.DataFrame(rows, columns=["setting", "width", "pairs", "interval_from"]).set_index("setting")
+
+
+def measured_intervals(found: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """For measured rows `found` (a result per row): throughput and latency intervals from the repeats between runs in
+    `frame` (`repeat_widths`), else the median's CI within the row's run; and where each comes from."""
+    throughput, latency = (pd.to_numeric(found[c], errors="coerce") for c in ("throughput_items_per_s",
+                                                                               "latency_p50_s"))
+    # within one run: throughput is batch / mean latency, its interval takes the relative width of the median's CI
+    out = pd.DataFrame({"throughput_low": throughput * latency / found["ci_high_s"],
+                        "throughput_high": throughput * latency / found["ci_low_s"],
+                        "latency_low": found["ci_low_s"], "latency_high": found["ci_high_s"],
+                        "interval_from": INTERVAL_FROM["run"]}, index=found.index)
+    settings = setting_of(found)
+    for target, point, column in (("throughput", throughput, "throughput_items_per_s"),
+                                  ("latency", latency, "latency_p50_s")):
+        widths = repeat_widths(frame, column)
+        width = settings.map(widths["width"]).astype(float)
+        has = width.notna()
+        out.loc[has, f"{target}_low"] = (point * np.exp(-width))[has]
+        out.loc[has, f"{target}_high"] = (point * np.exp(width))[has]
+        out.loc[has, "interval_from"] = settings[has].map(widths["interval_from"])
+    return out
