@@ -6,8 +6,9 @@ inside the spread of the first run's rounds about half of the time. So the inter
 spread between runs that the store itself holds: for every configuration measured in two or more runs, the size of the
 log ratio between each two of its measurements; the REPEAT_QUANTILE of those sizes is how far a second measurement
 lands from a first, 9 times in 10. It is taken over the pairs of the figure's own setting (platform, thread count and
-machine) when they number at least MIN_PAIRS, else over all pairs of its machine. Where the store measured nothing
-twice on that machine, the figure keeps its median CI from within its run, and `interval_from` says so.
+machine) when they number at least MIN_PAIRS, else over all pairs of its machine; `interval_from` says which, and how
+many pairs. Where the store measured nothing twice on that machine, the figure keeps its median CI from within its run,
+and `interval_from` says so.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per setting with repeats on its machine: the log half-width a second run stays within REPEAT_QUANTILE of the
-    time, the pairs it comes from and whether it is the setting's own or its machine's (`interval_from`)."""
+    time, the pairs it comes from, and `interval_from`: whether they are the setting's own or its machine's, and how
+    many."""
     pairs = repeat_pairs(frame, column)
     if pairs.empty:
         return pd.DataFrame(columns=["width", "pairs", "interval_from"], index=pd.Index([], name="setting"))
@@ -63,11 +65,13 @@ def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     rows = []
     for setting, machine_id in zip(known["setting"], known["machine"], strict=True):
         if setting in own.index and own.at[setting, "pairs"] >= MIN_PAIRS:
-            rows.append((setting, own.at[setting, "width"], own.at[setting, "pairs"], INTERVAL_FROM["setting"]))
+            rows.append((setting, *own.loc[setting], "setting"))
         elif machine_id in machine.index:
-            rows.append((setting, machine.at[machine_id, "width"], machine.at[machine_id, "pairs"],
-                         INTERVAL_FROM["machine"]))
-    return pd.DataFrame(rows, columns=["setting", "width", "pairs", "interval_from"]).set_index("setting")
+            rows.append((setting, *machine.loc[machine_id], "machine"))
+    out = pd.DataFrame(rows, columns=["setting", "width", "pairs", "kind"]).astype({"pairs": int})
+    labels = [f"{INTERVAL_FROM[kind]} ({n} pair{'s' * (n > 1)})" for kind, n in zip(out["kind"], out["pairs"],
+                                                                                     strict=True)]
+    return out.drop(columns="kind").assign(interval_from=labels).set_index("setting")
 
 
 def measured_intervals(found: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
