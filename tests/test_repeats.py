@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats as sps
 
 from kit import recommend
 from kit.recommend.core import ONE_RUN_NOTE
-from kit.recommend.repeats import INTERVAL_FROM, MIN_PAIRS, measured_intervals, repeat_pairs, repeat_widths
+from kit.recommend.repeats import (
+    INTERVAL_FROM,
+    MIN_PAIRS,
+    QUANTILE_PAIRS,
+    measured_intervals,
+    repeat_pairs,
+    repeat_width,
+    repeat_widths,
+)
 from tests.test_predict import fast_predictor, synthetic_frame
 from tests.test_recommend import VARIANT
 
@@ -40,13 +49,26 @@ def test_a_setting_uses_its_own_pairs_else_its_machines() -> None:
     elsewhere = rows([("e", "r1", 10.0), ("e", "r2", 10.0)], threads=2.0, hardware="other")
     lone = rows([("f", "r1", 10.0)], hardware="third")
     widths = repeat_widths(pd.concat([many, few, elsewhere, lone]), "throughput_items_per_s")
-    assert widths.loc["cpu|threads1|hw", "width"] == pytest.approx(np.log(1.1))
+    # eight pairs: the t bound from their spread (8 degrees of freedom), here all of one size
+    assert widths.loc["cpu|threads1|hw", "width"] == pytest.approx(sps.t.ppf(0.95, MIN_PAIRS) * np.log(1.1))
     assert widths.loc["cpu|threads1|hw", "interval_from"] == f"{INTERVAL_FROM['setting']} ({MIN_PAIRS} pairs)"
     machine = widths.loc["cpu|threads2|hw"]  # one pair of its own: the machine's nine pairs instead
     assert machine["interval_from"] == f"{INTERVAL_FROM['machine']} ({MIN_PAIRS + 1} pairs)"
     assert widths.loc["cpu|threads2|other", "interval_from"] == f"{INTERVAL_FROM['machine']} (1 pair)"
     assert widths.loc["cpu|threads2|other", "width"] == 0.0  # its machine's only pair repeated exactly
     assert "cpu|threads1|third" not in widths.index  # nothing measured twice on that machine
+
+
+@pytest.mark.parametrize("n_pairs", [1, 3, QUANTILE_PAIRS - 1, QUANTILE_PAIRS, 200])
+def test_the_width_holds_a_new_pair_nine_times_in_ten(n_pairs: int) -> None:
+    """Normal run levels: from one pair to many, a new pair's log ratio is within the width about 90 % of the time
+    (the t bound is exact for few pairs, the conformal quantile at least 90 % for many)."""
+    rng = np.random.default_rng(n_pairs)
+    trials = 4000
+    sizes = np.abs(rng.normal(0, 0.1, (trials, n_pairs)))
+    widths = np.array([repeat_width(pd.Series(row)) for row in sizes])
+    new = np.abs(rng.normal(0, 0.1, trials))
+    assert abs((new <= widths).mean() - 0.9) <= 0.02
 
 
 def test_a_later_run_lands_inside_the_repeat_interval_nine_times_in_ten() -> None:

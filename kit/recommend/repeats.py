@@ -5,21 +5,25 @@ that: on the study store a second run of a configuration lands inside the first 
 inside the spread of the first run's rounds about half of the time. So the interval a measured figure carries is the
 spread between runs that the store itself holds: for every configuration measured in two or more runs, the size of the
 log ratio between each two of its measurements; the REPEAT_QUANTILE of those sizes is how far a second measurement
-lands from a first, 9 times in 10. It is taken over the pairs of the figure's own setting (platform, thread count and
-machine) when they number at least MIN_PAIRS, else over all pairs of its machine; `interval_from` says which, and how
-many pairs. Where the store measured nothing twice on that machine, the figure keeps its median CI from within its run,
-and `interval_from` says so.
+lands from a first, 9 times in 10 (`repeat_width`: a t bound where the pairs are few). It is taken over the pairs of
+the figure's own setting (platform, thread count and machine) when they number at least MIN_PAIRS, else over all pairs
+of its machine; `interval_from` says which, and how many pairs. Where the store measured nothing twice on that
+machine, the figure keeps its median CI from within its run, and `interval_from` says so.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+import scipy.stats as sps
 
 from kit.predict.remeasure import configuration_key
 
 REPEAT_QUANTILE = 0.9  # the same coverage as the predictor's intervals
 MIN_PAIRS = 8  # pairs of runs a setting needs before its own spread is used
+QUANTILE_PAIRS = 30  # pairs from which their conformal quantile is the width (below: a t bound from their spread)
 INTERVAL_FROM = {"setting": "repeats of this setting", "machine": "repeats on this machine",
                  "run": "within one run", "predicted": "predictor"}
 
@@ -52,6 +56,17 @@ def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
                          "size": (pairs["log"] - pairs["log_other"]).abs()}).reset_index(drop=True)
 
 
+def repeat_width(sizes: pd.Series) -> float:
+    """How far a second run lands from a first, REPEAT_QUANTILE of the time, from the sizes of pairs' log ratios: from
+    QUANTILE_PAIRS pairs on, their conformal quantile (the ceil((n + 1) q)-th smallest, which holds a new pair at
+    least q of the time whatever their distribution); below that, Student's t prediction bound from their root mean
+    square (n degrees of freedom: the ratio's centre is known to be 1), which a few pairs do not make too narrow."""
+    sizes = np.sort(np.asarray(sizes, dtype=float))
+    if sizes.size >= QUANTILE_PAIRS:
+        return float(sizes[math.ceil((sizes.size + 1) * REPEAT_QUANTILE) - 1])
+    return float(sps.t.ppf(0.5 + REPEAT_QUANTILE / 2, sizes.size) * np.sqrt(np.mean(sizes**2)))
+
+
 def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per setting with repeats on its machine: the log half-width a second run stays within REPEAT_QUANTILE of the
     time, the pairs it comes from, and `interval_from`: whether they are the setting's own or its machine's, and how
@@ -59,8 +74,8 @@ def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     pairs = repeat_pairs(frame, column)
     if pairs.empty:
         return pd.DataFrame(columns=["width", "pairs", "interval_from"], index=pd.Index([], name="setting"))
-    own = pairs.groupby("setting")["size"].agg(width=lambda s: s.quantile(REPEAT_QUANTILE), pairs="count")
-    machine = pairs.groupby("machine")["size"].agg(width=lambda s: s.quantile(REPEAT_QUANTILE), pairs="count")
+    own = pairs.groupby("setting")["size"].agg(width=repeat_width, pairs="count")
+    machine = pairs.groupby("machine")["size"].agg(width=repeat_width, pairs="count")
     known = pd.DataFrame({"setting": setting_of(frame), "machine": _machine(frame)}).drop_duplicates("setting")
     rows = []
     for setting, machine_id in zip(known["setting"], known["machine"], strict=True):
