@@ -3,8 +3,11 @@ its estimate, skipped rows, the analysis tables and the command line."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import scipy.stats as sps
 
 from kit import storage
 from kit.analysis.generation import generation_speedups, generation_table, kv_cache_table, per_round
@@ -14,6 +17,7 @@ from kit.config import SweepSpec
 from kit.errors import ConfigError
 from kit.memory.kv_cache import kv_bytes_per_token
 from kit.recommend.generation import recommend_generation
+from kit.recommend.repeats import INTERVAL_FROM
 from kit.records import Record
 from kit.runners.sweep import run_sweep
 from kit.runners.worker import run_job
@@ -209,6 +213,27 @@ def test_generation_recommendations_rank_measured_configurations_under_constrain
     assert main(["recommend", "--model", "llama", "--objective", "ttft", "--latency-bound-ms", "1e-6",
                  "--db", str(db)]) == 1
     assert "none of the 2 measured generation configurations" in capsys.readouterr().out
+
+
+def test_generation_figures_take_the_spread_between_runs_where_measured_twice(swept):
+    records, _ = swept
+
+    def again(record, factor: float):  # the same configuration in a later run, `factor` slower
+        g = record.extra["generation"]
+        slower = {k: {**g[k], "p50_s": g[k]["p50_s"] * factor} for k in ("ttft", "tpot")}
+        return dataclasses.replace(record, run_id="gen-again", created_at=record.created_at + "Z",
+                                   extra={**record.extra, "generation": {**g, **slower}})
+
+    one_run = recommend_generation(records, "llama", "tpot")
+    assert (one_run["interval_from"] == INTERVAL_FROM["run"]).all()
+    table = recommend_generation([*records, *(again(r, 1.25) for r in records)], "llama", "tpot", rank_by="bound")
+    assert set(table["run_id"]) == {"gen-again"}
+    assert table["interval_from"].str.startswith(INTERVAL_FROM["machine"]).all()
+    # two pairs, each 25 % apart: the t bound of their spread (2 degrees of freedom) reaches past the first run
+    width = sps.t.ppf(0.95, 2) * np.log(1.25)
+    assert np.allclose(table["tpot_high_ms"], table["tpot_ms"] * np.exp(width), rtol=1e-3)
+    assert np.allclose(table["ttft_high_ms"], table["ttft_ms"] * np.exp(width), rtol=1e-3)
+    assert np.allclose(table["tokens_per_s_low"], table["tokens_per_s"] / np.exp(width), rtol=1e-3)
 
 
 @pytest.mark.skipif(not get_backend("wasm").available()[0], reason="no Chromium with onnxruntime-web")

@@ -29,7 +29,11 @@ INTERVAL_FROM = {"setting": "repeats of this setting", "machine": "repeats on th
 
 
 def _machine(frame: pd.DataFrame) -> pd.Series:
-    return frame["hardware_id"].astype(str) if "hardware_id" in frame else pd.Series("", index=frame.index)
+    """Per row: its machine (hardware id, else environment id, else one unnamed machine)."""
+    for column in ("hardware_id", "env_id"):
+        if column in frame:
+            return frame[column].astype(str)
+    return pd.Series("", index=frame.index)
 
 
 def setting_of(frame: pd.DataFrame) -> pd.Series:
@@ -47,7 +51,7 @@ def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["setting", "machine", "size"])
     values = pd.to_numeric(frame[column], errors="coerce")
     ok = values.gt(0) & np.isfinite(values)
-    rows = pd.DataFrame({"key": configuration_key(frame), "run": frame["run_id"].astype(str),
+    rows = pd.DataFrame({"key": configuration_key(frame) + "|" + _machine(frame), "run": frame["run_id"].astype(str),
                          "setting": setting_of(frame), "machine": _machine(frame), "log": np.log(values.where(ok))})
     rows = rows[ok]
     pairs = rows.merge(rows[["key", "run", "log"]], on="key", suffixes=("", "_other"))
