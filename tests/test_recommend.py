@@ -577,3 +577,20 @@ def test_check_predictions_predicts_each_result_at_its_thread_count() -> None:
     assert checked.attrs["n"] == len(later) and (checked["source"] == "predicted").all()
     by_threads = checked.groupby(later["threads"].to_numpy())["ape"].max()
     assert by_threads.max() < 0.25  # at the default count alone, every one-thread result would be ~2x off
+
+
+def test_repeat_picks_are_the_recommendations_null_experiment(two_platforms) -> None:
+    same = recommend.repeat_picks(two_platforms, two_platforms)
+    assert same.attrs["top1_hit_rate"] == 1.0 and same.attrs["mean_regret"] == 0.0
+    assert same.attrs["n_variants"] == recommend.measured_frame(two_platforms)["variant"].nunique()
+    # a second run where each variant's best configuration ran at half speed: every pick moves, regret as measured
+    first = recommend.measured_frame(two_platforms)
+    best = first.groupby("variant")["throughput_items_per_s"].idxmax()
+    slower = first.assign(throughput_items_per_s=first["throughput_items_per_s"].where(
+        ~first.index.isin(best), first["throughput_items_per_s"] / 2))
+    moved = recommend.repeat_picks(first, slower)
+    assert moved.attrs["top1_hit_rate"] == 0.0 and (moved["chosen"] != moved["best"]).all()
+    runner_up = first.drop(index=best).groupby("variant")["throughput_items_per_s"].max()
+    expected = first.loc[best].set_index("variant")["throughput_items_per_s"] / runner_up - 1
+    assert np.allclose(moved.set_index("variant")["regret"], expected.loc[moved["variant"]])
+    assert recommend.repeat_picks(first, first.iloc[:0]).attrs["skipped_reason"]

@@ -27,6 +27,7 @@ from kit.recommend.evaluation import (
     evaluate_recommendations,
     evaluation_summary,
     ranking_scores,
+    repeat_picks,
 )
 from kit.recommend.fleet import FLEET_COLUMNS, check_prices, fleet_ranking
 from kit.recommend.generation import GENERATION_OBJECTIVES, GENERATION_RESULT_COLUMNS, recommend_generation
@@ -46,4 +47,5 @@ __all__ = ["FACT_COLUMNS", "FLEET_COLUMNS", "GENERATION_OBJECTIVES", "GENERATION
            "candidate_grid", "check_predictions", "check_prices", "cmd_recommend", "data_overview",
            "evaluate_rankings", "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor",
            "fleet_ranking", "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices",
-           "predictor_summary", "rank", "ranking_scores", "recommend", "recommend_generation", "zoo_facts"]
+           "predictor_summary", "rank", "ranking_scores", "recommend", "recommend_generation", "repeat_picks",
+           "zoo_facts"]

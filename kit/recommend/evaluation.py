@@ -1,6 +1,7 @@
 """How good are recommendations made without a model's own measurements? Each family is left out in turn, its
 variants' configurations ranked from predictions trained on the others, and the pick compared with the measured best;
-`check_predictions` compares what a store predicts with results measured later, elsewhere.
+`repeat_picks` is their null experiment (the picks a second measurement makes); `check_predictions` compares what a
+store predicts with results measured later, elsewhere.
 """
 
 from __future__ import annotations
@@ -117,6 +118,36 @@ def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_pri
                           "regret": float(ratio - 1.0)}
     return picks
 
+
+
+def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: str = "inference",
+                 hourly_prices: dict[str, float] | None = None) -> pd.DataFrame:
+    """The recommendation's null experiment: per model variant measured in both (two runs, e.g. two stores), the best
+    configuration by the second measurement against the best by the first, over the configurations both hold; `attrs`
+    as `evaluate_recommendations` (hit rate, regret on the first's values). It is the hit rate a predictor as good as
+    a second measurement reaches: ties within the machine's spread between runs make it less than 1."""
+    _check(objective, None, None, hourly_prices)
+    frames = []
+    for data in (first, second):
+        frame = measured_frame(data)
+        frame = frame[frame["mode"] == mode]
+        frame = frame.sort_values("created_at").drop_duplicates(["variant", *EVALUATION_KEYS], keep="last")
+        frames.append(frame.assign(_value=_objective_value(frame, objective, hourly_prices)).dropna(subset="_value"))
+    both = frames[0].merge(frames[1][["variant", *EVALUATION_KEYS, "_value"]], on=["variant", *EVALUATION_KEYS],
+                           suffixes=("", "_again"))
+    rows = []
+    for variant, configs in both.groupby("variant"):
+        if len(configs) < 2:
+            continue
+        pick = {"first": configs["_value"], "again": configs["_value_again"]}
+        best, chosen = (values.idxmax() if objective == "throughput" else values.idxmin() for values in pick.values())
+        ratio = configs["_value"][best] / configs["_value"][chosen]
+        ratio = ratio if objective == "throughput" else 1 / ratio
+        rows.append({"variant": variant, "group": configs["family"].iloc[0], "n_configs": len(configs),
+                     "chosen": "|".join(map(str, configs.loc[chosen, EVALUATION_KEYS])),
+                     "best": "|".join(map(str, configs.loc[best, EVALUATION_KEYS])), "hit": bool(best == chosen),
+                     "regret": float(ratio - 1.0)})
+    return _evaluated(rows, "no variant has two or more configurations measured in both")
 
 
 def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any = None, mode: str = "inference"
