@@ -43,16 +43,14 @@ def _row(record: Record) -> dict:
 def _between_runs(rows: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
     """The rows with their pessimistic ends moved out to the spread between runs of `every` generation result, where
     it holds repeats on their machine (the median's 95 % interval within the run stays otherwise)."""
-    from kit.recommend.repeats import INTERVAL_FROM, repeat_widths, setting_of
+    from kit.recommend.repeats import INTERVAL_FROM, row_widths
 
     rows = rows.assign(interval_from=INTERVAL_FROM["run"])
-    settings = setting_of(rows)
     for point, high in (("ttft_ms", "ttft_high_ms"), ("tpot_ms", "tpot_high_ms")):
-        widths = repeat_widths(every, point)
-        width = settings.map(widths["width"]).astype(float)
-        has = width.notna()
-        rows.loc[has, high] = (rows[point] * np.exp(width))[has]
-        rows.loc[has, "interval_from"] = settings[has].map(widths["interval_from"])
+        widths = row_widths(rows, every, point)
+        has = widths["width"].notna()
+        rows.loc[has, high] = (rows[point] * np.exp(widths["width"]))[has]
+        rows.loc[has, "interval_from"] = widths.loc[has, "interval_from"]
     return rows.assign(tokens_per_s_low=rows["batch_size"] / rows["tpot_high_ms"] * 1e3)
 
 

@@ -93,6 +93,15 @@ def repeat_widths(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return out.drop(columns="kind").assign(interval_from=labels).set_index("setting")
 
 
+def row_widths(rows: pd.DataFrame, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per row: the log half-width of its setting from the repeats of `column` in `frame`, and where it comes from
+    (NaN where the frame holds no repeats on the row's machine)."""
+    widths = repeat_widths(frame, column)
+    settings = setting_of(rows)
+    return pd.DataFrame({"width": settings.map(widths["width"]).astype(float),
+                         "interval_from": settings.map(widths["interval_from"])}, index=rows.index)
+
+
 def measured_intervals(found: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """For measured rows `found` (a result per row): throughput and latency intervals from the repeats between runs in
     `frame` (`repeat_widths`), else the median's CI within the row's run; and where each comes from."""
@@ -103,13 +112,11 @@ def measured_intervals(found: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame
                         "throughput_high": throughput * latency / found["ci_low_s"],
                         "latency_low": found["ci_low_s"], "latency_high": found["ci_high_s"],
                         "interval_from": INTERVAL_FROM["run"]}, index=found.index)
-    settings = setting_of(found)
     for target, point, column in (("throughput", throughput, "throughput_items_per_s"),
                                   ("latency", latency, "latency_p50_s")):
-        widths = repeat_widths(frame, column)
-        width = settings.map(widths["width"]).astype(float)
-        has = width.notna()
-        out.loc[has, f"{target}_low"] = (point * np.exp(-width))[has]
-        out.loc[has, f"{target}_high"] = (point * np.exp(width))[has]
-        out.loc[has, "interval_from"] = settings[has].map(widths["interval_from"])
+        widths = row_widths(found, frame, column)
+        has = widths["width"].notna()
+        out.loc[has, f"{target}_low"] = (point * np.exp(-widths["width"]))[has]
+        out.loc[has, f"{target}_high"] = (point * np.exp(widths["width"]))[has]
+        out.loc[has, "interval_from"] = widths.loc[has, "interval_from"]
     return out
