@@ -31,15 +31,16 @@ def rows(values: list[tuple[str, str, float]], platform: str = "cpu", threads: f
                         ci_low_s=latency * 0.99, ci_high_s=latency * 1.01)
 
 
-def test_pairs_are_the_same_configuration_in_different_runs() -> None:
-    frame = rows([("a", "r1", 100.0), ("a", "r2", 110.0), ("a", "r3", 121.0), ("a", "r3", 200.0),
-                  ("b", "r1", 50.0)])
+def test_pairs_are_consecutive_runs_of_one_configuration() -> None:
+    frame = rows([("a", "r1", 100.0), ("a", "r3", 121.0), ("a", "r2", 110.0), ("a", "r3", 200.0),
+                  ("b", "r1", 50.0)]).assign(created_at=["t1", "t3", "t2", "t4", "t1"])
     pairs = repeat_pairs(frame, "throughput_items_per_s")
-    # r1-r2, r1-r3 (twice), r2-r3 (twice); the two r3 measurements are one run and do not pair; b has no repeat
-    assert len(pairs) == 5
-    expected = sorted(abs(np.log([110 / 100, 121 / 100, 200 / 100, 121 / 110, 200 / 110])))
-    assert np.allclose(sorted(pairs["size"]), expected)
+    # r1-r2 and r2-r3, in time order; r3's later measurement stands for r3; b has no repeat
+    assert np.allclose(sorted(pairs["size"]), sorted(abs(np.log([110 / 100, 200 / 110]))))
     assert repeat_pairs(frame.drop(columns="run_id"), "throughput_items_per_s").empty
+    # a configuration tracked over many runs gives one pair per run, not one per two runs
+    tracked = rows([("c", f"r{i:03d}", 100.0 + i % 3) for i in range(300)])
+    assert len(repeat_pairs(tracked, "throughput_items_per_s")) == 299
 
 
 def test_a_setting_uses_its_own_pairs_else_its_machines() -> None:
@@ -87,7 +88,7 @@ def test_a_later_run_lands_inside_the_repeat_interval_nine_times_in_ten() -> Non
     assert 0.87 <= ((intervals["latency_low"] <= latency) & (latency <= intervals["latency_high"])).mean() <= 0.93
     within_run = (latest["ci_low_s"] <= latency) & (latency <= latest["ci_high_s"])
     assert within_run.mean() < 0.25
-    assert (intervals["interval_from"] == f"{INTERVAL_FROM['setting']} (3000 pairs)").all()
+    assert (intervals["interval_from"] == f"{INTERVAL_FROM['setting']} (2000 pairs)").all()
 
 
 def test_without_repeats_the_interval_is_the_runs_own_and_says_so() -> None:

@@ -4,7 +4,7 @@ A result's median CI says how well one run pinned its own median. A shared machi
 that: on the study store a second run of a configuration lands inside the first run's CI 13-23 % of the time, and
 inside the spread of the first run's rounds about half of the time. So the interval a measured figure carries is the
 spread between runs that the store itself holds: for every configuration measured in two or more runs, the size of the
-log ratio between each two of its measurements; the REPEAT_QUANTILE of those sizes is how far a second measurement
+log ratio between each two consecutive runs of it; the REPEAT_QUANTILE of those sizes is how far a second measurement
 lands from a first, 9 times in 10 (`repeat_width`: a t bound where the pairs are few). It is taken over the pairs of
 the figure's own setting (platform, thread count and machine) when they number at least MIN_PAIRS, else over all pairs
 of its machine; `interval_from` says which, and how many pairs. Where the store measured nothing twice on that
@@ -44,20 +44,23 @@ def setting_of(frame: pd.DataFrame) -> pd.Series:
 
 
 def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Every two measurements of one configuration made in different runs: their setting, machine and the size of
-    the log ratio of `column` between them (one row per pair; none where the frame does not say configuration and
-    run)."""
+    """Each two consecutive runs of one configuration (on one machine; a run's latest measurement of it stands for
+    the run, and runs follow each other by `created_at`, else by run id): their setting, machine and the size of the
+    log ratio of `column` between them. Consecutive runs keep a store that tracks the same configurations run after
+    run to one pair per run, and are what a next run is. None where the frame does not say configuration and run."""
     if not {"config_key", "run_id", "platform", column} <= set(frame):
         return pd.DataFrame(columns=["setting", "machine", "size"])
     values = pd.to_numeric(frame[column], errors="coerce")
     ok = values.gt(0) & np.isfinite(values)
+    order = frame["created_at"].astype(str) if "created_at" in frame else frame["run_id"].astype(str)
     rows = pd.DataFrame({"key": configuration_key(frame) + "|" + _machine(frame), "run": frame["run_id"].astype(str),
-                         "setting": setting_of(frame), "machine": _machine(frame), "log": np.log(values.where(ok))})
-    rows = rows[ok]
-    pairs = rows.merge(rows[["key", "run", "log"]], on="key", suffixes=("", "_other"))
-    pairs = pairs[pairs["run"] < pairs["run_other"]]
-    return pd.DataFrame({"setting": pairs["setting"], "machine": pairs["machine"],
-                         "size": (pairs["log"] - pairs["log_other"]).abs()}).reset_index(drop=True)
+                         "order": order, "setting": setting_of(frame), "machine": _machine(frame),
+                         "log": np.log(values.where(ok))})[ok]
+    rows = rows.sort_values(["key", "order"], kind="stable").drop_duplicates(["key", "run"], keep="last")
+    rows = rows.sort_values(["key", "order"], kind="stable")
+    step = rows.groupby("key")["log"].diff().abs()
+    pairs = rows[step.notna()].assign(size=step[step.notna()])
+    return pairs[["setting", "machine", "size"]].reset_index(drop=True)
 
 
 def repeat_width(sizes: pd.Series) -> float:
