@@ -40,6 +40,16 @@ def _objective_value(configs: pd.DataFrame, objective: str, hourly_prices: dict 
     return configs[TARGETS[objective]].astype(float)
 
 
+def _best(values: pd.Series, objective: str) -> Any:
+    """The index of the best value: the highest throughput, else the lowest latency, memory or cost."""
+    return values.idxmax() if objective == "throughput" else values.idxmin()
+
+
+def _regret(best: float, chosen: float, objective: str) -> float:
+    """How much worse the chosen value is than the best, as a fraction."""
+    return float((best / chosen if objective == "throughput" else chosen / best) - 1.0)
+
+
 def _evaluated(result: list[dict], reason: str) -> pd.DataFrame:
     table = pd.DataFrame(result, columns=EVALUATION_COLUMNS)
     table.attrs = {"top1_hit_rate": float(table["hit"].mean()) if len(table) else math.nan,
@@ -105,19 +115,17 @@ def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_pri
     extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
     inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s", *extra]]
     table = _tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor, configs.iloc[:0]), hourly_prices)
-    best = configs.loc[configs["_value"].idxmax() if objective == "throughput" else configs["_value"].idxmin()]
+    best = configs.loc[_best(configs["_value"], objective)]
     picks = {}
     for rank_by in rank_bys:
         ranked = rank(table, objective, rank_by)
         if ranked.empty:  # e.g. a platform the training data never saw
             continue
         chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
-        ratio = best["_value"] / chosen["_value"] if objective == "throughput" else chosen["_value"] / best["_value"]
+        regret = _regret(best["_value"], chosen["_value"], objective)
         picks[rank_by] = {"n_configs": len(configs), "chosen": "|".join(map(str, ranked.iloc[0][keys])),
-                          "best": "|".join(map(str, best[keys])), "hit": bool(ratio == 1.0),
-                          "regret": float(ratio - 1.0)}
+                          "best": "|".join(map(str, best[keys])), "hit": bool(regret == 0.0), "regret": regret}
     return picks
-
 
 
 def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: str = "inference",
@@ -139,14 +147,11 @@ def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: s
     for variant, configs in both.groupby("variant"):
         if len(configs) < 2:
             continue
-        pick = {"first": configs["_value"], "again": configs["_value_again"]}
-        best, chosen = (values.idxmax() if objective == "throughput" else values.idxmin() for values in pick.values())
-        ratio = configs["_value"][best] / configs["_value"][chosen]
-        ratio = ratio if objective == "throughput" else 1 / ratio
+        best, chosen = _best(configs["_value"], objective), _best(configs["_value_again"], objective)
         rows.append({"variant": variant, "group": configs["family"].iloc[0], "n_configs": len(configs),
                      "chosen": "|".join(map(str, configs.loc[chosen, EVALUATION_KEYS])),
                      "best": "|".join(map(str, configs.loc[best, EVALUATION_KEYS])), "hit": bool(best == chosen),
-                     "regret": float(ratio - 1.0)})
+                     "regret": _regret(configs["_value"][best], configs["_value"][chosen], objective)})
     return _evaluated(rows, "no variant has two or more configurations measured in both")
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.stats as sps
 
 from kit.predict.remeasure import configuration_key
+from kit.predict.steady import machine_column
 
 REPEAT_QUANTILE = 0.9  # the same coverage as the predictor's intervals
 MIN_PAIRS = 8  # pairs of runs a setting needs before its own spread is used
@@ -29,10 +30,9 @@ INTERVAL_FROM = {"setting": "repeats of this setting", "machine": "repeats on th
 
 
 def _machine(frame: pd.DataFrame) -> pd.Series:
-    """Per row: its machine (hardware id, else environment id, else one unnamed machine)."""
-    for column in ("hardware_id", "env_id"):
-        if column in frame:
-            return frame[column].astype(str)
+    """Per row: its machine (`machine_column`: hardware id, else environment id), else one unnamed machine."""
+    if {"hardware_id", "env_id"} & set(frame):
+        return machine_column(frame)
     return pd.Series("", index=frame.index)
 
 
@@ -57,7 +57,6 @@ def repeat_pairs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
                          "order": order, "setting": setting_of(frame), "machine": _machine(frame),
                          "log": np.log(values.where(ok))})[ok]
     rows = rows.sort_values(["key", "order"], kind="stable").drop_duplicates(["key", "run"], keep="last")
-    rows = rows.sort_values(["key", "order"], kind="stable")
     step = rows.groupby("key")["log"].diff().abs()
     pairs = rows[step.notna()].assign(size=step[step.notna()])
     return pairs[["setting", "machine", "size"]].reset_index(drop=True)
