@@ -603,6 +603,33 @@ def test_overhead_baseline_fits_each_thread_count_apart() -> None:
     assert ("cpu", "inference", True, 2, "bf16") in baseline.coefs  # and per precision, from the most specific
 
 
+def test_a_second_thread_is_never_predicted_to_give_more_than_twice_the_speed() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    frame = pd.concat([frame.assign(threads=1), frame.assign(threads=2)], ignore_index=True)
+    feats = features.feature_frame(frame)
+    compute = feats["compute_s"] / 0.3
+    # two threads: compute 3x faster (impossible), the rest not at all; so only compute-bound rows gain > 2x
+    seconds = overhead_law(feats) - compute + compute / np.where(feats["threads"] == 1, 1.0, 3.0)
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds, latency_p50_s=seconds)
+    train = features.feature_frame(law[law["family"] != "fam0"])
+    test = features.feature_frame(law[law["family"] == "fam0"])
+    two = test[test["threads"] == 2]
+    one = test.loc[two.index - len(frame) // 2]  # the same configurations at one thread
+    assert (one["threads"] == 1).all() and (one["n_params"].to_numpy() == two["n_params"].to_numpy()).all()
+    gain = np.log(one["latency_p50_s"].to_numpy() / two["latency_p50_s"].to_numpy())
+    beyond = gain > np.log(2.0)
+    assert beyond.any() and (~beyond).any()
+    for target, sign in (("throughput", 1), ("latency", -1)):
+        model = predict.TargetModel(target, {}, "overhead", False).fit(train, train[features.TARGETS[target]])
+        unbounded, _ = model._unbounded_log(two)
+        bounded, _ = model.predict_log(two)
+        predicted_gain = sign * (bounded.to_numpy() - model.predict_log(one)[0].to_numpy())
+        assert np.allclose(sign * (unbounded.to_numpy() - model.predict_log(one)[0].to_numpy()), gain, atol=1e-3)
+        assert np.allclose(predicted_gain, np.minimum(gain, np.log(2.0)), atol=1e-3)  # held to twice the speed
+    memory = predict.TargetModel("memory", {}, "roofline", False).fit(train, train["peak_memory_bytes"])
+    assert np.allclose(memory.predict_log(two)[0], memory._unbounded_log(two)[0])  # no thread bound on memory
+
+
 def test_overhead_baseline_predicts_few_training_rows_from_their_platform_inference_fit() -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     frame = pd.concat([frame.assign(threads=1), frame.assign(threads=2)], ignore_index=True)

@@ -25,8 +25,11 @@ from threadpoolctl import threadpool_limits
 
 from kit.errors import ConfigError
 from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
-from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, predictor_rows
+from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, numeric_column, predictor_rows
 
+# A forward split over t threads runs at most t times faster than on one thread: a prediction at t > 1 threads is
+# held within t times that of the same configuration at one thread (+1: the target grows with speed, -1: it shrinks)
+THREAD_BOUND = {"throughput": 1.0, "latency": -1.0}
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
 
@@ -70,6 +73,7 @@ class TargetModel:
     empty_columns: list[str] = field(default_factory=list)  # inputs with no value in training (e.g. no seq_len)
     n_train: int = 0
     n_residuals: int = 0  # held-out residuals behind the interval
+    one_thread_platforms: set[str] = field(default_factory=set)  # platforms with training rows at one thread
 
     @property
     def method(self) -> str:
@@ -92,6 +96,7 @@ class TargetModel:
     def fit(self, features: pd.DataFrame, y: pd.Series) -> TargetModel:
         """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
         self.n_train = len(y)
+        self.one_thread_platforms = set(features.loc[numeric_column(features, "threads") == 1, "platform"].astype(str))
         if self.baseline_kind != "none":
             self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
         if self.boosting:
@@ -103,7 +108,28 @@ class TargetModel:
         return self
 
     def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        """(log point prediction, log baseline or NaN) per row."""
+        """(log point prediction, log baseline or NaN) per row, the point held within the thread bound
+        (`within_thread_bound`)."""
+        point, base = self._unbounded_log(features)
+        return self.within_thread_bound(features, point), base
+
+    def within_thread_bound(self, features: pd.DataFrame, point: pd.Series) -> pd.Series:
+        """Log points at t > 1 threads held within t times the same configuration's at one thread (THREAD_BOUND),
+        where training had one-thread rows of the platform. The baseline fits each thread count on its own rows, so
+        a family unlike the training ones (convolutions, where few training rows ran at two threads) can otherwise
+        be predicted to gain more from a second thread than a second thread can give."""
+        sign = THREAD_BOUND.get(self.target)
+        threads = numeric_column(features, "threads")
+        many = (threads > 1) & features["platform"].astype(str).isin(self.one_thread_platforms)
+        if sign is None or not many.any():
+            return point
+        one, _ = self._unbounded_log(features[many].assign(threads=1))
+        limit = one + sign * np.log(threads[many])
+        out = point.copy()
+        out[many] = np.minimum(point[many], limit) if sign > 0 else np.maximum(point[many], limit)
+        return out
+
+    def _unbounded_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         offset = self._offset(features)
         correction = 0.0
         if self.model is not None:
