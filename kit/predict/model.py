@@ -5,7 +5,8 @@ roofline times, or the roofline at a constant efficiency) times a gradient-boost
 HistGradientBoostingRegressor, which handles missing peaks), or by either alone: the choice is made per target by
 leaving whole families out inside the training data. Intervals are conformal in the CV+ style: quantiles of those
 held-out residuals, so they are as wide as an unseen family makes the error (assuming the next family is like the
-others; check the coverage). Accuracy is only ever reported from leave-one-family-out validation
+others; check the coverage). A prediction at t threads stays within t times the same configuration's at one thread
+(`TargetModel.within_thread_bound`). Accuracy is only ever reported from leave-one-family-out validation
 (`leave_one_group_out`), never on training rows.
 """
 
