@@ -125,9 +125,10 @@ class TargetModel:
         if sign is None or not many.any():
             return point
         one, _ = self._unbounded_log(features[many].assign(threads=1))
-        limit = one + sign * np.log(threads[many])
+        limit = one.to_numpy() + sign * np.log(threads[many].to_numpy())
+        held = point[many].to_numpy()
         out = point.copy()
-        out[many] = np.minimum(point[many], limit) if sign > 0 else np.maximum(point[many], limit)
+        out[many] = np.minimum(held, limit) if sign > 0 else np.maximum(held, limit)
         return out
 
     def _unbounded_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
