@@ -75,6 +75,7 @@ class TargetModel:
     n_train: int = 0
     n_residuals: int = 0  # held-out residuals behind the interval
     one_thread_platforms: set[str] = field(default_factory=set)  # platforms with training rows at one thread
+    thread_bound: bool = True  # hold predictions at t threads within t times one thread's (`within_thread_bound`)
 
     @property
     def method(self) -> str:
@@ -122,7 +123,7 @@ class TargetModel:
         sign = THREAD_BOUND.get(self.target)
         threads = numeric_column(features, "threads")
         many = (threads > 1) & features["platform"].astype(str).isin(self.one_thread_platforms)
-        if sign is None or not many.any():
+        if sign is None or not self.thread_bound or not many.any():
             return point
         one, _ = self._unbounded_log(features[many].assign(threads=1))
         limit = one.to_numpy() + sign * np.log(threads[many].to_numpy())
@@ -186,6 +187,7 @@ class Predictor:
     group_column: str = "family"
     gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
     calibration_folds: int = 5
+    thread_bound: bool = True  # False: predictions at t threads may exceed t times one thread's (for comparison)
     models: dict[str, TargetModel] = field(default_factory=dict)
     train_groups: set[str] = field(default_factory=set)
 
@@ -225,7 +227,7 @@ class Predictor:
             residuals = self._held_out_residuals(target, vocab, candidates, rows, y)
             scores = {c: float(np.mean(np.abs(r))) if r else np.inf for c, r in residuals.items()}
             best = min(candidates, key=lambda c: scores[c])
-            model = TargetModel(target, vocab, *best, dict(self.gb_params)).fit(rows, y)
+            model = TargetModel(target, vocab, *best, dict(self.gb_params), thread_bound=self.thread_bound).fit(rows, y)
             model.residual_bounds = _bounds(residuals[best], self.coverage)
             model.n_residuals = len(residuals[best])
             model.selection = {TargetModel(target, vocab, *c).method: scores[c] for c in candidates}
@@ -246,8 +248,8 @@ class Predictor:
             if len(train) < 2:
                 continue
             for candidate in candidates:
-                model = TargetModel(target, vocab, *candidate, dict(self.gb_params)).fit(rows.iloc[train],
-                                                                                       y.iloc[train])
+                model = TargetModel(target, vocab, *candidate, dict(self.gb_params),
+                                    thread_bound=self.thread_bound).fit(rows.iloc[train], y.iloc[train])
                 point, _ = model.predict_log(rows.iloc[test])
                 residuals[candidate].extend(np.log(y.iloc[test]) - point)
         return residuals
