@@ -24,6 +24,11 @@ def two_platforms() -> pd.DataFrame:
     return frame[~((frame["model"] == "fam0") & (frame["batch_size"] == 16))].reset_index(drop=True)
 
 
+def one_model() -> predict.Predictor:
+    """A quick predictor without a choice among models, for tests about what is done with its fits."""
+    return fast_predictor(baseline_kind="overhead", boosting=True)
+
+
 @pytest.fixture(scope="module")
 def predictor(two_platforms: pd.DataFrame):
     return fast_predictor().fit(two_platforms)
@@ -419,10 +424,6 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
 
 def test_both_rankings_come_from_the_same_fits_as_one_ranking_alone(two_platforms) -> None:
     two_families = two_platforms[two_platforms["family"].isin(["fam0", "fam1"])]
-
-    def one_model() -> predict.Predictor:  # no choice among models: the fits are what is compared
-        return fast_predictor(baseline_kind="overhead", boosting=True)
-
     both = recommend.evaluate_rankings(two_families, make_predictor=one_model)
     assert set(both) == {"point", "bound"}
     for rank_by, table in both.items():
@@ -437,7 +438,7 @@ def test_on_the_steady_scale_drift_no_longer_picks_the_best() -> None:
     from tests.test_steady import drifted
 
     frame = drifted(synthetic_frame(n_families=3, platforms=("cpu", "cuda"), noise=0.0), sigma=0.3)
-    scores = recommend.ranking_scores(frame, make_predictor=fast_predictor)
+    scores = recommend.ranking_scores(frame, make_predictor=one_model)
     assert list(scores.index) == [(s, r) for s in ("measured", "steady") for r in ("point", "bound")]
     assert scores["n_variants"].nunique() == 1 and scores["n_variants"].iloc[0] == 3 * 6  # the same cases
     measured, steady = scores.loc[("measured", "point")], scores.loc[("steady", "point")]
@@ -458,7 +459,7 @@ def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out
         for e in later["extra"]], normalised_throughput=later["throughput_items_per_s"] * REFERENCE_S)
     no_reference = later.head(1)  # measured without rounds: not scored on the steady scale
     rows = pd.concat([slow, no_reference], ignore_index=True)
-    measured_scale = recommend.check_predictions(data, rows, fast_predictor().fit(data))
+    measured_scale = recommend.check_predictions(data, rows, one_model().fit(data))
     steady = recommend.check_predictions(data, rows, scale="steady")
     assert steady.attrs["scale"] == "steady" and steady.attrs["n"] == 6
     assert steady.iloc[6]["reason"] == "measured without the machine reference" and np.isnan(steady.iloc[6]["ape"])
@@ -481,7 +482,7 @@ def test_latency_checked_on_the_steady_scale_leaves_the_drift_between_runs_out()
     slow = later.assign(latency_p50_s=later["latency_p50_s"] * 1.3, extra=[json.dumps({**json.loads(e), "rounds": {
         "reference_round_medians_s": [REFERENCE_MEDIAN_S * 1.3] * 5, "normalised_latency": t / REFERENCE_MEDIAN_S}})
         for e, t in zip(later["extra"], later["latency_p50_s"], strict=True)])
-    measured_scale = recommend.check_predictions(data, slow, fast_predictor().fit(data), target="latency")
+    measured_scale = recommend.check_predictions(data, slow, one_model().fit(data), target="latency")
     steady = recommend.check_predictions(data, slow, scale="steady", target="latency")
     assert steady.attrs["target"] == "latency" and steady.attrs["n"] == 6
     np.testing.assert_allclose(steady["measured"], later["latency_p50_s"] * 1.3)
