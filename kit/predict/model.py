@@ -227,7 +227,7 @@ class Predictor:
             residuals = self._held_out_residuals(target, vocab, candidates, rows, y)
             scores = {c: float(np.mean(np.abs(r))) if r else np.inf for c, r in residuals.items()}
             best = min(candidates, key=lambda c: scores[c])
-            model = TargetModel(target, vocab, *best, dict(self.gb_params), thread_bound=self.thread_bound).fit(rows, y)
+            model = self._target_model(target, vocab, best).fit(rows, y)
             model.residual_bounds = _bounds(residuals[best], self.coverage)
             model.n_residuals = len(residuals[best])
             model.selection = {TargetModel(target, vocab, *c).method: scores[c] for c in candidates}
@@ -235,6 +235,10 @@ class Predictor:
         if not self.models:
             raise ConfigError("no measured rows with positive targets, FLOPs and parameter counts to learn from")
         return self
+
+    def _target_model(self, target: str, vocab: dict, candidate: tuple[str, bool]) -> TargetModel:
+        """An unfitted model of one target: a (baseline kind, boosting) candidate with this predictor's settings."""
+        return TargetModel(target, vocab, *candidate, dict(self.gb_params), thread_bound=self.thread_bound)
 
     def _held_out_residuals(self, target: str, vocab: dict, candidates: list[tuple[str, bool]], rows: pd.DataFrame,
                             y: pd.Series) -> dict[tuple[str, bool], list[float]]:
@@ -248,8 +252,7 @@ class Predictor:
             if len(train) < 2:
                 continue
             for candidate in candidates:
-                model = TargetModel(target, vocab, *candidate, dict(self.gb_params),
-                                    thread_bound=self.thread_bound).fit(rows.iloc[train], y.iloc[train])
+                model = self._target_model(target, vocab, candidate).fit(rows.iloc[train], y.iloc[train])
                 point, _ = model.predict_log(rows.iloc[test])
                 residuals[candidate].extend(np.log(y.iloc[test]) - point)
         return residuals
