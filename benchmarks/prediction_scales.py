@@ -8,7 +8,8 @@ run's architectures added to the training data, and the recommendation's hit rat
 
 `--run-prefix` keeps the results of the data-generation sweep (and its re-measurements) only, so that a store that
 also holds other runs is scored on the study's rows. `--no-thread-bound` scores the predictor without its thread
-bound (predictions at t threads may then exceed t times one thread's), for comparison.
+bounds (predictions at t threads may then exceed t times one thread's), `--no-measured-gains` with the t-times bound
+only (not the gains measured in training, kit.predict.threads), for comparison.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def main() -> None:
     parser.add_argument("--run-prefix", default="pred-data", help="score the results of runs starting with this")
     parser.add_argument("--architectures", help="coverage run id whose architectures are added to the training data")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_scales.json"))
-    parser.add_argument("--no-thread-bound", action="store_true", help="predict without the thread bound")
+    parser.add_argument("--no-thread-bound", action="store_true", help="predict without the thread bounds")
+    parser.add_argument("--no-measured-gains", action="store_true",
+                        help="hold predictions at t threads within t times one thread's only")
     args = parser.parse_args()
-    bound = not args.no_thread_bound
+    settings = {"coverage": 0.9, "thread_bound": not args.no_thread_bound,
+                "measured_gains": not args.no_measured_gains}
 
     from kit import predict, storage
     from kit.recommend import measured_frame, ranking_scores
@@ -49,7 +53,7 @@ def main() -> None:
     frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
     measurements = predict.all_measurements(con)
     measurements = measurements[measurements["run_id"].astype(str).str.startswith(args.run_prefix)]
-    template = predict.Predictor(targets=("throughput",), coverage=0.9, thread_bound=bound)
+    template = predict.Predictor(targets=("throughput",), **settings)
     measured = predict.validate_targets(frame, template)["throughput"]
     steady = predict.validate_steady(frame, template)
     repeats = predict.repeat_table(measurements)
@@ -60,7 +64,7 @@ def main() -> None:
            "scales": records(predict.steady_scores(frame, template, repeats, measured, steady)),
            "steady_floor": records(predict.steady_budget(steady, frame, measurements)),
            "fresh": records(predict.held_out_table(predict.validate_held_out(frame, fresh, template)))}
-    latency = predict.Predictor(targets=("latency",), coverage=0.9, thread_bound=bound)
+    latency = predict.Predictor(targets=("latency",), **settings)
     steady_latency = predict.validate_steady(frame, latency, "latency")
     out["latency_scales"] = records(predict.steady_scores(frame, latency, predict.repeat_table(measurements, "latency"),
                                                           steady_validation=steady_latency, target="latency"))
@@ -69,12 +73,12 @@ def main() -> None:
         rows = predict.architecture_frame(con, args.architectures)
         out["architectures"] = records(predict.architecture_scores(frame, rows, template, measured))
         with_rows = predict.hold_out_groups(frame, fresh, "throughput", make_predictor=lambda: predict.Predictor(
-            targets=("throughput",), coverage=0.9, thread_bound=bound), extra_training=rows)
+            targets=("throughput",), **settings), extra_training=rows)
         out["fresh_with_architectures"] = records(predict.held_out_table({"throughput": with_rows}))
     data = measured_frame(con)
     study = data[data["run_id"].astype(str).str.startswith(args.run_prefix)]
     out["recommendation"] = records(ranking_scores(study, make_predictor=lambda: predict.Predictor(
-        targets=("throughput",), thread_bound=bound)))
+        targets=("throughput",), **settings)))
     out["seconds"] = round(time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

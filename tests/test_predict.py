@@ -15,7 +15,7 @@ import pytest
 
 from kit import predict
 from kit.errors import ConfigError
-from kit.predict import baselines, features
+from kit.predict import baselines, features, threads
 from kit.predict import budget as budget_module
 
 PEAKS = {("cpu", "fp32"): 2e11, ("cpu", "bf16"): 8e11, ("cuda", "fp32"): 5e13, ("cuda", "fp16"): 4e14}
@@ -620,17 +620,50 @@ def test_a_second_thread_is_never_predicted_to_give_more_than_twice_the_speed() 
     beyond = gain > np.log(2.0)
     assert beyond.any() and (~beyond).any()
     for target, sign in (("throughput", 1), ("latency", -1)):
-        model = predict.TargetModel(target, {}, "overhead", False).fit(train, train[features.TARGETS[target]])
+        model = predict.TargetModel(target, {}, "overhead", False, measured_gains=False).fit(
+            train, train[features.TARGETS[target]])
         unbounded, _ = model._unbounded_log(two)
         bounded, _ = model.predict_log(two)
         predicted_gain = sign * (bounded.to_numpy() - model.predict_log(one)[0].to_numpy())
         assert np.allclose(sign * (unbounded.to_numpy() - model.predict_log(one)[0].to_numpy()), gain, atol=1e-3)
         assert np.allclose(predicted_gain, np.minimum(gain, np.log(2.0)), atol=1e-3)  # held to twice the speed
     free = fast_predictor(targets=("throughput",), baseline_kind="overhead", boosting=False, thread_bound=False)
+    assert not free.fit(law[law["family"] != "fam0"]).models["throughput"].gains  # no bound: no measured gains
     unbound = free.fit(law[law["family"] != "fam0"]).predict(two)["throughput_pred"].to_numpy()
     assert np.allclose(np.log(unbound / one["throughput_items_per_s"].to_numpy()), gain, atol=1e-3)  # the fit's 3x
     memory = predict.TargetModel("memory", {}, "roofline", False).fit(train, train["peak_memory_bytes"])
     assert np.allclose(memory.predict_log(two)[0], memory._unbounded_log(two)[0])  # no thread bound on memory
+
+
+def test_a_family_is_never_predicted_to_gain_more_from_threads_than_training_calls_as_large_gained() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    frame = pd.concat([frame.assign(threads=1), frame.assign(threads=2)], ignore_index=True)
+    feats = features.feature_frame(frame)
+    work = threads.log_work_per_call(feats)
+    # a second thread gains nothing on small calls and 1.8x on large ones: a smooth, increasing law of work per call
+    share = ((work - work.min()) / (work.max() - work.min())).clip(0, 1)
+    seconds = overhead_law(feats) / np.where(feats["threads"] == 1, 1.0, 1.0 + 0.8 * share)
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds, latency_p50_s=seconds)
+    train = features.feature_frame(law[law["family"] != "fam0"])
+    two = features.feature_frame(law[(law["family"] == "fam0") & (law["threads"] == 2)])
+    for target, sign in (("throughput", 1), ("latency", -1)):
+        model = predict.TargetModel(target, {}, "overhead", False).fit(train, train[features.TARGETS[target]])
+        assert set(model.gains) == {("cpu", "fp32", 2), ("cpu", "bf16", 2)}
+        trained = train[train["threads"] == 2]
+        curve = threads.gain_limits(model.gains, trained)  # recovers the law where it was measured
+        assert np.allclose(curve, np.log(1.0 + 0.8 * share[trained.index]), atol=1e-9)
+        one, _ = model.predict_log(two.assign(threads=1))
+        unbounded = sign * (model._unbounded_log(two)[0] - one)
+        limit = threads.gain_limits(model.gains, two)
+        predicted = sign * (model.predict_log(two)[0] - one)
+        assert limit.notna().all() and (unbounded > limit + 0.01).any() and (unbounded < limit - 0.01).any()
+        assert np.allclose(predicted, np.minimum(unbounded, limit), atol=1e-9)  # held where beyond, else as fitted
+        free = predict.TargetModel(target, {}, "overhead", False, measured_gains=False).fit(
+            train, train[features.TARGETS[target]])
+        assert not free.gains and np.allclose(sign * (free.predict_log(two)[0] - one), unbounded, atol=1e-9)
+    single = train[train["family"] == "fam1"].iloc[:3]  # too few configurations at both thread counts: no curve
+    assert threads.fit_gains(single, single["throughput_items_per_s"], "throughput") == {}
+    assert threads.fit_gains(train, train["peak_memory_bytes"], "memory") == {}
 
 
 def test_overhead_baseline_predicts_few_training_rows_from_their_platform_inference_fit() -> None:

@@ -5,8 +5,9 @@ roofline times, or the roofline at a constant efficiency) times a gradient-boost
 HistGradientBoostingRegressor, which handles missing peaks), or by either alone: the choice is made per target by
 leaving whole families out inside the training data. Intervals are conformal in the CV+ style: quantiles of those
 held-out residuals, so they are as wide as an unseen family makes the error (assuming the next family is like the
-others; check the coverage). A prediction at t threads stays within t times the same configuration's at one thread
-(`TargetModel.within_thread_bound`). Accuracy is only ever reported from leave-one-family-out validation
+others; check the coverage). A prediction at t threads stays within t times the same configuration's at one thread,
+and within the gain training configurations with as much work per call measured (`TargetModel.within_thread_bound`,
+kit.predict.threads). Accuracy is only ever reported from leave-one-family-out validation
 (`leave_one_group_out`), never on training rows.
 """
 
@@ -27,10 +28,8 @@ from threadpoolctl import threadpool_limits
 from kit.errors import ConfigError
 from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
 from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, numeric_column, predictor_rows
+from kit.predict.threads import THREAD_BOUND, fit_gains, gain_limits
 
-# A forward split over t threads runs at most t times faster than on one thread: a prediction at t > 1 threads is
-# held within t times that of the same configuration at one thread (+1: the target grows with speed, -1: it shrinks)
-THREAD_BOUND = {"throughput": 1.0, "latency": -1.0}
 GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
              "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
 
@@ -76,6 +75,8 @@ class TargetModel:
     n_residuals: int = 0  # held-out residuals behind the interval
     one_thread_platforms: set[str] = field(default_factory=set)  # platforms with training rows at one thread
     thread_bound: bool = True  # hold predictions at t threads within t times one thread's (`within_thread_bound`)
+    measured_gains: bool = True  # and within the gains measured in training (kit.predict.threads.fit_gains)
+    gains: dict = field(default_factory=dict)  # (platform, precision, threads) -> log gain curve over work per call
 
     @property
     def method(self) -> str:
@@ -99,6 +100,7 @@ class TargetModel:
         """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
         self.n_train = len(y)
         self.one_thread_platforms = set(features.loc[numeric_column(features, "threads") == 1, "platform"].astype(str))
+        self.gains = fit_gains(features, y, self.target) if self.thread_bound and self.measured_gains else {}
         if self.baseline_kind != "none":
             self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
         if self.boosting:
@@ -117,16 +119,18 @@ class TargetModel:
 
     def within_thread_bound(self, features: pd.DataFrame, point: pd.Series) -> pd.Series:
         """Log points at t > 1 threads held within t times the same configuration's at one thread (THREAD_BOUND),
-        where training had one-thread rows of the platform. The baseline fits each thread count on its own rows, so
+        where training had one-thread rows of the platform, and within the gain that training configurations with as
+        much work per call reached (`gains`, where fitted). The baseline fits each thread count on its own rows, so
         a family unlike the training ones (convolutions, where few training rows ran at two threads) can otherwise
-        be predicted to gain more from a second thread than a second thread can give."""
+        be predicted to gain more from a second thread than a second thread can give, or than its calls allow."""
         sign = THREAD_BOUND.get(self.target)
         threads = numeric_column(features, "threads")
         many = (threads > 1) & features["platform"].astype(str).isin(self.one_thread_platforms)
         if sign is None or not self.thread_bound or not many.any():
             return point
         one, _ = self._unbounded_log(features[many].assign(threads=1))
-        limit = one.to_numpy() + sign * np.log(threads[many].to_numpy())
+        gain = np.fmin(np.log(threads[many].to_numpy()), gain_limits(self.gains, features[many]).to_numpy())
+        limit = one.to_numpy() + sign * gain
         held = point[many].to_numpy()
         out = point.copy()
         out[many] = np.minimum(held, limit) if sign > 0 else np.maximum(held, limit)
@@ -188,6 +192,7 @@ class Predictor:
     gb_params: dict[str, Any] = field(default_factory=lambda: dict(GB_PARAMS))
     calibration_folds: int = 5
     thread_bound: bool = True  # False: predictions at t threads may exceed t times one thread's (for comparison)
+    measured_gains: bool = True  # False: only the t-times bound, not the gains measured in training (for comparison)
     models: dict[str, TargetModel] = field(default_factory=dict)
     train_groups: set[str] = field(default_factory=set)
 
@@ -238,7 +243,8 @@ class Predictor:
 
     def _target_model(self, target: str, vocab: dict, candidate: tuple[str, bool]) -> TargetModel:
         """An unfitted model of one target: a (baseline kind, boosting) candidate with this predictor's settings."""
-        return TargetModel(target, vocab, *candidate, dict(self.gb_params), thread_bound=self.thread_bound)
+        return TargetModel(target, vocab, *candidate, dict(self.gb_params), thread_bound=self.thread_bound,
+                           measured_gains=self.measured_gains)
 
     def _held_out_residuals(self, target: str, vocab: dict, candidates: list[tuple[str, bool]], rows: pd.DataFrame,
                             y: pd.Series) -> dict[tuple[str, bool], list[float]]:
