@@ -10,6 +10,8 @@ withheld, on the same rows and folds, as measured or on the steady scale (`--sca
 fresh test); `--architectures` adds a coverage run's rows to every fold's training data, with the same facts withheld.
 `--model fixed` is the overhead baseline + boosting in every fold (a change in a term is not hidden by a change of
 the model choice); `--model auto` is the notebook's choice per fold (slower: it cross-fits every candidate).
+`--no-measured-gains` holds predictions at t threads within t times one thread's only, not within the gains measured
+in training (kit.predict.threads), to score that bound the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=("measured", "steady"), default="measured",
                         help="steady: the normalised throughput beside the machine reference (kit.predict.steady)")
     parser.add_argument("--architectures", help="coverage run id whose architectures join the training data")
+    parser.add_argument("--no-measured-gains", action="store_true",
+                        help="hold predictions at t threads within t times one thread's only")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_ablation.csv"))
     args = parser.parse_args()
 
@@ -60,13 +64,15 @@ def main() -> None:
         frame = steady_frame(frame)
     extra = architecture_frame(con, args.architectures) if args.architectures else None
     fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
+    fixed["measured_gains"] = not args.no_measured_gains
     start = time.perf_counter()
     table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target, tuple(args.by),
                            make_predictor=lambda: Predictor(targets=(args.target,), **fixed), extra_training=extra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(f"{len(frame)} rows, {frame['family'].nunique()} families, "
-          f"{0 if extra is None else len(extra)} coverage rows in training, model {args.model}, "
+          f"{0 if extra is None else len(extra)} coverage rows in training, model {args.model}"
+          f"{', t-times thread bound only' if args.no_measured_gains else ''}, "
           f"{time.perf_counter() - start:.0f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"saved {args.out}")
