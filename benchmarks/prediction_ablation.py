@@ -63,11 +63,11 @@ def main() -> None:
     if args.scale == "steady":
         frame = steady_frame(frame)
     extra = architecture_frame(con, args.architectures) if args.architectures else None
-    fixed = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
-    fixed["measured_gains"] = not args.no_measured_gains
+    settings = {"baseline_kind": "overhead", "boosting": True} if args.model == "fixed" else {}
+    settings["measured_gains"] = not args.no_measured_gains
     start = time.perf_counter()
     table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target, tuple(args.by),
-                           make_predictor=lambda: Predictor(targets=(args.target,), **fixed), extra_training=extra)
+                           make_predictor=lambda: Predictor(targets=(args.target,), **settings), extra_training=extra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(f"{len(frame)} rows, {frame['family'].nunique()} families, "

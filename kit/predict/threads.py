@@ -51,7 +51,7 @@ def fit_gains(features: pd.DataFrame, y: pd.Series, target: str) -> dict[GainKey
         return {}
     data = _keys(features).assign(_log=sign * np.log(y.astype(float)), _x=log_work_per_call(features),
                                   _threads=threads)
-    data = data[np.isfinite(data["_log"]) & np.isfinite(data["_x"]) & data["_threads"].ge(1)]
+    data = data[np.isfinite(data["_log"]) & np.isfinite(data["_x"])]
     one = data[data["_threads"] == 1].groupby(PAIR_KEYS)["_log"].median().rename("_one")
     many = data[data["_threads"] > 1].groupby([*PAIR_KEYS, "_threads"]).agg(_log=("_log", "median"), _x=("_x", "first"))
     pairs = many.join(one, how="inner").reset_index()
