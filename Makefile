@@ -10,6 +10,8 @@ PROFILE ?= quick
 # BROWSER=0 skips installing Chromium and onnxruntime-web (the wasm/webgpu/webnn platforms are then skipped, with why)
 BROWSER ?= 1
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): many tests wait on child processes, so two share two cores well; 0 runs them in one
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.benchkit-installed
 
@@ -43,7 +45,7 @@ html: setup ## the notebooks on tiny parameters, a quick look: $(OUT)/tiny/index
 	HF_HUB_OFFLINE=1 $(BIN)/benchkit report --tiny --out $(OUT)/tiny --db $(OUT)/tiny/benchkit.duckdb
 
 test: setup browser ## run the whole test suite
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: setup ## ruff over the kit, tests and benchmarks
 	$(BIN)/ruff check kit tests benchmarks
