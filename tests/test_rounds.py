@@ -31,6 +31,7 @@ def drift(monkeypatch):
     monkeypatch.setenv("BENCHKIT_TEST_DRIFT_PER_S", "0.5")
 
 
+@pytest.mark.alone  # timed sleeps held to 3 %: late wake-ups under load would blur them
 def test_drift_fools_the_sequential_comparison_but_not_the_interleaved_one(tmp_path, drift, monkeypatch):
     # two identical configurations (batch sizes 1 and 2 run the same simulated call): no real difference
     common = dict(models=["bert"], batch_sizes=[1, 2], time_budget_s=0.6, reference=None)
