@@ -1,6 +1,6 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes (all, or its reference kernels'), its kernel counts or the matrix-product shapes
-withheld, on the same rows and folds, as measured or on the steady scale (`--scale steady`).
+with OpenVINO's written bytes (all, or its reference kernels'), its kernel counts, the matrix-product shapes or
+the convolutions' shapes withheld, on the same rows and folds, as measured or on the steady scale (`--scale steady`).
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
     .venv/bin/python benchmarks/prediction_ablation.py --zoo-only --architectures coverage-tf5.25.0 \
@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
             "without OpenVINO's reference kernels": ["kernel_reference_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes", "kernel_reference_bytes"],
-            "without matmul shapes": ["matmul_shapes"]}
+            "without matmul shapes": ["matmul_shapes"], "without conv shapes": ["conv_shapes"]}
 
 
 def main() -> None:

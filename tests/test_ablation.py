@@ -12,9 +12,10 @@ from kit.predict.ablation import ablation_table, without_facts
 from tests.test_predict import overhead_law, synthetic_frame
 
 
-def thin_product_law(widths: dict[str, int | None] | None = None, seed: int = 0):
+def thin_product_law(widths: dict[str, int | None] | None = None, seed: int = 0, column: str = "matmul_shapes"):
     """Rows whose time includes what thin matrix products lose: only the stored shapes explain it. Per family the
-    width of its products (None: no shapes stored)."""
+    width of its products (None: no shapes stored); `column` says whether they are matrix products or
+    convolutions."""
     widths = widths or {"fam0": 16, "fam1": 48, "fam2": 512}
     frame = synthetic_frame(n_families=len(widths), noise=0.0, seed=seed)
     frame["family"] = frame["model"] = frame["family"].map(dict(zip(sorted(set(frame["family"])), widths,
@@ -22,9 +23,9 @@ def thin_product_law(widths: dict[str, int | None] | None = None, seed: int = 0)
     width = frame["family"].map(widths)
     shapes = [None if pd.isna(w) else json.dumps([[round(f / (2 * w**2)), w, w, 1, 2 * round(f / (2 * w**2)), w, w, 1,
                                                    1]]) for f, w in zip(frame["flops_per_sample"], width, strict=True)]
-    frame = frame.assign(matmul_shapes=shapes)
+    frame = frame.assign(**{column: shapes})
     feats = features.feature_frame(frame)
-    seconds = overhead_law(feats) + feats["thin_matmul_s"].fillna(0.0) / 0.3
+    seconds = overhead_law(feats) + feats["thin_s"].fillna(0.0) / 0.3
     return frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
 
 
@@ -52,6 +53,17 @@ def test_ablation_table_shows_what_a_fact_is_worth_on_the_same_folds() -> None:
     assert table.loc["all", "mape"] < 0.01 and table.loc["no shapes", "mape"] > 0.05
     assert table.loc["all", "mape cpu"] == pytest.approx(table.loc["all", "mape"])
     assert np.isfinite(table["within_10"]).all()
+
+
+def test_withholding_conv_shapes_withholds_what_thin_convolutions_lose() -> None:
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    variants = {"all": [], "no matmul shapes": ["matmul_shapes"], "no conv shapes": ["conv_shapes"]}
+    table = ablation_table(thin_product_law(column="conv_shapes"), variants, by=(),
+                           make_predictor=make_predictor).set_index("variant")
+    assert table.loc["all", "mape"] < 0.01 and table.loc["no matmul shapes", "mape"] < 0.01  # convolutions only
+    assert table.loc["no conv shapes", "mape"] > 0.05
 
 
 def test_extra_training_rows_teach_a_fact_the_other_families_lack() -> None:

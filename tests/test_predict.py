@@ -374,7 +374,7 @@ def test_stored_results_without_a_profile_key_get_it_counted_from_their_paramete
     assert extra["forward_profile"]["python_calls_per_forward"] > 100
     assert extra["profile_counted_later"] == ["activation_bytes_fixed", "activation_bytes_per_sample",
                                               "attention_scores_per_sample", "conv_calls_per_forward",
-                                              "conv_flops_per_sample", "grouped_conv_bytes_per_sample",
+                                              "conv_flops_per_sample", "conv_shapes", "grouped_conv_bytes_per_sample",
                                               "grouped_conv_flops_per_sample", "matmul_shapes",
                                               "python_calls_per_forward"]
     assert filled.at[1, "extra"] == old  # a model that cannot be built here keeps what was stored
@@ -525,6 +525,15 @@ def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:
     assert features.thin_matmul_flops(empty, 4) == features.thin_matmul_flops(shapes, 4)
 
 
+def test_thin_convolutions_lose_flops_as_products_unless_grouped() -> None:
+    dense = [16, 8, 27, 1, 32, 8, 27, 1, 2]  # 3 x 3 x 3 in, 8 out, 16 positions per sample; two calls
+    depthwise = [16, 1, 9, 8, 32, 1, 9, 8, 1]
+    assert features.thin_conv_flops(json.dumps([dense]), 4) == features.thin_matmul_flops(json.dumps([dense]), 4) > 0
+    assert features.thin_conv_flops(json.dumps([dense, depthwise]), 4) == features.thin_conv_flops(json.dumps([dense]),
+                                                                                                    4)
+    assert features.thin_conv_flops(json.dumps([depthwise]), 4) == 0.0 and np.isnan(features.thin_conv_flops(None, 1))
+
+
 def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     widths = frame["family"].map({"fam0": 16, "fam1": 48, "fam2": 512})  # fam0, held out, is the thinnest
@@ -532,13 +541,31 @@ def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:
     shapes = [json.dumps([[m, w, w, 1, 2 * m, w, w, 1, 1]]) for m, w in zip(rows, widths, strict=True)]
     frame = frame.assign(matmul_shapes=shapes)
     feats = features.feature_frame(frame)
-    thin = feats["thin_matmul_flops"] / feats["peak_flops_per_s"]
-    assert np.allclose(feats["thin_matmul_s"], thin) and (thin > 0).all()
+    thin = feats["thin_flops"] / feats["peak_flops_per_s"]
+    assert np.allclose(feats["thin_s"], thin) and (thin > 0).all()
     seconds = overhead_law(feats) + thin / 0.3  # the lost FLOPs cost what others do
     law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
     predicted, measured = fam0_from_the_others(law)
     assert np.allclose(predicted, measured, rtol=1e-3)
     missed, _ = fam0_from_the_others(law.drop(columns=["matmul_shapes"]))
+    assert (missed / measured).mean() > 1.2  # without the shapes: too fast
+
+
+def test_overhead_baseline_learns_the_cost_of_thin_convolutions() -> None:
+    frame = synthetic_frame(n_families=3, noise=0.0)
+    channels = frame["family"].map({"fam0": 8, "fam1": 24, "fam2": 256})  # fam0, held out, has the fewest channels
+    positions = (frame["flops_per_sample"] / (2 * 9 * channels**2)).round().astype(int)  # 3 x 3 convolutions
+    shapes = [json.dumps([[p, c, 9 * c, 1, 2 * p, c, 9 * c, 1, 1]]) for p, c in zip(positions, channels, strict=True)]
+    frame = frame.assign(conv_shapes=shapes)
+    feats = features.feature_frame(frame)
+    assert np.allclose(feats["thin_s"], feats["thin_flops"] / feats["peak_flops_per_s"]) and (feats["thin_s"] > 0).all()
+    both = features.feature_frame(frame.assign(matmul_shapes=shapes))  # the lost FLOPs of both add up
+    assert np.allclose(both["thin_flops"], 2 * feats["thin_flops"])
+    seconds = overhead_law(feats) + feats["thin_s"] / 0.3
+    law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+    predicted, measured = fam0_from_the_others(law)
+    assert np.allclose(predicted, measured, rtol=1e-3)
+    missed, _ = fam0_from_the_others(law.drop(columns=["conv_shapes"]))
     assert (missed / measured).mean() > 1.2  # without the shapes: too fast
 
 

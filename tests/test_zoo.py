@@ -256,3 +256,28 @@ def test_forward_profile_records_matrix_product_shapes_at_two_batch_sizes() -> N
     shapes = json.loads(zoo.forward_profile(loaded)["matmul_shapes"])
     # [M, N, K, G] at batch 1, then at batch 2, and calls: the projection grows M, the batched product G
     assert sorted(shapes) == [[16, 16, 32, 1, 16, 16, 32, 2, 1], [16, 32, 64, 1, 32, 32, 64, 1, 1]]
+
+
+def test_forward_profile_records_the_products_convolutions_compute() -> None:
+    class Convs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1)  # 8 x 8 -> 4 x 4
+            self.depthwise = torch.nn.Conv2d(8, 8, kernel_size=3, padding=1, groups=8)
+            self.up = torch.nn.ConvTranspose2d(8, 4, kernel_size=2, stride=2)  # 4 x 4 -> 8 x 8
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.up(self.depthwise(self.stem(pixel_values)))
+
+    def images(config, batch, seq, labels, gen):  # noqa: ANN001, ANN202 (kit's Maker signature)
+        return {"pixel_values": torch.ones(batch, 3, 8, 8)}
+
+    loaded = zoo.LoadedModel("convs", "convs", "local", "vision", Convs(), None, None, images)
+    profile = zoo.forward_profile(loaded)
+    shapes = json.loads(profile["conv_shapes"])
+    # [M, N, K, G] at batch 1, then at batch 2, and calls: output positions x batch, channels out, channels in x kernel
+    assert sorted(shapes) == [[16, 1, 9, 8, 32, 1, 9, 8, 1],  # depthwise: one channel per group, 8 groups
+                              [16, 8, 27, 1, 32, 8, 27, 1, 1],  # stem: 3 channels x 3 x 3 in, 8 out
+                              [16, 16, 8, 1, 32, 16, 8, 1, 1]]  # transposed: input positions, 4 out x 2 x 2, 8 in
+    products = sum(2 * m * n * k * g * calls for m, n, k, g, *_, calls in shapes)
+    assert products == profile["conv_flops_per_sample"]  # the products hold the convolutions' FLOPs

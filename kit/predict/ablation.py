@@ -3,7 +3,8 @@ and folds, so that whether a term earns its place is a ratio measured in one run
 
 A fact is withheld by removing it from every row (its column and its stored JSON), as if it had never been counted;
 the features are then derived again, so the analytic baselines fall back where they would without it (OpenVINO's
-kernels to torch's aten calls, its written bytes to torch's eager activation bytes, thin products to none).
+kernels to torch's aten calls, its written bytes to torch's eager activation bytes, thin products or convolutions
+to none).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kit.predict.features import (
     KERNEL_BYTES_COLUMN,
     KERNEL_COLUMN,
     KERNEL_REFERENCE_COLUMN,
+    SHAPE_COLUMNS,
     extra_dict,
     feature_frame,
 )
@@ -27,7 +29,7 @@ from kit.predict.model import Predictor, accuracy, leave_one_group_out
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
          KERNEL_REFERENCE_COLUMN: ("runtime_reference_bytes", None),
-         "matmul_shapes": ("matmul_shapes", "forward_profile")}
+         "matmul_shapes": ("matmul_shapes", "forward_profile"), "conv_shapes": ("conv_shapes", "forward_profile")}
 
 
 def check_facts(facts: list[str]) -> None:
@@ -54,7 +56,7 @@ def without_facts(frame: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
     check_facts(facts)
     if not facts:
         return frame
-    out = frame.assign(**{f: (None if f == "matmul_shapes" else np.nan) for f in facts if f in frame})
+    out = frame.assign(**{f: (None if f in SHAPE_COLUMNS else np.nan) for f in facts if f in frame})
     if "extra" in out:
         out["extra"] = out["extra"].map(lambda e: _strip(e, facts))
     return feature_frame(out)

@@ -80,7 +80,8 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     code (once per step: backward runs in C++), the roofline compute time of the convolutions once more (its
     coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
     convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
-    on every call, the FLOPs that thin matrix products lose (`thin_matmul_flops`) at the compute rate, and the bytes
+    on every call, the FLOPs that thin matrix products and thin convolutions lose (`thin_matmul_flops`,
+    `thin_conv_flops`) at the compute rate, and the bytes
     OpenVINO's reference kernels write at the measured bandwidth once more (its coefficient is their extra cost per
     byte; zero without them). The call count is OpenVINO's executed kernels where they were counted (`call_count`).
 
@@ -96,7 +97,7 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     python_calls = numeric_column(features, "python_calls_per_forward").fillna(0.0)
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
     conv_calls = numeric_column(features, "conv_calls_per_forward").fillna(0.0) * passes
-    thin = features["thin_matmul_s"].where(features["compute_s"] > 0, features["thin_matmul_flops"] / 1e12)
+    thin = features["thin_s"].where(features["compute_s"] > 0, features["thin_flops"] / 1e12)
     reference = features["reference_s"].where(features["compute_s"] > 0, features["reference_bytes"] / 1e12)
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
                             python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float),
@@ -120,10 +121,10 @@ def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
     + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
-    products lose + the traffic of OpenVINO's reference kernels, each with a non-negative coefficient fitted for
-    relative error (NNLS) per platform, precision, mode and thread count (else per platform, mode and threads, else
-    over all rows): the roofline plus the call overheads that dominate small models. Throughput is batch / time;
-    latency is the time."""
+    products and convolutions lose + the traffic of OpenVINO's reference kernels, each with a non-negative
+    coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else per platform,
+    mode and threads, else over all rows): the roofline plus the call overheads that dominate small models.
+    Throughput is batch / time; latency is the time."""
 
     target: str
     min_rows: int = 4

@@ -36,8 +36,9 @@ CATEGORICAL = ["platform", "precision", "mode", "modality"]
 PROFILE_COLUMNS = ("ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                    "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
                    "conv_calls_per_forward", "grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample",
-                   "matmul_shapes")
-NUMERIC_PROFILE = PROFILE_COLUMNS[:-1]  # matmul_shapes is JSON text (kit.zoo.model._matmul_shapes)
+                   "matmul_shapes", "conv_shapes")
+SHAPE_COLUMNS = ("matmul_shapes", "conv_shapes")  # JSON text (kit.zoo.model._shape_pairs)
+NUMERIC_PROFILE = tuple(c for c in PROFILE_COLUMNS if c not in SHAPE_COLUMNS)
 # A matrix dimension of this size halves a product's rate (efficiency d / (d + GEMM_HALF_SIZE) per dimension): a fixed
 # round guess of where thin products fall off, not fitted to the measurements
 GEMM_HALF_SIZE = 32.0
@@ -166,7 +167,20 @@ def thin_matmul_flops(shapes: Any, batch: float) -> float:
     from the stored shapes at batch 1 and 2; 0 without products, NaN without stored shapes."""
     if not isinstance(shapes, str) or not shapes:
         return np.nan
+    return _lost_flops(_shapes(shapes), batch)
+
+
+def thin_conv_flops(shapes: Any, batch: float) -> float:
+    """The same for the products that a forward's ungrouped convolutions compute (kit.zoo.model._conv_product): few
+    channels make thin products; grouped and depthwise ones are left out (little work per byte, their time follows the
+    memory's rate, not the compute's). 0 without convolutions, NaN without stored shapes."""
+    if not isinstance(shapes, str) or not shapes:
+        return np.nan
     a = _shapes(shapes)
+    return _lost_flops(a[(a[:, 3] == 1) & (a[:, 7] == 1)] if len(a) else a, batch)
+
+
+def _lost_flops(a: np.ndarray, batch: float) -> float:
     if not len(a):
         return 0.0
     m, n, k, groups = (a[:, i] + (a[:, i + 4] - a[:, i]) * (batch - 1) for i in range(4))
@@ -201,23 +215,29 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     traffic = state + activation_bytes
     flops_batch = flops_item * batch
     conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
-    shapes = frame["matmul_shapes"] if "matmul_shapes" in frame else pd.Series(None, index=frame.index, dtype=object)
-    thin_flops = pd.Series([thin_matmul_flops(s, b) for s, b in zip(shapes, batch, strict=True)],
-                           index=frame.index) * pass_factor
+    thin_flops = _thin_flops(frame, batch) * pass_factor
     reference_bytes = numeric_column(frame, KERNEL_REFERENCE_COLUMN).where(training == 0)
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
                          "conv_flops_per_batch": conv_flops_batch,
                          "conv_compute_s": conv_flops_batch / frame["peak_flops_per_s"].astype(float),
-                         "thin_matmul_flops": thin_flops,
-                         "thin_matmul_s": thin_flops / frame["peak_flops_per_s"].astype(float),
+                         "thin_flops": thin_flops,
+                         "thin_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
                          "activation_bytes": activation_bytes, "traffic_bytes": traffic,
                          "reference_bytes": reference_bytes,
                          "reference_s": reference_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
                          "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
                          "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
+
+
+def _thin_flops(frame: pd.DataFrame, batch: pd.Series) -> pd.Series:
+    """FLOPs lost to thin matrix products and thin convolutions per row; NaN where neither has stored shapes."""
+    empty = pd.Series(None, index=frame.index, dtype=object)
+    lost = [pd.Series([count(s, b) for s, b in zip(frame.get(column, empty), batch, strict=True)], index=frame.index)
+            for column, count in (("matmul_shapes", thin_matmul_flops), ("conv_shapes", thin_conv_flops))]
+    return pd.concat(lost, axis=1).sum(axis=1, min_count=1)
 
 
 def numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -247,7 +267,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "thin_matmul_flops", "thin_matmul_s", "reference_bytes", "reference_s"):
+                   "conv_flops_per_batch", "thin_flops", "thin_s", "reference_bytes", "reference_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 PROFILE_KEYS = ("flops_per_sample", "ops_per_forward", "activation_bytes_per_sample", "activation_bytes_fixed",
                 "attention_scores_per_sample", "python_calls_per_forward", "conv_flops_per_sample",
                 "conv_calls_per_forward", "grouped_conv_flops_per_sample", "grouped_conv_bytes_per_sample",
-                "matmul_shapes")
+                "matmul_shapes", "conv_shapes")
 _MM = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1}  # argument index of the left operand
 _BMM = {torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
 
@@ -137,6 +138,7 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
         self.ops, self.out_bytes, self.owned_bytes, self.scores = 0, 0, 0, 0
         self.conv_calls, self.grouped_conv_flops, self.grouped_conv_bytes = 0, 0, 0
         self.matmuls: list[tuple[int, int, int, int]] = []  # (rows M, columns N, inner K, batch G) per product
+        self.convs: list[tuple[int, int, int, int]] = []  # the same per convolution, as the product it computes
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's protocol)
         out = func(*args, **(kwargs or {}))
@@ -165,9 +167,20 @@ class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
 
         self.conv_calls += 1
         x, weight, transposed, groups = args[0], args[1], args[6], args[8]
+        self.convs.append(_conv_product(x.shape, weight.shape, out.shape, transposed, groups))
         if groups > 1:
             self.grouped_conv_flops += conv_flop_count(x.shape, weight.shape, out.shape, transposed=transposed)
             self.grouped_conv_bytes += (x.numel() * x.element_size() + out.numel() * out.element_size())
+
+
+def _conv_product(x: Any, weight: Any, out: Any, transposed: bool, groups: int) -> tuple[int, int, int, int]:
+    """(M, N, K, G) of the matrix product a convolution computes per group (im2col): rows are the batch times the
+    output positions (the input ones when transposed), columns the output channels per group (times the kernel
+    positions when transposed), the inner dimension the input channels per group (times the kernel positions)."""
+    kernel = math.prod(weight[2:])
+    if transposed:  # weight: (in, out / groups, *kernel)
+        return x[0] * math.prod(x[2:]), weight[1] * kernel, weight[0] // groups, groups
+    return out[0] * math.prod(out[2:]), weight[0] // groups, weight[1] * kernel, groups  # (out, in / groups, *k)
 
 
 def _count(loaded: LoadedModel, batch: int, seq_len: int | None, device: torch.device) -> tuple[Any, _OpCounter]:
@@ -209,8 +222,9 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
     python_calls_per_forward (`_python_calls`), conv_flops_per_sample (the part of the FLOPs in convolutions,
     whose kernels run at other rates than matrix products), conv_calls_per_forward (each also reorders its data
     for oneDNN), grouped_conv_flops_per_sample and grouped_conv_bytes_per_sample (the part of the convolutions that
-    is grouped or depthwise, and the bytes it reads and writes per sample: batch 2 minus batch 1) and matmul_shapes
-    (`_matmul_shapes`: thin products run far below the peak).
+    is grouped or depthwise, and the bytes it reads and writes per sample: batch 2 minus batch 1), matmul_shapes
+    (`_shape_pairs`: thin products run far below the peak) and conv_shapes (the same for the products the
+    convolutions compute, `_conv_product`: convolutions with few channels are thin products too).
     """
     try:
         device = next(loaded.model.parameters()).device
@@ -227,16 +241,17 @@ def forward_profile(loaded: LoadedModel, seq_len: int | None = None) -> dict[str
             "conv_flops_per_sample": _conv_flops(flops), "conv_calls_per_forward": float(one.conv_calls),
             "grouped_conv_flops_per_sample": float(one.grouped_conv_flops),
             "grouped_conv_bytes_per_sample": float(max(two.grouped_conv_bytes - one.grouped_conv_bytes, 0)),
-            "matmul_shapes": _matmul_shapes(one, two)}
+            "matmul_shapes": _shape_pairs(one.matmuls, two.matmuls),
+            "conv_shapes": _shape_pairs(one.convs, two.convs)}
 
 
-def _matmul_shapes(one: _OpCounter, two: _OpCounter) -> str | None:
-    """The matrix products of a forward as JSON text: [M, N, K, G at batch 1, then at batch 2, calls] per distinct
-    pair, so the shapes at any batch size follow (M or G grow with the batch; CLIP's similarity grows N); None when
-    the two forwards differ in their number of products."""
-    if len(one.matmuls) != len(two.matmuls):
+def _shape_pairs(one: list[tuple[int, int, int, int]], two: list[tuple[int, int, int, int]]) -> str | None:
+    """The matrix products (or convolutions, `_conv_product`) of a forward as JSON text: [M, N, K, G at batch 1, then
+    at batch 2, calls] per distinct pair, so the shapes at any batch size follow (M or G grow with the batch; CLIP's
+    similarity grows N); None when the two forwards differ in their number of products."""
+    if len(one) != len(two):
         return None
-    shapes = Counter((*a, *b) for a, b in zip(one.matmuls, two.matmuls, strict=True))
+    shapes = Counter((*a, *b) for a, b in zip(one, two, strict=True))
     return json.dumps([[*shape, n] for shape, n in sorted(shapes.items())])
 
 
