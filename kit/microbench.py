@@ -203,6 +203,7 @@ def cmd_microbench(args: Any) -> int:
 
     if not args.budget_s > 0:
         raise ConfigError(f"--budget-s must be positive, got {args.budget_s!r}")
+    check_settings(args.platforms, args.budget_s)  # every platform checked before the first is measured
     con = storage.connect(args.db or storage.DEFAULT_DB)
     for platform in args.platforms:
         peaks = measure_peaks(platform, budget_s=args.budget_s)

@@ -54,6 +54,15 @@ def test_bad_platform_or_precision_is_a_config_error() -> None:
         microbench.measure_peaks("cpu", precisions=("fp64",))
 
 
+def test_cmd_microbench_names_a_bad_platform_before_measuring_any(tmp_path, capsys) -> None:
+    from kit.cli import main
+
+    db = tmp_path / "b.duckdb"
+    assert main(["microbench", "--platforms", "cpu", "openvino", "--db", str(db)]) == 2
+    assert "no microbenchmark for platform(s) ['openvino']" in capsys.readouterr().err
+    assert not db.exists()  # nothing measured, nothing stored
+
+
 @pytest.mark.gpu
 def test_cuda_peaks() -> None:
     torch = pytest.importorskip("torch")
