@@ -74,6 +74,10 @@ def test_output_bytes_are_what_the_executed_kernels_write(ov, tiny_bert):
     assert reference.numel() * 4 <= written < torch_bytes  # the logits at least; fused kernels write less than eager
     slow = ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "fp32", 1), reference_only=True)
     assert 0 < slow < written  # BERT's embedding gathers run OpenVINO's reference kernel
+    compiled = ovb.compile_model(ov_model, "CPU", "fp32", 1)
+    moved = ovb.runtime_output_bytes(compiled, layer_types=ovb.TRANSPOSE_LAYERS)
+    assert 0 < moved < written  # BERT's attention keeps Transpose kernels of its own
+    assert ovb.runtime_output_bytes(compiled, layer_types=("NoSuchLayer",)) == 0
     if "BF16" in get_backend("openvino").capabilities():  # half the element size, where the CPU runs bf16
         assert written / 2 <= ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "bf16", 1)) < written
 
@@ -209,6 +213,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
         return [json.loads(e).get(fact) for e in storage.results_frame(con, status="ok")["extra"]]  # None stays None
 
     recorded, written = stored("runtime_layers"), stored("runtime_output_bytes")
+    moved = stored("runtime_transpose_bytes")
     on_ov = frame["platform"] == "openvino"
     assert on_ov.sum() == 2
     assert all(bool(r) and w > 0 if ov else r is None and w is None
@@ -229,6 +234,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     assert stored("runtime_layers") == recorded  # the same compiled graphs
     assert stored("runtime_output_bytes") == written
     assert all(r > 0 if ov else r is None for r, ov in zip(stored("runtime_reference_bytes"), on_ov, strict=True))
+    assert stored("runtime_transpose_bytes") == moved and all(m > 0 for m, ov in zip(moved, on_ov, strict=True) if ov)
     assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
 
     def no_count(*args):
@@ -250,5 +256,6 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     kernel_column, bytes_column = counted[kernels.KERNEL_COLUMN], counted[kernels.KERNEL_BYTES_COLUMN]
     assert kernel_column.iloc[0] == kernel_count(recorded[fp32])  # stored with the variant's result
     assert bytes_column.iloc[0] == written[fp32]
+    assert counted[kernels.KERNEL_TRANSPOSE_COLUMN].iloc[0] == moved[fp32]
     assert kernel_column.iloc[1] > 14 and bytes_column.iloc[1] > bytes_column.iloc[0]  # compiled at batch 4
     assert counted.iloc[2].isna().all()  # no kernels on torch's CPU

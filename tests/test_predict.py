@@ -569,23 +569,28 @@ def test_overhead_baseline_learns_the_cost_of_thin_convolutions() -> None:
     assert (missed / measured).mean() > 1.2  # without the shapes: too fast
 
 
-def test_overhead_baseline_learns_the_extra_cost_of_openvino_reference_kernels() -> None:
+@pytest.mark.parametrize("fact", ["runtime_reference_bytes", "runtime_transpose_bytes"])
+def test_overhead_baseline_learns_the_extra_cost_of_openvino_slow_kernels(fact: str) -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     written = frame["family"].map({"fam0": 4e5, "fam1": 1e5, "fam2": 0.0}) * frame["batch_size"]  # fam0 held out
-    extras = [json.dumps({**json.loads(e), "runtime_reference_bytes": w})
-              for e, w in zip(frame["extra"], written, strict=True)]
+    extras = [json.dumps({**json.loads(e), fact: w}) for e, w in zip(frame["extra"], written, strict=True)]
     frame = frame.assign(extra=extras)
     feats = features.feature_frame(frame)
-    assert np.allclose(feats["reference_s"], written / frame["mem_bandwidth_bytes_per_s"])
-    seconds = overhead_law(feats) + 20 * feats["reference_s"]  # plain loops: 20x the time per byte of a copy
+    assert np.allclose(feats["slow_s"], written / frame["mem_bandwidth_bytes_per_s"])
+    seconds = overhead_law(feats) + 20 * feats["slow_s"]  # plain loops, strided moves: 20x the time per byte of a copy
     law = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
     predicted, measured = fam0_from_the_others(law)
     assert np.allclose(predicted, measured, rtol=1e-3)
     missed, _ = fam0_from_the_others(law.assign(extra=law["extra"].map(
-        lambda e: json.dumps({k: v for k, v in json.loads(e).items() if k != "runtime_reference_bytes"}))))
+        lambda e: json.dumps({k: v for k, v in json.loads(e).items() if k != fact}))))
     assert (missed / measured).mean() > 1.2  # without them: too fast
     training = features.feature_frame(frame.assign(mode="training"))
-    assert training["reference_s"].isna().all()  # counted for inference graphs only
+    assert training["slow_s"].isna().all()  # counted for inference graphs only
+    both = features.feature_frame(frame.assign(extra=[json.dumps({**json.loads(e), "runtime_reference_bytes": 2 * w,
+                                                                  "runtime_transpose_bytes": w})
+                                                      for e, w in zip(frame["extra"], written, strict=True)]))
+    assert np.allclose(both["slow_bytes"], 3 * written)  # the two kinds of slow kernels add up
+    assert features.feature_frame(synthetic_frame(n_families=1))["slow_bytes"].isna().all()  # neither counted
 
 
 def test_call_count_is_openvino_kernels_where_counted_else_torch_calls() -> None:
@@ -839,6 +844,10 @@ def test_unmeasured_openvino_batch_sizes_get_written_bytes_for_their_own_batch()
               for e, r in zip(extras, reference, strict=True)]
     rows = predict.unmeasured_configurations(frame.assign(extra=extras), [16])
     assert rows.set_index("platform").loc["openvino", "kernel_reference_bytes"] == pytest.approx(1600.0)
+    extras = [json.dumps({**json.loads(e), **({"runtime_transpose_bytes": r / 4} if np.isfinite(r) else {})})
+              for e, r in zip(extras, reference, strict=True)]
+    rows = predict.unmeasured_configurations(frame.assign(extra=extras), [16])
+    assert rows.set_index("platform").loc["openvino", "kernel_transpose_bytes"] == pytest.approx(400.0)
     one = frame[frame["batch_size"] == 4].assign(extra=[e for e, b in zip(extras, frame["batch_size"], strict=True)
                                                         if b == 4])
     rows = predict.unmeasured_configurations(one, [8])  # one compiled batch size: scaled by the batch

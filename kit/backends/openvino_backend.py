@@ -14,7 +14,8 @@ How a configuration runs, and what `prepare` records in its facts:
   is bf16 where the CPU has it; what actually ran is read back from the compiled model (precision_ran), with the
   precisions of its executed layers (exec_precisions), the executed kernels by layer type (runtime_layers) and the
   bytes those kernels write per call (runtime_output_bytes: OpenVINO's own activation traffic, after its fusions),
-  and the part of them its unoptimised reference kernels write (runtime_reference_bytes).
+  the part of them its unoptimised reference kernels write (runtime_reference_bytes) and the part its Transpose
+  kernels write (runtime_transpose_bytes: pure data movement, whose cost per byte differs by precision).
   PERFORMANCE_HINT is LATENCY (the runner times one synchronous request at a time), threads follow torch's count so
   both engines get the same cores; streams are read back.
 - precisions a device lacks natively (OPTIMIZATION_CAPABILITIES) are refused in `supports`: on a CPU without FP16, an
@@ -236,16 +237,17 @@ def runtime_layers(compiled: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def runtime_output_bytes(compiled: Any, reference_only: bool = False) -> int:
+def runtime_output_bytes(compiled: Any, reference_only: bool = False, layer_types: tuple[str, ...] = ()) -> int:
     """Bytes the executed kernels write per inference (each output's static shape x its runtime element size), views
     and constants left out: the activation traffic OpenVINO's fused graph moves, smaller than torch's where it fuses.
     `reference_only`: only the kernels that run OpenVINO's reference implementation (primitive type ref_*, plain
-    loops without vector code: a Roll, a strided slice or a concatenation OpenVINO has no optimised kernel for)."""
+    loops without vector code: a Roll, a strided slice or a concatenation OpenVINO has no optimised kernel for).
+    `layer_types`: only the kernels of these layer types (e.g. ("Transpose",)); all when empty."""
     total = 0
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
-        if kind in NOT_KERNELS or kind in NO_COPY_LAYERS:
+        if kind in NOT_KERNELS or kind in NO_COPY_LAYERS or (layer_types and kind not in layer_types):
             continue
         primitive = info["primitiveType"].astype(str) if "primitiveType" in info else ""
         if reference_only and not primitive.startswith(REFERENCE_PRIMITIVE):
@@ -257,6 +259,7 @@ def runtime_output_bytes(compiled: Any, reference_only: bool = False) -> int:
     return total
 
 
+TRANSPOSE_LAYERS = ("Transpose",)  # OpenVINO CPU's permute kernels: data movement only, no arithmetic
 REFERENCE_PRIMITIVE = "ref"  # OpenVINO CPU's primitive types of its reference kernels: ref_f32, ref_any_f32, ...
 
 
@@ -285,7 +288,9 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
             "execution_devices": list(compiled.get_property(props.execution_devices)),
             "exec_precisions": exec_precisions(compiled), "runtime_layers": runtime_layers(compiled),
             "runtime_output_bytes": runtime_output_bytes(compiled),
-            "runtime_reference_bytes": runtime_output_bytes(compiled, reference_only=True), "ov_device": device}
+            "runtime_reference_bytes": runtime_output_bytes(compiled, reference_only=True),
+            "runtime_transpose_bytes": runtime_output_bytes(compiled, layer_types=TRANSPOSE_LAYERS),
+            "ov_device": device}
 
 
 def _optional_property(compiled: Any, name: str) -> Any:

@@ -17,7 +17,7 @@ from kit.predict.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_co
 
 BASELINE_KINDS = ("overhead", "roofline")
 N_OVERHEAD_TERMS = 10  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
-#                        per conv call, thin matrix products, OpenVINO's reference kernels' traffic
+#                        per conv call, thin matrix products, OpenVINO's slow data-movement kernels' traffic
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -81,9 +81,9 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     coefficient is the extra cost of a conv FLOP over the rate of the rest: non-negative, never cheaper, so without
     convolutions in training it is simply zero), convolution calls (x3 in training), whose data oneDNN reorders
     on every call, the FLOPs that thin matrix products and thin convolutions lose (`thin_matmul_flops`,
-    `thin_conv_flops`) at the compute rate, and the bytes OpenVINO's reference kernels write at the measured bandwidth
-    once more (its coefficient is their extra cost per byte; zero without them). The call count is OpenVINO's
-    executed kernels where they were counted (`call_count`).
+    `thin_conv_flops`) at the compute rate, and the bytes OpenVINO's slow data-movement kernels (its reference and
+    Transpose kernels) write at the measured bandwidth once more (its coefficient is their extra cost per byte; zero
+    without them). The call count is OpenVINO's executed kernels where they were counted (`call_count`).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).
@@ -98,10 +98,10 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     conv = features["conv_compute_s"].where(features["compute_s"] > 0, features["conv_flops_per_batch"] / 1e12)
     conv_calls = numeric_column(features, "conv_calls_per_forward").fillna(0.0) * passes
     thin = features["thin_s"].where(features["compute_s"] > 0, features["thin_flops"] / 1e12)
-    reference = features["reference_s"].where(features["compute_s"] > 0, features["reference_bytes"] / 1e12)
+    slow = features["slow_s"].where(features["compute_s"] > 0, features["slow_bytes"] / 1e12)
     return np.column_stack([np.ones(len(features)), calls, compute.astype(float), memory.astype(float), scores,
                             python_calls, conv.fillna(0.0).astype(float), conv_calls, thin.fillna(0.0).astype(float),
-                            reference.fillna(0.0).astype(float)])
+                            slow.fillna(0.0).astype(float)])
 
 
 def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -121,7 +121,7 @@ def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class OverheadBaseline:
     """Seconds per batch = fixed + per-op-call overhead + roofline compute and traffic times + attention-score work
     + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
-    products and convolutions lose + the traffic of OpenVINO's reference kernels, each with a non-negative
+    products and convolutions lose + the traffic of OpenVINO's slow data-movement kernels, each with a non-negative
     coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else per platform,
     mode and threads, else over all rows): the roofline plus the call overheads that dominate small models.
     Throughput is batch / time; latency is the time."""

@@ -48,7 +48,10 @@ KERNEL_COLUMN = "kernels_per_forward"
 KERNEL_BYTES_COLUMN = "kernel_output_bytes"
 # the part of them written by OpenVINO's reference kernels (runtime_reference_bytes: plain loops, slow per byte)
 KERNEL_REFERENCE_COLUMN = "kernel_reference_bytes"
-KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN)  # of the compiled graph, never timed
+# the part written by its Transpose kernels (runtime_transpose_bytes: strided data movement, slow per byte)
+KERNEL_TRANSPOSE_COLUMN = "kernel_transpose_bytes"
+KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN,  # of the compiled graph, never timed
+                  KERNEL_TRANSPOSE_COLUMN)
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
@@ -118,6 +121,7 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     out[KERNEL_COLUMN] = extras.map(lambda e: kernel_count(e.get("runtime_layers")))
     out[KERNEL_BYTES_COLUMN] = extras.map(lambda e: e.get("runtime_output_bytes"))
     out[KERNEL_REFERENCE_COLUMN] = extras.map(lambda e: e.get("runtime_reference_bytes"))
+    out[KERNEL_TRANSPOSE_COLUMN] = extras.map(lambda e: e.get("runtime_transpose_bytes"))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
@@ -199,7 +203,7 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     plus those that do not grow with it), and the roofline time of one batch (NaN without peaks). Activation bytes
     were counted in fp32 (half of them in fp16/bf16) from torch's eager outputs, except where OpenVINO's compiled
     graph says what its kernels write (KERNEL_BYTES_COLUMN, already at the batch size and precision it ran); the
-    bytes its reference kernels write (KERNEL_REFERENCE_COLUMN) and their time at the measured bandwidth."""
+    bytes its slow data-movement kernels write (`_slow_bytes`) and their time at the measured bandwidth."""
     training = (frame["mode"] == "training").astype(float)
     pass_factor = np.where(training > 0, TRAINING_FLOP_FACTOR, 1.0)
     flops_item = frame["flops_per_sample"].astype(float) * pass_factor
@@ -216,7 +220,7 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
     flops_batch = flops_item * batch
     conv_flops_batch = numeric_column(frame, "conv_flops_per_sample") * pass_factor * batch
     thin_flops = _thin_flops(frame, batch) * pass_factor
-    reference_bytes = numeric_column(frame, KERNEL_REFERENCE_COLUMN).where(training == 0)
+    slow_bytes = _slow_bytes(frame).where(training == 0)
     compute_s = flops_batch / frame["peak_flops_per_s"].astype(float)
     memory_s = traffic / frame["mem_bandwidth_bytes_per_s"].astype(float)
     return pd.DataFrame({"flops_per_item": flops_item, "flops_per_batch": flops_batch,
@@ -226,10 +230,18 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
                          "thin_s": thin_flops / frame["peak_flops_per_s"].astype(float),
                          "weight_bytes": weight_bytes,
                          "activation_bytes": activation_bytes, "traffic_bytes": traffic,
-                         "reference_bytes": reference_bytes,
-                         "reference_s": reference_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
+                         "slow_bytes": slow_bytes,
+                         "slow_s": slow_bytes / frame["mem_bandwidth_bytes_per_s"].astype(float),
                          "bytes_per_param": bytes_per_param, "training": training, "compute_s": compute_s,
                          "memory_s": memory_s, "roofline_s": np.fmax(compute_s, memory_s)}, index=frame.index)
+
+
+def _slow_bytes(frame: pd.DataFrame) -> pd.Series:
+    """Bytes OpenVINO's slow data-movement kernels write per inference: its reference kernels (KERNEL_REFERENCE_COLUMN,
+    plain loops) and its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves); NaN where neither was counted."""
+    reference = numeric_column(frame, KERNEL_REFERENCE_COLUMN)
+    transpose = numeric_column(frame, KERNEL_TRANSPOSE_COLUMN)
+    return (reference.fillna(0.0) + transpose.fillna(0.0)).where(reference.notna() | transpose.notna())
 
 
 def _thin_flops(frame: pd.DataFrame, batch: pd.Series) -> pd.Series:
@@ -267,7 +279,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     roof = roofline(frame)
     out = frame.copy()
     for column in ("roofline_s", "compute_s", "memory_s", "flops_per_batch", "traffic_bytes", "conv_compute_s",
-                   "conv_flops_per_batch", "thin_flops", "thin_s", "reference_bytes", "reference_s"):
+                   "conv_flops_per_batch", "thin_flops", "thin_s", "slow_bytes", "slow_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["static_memory_bytes"] = static_memory_bytes(frame)
