@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 
@@ -80,6 +82,24 @@ def test_output_bytes_are_what_the_executed_kernels_write(ov, tiny_bert):
     assert ovb.runtime_output_bytes(compiled, layer_types=("NoSuchLayer",)) == 0
     if "BF16" in get_backend("openvino").capabilities():  # half the element size, where the CPU runs bf16
         assert written / 2 <= ovb.runtime_output_bytes(ovb.compile_model(ov_model, "CPU", "bf16", 1)) < written
+
+
+def test_kernel_times_say_where_an_inference_spends_its_time(ov, tiny_bert):
+    loaded, inputs, _ = tiny_bert
+    ov_model, _ = ovb.convert(loaded.model, inputs)
+    arrays = ovb.numpy_inputs(inputs)
+    ovb.make_static(ov_model, arrays)
+    compiled = ovb.compile_model(ov_model, "CPU", "fp32", 1, profiling=True)
+    start = time.perf_counter()
+    times = ovb.kernel_times(compiled, arrays, calls=3, warmup=1)
+    wall = (time.perf_counter() - start) / 4  # per inference, warm-up included
+    assert all(seconds >= 0 for seconds in times.values()) and 0 < sum(times.values()) < 4 * wall
+    assert list(times.values()) == sorted(times.values(), reverse=True)  # largest first
+    assert times[next(k for k in times if k[0] == "FullyConnected")] > 0  # BERT's 14 matrix products ran
+    with pytest.raises(ValueError, match="profiling=True"):
+        ovb.kernel_times(ovb.compile_model(ov_model, "CPU", "fp32", 1), arrays, calls=2)
+    with pytest.raises(ValueError, match="calls=0"):
+        ovb.kernel_times(compiled, arrays, calls=0)
 
 
 def test_recorded_precision_is_read_back_from_the_compiled_model(ov, tiny_bert):

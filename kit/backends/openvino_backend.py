@@ -187,13 +187,16 @@ def quantize_int8(ov_model: Any, loaded: Any, batch_size: int) -> tuple[Any, int
     return quantised, len(items) * batch_size
 
 
-def compile_model(ov_model: Any, device: str, precision: str, threads: int | None) -> Any:
-    """Compile for the device with the precision hint always set explicitly, a LATENCY hint and torch's threads."""
+def compile_model(ov_model: Any, device: str, precision: str, threads: int | None, profiling: bool = False) -> Any:
+    """Compile for the device with the precision hint always set explicitly, a LATENCY hint and torch's threads;
+    `profiling` turns on OpenVINO's per-kernel timers (`kernel_times`)."""
     import openvino.properties as props
     import openvino.properties.hint as hints
 
     config = {hints.inference_precision: PRECISION_HINTS[precision],
               hints.performance_mode: getattr(hints.PerformanceMode, PERFORMANCE_HINT)}
+    if profiling:
+        config[props.enable_profiling] = True
     if threads and device == "CPU":
         config[props.inference_num_threads] = threads
     try:
@@ -212,6 +215,28 @@ def precision_ran(compiled: Any, requested: str) -> str:
         quantised = any(p in ("i8", "u8") for p in exec_precisions(compiled))
         return "int8" if quantised else ran
     return ran
+
+
+def kernel_times(compiled: Any, arrays: dict[str, np.ndarray], calls: int = 50, warmup: int = 10
+                 ) -> dict[tuple[str, str], float]:
+    """Seconds per inference each (layer type, implementation) of a model compiled with `profiling` spends, from
+    OpenVINO's own per-kernel timers, averaged over `calls` inferences after `warmup`: where its time goes."""
+    import openvino.properties as props
+
+    if calls < 1 or warmup < 0:
+        raise ValueError(f"calls must be >= 1 and warmup >= 0, got calls={calls}, warmup={warmup}")
+    if str(compiled.get_property(props.enable_profiling)).upper() not in ("YES", "TRUE"):  # read back as "NO"/"YES"
+        raise ValueError("no kernel timers: compile the model with profiling=True (compile_model)")
+    request, feed = compiled.create_infer_request(), _feed(compiled, arrays)
+    for _ in range(warmup):
+        request.infer(feed)
+    totals: dict[tuple[str, str], float] = {}
+    for _ in range(calls):
+        request.infer(feed)
+        for kernel in request.profiling_info:
+            key = (kernel.node_type, kernel.exec_type)
+            totals[key] = totals.get(key, 0.0) + kernel.real_time.total_seconds()
+    return {key: seconds / calls for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def exec_precisions(compiled: Any) -> dict[str, int]:
@@ -390,15 +415,21 @@ class OpenVinoBackend(Backend):
         return _infer_call(compiled, arrays), facts
 
 
-def _infer_call(compiled: Any, arrays: dict[str, np.ndarray]) -> Runnable:
-    """A zero-argument call that runs one synchronous inference and returns {output name: numpy array}."""
-    request = compiled.create_infer_request()
+def _feed(compiled: Any, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The compiled model's inputs by port name, from the zoo's arrays."""
     feed = {}
     for port in compiled.inputs:
         name = port_name(port)
         if name not in arrays:
             raise ConversionError(f"converted model wants input {name!r}; the zoo gives {sorted(arrays)}")
         feed[name] = arrays[name]
+    return feed
+
+
+def _infer_call(compiled: Any, arrays: dict[str, np.ndarray]) -> Runnable:
+    """A zero-argument call that runs one synchronous inference and returns {output name: numpy array}."""
+    request = compiled.create_infer_request()
+    feed = _feed(compiled, arrays)
     names = output_names(compiled)
 
     def call() -> dict[str, np.ndarray]:
