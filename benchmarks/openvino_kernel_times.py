@@ -16,19 +16,24 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # kit.backends.base.PRECISIONS, checked before torch is imported
+
 
 def main() -> None:
     """Print the kernel times of each precision, largest first."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a zoo model or a local model folder")
     parser.add_argument("--size", default="tiny")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--top", type=int, default=12, help="kernels shown per precision")
     args = parser.parse_args()
+    for name in ("batch", "threads", "calls", "top"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
 
     import torch
 
@@ -41,9 +46,12 @@ def main() -> None:
     for precision in args.precisions:
         ok, why = backend.supports(precision, "inference")
         if not ok:
-            raise ConfigError(f"precision {precision!r} cannot run on OpenVINO here: {why}")
+            parser.error(f"precision {precision!r} cannot run on OpenVINO here: {why}")
     torch.set_num_threads(args.threads)
-    loaded = zoo.load_model(args.model, args.size)
+    try:
+        loaded = zoo.load_model(args.model, args.size)
+    except ConfigError as exc:
+        parser.error(str(exc))
     inputs = loaded.make_inputs(args.batch, args.seq_len)
     arrays = ovb.numpy_inputs(inputs)
     converted, _ = ovb.convert(loaded.model, inputs)
