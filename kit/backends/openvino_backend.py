@@ -311,11 +311,15 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
             "num_streams": int(compiled.get_property(props.streams.num)),
             "inference_num_threads": _optional_property(compiled, props.inference_num_threads),
             "execution_devices": list(compiled.get_property(props.execution_devices)),
-            "exec_precisions": exec_precisions(compiled), "runtime_layers": runtime_layers(compiled),
-            "runtime_output_bytes": runtime_output_bytes(compiled),
+            "exec_precisions": exec_precisions(compiled), **graph_facts(compiled), "ov_device": device}
+
+
+def graph_facts(compiled: Any) -> dict[str, Any]:
+    """What the executed graph runs, never timed: its kernels by layer type and the bytes they write, all of them,
+    its reference kernels' and its Transpose kernels' (the predictor's compiled facts, kit.predict.kernels)."""
+    return {"runtime_layers": runtime_layers(compiled), "runtime_output_bytes": runtime_output_bytes(compiled),
             "runtime_reference_bytes": runtime_output_bytes(compiled, reference_only=True),
-            "runtime_transpose_bytes": runtime_output_bytes(compiled, layer_types=TRANSPOSE_LAYERS),
-            "ov_device": device}
+            "runtime_transpose_bytes": runtime_output_bytes(compiled, layer_types=TRANSPOSE_LAYERS)}
 
 
 def _optional_property(compiled: Any, name: str) -> Any:

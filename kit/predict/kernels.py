@@ -77,11 +77,7 @@ def count_kernels(variant: tuple[str, str, str, int | None], batch: int,
         for precision, threads in sorted(settings, key=str):
             ov_model = models["int8" if precision == "int8" else "float"]
             compiled = ovb.compile_model(ov_model, "CPU", precision, threads or torch.get_num_threads())
-            counts[(precision, threads)] = {
-                "runtime_layers": ovb.runtime_layers(compiled),
-                "runtime_output_bytes": ovb.runtime_output_bytes(compiled),
-                "runtime_reference_bytes": ovb.runtime_output_bytes(compiled, reference_only=True),
-                "runtime_transpose_bytes": ovb.runtime_output_bytes(compiled, layer_types=ovb.TRANSPOSE_LAYERS)}
+            counts[(precision, threads)] = ovb.graph_facts(compiled)
         return counts
     except Exception as exc:  # a back-fill is best effort: rows without counts keep torch's call count
         log.warning("cannot count OpenVINO kernels of %s (%s) at batch %d: %s", model, size, batch, exc)
