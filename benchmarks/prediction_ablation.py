@@ -26,8 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output_bytes"],
             "without OpenVINO's reference kernels": ["kernel_reference_bytes"],
             "without OpenVINO's transposes": ["kernel_transpose_bytes"],
+            "without OpenVINO's reorders": ["kernel_reorder_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes", "kernel_reference_bytes",
-                                           "kernel_transpose_bytes"],
+                                           "kernel_transpose_bytes", "kernel_reorder_bytes"],
             "without matmul shapes": ["matmul_shapes"], "without conv shapes": ["conv_shapes"]}
 
 

@@ -233,7 +233,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
         return [json.loads(e).get(fact) for e in storage.results_frame(con, status="ok")["extra"]]  # None stays None
 
     recorded, written = stored("runtime_layers"), stored("runtime_output_bytes")
-    moved = stored("runtime_transpose_bytes")
+    moved, reordered = stored("runtime_transpose_bytes"), stored("runtime_reorder_bytes")
     on_ov = frame["platform"] == "openvino"
     assert on_ov.sum() == 2
     assert all(bool(r) and w > 0 if ov else r is None and w is None
@@ -255,6 +255,8 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     assert stored("runtime_output_bytes") == written
     assert all(r > 0 if ov else r is None for r, ov in zip(stored("runtime_reference_bytes"), on_ov, strict=True))
     assert stored("runtime_transpose_bytes") == moved and all(m > 0 for m, ov in zip(moved, on_ov, strict=True) if ov)
+    assert stored("runtime_reorder_bytes") == reordered
+    assert all(r >= 0 if ov else r is None for r, ov in zip(reordered, on_ov, strict=True))  # 0: no layout change
     assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
 
     def no_count(*args):

@@ -20,6 +20,7 @@ from kit.predict.features import (
     KERNEL_BYTES_COLUMN,
     KERNEL_COLUMN,
     KERNEL_REFERENCE_COLUMN,
+    KERNEL_REORDER_COLUMN,
     KERNEL_TRANSPOSE_COLUMN,
     SHAPE_COLUMNS,
     extra_dict,
@@ -31,6 +32,7 @@ from kit.predict.model import Predictor, accuracy, leave_one_group_out
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
          KERNEL_REFERENCE_COLUMN: ("runtime_reference_bytes", None),
          KERNEL_TRANSPOSE_COLUMN: ("runtime_transpose_bytes", None),
+         KERNEL_REORDER_COLUMN: ("runtime_reorder_bytes", None),
          "matmul_shapes": ("matmul_shapes", "forward_profile"), "conv_shapes": ("conv_shapes", "forward_profile")}
 
 

@@ -50,8 +50,10 @@ KERNEL_BYTES_COLUMN = "kernel_output_bytes"
 KERNEL_REFERENCE_COLUMN = "kernel_reference_bytes"
 # the part written by its Transpose kernels (runtime_transpose_bytes: strided data movement, slow per byte)
 KERNEL_TRANSPOSE_COLUMN = "kernel_transpose_bytes"
+# the part written by its Reorder kernels (runtime_reorder_bytes: layout changes between kernels)
+KERNEL_REORDER_COLUMN = "kernel_reorder_bytes"
 KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN,  # of the compiled graph, never timed
-                  KERNEL_TRANSPOSE_COLUMN)
+                  KERNEL_TRANSPOSE_COLUMN, KERNEL_REORDER_COLUMN)
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
@@ -122,6 +124,7 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
     out[KERNEL_BYTES_COLUMN] = extras.map(lambda e: e.get("runtime_output_bytes"))
     out[KERNEL_REFERENCE_COLUMN] = extras.map(lambda e: e.get("runtime_reference_bytes"))
     out[KERNEL_TRANSPOSE_COLUMN] = extras.map(lambda e: e.get("runtime_transpose_bytes"))
+    out[KERNEL_REORDER_COLUMN] = extras.map(lambda e: e.get("runtime_reorder_bytes"))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
@@ -238,10 +241,12 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _slow_bytes(frame: pd.DataFrame) -> pd.Series:
     """Bytes OpenVINO's slow data-movement kernels write per inference: its reference kernels (KERNEL_REFERENCE_COLUMN,
-    plain loops) and its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves); NaN where neither was counted."""
-    reference = numeric_column(frame, KERNEL_REFERENCE_COLUMN)
-    transpose = numeric_column(frame, KERNEL_TRANSPOSE_COLUMN)
-    return (reference.fillna(0.0) + transpose.fillna(0.0)).where(reference.notna() | transpose.notna())
+    plain loops), its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves) and its Reorder kernels
+    (KERNEL_REORDER_COLUMN, layout changes); NaN where none was counted."""
+    parts = [numeric_column(frame, column)
+             for column in (KERNEL_REFERENCE_COLUMN, KERNEL_TRANSPOSE_COLUMN, KERNEL_REORDER_COLUMN)]
+    counted = pd.concat([part.notna() for part in parts], axis=1).any(axis=1)
+    return sum(part.fillna(0.0) for part in parts).where(counted)
 
 
 def _thin_flops(frame: pd.DataFrame, batch: pd.Series) -> pd.Series:

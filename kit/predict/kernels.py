@@ -5,8 +5,9 @@ compiled graph, never timings.
 OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
 is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
 The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), their output bytes as
-its activation traffic (`kit.predict.features.roofline`), and the parts its reference and Transpose kernels write
-(`runtime_reference_bytes`, `runtime_transpose_bytes`) as the traffic of its slow data-movement kernels. Counting
+its activation traffic (`kit.predict.features.roofline`), and the parts its reference, Transpose and Reorder kernels
+write (`runtime_reference_bytes`, `runtime_transpose_bytes`, `runtime_reorder_bytes`) as the traffic of its slow
+data-movement kernels. Counting
 converts the model once per variant and batch size, quantises it for int8 as the backend does, and compiles it per
 precision and thread count, in memory at each read; `benchkit upgrade` (kit.predict.upgrade) stores them.
 """
@@ -27,6 +28,7 @@ from kit.predict.features import (
     KERNEL_COLUMN,
     KERNEL_COLUMNS,
     KERNEL_REFERENCE_COLUMN,
+    KERNEL_REORDER_COLUMN,
     KERNEL_TRANSPOSE_COLUMN,
     extra_dict,
     kernel_count,
@@ -36,7 +38,7 @@ from kit.predict.profiles import variant_params
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
 COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes", "runtime_reference_bytes",  # of the compiled graph
-                  "runtime_transpose_bytes")
+                  "runtime_transpose_bytes", "runtime_reorder_bytes")
 
 
 def missing_kernels(frame: pd.DataFrame) -> pd.Series:
@@ -135,7 +137,8 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
             out.loc[index, KERNEL_COLUMN] = kernel_count(facts.get("runtime_layers")) or np.nan
             out.loc[index, KERNEL_BYTES_COLUMN] = facts.get("runtime_output_bytes") or np.nan
             for column, fact in ((KERNEL_REFERENCE_COLUMN, "runtime_reference_bytes"),
-                                 (KERNEL_TRANSPOSE_COLUMN, "runtime_transpose_bytes")):
+                                 (KERNEL_TRANSPOSE_COLUMN, "runtime_transpose_bytes"),
+                                 (KERNEL_REORDER_COLUMN, "runtime_reorder_bytes")):
                 written = facts.get(fact)  # 0 is a count: no such kernel
                 out.loc[index, column] = np.nan if written is None else written
     return out
@@ -143,11 +146,11 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
 
 def written_bytes_at(grid: pd.DataFrame, measured: pd.DataFrame, keys: list[str],
                      column: str = KERNEL_BYTES_COLUMN) -> pd.Series:
-    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN, or the part KERNEL_REFERENCE_COLUMN or KERNEL_TRANSPOSE_COLUMN)
-    at each grid row's batch size, from the measured rows of the same keys: a straight line through (batch, bytes)
-    where two or more batch sizes were compiled, else the one compiled count scaled by the batch (the kernels' outputs
-    are activations); NaN without any. A batch size's compiled bytes are never reused at another as they are: they grow
-    with the batch."""
+    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN, or its part KERNEL_REFERENCE_COLUMN, KERNEL_TRANSPOSE_COLUMN or
+    KERNEL_REORDER_COLUMN) at each grid row's batch size, from the measured rows of the same keys: a straight line
+    through (batch, bytes) where two or more batch sizes were compiled, else the one compiled count scaled by the batch
+    (the kernels' outputs are activations); NaN without any. A batch size's compiled bytes are never reused at
+    another as they are: they grow with the batch."""
     out = pd.Series(np.nan, index=grid.index, dtype=float)
     if grid.empty or column not in measured:
         return out
