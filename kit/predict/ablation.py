@@ -19,10 +19,8 @@ from kit.errors import ConfigError
 from kit.predict.features import (
     KERNEL_BYTES_COLUMN,
     KERNEL_COLUMN,
-    KERNEL_REFERENCE_COLUMN,
-    KERNEL_REORDER_COLUMN,
-    KERNEL_TRANSPOSE_COLUMN,
     SHAPE_COLUMNS,
+    SLOW_KERNEL_FACTS,
     extra_dict,
     feature_frame,
 )
@@ -30,9 +28,7 @@ from kit.predict.model import Predictor, accuracy, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
-         KERNEL_REFERENCE_COLUMN: ("runtime_reference_bytes", None),
-         KERNEL_TRANSPOSE_COLUMN: ("runtime_transpose_bytes", None),
-         KERNEL_REORDER_COLUMN: ("runtime_reorder_bytes", None),
+         **{column: (fact, None) for column, fact in SLOW_KERNEL_FACTS.items()},
          "matmul_shapes": ("matmul_shapes", "forward_profile"), "conv_shapes": ("conv_shapes", "forward_profile")}
 
 

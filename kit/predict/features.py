@@ -52,8 +52,10 @@ KERNEL_REFERENCE_COLUMN = "kernel_reference_bytes"
 KERNEL_TRANSPOSE_COLUMN = "kernel_transpose_bytes"
 # the part written by its Reorder kernels (runtime_reorder_bytes: layout changes between kernels)
 KERNEL_REORDER_COLUMN = "kernel_reorder_bytes"
-KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN,  # of the compiled graph, never timed
-                  KERNEL_TRANSPOSE_COLUMN, KERNEL_REORDER_COLUMN)
+# the parts written by OpenVINO's slow data-movement kernels: column -> the compiled fact it is read from
+SLOW_KERNEL_FACTS = {KERNEL_REFERENCE_COLUMN: "runtime_reference_bytes",
+                     KERNEL_TRANSPOSE_COLUMN: "runtime_transpose_bytes", KERNEL_REORDER_COLUMN: "runtime_reorder_bytes"}
+KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, *SLOW_KERNEL_FACTS)  # of the compiled graph, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
@@ -122,9 +124,8 @@ def model_facts(frame: pd.DataFrame) -> pd.DataFrame:
         out[column] = profiles.map(lambda p, c=column: p.get(c))
     out[KERNEL_COLUMN] = extras.map(lambda e: kernel_count(e.get("runtime_layers")))
     out[KERNEL_BYTES_COLUMN] = extras.map(lambda e: e.get("runtime_output_bytes"))
-    out[KERNEL_REFERENCE_COLUMN] = extras.map(lambda e: e.get("runtime_reference_bytes"))
-    out[KERNEL_TRANSPOSE_COLUMN] = extras.map(lambda e: e.get("runtime_transpose_bytes"))
-    out[KERNEL_REORDER_COLUMN] = extras.map(lambda e: e.get("runtime_reorder_bytes"))
+    for column, fact in SLOW_KERNEL_FACTS.items():
+        out[column] = extras.map(lambda e, f=fact: e.get(f))
     for column in FACT_COLUMNS:
         if column in frame:
             out[column] = frame[column].where(frame[column].notna(), out[column])
@@ -243,8 +244,7 @@ def _slow_bytes(frame: pd.DataFrame) -> pd.Series:
     """Bytes OpenVINO's slow data-movement kernels write per inference: its reference kernels (KERNEL_REFERENCE_COLUMN,
     plain loops), its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves) and its Reorder kernels
     (KERNEL_REORDER_COLUMN, layout changes); NaN where none was counted."""
-    parts = [numeric_column(frame, column)
-             for column in (KERNEL_REFERENCE_COLUMN, KERNEL_TRANSPOSE_COLUMN, KERNEL_REORDER_COLUMN)]
+    parts = [numeric_column(frame, column) for column in SLOW_KERNEL_FACTS]
     counted = pd.concat([part.notna() for part in parts], axis=1).any(axis=1)
     return sum(part.fillna(0.0) for part in parts).where(counted)
 

@@ -7,9 +7,9 @@ is a Reorder kernel of its own), so its per-call overhead follows these kernels,
 The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), their output bytes as
 its activation traffic (`kit.predict.features.roofline`), and the parts its reference, Transpose and Reorder kernels
 write (`runtime_reference_bytes`, `runtime_transpose_bytes`, `runtime_reorder_bytes`) as the traffic of its slow
-data-movement kernels. Counting
-converts the model once per variant and batch size, quantises it for int8 as the backend does, and compiles it per
-precision and thread count, in memory at each read; `benchkit upgrade` (kit.predict.upgrade) stores them.
+data-movement kernels. Counting converts the model once per variant and batch size, quantises it for int8 as the
+backend does, and compiles it per precision and thread count, in memory at each read; `benchkit upgrade`
+(kit.predict.upgrade) stores them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from kit.predict.features import (
     KERNEL_BYTES_COLUMN,
     KERNEL_COLUMN,
     KERNEL_COLUMNS,
-    KERNEL_REFERENCE_COLUMN,
-    KERNEL_REORDER_COLUMN,
-    KERNEL_TRANSPOSE_COLUMN,
+    SLOW_KERNEL_FACTS,
     extra_dict,
     kernel_count,
 )
@@ -37,8 +35,7 @@ from kit.predict.profiles import variant_params
 
 log = logging.getLogger(__name__)
 OPENVINO_CPU = "openvino"  # the platforms counted here: compiling for a GPU or NPU needs that device
-COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes", "runtime_reference_bytes",  # of the compiled graph
-                  "runtime_transpose_bytes", "runtime_reorder_bytes")
+COMPILED_FACTS = ("runtime_layers", "runtime_output_bytes", *SLOW_KERNEL_FACTS.values())  # of the compiled graph
 
 
 def missing_kernels(frame: pd.DataFrame) -> pd.Series:
@@ -136,9 +133,7 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
             facts = counts.get((str(precision), _threads(threads))) or {}
             out.loc[index, KERNEL_COLUMN] = kernel_count(facts.get("runtime_layers")) or np.nan
             out.loc[index, KERNEL_BYTES_COLUMN] = facts.get("runtime_output_bytes") or np.nan
-            for column, fact in ((KERNEL_REFERENCE_COLUMN, "runtime_reference_bytes"),
-                                 (KERNEL_TRANSPOSE_COLUMN, "runtime_transpose_bytes"),
-                                 (KERNEL_REORDER_COLUMN, "runtime_reorder_bytes")):
+            for column, fact in SLOW_KERNEL_FACTS.items():
                 written = facts.get(fact)  # 0 is a count: no such kernel
                 out.loc[index, column] = np.nan if written is None else written
     return out

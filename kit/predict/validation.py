@@ -16,9 +16,7 @@ from kit.predict.budget import repeat_floor
 from kit.predict.data import SweepOutcome, check_batch_sizes
 from kit.predict.features import (
     KERNEL_BYTES_COLUMN,
-    KERNEL_REFERENCE_COLUMN,
-    KERNEL_REORDER_COLUMN,
-    KERNEL_TRANSPOSE_COLUMN,
+    SLOW_KERNEL_FACTS,
     TARGETS,
     feature_frame,
     model_facts,
@@ -172,8 +170,7 @@ def unmeasured_configurations(frame: pd.DataFrame, batch_sizes: list[int]) -> pd
     grid = grid[new].reset_index(drop=True)
     setting = [*keys, *(["threads"] if "threads" in ok else [])]
     facts = model_facts(ok)
-    for column in (KERNEL_BYTES_COLUMN, KERNEL_REFERENCE_COLUMN, KERNEL_TRANSPOSE_COLUMN,  # not the measured batch's
-                   KERNEL_REORDER_COLUMN):
+    for column in (KERNEL_BYTES_COLUMN, *SLOW_KERNEL_FACTS):  # not the measured batch's
         grid[column] = written_bytes_at(grid, ok.assign(**{column: facts[column]}), setting, column)
     return grid.assign(**{c: np.nan for c in TARGETS.values()})
 
