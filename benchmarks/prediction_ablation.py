@@ -27,8 +27,9 @@ VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output
             "without OpenVINO's reference kernels": ["kernel_reference_bytes"],
             "without OpenVINO's transposes": ["kernel_transpose_bytes"],
             "without OpenVINO's reorders": ["kernel_reorder_bytes"],
+            "without OpenVINO's element-wise kernels": ["kernel_eltwise_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes", "kernel_reference_bytes",
-                                           "kernel_transpose_bytes", "kernel_reorder_bytes"],
+                                           "kernel_transpose_bytes", "kernel_reorder_bytes", "kernel_eltwise_bytes"],
             "without matmul shapes": ["matmul_shapes"], "without conv shapes": ["conv_shapes"]}
 
 

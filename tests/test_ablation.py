@@ -32,7 +32,8 @@ def thin_product_law(widths: dict[str, int | None] | None = None, seed: int = 0,
 def test_withheld_facts_are_gone_from_columns_and_stored_json() -> None:
     frame = synthetic_frame(n_families=1).head(2).assign(platform="openvino")
     extras = [json.dumps({**json.loads(e), "runtime_output_bytes": 5e6, "runtime_layers": {"MatMul": 3},
-                          "runtime_transpose_bytes": 1e6, "runtime_reorder_bytes": 2e6}) for e in frame["extra"]]
+                          "runtime_transpose_bytes": 1e6, "runtime_reorder_bytes": 2e6,
+                          "runtime_eltwise_bytes": 3e6}) for e in frame["extra"]]
     feats = features.feature_frame(frame.assign(extra=extras))
     assert (feats["kernel_output_bytes"] == 5e6).all() and (feats["kernels_per_forward"] == 3).all()
     stripped = without_facts(feats, ["kernel_output_bytes"])
@@ -40,7 +41,7 @@ def test_withheld_facts_are_gone_from_columns_and_stored_json() -> None:
     assert stripped["extra"].map(lambda e: "runtime_output_bytes" not in json.loads(e)).all()
     moved = without_facts(feats, ["kernel_transpose_bytes"])
     assert moved["kernel_transpose_bytes"].isna().all() and (moved["kernel_output_bytes"] == 5e6).all()
-    assert (moved["kernel_reorder_bytes"] == 2e6).all() and (moved["slow_bytes"] == 2e6).all()  # the other kind stays
+    assert (moved["kernel_reorder_bytes"] == 2e6).all() and (moved["slow_bytes"] == 5e6).all()  # the other kinds stay
     assert (stripped["activation_bytes"] < feats["activation_bytes"]).all()  # torch's eager bytes of the tiny rows
     assert without_facts(feats, []) is feats
 

@@ -234,6 +234,7 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
 
     recorded, written = stored("runtime_layers"), stored("runtime_output_bytes")
     moved, reordered = stored("runtime_transpose_bytes"), stored("runtime_reorder_bytes")
+    passed = stored("runtime_eltwise_bytes")
     on_ov = frame["platform"] == "openvino"
     assert on_ov.sum() == 2
     assert all(bool(r) and w > 0 if ov else r is None and w is None
@@ -257,6 +258,8 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
     assert stored("runtime_transpose_bytes") == moved and all(m > 0 for m, ov in zip(moved, on_ov, strict=True) if ov)
     assert stored("runtime_reorder_bytes") == reordered
     assert all(r >= 0 if ov else r is None for r, ov in zip(reordered, on_ov, strict=True))  # 0: no layout change
+    assert stored("runtime_eltwise_bytes") == passed
+    assert all(p > 0 if ov else p is None for p, ov in zip(passed, on_ov, strict=True))  # BERT's norms, GELUs
     assert pd.Series(stored("kernels_counted_later"))[on_ov].all()
 
     def no_count(*args):

@@ -569,7 +569,8 @@ def test_overhead_baseline_learns_the_cost_of_thin_convolutions() -> None:
     assert (missed / measured).mean() > 1.2  # without the shapes: too fast
 
 
-@pytest.mark.parametrize("fact", ["runtime_reference_bytes", "runtime_transpose_bytes", "runtime_reorder_bytes"])
+@pytest.mark.parametrize("fact", ["runtime_reference_bytes", "runtime_transpose_bytes", "runtime_reorder_bytes",
+                                  "runtime_eltwise_bytes"])
 def test_overhead_baseline_learns_the_extra_cost_of_openvino_slow_kernels(fact: str) -> None:
     frame = synthetic_frame(n_families=3, noise=0.0)
     written = frame["family"].map({"fam0": 4e5, "fam1": 1e5, "fam2": 0.0}) * frame["batch_size"]  # fam0 held out
@@ -586,11 +587,12 @@ def test_overhead_baseline_learns_the_extra_cost_of_openvino_slow_kernels(fact: 
     assert (missed / measured).mean() > 1.2  # without them: too fast
     training = features.feature_frame(frame.assign(mode="training"))
     assert training["slow_s"].isna().all()  # counted for inference graphs only
-    kinds = {"runtime_reference_bytes": 2, "runtime_transpose_bytes": 1, "runtime_reorder_bytes": 3}
+    kinds = {"runtime_reference_bytes": 2, "runtime_transpose_bytes": 1, "runtime_reorder_bytes": 3,
+             "runtime_eltwise_bytes": 4}
     extras = [json.dumps({**json.loads(e), **{k: n * w for k, n in kinds.items()}})
               for e, w in zip(frame["extra"], written, strict=True)]
     every = features.feature_frame(frame.assign(extra=extras))
-    assert np.allclose(every["slow_bytes"], 6 * written)  # the kinds of slow kernels add up
+    assert np.allclose(every["slow_bytes"], 10 * written)  # the kinds of slow kernels add up
     assert features.feature_frame(synthetic_frame(n_families=1))["slow_bytes"].isna().all()  # neither counted
 
 

@@ -286,6 +286,9 @@ def runtime_output_bytes(compiled: Any, reference_only: bool = False, layer_type
 
 TRANSPOSE_LAYERS = ("Transpose",)  # OpenVINO CPU's permute kernels: data movement only, no arithmetic
 REORDER_LAYERS = ("Reorder",)  # its layout changes between kernels (e.g. planar to blocked): data movement too
+# its fused element-wise chains (Subgraph: JIT snippets of adds, multiplies, activations) and its normalisations (MVN):
+# one pass over memory per output, no matrix work
+ELTWISE_LAYERS = ("Subgraph", "MVN")
 REFERENCE_PRIMITIVE = "ref"  # OpenVINO CPU's primitive types of its reference kernels: ref_f32, ref_any_f32, ...
 
 
@@ -317,12 +320,13 @@ def compiled_facts(compiled: Any, device: str, precision: str) -> dict[str, Any]
 
 def graph_facts(compiled: Any) -> dict[str, Any]:
     """What the executed graph runs, never timed: its kernels by layer type and the bytes they write, all of them,
-    its reference kernels', its Transpose kernels' and its Reorder kernels' (the predictor's compiled facts,
-    kit.predict.kernels)."""
+    its reference kernels', its Transpose kernels', its Reorder kernels' and its element-wise and normalisation
+    kernels' (the predictor's compiled facts, kit.predict.kernels)."""
     return {"runtime_layers": runtime_layers(compiled), "runtime_output_bytes": runtime_output_bytes(compiled),
             "runtime_reference_bytes": runtime_output_bytes(compiled, reference_only=True),
             "runtime_transpose_bytes": runtime_output_bytes(compiled, layer_types=TRANSPOSE_LAYERS),
-            "runtime_reorder_bytes": runtime_output_bytes(compiled, layer_types=REORDER_LAYERS)}
+            "runtime_reorder_bytes": runtime_output_bytes(compiled, layer_types=REORDER_LAYERS),
+            "runtime_eltwise_bytes": runtime_output_bytes(compiled, layer_types=ELTWISE_LAYERS)}
 
 
 def _optional_property(compiled: Any, name: str) -> Any:

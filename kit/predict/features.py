@@ -52,9 +52,12 @@ KERNEL_REFERENCE_COLUMN = "kernel_reference_bytes"
 KERNEL_TRANSPOSE_COLUMN = "kernel_transpose_bytes"
 # the part written by its Reorder kernels (runtime_reorder_bytes: layout changes between kernels)
 KERNEL_REORDER_COLUMN = "kernel_reorder_bytes"
+# the part written by its element-wise chains and normalisations (runtime_eltwise_bytes: a memory pass per output)
+KERNEL_ELTWISE_COLUMN = "kernel_eltwise_bytes"
 # the parts written by OpenVINO's slow data-movement kernels: column -> the compiled fact it is read from
 SLOW_KERNEL_FACTS = {KERNEL_REFERENCE_COLUMN: "runtime_reference_bytes",
-                     KERNEL_TRANSPOSE_COLUMN: "runtime_transpose_bytes", KERNEL_REORDER_COLUMN: "runtime_reorder_bytes"}
+                     KERNEL_TRANSPOSE_COLUMN: "runtime_transpose_bytes", KERNEL_REORDER_COLUMN: "runtime_reorder_bytes",
+                     KERNEL_ELTWISE_COLUMN: "runtime_eltwise_bytes"}
 KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, *SLOW_KERNEL_FACTS)  # of the compiled graph, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
@@ -242,8 +245,9 @@ def roofline(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _slow_bytes(frame: pd.DataFrame) -> pd.Series:
     """Bytes OpenVINO's slow data-movement kernels write per inference: its reference kernels (KERNEL_REFERENCE_COLUMN,
-    plain loops), its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves) and its Reorder kernels
-    (KERNEL_REORDER_COLUMN, layout changes); NaN where none was counted."""
+    plain loops), its Transpose kernels (KERNEL_TRANSPOSE_COLUMN, strided moves), its Reorder kernels
+    (KERNEL_REORDER_COLUMN, layout changes) and its element-wise and normalisation kernels (KERNEL_ELTWISE_COLUMN,
+    a memory pass per output); NaN where none was counted."""
     parts = [numeric_column(frame, column) for column in SLOW_KERNEL_FACTS]
     counted = pd.concat([part.notna() for part in parts], axis=1).any(axis=1)
     return sum(part.fillna(0.0) for part in parts).where(counted)

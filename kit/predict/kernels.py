@@ -5,11 +5,11 @@ compiled graph, never timings.
 OpenVINO fuses a graph before it runs it (a convolution with its norm and activation is one kernel; a layout change
 is a Reorder kernel of its own), so its per-call overhead follows these kernels, not the aten calls of torch eager.
 The predictor uses their count as OpenVINO's call count (`kit.predict.baselines.call_count`), their output bytes as
-its activation traffic (`kit.predict.features.roofline`), and the parts its reference, Transpose and Reorder kernels
-write (`runtime_reference_bytes`, `runtime_transpose_bytes`, `runtime_reorder_bytes`) as the traffic of its slow
-data-movement kernels. Counting converts the model once per variant and batch size, quantises it for int8 as the
-backend does, and compiles it per precision and thread count, in memory at each read; `benchkit upgrade`
-(kit.predict.upgrade) stores them.
+its activation traffic (`kit.predict.features.roofline`), and the parts its reference, Transpose, Reorder and
+element-wise kernels write (`runtime_reference_bytes`, `runtime_transpose_bytes`, `runtime_reorder_bytes`,
+`runtime_eltwise_bytes`) as the traffic of its slow data-movement kernels. Counting converts the model once per
+variant and batch size, quantises it for int8 as the backend does, and compiles it per precision and thread count, in
+memory at each read; `benchkit upgrade` (kit.predict.upgrade) stores them.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ def candidate_kernels(candidates: pd.DataFrame, rows: pd.DataFrame,
 
 def written_bytes_at(grid: pd.DataFrame, measured: pd.DataFrame, keys: list[str],
                      column: str = KERNEL_BYTES_COLUMN) -> pd.Series:
-    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN, or its part KERNEL_REFERENCE_COLUMN, KERNEL_TRANSPOSE_COLUMN or
-    KERNEL_REORDER_COLUMN) at each grid row's batch size, from the measured rows of the same keys: a straight line
-    through (batch, bytes) where two or more batch sizes were compiled, else the one compiled count scaled by the batch
-    (the kernels' outputs are activations); NaN without any. A batch size's compiled bytes are never reused at
-    another as they are: they grow with the batch."""
+    """OpenVINO's written bytes (KERNEL_BYTES_COLUMN, or one of its slow parts, SLOW_KERNEL_FACTS' columns) at each
+    grid row's batch size, from the measured rows of the same keys: a straight line through (batch, bytes) where two
+    or more batch sizes were compiled, else the one compiled count scaled by the batch (the kernels' outputs are
+    activations); NaN without any. A batch size's compiled bytes are never reused at another as they are: they grow
+    with the batch."""
     out = pd.Series(np.nan, index=grid.index, dtype=float)
     if grid.empty or column not in measured:
         return out
