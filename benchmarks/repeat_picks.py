@@ -1,8 +1,8 @@
 """The recommendation's null experiment: how often does a second measurement of every configuration pick the same
 best as the first? The study's sections with a choice (several platforms, precisions and batch sizes per variant)
-are measured again into a store of their own, then each variant's best there is compared with its best in the study
-(`kit.recommend.repeat_picks`), beside the leave-one-family-out picks of the predictor on the same variants, on the
-measured and the steady scale.
+are measured again into a store of their own, then each case's best there (a variant at one thread count) is
+compared with its best in the study (`kit.recommend.repeat_picks`), beside the leave-one-family-out picks of the
+predictor on the same cases, on the measured and the steady scale.
 
     .venv/bin/python benchmarks/repeat_picks.py --study outputs/benchkit.duckdb --again outputs/again.duckdb
 
@@ -53,7 +53,8 @@ def score(study: Path, again: Path, run_prefix: str) -> dict:
     for scale, one, two in (("measured", first.loc[steady.index], second), ("steady", steady, steady_frame(second))):
         picks = repeat_picks(one, two)
         same = evaluate_rankings(one, "throughput")["point"]
-        same = same[same["variant"].isin(set(picks["variant"]))]
+        cases = set(zip(picks["variant"], picks["threads"].fillna(-1), strict=True))
+        same = same[[case in cases for case in zip(same["variant"], same["threads"].fillna(-1), strict=True)]]
         out[scale] = {"variants": len(picks),
                       "second_measurement": {"hit_rate": picks.attrs["top1_hit_rate"],
                                              "mean_regret": picks.attrs["mean_regret"],

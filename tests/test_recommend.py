@@ -599,3 +599,20 @@ def test_repeat_picks_are_the_recommendations_null_experiment(two_platforms) -> 
     expected = first.loc[best].set_index("variant")["throughput_items_per_s"] / runner_up - 1
     assert np.allclose(moved.set_index("variant")["regret"], expected.loc[moved["variant"]])
     assert recommend.repeat_picks(first, first.iloc[:0]).attrs["skipped_reason"]
+
+
+def test_each_thread_count_is_a_case_of_its_own(two_platforms) -> None:
+    first = recommend.measured_frame(two_platforms).assign(threads=2)
+    # the same configurations measured later at one thread, where the ranking of the platforms flips
+    flipped = first["throughput_items_per_s"] * np.where(first["platform"] == "cpu", 3.0, 0.1)
+    one = first.assign(threads=1, throughput_items_per_s=flipped, created_at="2026-01-02T00:00:00")
+    both = pd.concat([first, one], ignore_index=True)
+    picks = recommend.repeat_picks(both, first)  # the second run measured at two threads only
+    assert picks.attrs["top1_hit_rate"] == 1.0 and (picks["threads"] == 2).all()
+    assert picks.attrs["n_variants"] == first["variant"].nunique()
+    assert recommend.repeat_picks(both, both).attrs["n_variants"] == 2 * first["variant"].nunique()
+    cases = recommend.evaluate_recommendations(both, make_predictor=lambda: fast_predictor(targets=("throughput",)))
+    alone = recommend.evaluate_recommendations(first, make_predictor=lambda: fast_predictor(targets=("throughput",)))
+    assert len(cases) == 2 * len(alone) and set(cases["threads"]) == {1, 2}
+    at_two = cases[cases["threads"] == 2].reset_index(drop=True)
+    assert (at_two["best"] == alone["best"]).all() and (at_two["n_configs"] == alone["n_configs"]).all()

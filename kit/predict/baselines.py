@@ -83,7 +83,8 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
     on every call, the FLOPs that thin matrix products and thin convolutions lose (`thin_matmul_flops`,
     `thin_conv_flops`) at the compute rate, and the bytes OpenVINO's slow data-movement kernels (its reference,
     Transpose, Reorder and element-wise kernels) write at the measured bandwidth once more (its coefficient is their
-    extra cost per byte; zero without them). The call count is OpenVINO's executed kernels where they were counted (`call_count`).
+    extra cost per byte; zero without them). The call count is OpenVINO's executed kernels where they were counted
+    (`call_count`).
 
     Without measured peaks the compute and traffic columns are FLOPs and bytes (in units of 1e12), whose coefficients
     absorb the rates. Results stored without a forward profile have no op-call, score or Python-call column (zeros).

@@ -29,7 +29,16 @@ from kit.recommend.core import (
 )
 
 EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
-EVALUATION_COLUMNS = ["variant", "group", "n_configs", "chosen", "best", "hit", "regret"]
+EVALUATION_COLUMNS = ["variant", "threads", "group", "n_configs", "chosen", "best", "hit", "regret"]
+# one recommendation case: a model variant at one intra-op thread count (the recommendation ranks the configurations
+# of one count; a count measured too is another case, never a stand-in)
+CASE_KEYS = ["variant", "threads"]
+
+
+def with_threads(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a numeric `threads` column: each result's intra-op thread count, NaN where none was recorded."""
+    threads = frame["threads"] if "threads" in frame else pd.Series(np.nan, index=frame.index)
+    return frame.assign(threads=pd.to_numeric(threads, errors="coerce"))
 
 
 def _objective_value(configs: pd.DataFrame, objective: str, hourly_prices: dict | None) -> pd.Series:
@@ -62,10 +71,10 @@ def _evaluated(result: list[dict], reason: str) -> pd.DataFrame:
 def evaluate_recommendations(data: Any, objective: str = "throughput", group_column: str = "family",
                              make_predictor: Any = None, mode: str = "inference",
                              hourly_prices: dict[str, float] | None = None, rank_by: str = "point") -> pd.DataFrame:
-    """Per model variant: the configuration recommended (ranked by `rank_by`) from predictions trained without its
-    family (none of its own measurements) against the measured best; `attrs` holds top-1 hit rate, mean/median regret
-    (how much worse the pick is than the best, as a fraction) and, when nothing could be evaluated,
-    `skipped_reason`."""
+    """Per model variant and thread count (CASE_KEYS): the configuration recommended (ranked by `rank_by`) from
+    predictions trained without its family (none of its own measurements) against the measured best; `attrs` holds
+    top-1 hit rate, mean/median regret (how much worse the pick is than the best, as a fraction) and, when nothing
+    could be evaluated, `skipped_reason`."""
     return evaluate_rankings(data, objective, group_column, make_predictor, mode, hourly_prices, (rank_by,))[rank_by]
 
 
@@ -79,7 +88,7 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
     _check(objective, None, None, hourly_prices)
     for rank_by in rank_bys:
         check_rank_by(rank_by)
-    frame = measured_frame(data)
+    frame = with_threads(measured_frame(data))
     frame = frame[frame["mode"] == mode]
     groups = sorted(frame[group_column].astype(str).unique())
     if len(groups) < 2:
@@ -92,9 +101,9 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
         held = frame[frame[group_column].astype(str) == group]
         train = frame[frame[group_column].astype(str) != group]
         predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
-        for variant, vrows in held.groupby("variant"):
+        for (variant, threads), vrows in held.groupby(CASE_KEYS, dropna=False):
             for rank_by, picked in _picks(vrows, predictor, objective, hourly_prices, rank_bys).items():
-                out[rank_by].append({"variant": variant, "group": group, **picked})
+                out[rank_by].append({"variant": variant, "threads": threads, "group": group, **picked})
     why = f"no held-out {mode} variant has two or more measured configurations to choose between"
     return {rank_by: _evaluated(rows, why) for rank_by, rows in out.items()}
 
@@ -130,25 +139,27 @@ def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_pri
 
 def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: str = "inference",
                  hourly_prices: dict[str, float] | None = None) -> pd.DataFrame:
-    """The recommendation's null experiment: per model variant measured in both (two runs, e.g. two stores), the best
-    configuration by the second measurement against the best by the first, over the configurations both hold; `attrs`
+    """The recommendation's null experiment: per model variant and thread count (CASE_KEYS) measured in both (two runs,
+    e.g. two stores), the best configuration by the second measurement against the best by the first, over the
+    configurations both hold; `attrs`
     as `evaluate_recommendations` (hit rate, regret on the first's values). It is the hit rate a predictor as good as
     a second measurement reaches: ties within the machine's spread between runs make it less than 1."""
     _check(objective, None, None, hourly_prices)
     frames = []
     for data in (first, second):
-        frame = measured_frame(data)
+        frame = with_threads(measured_frame(data))
         frame = frame[frame["mode"] == mode]
-        frame = frame.sort_values("created_at").drop_duplicates(["variant", *EVALUATION_KEYS], keep="last")
+        frame = frame.sort_values("created_at").drop_duplicates([*CASE_KEYS, *EVALUATION_KEYS], keep="last")
         frames.append(frame.assign(_value=_objective_value(frame, objective, hourly_prices)).dropna(subset="_value"))
-    both = frames[0].merge(frames[1][["variant", *EVALUATION_KEYS, "_value"]], on=["variant", *EVALUATION_KEYS],
-                           suffixes=("", "_again"))
+    keys = [*CASE_KEYS, *EVALUATION_KEYS]
+    both = frames[0].merge(frames[1][[*keys, "_value"]], on=keys, suffixes=("", "_again"))
     rows = []
-    for variant, configs in both.groupby("variant"):
+    for (variant, threads), configs in both.groupby(CASE_KEYS, dropna=False):
         if len(configs) < 2:
             continue
         best, chosen = _best(configs["_value"], objective), _best(configs["_value_again"], objective)
-        rows.append({"variant": variant, "group": configs["family"].iloc[0], "n_configs": len(configs),
+        rows.append({"variant": variant, "threads": threads, "group": configs["family"].iloc[0],
+                     "n_configs": len(configs),
                      "chosen": "|".join(map(str, configs.loc[chosen, EVALUATION_KEYS])),
                      "best": "|".join(map(str, configs.loc[best, EVALUATION_KEYS])), "hit": bool(best == chosen),
                      "regret": _regret(configs["_value"][best], configs["_value"][chosen], objective)})
