@@ -15,7 +15,7 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.predict import Predictor
-from kit.predict.features import KERNEL_COLUMNS, TARGETS
+from kit.predict.features import KERNEL_COLUMNS, TARGETS, numeric_column
 from kit.recommend.core import (
     FACT_COLUMNS,
     OBJECTIVES,
@@ -37,8 +37,7 @@ CASE_KEYS = ["variant", "threads"]
 
 def with_threads(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with a numeric `threads` column: each result's intra-op thread count, NaN where none was recorded."""
-    threads = frame["threads"] if "threads" in frame else pd.Series(np.nan, index=frame.index)
-    return frame.assign(threads=pd.to_numeric(threads, errors="coerce"))
+    return frame.assign(threads=numeric_column(frame, "threads"))
 
 
 def _objective_value(configs: pd.DataFrame, objective: str, hourly_prices: dict | None) -> pd.Series:
