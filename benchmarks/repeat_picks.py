@@ -44,6 +44,7 @@ def score(study: Path, again: Path, run_prefix: str) -> dict:
     from kit import storage
     from kit.predict.steady import steady_frame
     from kit.recommend import evaluate_rankings, measured_frame, repeat_picks
+    from kit.recommend.evaluation import CASE_KEYS
 
     first = measured_frame(storage.connect(study, read_only=True))
     first = first[first["run_id"].astype(str).str.startswith(run_prefix)]
@@ -53,8 +54,7 @@ def score(study: Path, again: Path, run_prefix: str) -> dict:
     for scale, one, two in (("measured", first.loc[steady.index], second), ("steady", steady, steady_frame(second))):
         picks = repeat_picks(one, two)
         same = evaluate_rankings(one, "throughput")["point"]
-        cases = set(zip(picks["variant"], picks["threads"].fillna(-1), strict=True))
-        same = same[[case in cases for case in zip(same["variant"], same["threads"].fillna(-1), strict=True)]]
+        same = same.merge(picks[CASE_KEYS], on=CASE_KEYS)  # the same cases (NaN threads match NaN)
         out[scale] = {"variants": len(picks),
                       "second_measurement": {"hit_rate": picks.attrs["top1_hit_rate"],
                                              "mean_regret": picks.attrs["mean_regret"],

@@ -35,7 +35,7 @@ EVALUATION_COLUMNS = ["variant", "threads", "group", "n_configs", "chosen", "bes
 CASE_KEYS = ["variant", "threads"]
 
 
-def with_threads(frame: pd.DataFrame) -> pd.DataFrame:
+def _with_threads(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with a numeric `threads` column: each result's intra-op thread count, NaN where none was recorded."""
     return frame.assign(threads=numeric_column(frame, "threads"))
 
@@ -87,7 +87,7 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
     _check(objective, None, None, hourly_prices)
     for rank_by in rank_bys:
         check_rank_by(rank_by)
-    frame = with_threads(measured_frame(data))
+    frame = _with_threads(measured_frame(data))
     frame = frame[frame["mode"] == mode]
     groups = sorted(frame[group_column].astype(str).unique())
     if len(groups) < 2:
@@ -146,7 +146,7 @@ def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: s
     _check(objective, None, None, hourly_prices)
     frames = []
     for data in (first, second):
-        frame = with_threads(measured_frame(data))
+        frame = _with_threads(measured_frame(data))
         frame = frame[frame["mode"] == mode]
         frame = frame.sort_values("created_at").drop_duplicates([*CASE_KEYS, *EVALUATION_KEYS], keep="last")
         frames.append(frame.assign(_value=_objective_value(frame, objective, hourly_prices)).dropna(subset="_value"))
