@@ -1,7 +1,8 @@
 """Does the predictor do better on the steady scale, or with the coverage architectures? Leave-one-family-out
 throughput and latency scores of one store on the measured and the steady scale (beside each scale's repeat floor
-and, per platform and thread count, the normalised floor), the families held out together, the same with a coverage
-run's architectures added to the training data, and the recommendation's hit rate and regret on both scales.
+and, per platform and thread count, the normalised floor), the families held out together (on both scales), the same
+with a coverage run's architectures added to the training data, and the recommendation's hit rate and regret on both
+scales.
 
     .venv/bin/python benchmarks/prediction_scales.py --db outputs/benchkit.duckdb --run-prefix pred-data \
         --architectures coverage-tf5.25.0
@@ -63,7 +64,7 @@ def main() -> None:
            "repeats": records(repeats),
            "scales": records(predict.steady_scores(frame, template, repeats, measured, steady)),
            "steady_floor": records(predict.steady_budget(steady, frame, measurements)),
-           "fresh": records(predict.held_out_table(predict.validate_held_out(frame, fresh, template)))}
+           "fresh": records(predict.held_out_scales(frame, fresh, template))}
     latency = predict.Predictor(targets=("latency",), **settings)
     steady_latency = predict.validate_steady(frame, latency, "latency")
     out["latency_scales"] = records(predict.steady_scores(frame, latency, predict.repeat_table(measurements, "latency"),

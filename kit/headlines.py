@@ -86,14 +86,17 @@ def training(run_id: str, records: list[Record], tvi: pd.DataFrame, phases: pd.D
 
 def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, repeats: pd.DataFrame,
                steady: pd.DataFrame, with_architectures: pd.DataFrame | None = None,
-               steady_floor: pd.DataFrame | None = None, steady_latency: pd.DataFrame | None = None) -> Headline:
+               steady_floor: pd.DataFrame | None = None, steady_latency: pd.DataFrame | None = None,
+               held_out_scales: pd.DataFrame | None = None) -> Headline:
     """Notebook 04 from kit.predict.headline's values: held-out error (measured and steady scale, and with the
     coverage architectures learned from), share within 10 %, interval coverage, the repeat floor (and per setting on
-    the steady scale), median latency on both scales, the families."""
+    the steady scale), median latency on both scales, the families held out together on both scales
+    (kit.predict.held_out_scales), the families."""
     steady_mape = float(steady.loc["steady", "mape"]) if "steady" in steady.index else None
     latency = steady_latency if steady_latency is not None else pd.DataFrame()
     latency_mape = {scale: float(latency.loc[scale, "mape"]) if scale in latency.index else None
                     for scale in ("measured", "steady")}
+    together = {scale: _held_out_mape(held_out_scales, scale) for scale in ("measured", "steady")}
     architectures = with_architectures if with_architectures is not None else pd.DataFrame()
     learned = architectures.iloc[-1] if len(architectures) > 1 else None
     keys = ("n_train", "n_families", "throughput_mape", "throughput_within_10", "throughput_coverage",
@@ -107,7 +110,9 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
               "with_architectures_mape": None if learned is None else float(learned["mape"]),
               "steady_floor": [] if steady_floor is None else steady_floor.reset_index().to_dict("records"),
               "steady_latency_scores": latency.reset_index().to_dict("records"),
-              "steady_latency_mape": latency_mape["steady"]}
+              "steady_latency_mape": latency_mape["steady"],
+              "held_out_scales": [] if held_out_scales is None else held_out_scales.reset_index().to_dict("records"),
+              "held_out_steady_throughput_mape": together["steady"]}
     figures = {
         "throughput error on families held out (MAPE)": pct(h.get("throughput_mape")),
         "the same on the steady scale (beside the machine reference)": pct(steady_mape),
@@ -119,9 +124,17 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
         "a second measurement's own error (repeat floor)": pct(h.get("repeat_mape")),
         "median latency error on families held out, steady scale (measured scale)": None if latency.empty else (
             f"{pct(latency_mape['steady'])} ({pct(latency_mape['measured'])})"),
+        "throughput error on the families held out together, steady scale (measured scale)":
+            None if together["steady"] is None else f"{pct(together['steady'])} ({pct(together['measured'])})",
         "families in the data": str(h.get("n_families")),
     }
     return Headline(values, figures)
+
+
+def _held_out_mape(table: pd.DataFrame | None, scale: str) -> float | None:
+    """The throughput MAPE of all groups held out together on one scale of kit.predict.held_out_scales' table."""
+    key = (scale, "throughput", "all")
+    return None if table is None or key not in table.index else float(table.loc[key, "mape"])
 
 
 def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_ms: float | None,

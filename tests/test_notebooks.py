@@ -63,7 +63,10 @@ EXPECT = {
         and sum(row["n"] for row in r["steady_floor"]) == r["steady_scores"][1]["n"]
         and [row["scale"] for row in r["steady_latency_scores"]] == ["measured", "steady"]
         and r["steady_latency_scores"][0]["n"] == r["steady_latency_scores"][1]["n"] >= 1
-        and r["steady_latency_mape"] >= 0),
+        and r["steady_latency_mape"] >= 0
+        and {(row["scale"], row["group"]) for row in r["held_out_scales"]} >= {("measured", "all"), ("steady", "all"),
+                                                                                ("steady", "vit")}
+        and r["held_out_steady_throughput_mape"] >= 0),
     "05_recommendation": lambda r: (
         r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]

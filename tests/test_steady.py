@@ -151,6 +151,20 @@ def test_a_law_learnt_on_the_steady_scale_is_recovered_where_the_measured_scale_
     assert scores["repeat_mape"].isna().all()  # no repeat table given
 
 
+def test_families_held_out_together_are_scored_on_both_scales_on_the_same_rows():
+    frame = predict.features.feature_frame(drifted(synthetic_frame(n_families=4, noise=0.02, seed=1), seed=5))
+    frame.loc[frame.index[:3], "normalised_throughput"] = np.nan  # measured without the reference: on neither scale
+    table = predict.held_out_scales(frame, ["fam0", "fam1"], fast_predictor(targets=("throughput", "memory")))
+    assert list(table.index.names) == ["scale", "target", "group"]
+    assert set(table.index) == {(s, "throughput", g) for s in ("measured", "steady") for g in ("all", "fam0", "fam1")}
+    held = frame["family"].isin(["fam0", "fam1"]) & frame["normalised_throughput"].notna()
+    assert (table.xs("all", level="group")["n"] == held.sum()).all()
+    assert table.loc[("steady", "throughput", "all"), "mape"] < 0.06 < 0.12 < table.loc[
+        ("measured", "throughput", "all"), "mape"]
+    assert predict.held_out_scales(frame, [], fast_predictor()).empty
+    assert predict.held_out_scales(frame, ["fam0"], fast_predictor(targets=("memory",))).empty
+
+
 def test_the_measured_scale_reuses_the_frame_validation_when_every_row_is_steady(monkeypatch):
     frame = predict.features.feature_frame(drifted(synthetic_frame(n_families=3, noise=0.02, seed=2), seed=6))
     template = fast_predictor(targets=("throughput",))

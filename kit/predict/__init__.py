@@ -36,7 +36,15 @@ from kit.predict.model import (
     min_residuals,
 )
 from kit.predict.remeasure import best_measurements, noisy_summary, prefer_converged, remeasure_noisy
-from kit.predict.steady import steady_budget, steady_frame, steady_scores, to_absolute, to_steady, validate_steady
+from kit.predict.steady import (
+    held_out_scales,
+    steady_budget,
+    steady_frame,
+    steady_scores,
+    to_absolute,
+    to_steady,
+    validate_steady,
+)
 from kit.predict.study import PredictionStudy, plan_study
 from kit.predict.validation import (
     MAPE_GOAL,
@@ -61,7 +69,8 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "PredictionStudy", "Predi
            "SWEEP_OPTIONS", "SweepOutcome", "TargetModel", "Validation", "accuracy", "all_measurements",
            "architecture_frame", "architecture_rows", "architecture_scores",
            "best_measurements", "check_batch_sizes", "check_held_out_families", "describe_specs", "error_budget",
-           "goal_table", "headline", "held_out_table", "hold_out_groups", "leave_one_group_out", "min_residuals",
+           "goal_table", "headline", "held_out_scales", "held_out_table", "hold_out_groups", "leave_one_group_out",
+           "min_residuals",
            "noisy_summary", "other_repeats_mean", "per_group_table", "per_value_table", "plan_study",
            "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "repeat_floor",
            "repeat_table", "run_prediction_sweep", "scores_table", "steady_budget", "steady_frame", "steady_scores",

@@ -246,3 +246,26 @@ def steady_scores(frame: pd.DataFrame, template: Any, repeats: pd.DataFrame | No
         rows.append({"scale": scale, **score[["n", "mape", "median_ape", "within_10", "coverage"]].to_dict(),
                      "repeat_mape": floors.get(floor, np.nan)})
     return pd.DataFrame(rows).set_index("scale")
+
+
+def held_out_scales(frame: pd.DataFrame, held_out: list[str], template: Any = None) -> pd.DataFrame:
+    """The named groups held out together (`validate_held_out`, `held_out_table`) on the measured and on the steady
+    scale, on the same rows (those with throughput and latency on the steady scale), index (scale, target, group):
+    throughput and latency of the template's targets, both scales; nothing on the steady scale when no row has one."""
+    from dataclasses import replace
+
+    from kit.predict.model import Predictor
+    from kit.predict.validation import HELD_OUT_COLUMNS, held_out_table, validate_held_out
+
+    template = template or Predictor()
+    targets = tuple(t for t in template.targets if t in STEADY_COLUMNS)
+    if not held_out or not targets:
+        return pd.DataFrame(columns=HELD_OUT_COLUMNS[2:],
+                            index=pd.MultiIndex.from_tuples([], names=["scale", "target", "group"]))
+    template = replace(template, targets=targets, models={}, train_groups=set())
+    steady = steady_data(frame)
+    scales = {"measured": frame.loc[steady.index] if len(steady) else frame}
+    if len(steady):
+        scales["steady"] = steady
+    tables = {scale: held_out_table(validate_held_out(data, held_out, template)) for scale, data in scales.items()}
+    return pd.concat(tables, names=["scale"])
