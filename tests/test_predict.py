@@ -267,6 +267,25 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     assert {s.models[0] for s in specs[:len(grid)]} == set(params["models"])
 
 
+def test_prediction_data_yaml_measures_detr_with_a_convolution_bound_backbone(tmp_path) -> None:
+    from kit.config import load_parameters
+    from kit.zoo.loading import load_model
+    from kit.zoo.model import forward_profile
+
+    params = {**load_parameters("parameters/prediction_data.yaml"), "checkpoint_folder": str(tmp_path)}
+    specs = [s for s in predict.prediction_sweep_specs(params) if "backbone_config.hidden_sizes" in s.overrides]
+    assert [s.models for s in specs] == [["detr"], ["detr"]]
+    assert all({"cpu", "openvino"} <= set(s.platforms) and set(s.precisions) == {"fp32", "bf16", "int8"}
+               for s in specs)
+    for spec in specs:  # detr-resnet-50's proportions: stage widths 1, 2, 4 and 8 times d_model
+        width = spec.overrides["hidden_size"]
+        assert spec.overrides["backbone_config.hidden_sizes"] == [width, 2 * width, 4 * width, 8 * width]
+    profile = forward_profile(load_model("detr", "tiny", overrides=specs[0].overrides))
+    plain = forward_profile(load_model("detr", "tiny", overrides={"num_hidden_layers": 4, "hidden_size": 256}))
+    assert profile["conv_flops_per_sample"] > 0.8 * profile["flops_per_sample"]  # convolution-bound
+    assert plain["conv_flops_per_sample"] < 0.1 * plain["flops_per_sample"]  # the tiny backbone is not
+
+
 def test_the_later_check_predicts_48_new_configurations_and_repeats_18_of_the_study(tmp_path) -> None:
     from kit.config import load_parameters
 
