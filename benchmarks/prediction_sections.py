@@ -2,7 +2,7 @@
 families on the steady scale, scored on the same rows (those outside the section) with the section's rows in the
 training data and without them, then the families outside the zoo held out together, on both scales, each way.
 
-    .venv/bin/python benchmarks/prediction_sections.py --db outputs/study.duckdb --section "-lg7-|-lg8-"
+    .venv/bin/python benchmarks/prediction_sections.py --db outputs/study.duckdb --section "pred-data-lg[78]-"
 
 `--section` is a regular expression on the run id (the sweep names each section's runs `pred-data-lg<i>-...`, the
 `i`-th `larger` mapping after the first). The zoo's folds choose; the fresh families are the check made once afterwards.
@@ -49,8 +49,9 @@ def main() -> None:
             zoo[["platform", "threads"]], how="left")
         rows = rows[~section.reindex(rows.index, fill_value=False)]
         error = (rows["pred"] / rows["measured"] - 1).abs()
-        scores[f"zoo {way}"] = {"n": len(rows), "mape": error.mean(), "within_10": (error < 0.1).mean(),
-                                "by_setting": {f"{p} {t}": e for (p, t), e in
+        scores[f"zoo {way}"] = {"n": len(rows), "mape": round(float(error.mean()), 4),
+                                "within_10": round(float((error < 0.1).mean()), 4),
+                                "by_setting": {f"{p} {t}": round(float(e), 4) for (p, t), e in
                                                error.groupby([rows["platform"], rows["threads"]]).mean().items()}}
         fresh = predict.held_out_scales(part, [f for f in FRESH if f in set(part["family"])], template)
         scores[f"fresh {way}"] = json.loads(fresh.reset_index().to_json(orient="records"))
