@@ -33,6 +33,7 @@ def main() -> None:
     from prediction_scales import FRESH
 
     from kit import predict, storage
+    from kit.predict.ablation import section_table
     from kit.predict.steady import steady_frame
     from kit.zoo.families import REGISTRY
 
@@ -42,21 +43,15 @@ def main() -> None:
     frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
     section = frame["run_id"].astype(str).str.contains(args.section)
     template = predict.Predictor(targets=("throughput",), coverage=0.9)
-    scores = {"section_rows": int(section.sum())}
+    zoo = steady_frame(frame[frame["family"].isin(set(REGISTRY))])
+    table = section_table(zoo, section, make_predictor=lambda: predict.Predictor(targets=("throughput",),
+                                                                                  coverage=0.9))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    scores = {"section_rows": int(section.sum()), "zoo": json.loads(table.round(4).to_json(orient="records"))}
     for way, part in (("with", frame), ("without", frame[~section])):
-        zoo = steady_frame(part[part["family"].isin(set(REGISTRY))])
-        rows = predict.validate_targets(zoo, template)["throughput"].predictions.join(
-            zoo[["platform", "threads"]], how="left")
-        rows = rows[~section.reindex(rows.index, fill_value=False)]
-        error = (rows["pred"] / rows["measured"] - 1).abs()
-        scores[f"zoo {way}"] = {"n": len(rows), "mape": round(float(error.mean()), 4),
-                                "within_10": round(float((error < 0.1).mean()), 4),
-                                "by_setting": {f"{p} {t}": round(float(e), 4) for (p, t), e in
-                                               error.groupby([rows["platform"], rows["threads"]]).mean().items()}}
         fresh = predict.held_out_scales(part, [f for f in FRESH if f in set(part["family"])], template)
         scores[f"fresh {way}"] = json.loads(fresh.reset_index().to_json(orient="records"))
-        print(f"zoo {way} the section:", {k: v for k, v in scores[f"zoo {way}"].items() if k != "by_setting"},
-              scores[f"zoo {way}"]["by_setting"])
+        print(f"fresh families, {way} the section:")
         print(fresh.reset_index()[["scale", "group", "n", "mape", "median_ape", "within_10"]].to_string(
             index=False, float_format=lambda v: f"{v:.3f}"))
     scores["seconds"] = time.perf_counter() - start

@@ -8,7 +8,7 @@ import pytest
 
 from kit.errors import ConfigError
 from kit.predict import Predictor, features
-from kit.predict.ablation import ablation_table, without_facts
+from kit.predict.ablation import ablation_table, section_table, without_facts
 from tests.test_predict import overhead_law, synthetic_frame
 
 
@@ -83,6 +83,24 @@ def test_extra_training_rows_teach_a_fact_the_other_families_lack() -> None:
     assert helped.loc["all", "n"] == alone.loc["all", "n"] == len(zoo)  # extra rows are never scored
     assert helped.loc["all", "mape"] < 0.01 < alone.loc["all", "mape"]  # learnt only from the extra rows
     assert helped.loc["no shapes", "mape"] > 0.05  # withheld from the extra rows too
+
+
+def test_a_section_of_rows_is_judged_on_the_rows_outside_it() -> None:
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    zoo = thin_product_law({"fam0": 16, "fam1": None, "fam2": None})  # only fam0's thin products are stored
+    section = thin_product_law({"arch-a": 16, "arch-b": 48}, seed=1)  # the rows that teach what they cost
+    frame = pd.concat([zoo, section], ignore_index=True)
+    mask = frame["family"].str.startswith("arch")
+    table = section_table(frame, mask, by=("platform",), make_predictor=make_predictor).set_index("variant")
+    with_it, without = table.loc["with the section"], table.loc["without the section"]
+    assert with_it["n"] == without["n"] == len(zoo)  # the same rows, the section's never scored
+    assert (table["section_rows"] == len(section)).all()
+    assert with_it["mape"] < 0.01 < without["mape"]  # fam0 is learnt from the section alone
+    assert with_it["mape cpu"] == pytest.approx(with_it["mape"])
+    with pytest.raises(ConfigError, match="every row"):
+        section_table(frame, pd.Series(True, index=frame.index))
 
 
 def test_unknown_fact_is_named_before_any_work() -> None:

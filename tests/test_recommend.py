@@ -500,8 +500,9 @@ def test_recommend_turns_steady_figures_into_todays_before_constraints_apply() -
     from tests.test_steady import drifted
 
     data = predict.steady.steady_data(drifted(synthetic_frame(n_families=3, noise=0.0), sigma=0.0))
-    plain = recommend.recommend(data, "fam0", predictor=fast_predictor().fit(data), **VARIANT)
-    today = recommend.recommend(data, "fam0", predictor=fast_predictor().fit(data), **VARIANT,
+    predictor = fast_predictor().fit(data)
+    plain = recommend.recommend(data, "fam0", predictor=predictor, **VARIANT)
+    today = recommend.recommend(data, "fam0", predictor=predictor, **VARIANT,
                                 to_today={"throughput": 0.5, "latency": 2.0})
     keys = ["platform", "precision", "batch_size"]
     plain, today = plain.set_index(keys), today.set_index(keys).loc[plain.set_index(keys).index]
@@ -509,7 +510,7 @@ def test_recommend_turns_steady_figures_into_todays_before_constraints_apply() -
                            ("latency_high_s", 2.0)):
         np.testing.assert_allclose(today[column], plain[column] * factor)
     bound = float(plain["latency_high_s"].max()) * 1.01  # every candidate fits it on the steady scale, not today
-    kept = recommend.recommend(data, "fam0", "latency", latency_bound_s=bound, predictor=fast_predictor().fit(data),
+    kept = recommend.recommend(data, "fam0", "latency", latency_bound_s=bound, predictor=predictor,
                                **VARIANT, to_today={"throughput": 0.5, "latency": 2.0})
     assert len(kept) < len(plain)
 
@@ -611,8 +612,11 @@ def test_each_thread_count_is_a_case_of_its_own(two_platforms) -> None:
     assert picks.attrs["top1_hit_rate"] == 1.0 and (picks["threads"] == 2).all()
     assert picks.attrs["n_variants"] == first["variant"].nunique()
     assert recommend.repeat_picks(both, both).attrs["n_variants"] == 2 * first["variant"].nunique()
-    cases = recommend.evaluate_recommendations(both, make_predictor=lambda: fast_predictor(targets=("throughput",)))
-    alone = recommend.evaluate_recommendations(first, make_predictor=lambda: fast_predictor(targets=("throughput",)))
+    def make_predictor():
+        return fast_predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    cases = recommend.evaluate_recommendations(both, make_predictor=make_predictor)
+    alone = recommend.evaluate_recommendations(first, make_predictor=make_predictor)
     assert len(cases) == 2 * len(alone) and set(cases["threads"]) == {1, 2}
     at_two = cases[cases["threads"] == 2].reset_index(drop=True)
     assert (at_two["best"] == alone["best"]).all() and (at_two["n_configs"] == alone["n_configs"]).all()

@@ -1,5 +1,6 @@
 """Ablations: the leave-one-family-out accuracy of the predictor with some of its facts withheld, on the same rows
-and folds, so that whether a term earns its place is a ratio measured in one run, not a comparison across runs.
+and folds, so that whether a term earns its place is a ratio measured in one run, not a comparison across runs;
+and the same with a section of the training rows withheld (`section_table`), to judge a part of the sweep.
 
 A fact is withheld by removing it from every row (its column and its stored JSON), as if it had never been counted;
 the features are then derived again, so the analytic baselines fall back where they would without it (OpenVINO's
@@ -78,16 +79,37 @@ def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: 
         extra = without_facts(extra_training, facts) if extra_training is not None else None
         predictions = leave_one_group_out(data, target, make_predictor=make_predictor,
                                           extra_training=extra).predictions
-        row = {"variant": name, "withheld": ", ".join(facts) or "none"}
-        row.update({k: v for k, v in accuracy(predictions["measured"], predictions["pred"]).items()
-                    if k in ("n", "mape", "within_10")})
-        columns = [c for c in by if c in data]
-        if columns:
-            labels = data.loc[predictions.index, columns].map(_label).agg("/".join, axis=1)
-            for label, part in predictions.groupby(labels):
-                row[f"mape {label}"] = accuracy(part["measured"], part["pred"])["mape"]
-        rows.append(row)
+        rows.append({"variant": name, "withheld": ", ".join(facts) or "none", **_scores(predictions, data, by)})
     return pd.DataFrame(rows)
+
+
+def section_table(frame: pd.DataFrame, section: pd.Series, target: str = "throughput",
+                  by: tuple[str, ...] = ("platform", "threads"),
+                  make_predictor: Callable[[], Predictor] | None = None) -> pd.DataFrame:
+    """Is a section of the training rows (a boolean mask on the frame, e.g. one part of a sweep) worth having?
+    Leave-one-family-out MAPE and share within 10 % with the section's rows in the training data and without them,
+    both scored on the same rows: those outside the section (a section's rows are never scored)."""
+    section = section.reindex(frame.index, fill_value=False).astype(bool)
+    if not (~section).any():
+        raise ConfigError("the section holds every row: no rows are left to score")
+    rows = []
+    for way, data in (("with the section", frame), ("without the section", frame[~section])):
+        predictions = leave_one_group_out(data, target, make_predictor=make_predictor).predictions
+        predictions = predictions[~section.reindex(predictions.index, fill_value=False)]
+        rows.append({"variant": way, "section_rows": int(section.sum()), **_scores(predictions, frame, by)})
+    return pd.DataFrame(rows)
+
+
+def _scores(predictions: pd.DataFrame, data: pd.DataFrame, by: tuple[str, ...]) -> dict[str, float]:
+    """n, MAPE and share within 10 % of the predictions, and MAPE per value of the `by` columns of their rows."""
+    row = {k: v for k, v in accuracy(predictions["measured"], predictions["pred"]).items()
+           if k in ("n", "mape", "within_10")}
+    columns = [c for c in by if c in data]
+    if columns:
+        labels = data.loc[predictions.index, columns].map(_label).agg("/".join, axis=1)
+        for label, part in predictions.groupby(labels):
+            row[f"mape {label}"] = accuracy(part["measured"], part["pred"])["mape"]
+    return row
 
 
 def _label(value: object) -> str:
