@@ -137,11 +137,12 @@ class OverheadBaseline:
         seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
         levels = _overhead_groups(features)
         keys = [None, *sorted({key for level in levels for key in level})]
+        relative = _overhead_design(features) / seconds.to_numpy()[:, None]  # row-wise: each group takes its rows
         for key in keys:
             mask = (np.ones(len(features), bool) if key is None
                     else np.array([key in level for level in levels]))
             if mask.sum() >= self.min_rows:
-                design = _overhead_design(features[mask]) / seconds[mask].to_numpy()[:, None]
+                design = relative[mask]
                 coef = _scaled_nnls(np.nan_to_num(design), np.ones(int(mask.sum())))
                 if coef is not None and coef.any():
                     self.coefs[key] = coef

@@ -42,11 +42,12 @@ def _check_targets(targets: tuple[str, ...]) -> None:
 
 def _design(features: pd.DataFrame, vocab: dict[str, list[str]]) -> pd.DataFrame:
     """Numeric features plus one-hot categoricals from a fixed vocabulary (unseen values are all zeros)."""
-    design = features[NUMERIC].astype(float).copy()
+    numeric = features[NUMERIC].astype(float)
+    hot: dict[str, pd.Series] = {}
     for column, values in vocab.items():
-        for value in values:
-            design[f"{column}={value}"] = (features[column].astype(str) == value).astype(float)
-    return design
+        text = features[column].astype(str)
+        hot.update({f"{column}={value}": (text == value).astype(float) for value in values})
+    return pd.concat([numeric, pd.DataFrame(hot, index=features.index)], axis=1) if hot else numeric.copy()
 
 
 def _target_rows(features: pd.DataFrame, target: str) -> pd.Series:
@@ -104,11 +105,12 @@ class TargetModel:
         if self.baseline_kind != "none":
             self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
         if self.boosting:
-            raw = _design(features, self.vocab)
-            self.empty_columns = [c for c in raw if raw[c].isna().all()]
+            design = _design(features, self.vocab)
+            self.empty_columns = [c for c in design if design[c].isna().all()]
+            design[self.empty_columns] = 0.0  # as `design` gives them
             self.model = HistGradientBoostingRegressor(**self.gb_params)
             with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
-                self.model.fit(self.design(features), np.log(y) - self._offset(features))
+                self.model.fit(design, np.log(y) - self._offset(features))
         return self
 
     def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
