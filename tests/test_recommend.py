@@ -12,9 +12,15 @@ import pytest
 
 from kit import predict, recommend, storage
 from kit.errors import ConfigError
-from tests.test_predict import fast_predictor, store_synthetic, synthetic_frame
+from tests.test_predict import FAST, fast_predictor, store_synthetic, synthetic_frame
 
 VARIANT = {"overrides": {"num_hidden_layers": 2, "hidden_size": 64}, "seq_len": 64}
+
+
+@pytest.fixture(autouse=True)
+def quick_boosting(monkeypatch):
+    """Predictors fitted inside the recommender (the CLI, the steady scale) boost with the tests' fewer rounds too."""
+    monkeypatch.setattr(predict.model, "GB_PARAMS", dict(FAST))
 
 
 @pytest.fixture(scope="module")
