@@ -42,14 +42,15 @@ def main() -> None:
     frame = predict.training_frame(con)
     frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
     section = frame["run_id"].astype(str).str.contains(args.section)
-    template = predict.Predictor(targets=("throughput",), coverage=0.9)
+    def make_predictor() -> predict.Predictor:
+        return predict.Predictor(targets=("throughput",), coverage=0.9)
+
     zoo = steady_frame(frame[frame["family"].isin(set(REGISTRY))])
-    table = section_table(zoo, section, make_predictor=lambda: predict.Predictor(targets=("throughput",),
-                                                                                  coverage=0.9))
+    table = section_table(zoo, section, make_predictor=make_predictor)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     scores = {"section_rows": int(section.sum()), "zoo": json.loads(table.round(4).to_json(orient="records"))}
     for way, part in (("with", frame), ("without", frame[~section])):
-        fresh = predict.held_out_scales(part, [f for f in FRESH if f in set(part["family"])], template)
+        fresh = predict.held_out_scales(part, [f for f in FRESH if f in set(part["family"])], make_predictor())
         scores[f"fresh {way}"] = json.loads(fresh.reset_index().to_json(orient="records"))
         print(f"fresh families, {way} the section:")
         print(fresh.reset_index()[["scale", "group", "n", "mape", "median_ape", "within_10"]].to_string(

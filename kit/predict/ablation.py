@@ -89,14 +89,14 @@ def section_table(frame: pd.DataFrame, section: pd.Series, target: str = "throug
     """Is a section of the training rows (a boolean mask on the frame, e.g. one part of a sweep) worth having?
     Leave-one-family-out MAPE and share within 10 % with the section's rows in the training data and without them,
     both scored on the same rows: those outside the section (a section's rows are never scored)."""
-    section = section.reindex(frame.index, fill_value=False).astype(bool)
-    if not (~section).any():
+    outside = ~section.reindex(frame.index, fill_value=False).astype(bool)
+    if not outside.any():
         raise ConfigError("the section holds every row: no rows are left to score")
     rows = []
-    for way, data in (("with the section", frame), ("without the section", frame[~section])):
+    for way, data in (("with the section", frame), ("without the section", frame[outside])):
         predictions = leave_one_group_out(data, target, make_predictor=make_predictor).predictions
-        predictions = predictions[~section.reindex(predictions.index, fill_value=False)]
-        rows.append({"variant": way, "section_rows": int(section.sum()), **_scores(predictions, frame, by)})
+        predictions = predictions[outside.loc[predictions.index]]
+        rows.append({"variant": way, "section_rows": int((~outside).sum()), **_scores(predictions, frame, by)})
     return pd.DataFrame(rows)
 
 

@@ -47,7 +47,7 @@ def _design(features: pd.DataFrame, vocab: dict[str, list[str]]) -> pd.DataFrame
     for column, values in vocab.items():
         text = features[column].astype(str)
         hot.update({f"{column}={value}": (text == value).astype(float) for value in values})
-    return pd.concat([numeric, pd.DataFrame(hot, index=features.index)], axis=1) if hot else numeric.copy()
+    return pd.concat([numeric, pd.DataFrame(hot, index=features.index)], axis=1) if hot else numeric
 
 
 def _target_rows(features: pd.DataFrame, target: str) -> pd.Series:
