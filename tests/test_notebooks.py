@@ -205,6 +205,25 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
     assert len(pages) >= 7 and check_pages(pages) == []
 
 
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", ["02_comparative_analysis", "05_recommendation"])
+def test_analysis_notebooks_read_a_parquet_dataset(stem, tmp_path, shared_db):
+    """The shared store appended to a Parquet dataset (kit.dataset): the notebook reads it as it reads the store, and
+    the dataset's files stay as they were."""
+    from kit import storage
+    from kit.dataset import export_dataset
+
+    folder = tmp_path / "fleet"
+    con = storage.connect(shared_db, read_only=True)
+    assert export_dataset(con, folder)["written"]
+    con.close()
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path / "out",
+                           extra_parameters={"db_path": str(folder)})
+    assert EXPECT[stem](out.recorded), json.dumps(out.recorded, default=str)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
 @pytest.fixture(scope="module")
 def fleet_db(shared_db, tmp_path_factory):
     """The shared store merged with a test-fixture machine (hardware id fixture-b) that measured the same run's
@@ -233,31 +252,22 @@ def fleet_db(shared_db, tmp_path_factory):
 
 
 @pytest.mark.notebooks
-def test_notebooks_02_and_05_compare_and_rank_across_machines_from_a_parquet_dataset(fleet_db, tmp_path):
-    """The fleet store appended to a Parquet dataset (kit.dataset): the notebooks read it as they read a store,
-    compare and rank across its two machines, and the dataset's files stay as they were."""
+def test_notebooks_02_and_05_compare_and_rank_across_machines(fleet_db, tmp_path):
     from kit import storage
-    from kit.dataset import export_dataset
 
     con = storage.connect(fleet_db, read_only=True)
     machines = dict(con.execute("SELECT run_id, hardware_id FROM runs").fetchall())
-    folder = tmp_path / "fleet"
-    assert export_dataset(con, folder)["written"]
     con.close()
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     here = machines["nb-seed"]
     out = pipeline.execute(NOTEBOOKS / "02_comparative_analysis.ipynb", PARAMS / "02_comparative_analysis.tiny.yaml",
-                           tmp_path / "02", extra_parameters={"db_path": str(folder), "baseline_machine": here})
-    assert EXPECT["02_comparative_analysis"](out.recorded), json.dumps(out.recorded, default=str)
+                           tmp_path / "02", extra_parameters={"db_path": fleet_db, "baseline_machine": here})
     assert out.recorded["n_machines"] == 2 and out.recorded["n_machine_speedups"] >= 2, out.recorded
     out = pipeline.execute(NOTEBOOKS / "05_recommendation.ipynb", PARAMS / "05_recommendation.tiny.yaml",
-                           tmp_path / "05", extra_parameters={"db_path": str(folder), "latency_bound_ms": 1000.0,
+                           tmp_path / "05", extra_parameters={"db_path": fleet_db, "latency_bound_ms": 1000.0,
                                                               "machine_prices": {here: 1.0, "fixture-b": 1.5},
                                                               "platforms": ["cpu"]})
-    assert EXPECT["05_recommendation"](out.recorded), json.dumps(out.recorded, default=str)
     assert out.recorded["n_fleet_ranked"] >= 2 and out.recorded["fleet_machines"] == sorted([here, "fixture-b"])
     assert out.recorded["fleet_p99_within_bound"] is True
-    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_report_upgrades_each_existing_store_the_notebooks_read_once(tmp_path, monkeypatch):
