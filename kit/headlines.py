@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kit.notebook import Headline, gib, ms, pct, rate, times
@@ -91,12 +92,13 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
     """Notebook 04 from kit.predict.headline's values: held-out error (measured and steady scale, and with the
     coverage architectures learned from), share within 10 %, interval coverage, the repeat floor (and per setting on
     the steady scale), median latency on both scales, the families held out together on both scales
-    (kit.predict.held_out_scales), the families."""
+    (kit.predict.held_out_scales, with their interval coverage on the steady scale), the families."""
     steady_mape = float(steady.loc["steady", "mape"]) if "steady" in steady.index else None
     latency = steady_latency if steady_latency is not None else pd.DataFrame()
     latency_mape = {scale: float(latency.loc[scale, "mape"]) if scale in latency.index else None
                     for scale in ("measured", "steady")}
-    together = {scale: _held_out_mape(held_out_scales, scale) for scale in ("measured", "steady")}
+    together = {scale: _held_out_value(held_out_scales, scale) for scale in ("measured", "steady")}
+    together_coverage = _held_out_value(held_out_scales, "steady", "coverage")
     architectures = with_architectures if with_architectures is not None else pd.DataFrame()
     learned = architectures.iloc[-1] if len(architectures) > 1 else None
     keys = ("n_train", "n_families", "throughput_mape", "throughput_within_10", "throughput_coverage",
@@ -112,7 +114,8 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
               "steady_latency_scores": latency.reset_index().to_dict("records"),
               "steady_latency_mape": latency_mape["steady"],
               "held_out_scales": [] if held_out_scales is None else held_out_scales.reset_index().to_dict("records"),
-              "held_out_steady_throughput_mape": together["steady"]}
+              "held_out_steady_throughput_mape": together["steady"],
+              "held_out_steady_throughput_coverage": together_coverage}
     figures = {
         "throughput error on families held out (MAPE)": pct(h.get("throughput_mape")),
         "the same on the steady scale (beside the machine reference)": pct(steady_mape),
@@ -126,15 +129,20 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
             f"{pct(latency_mape['steady'])} ({pct(latency_mape['measured'])})"),
         "throughput error on the families held out together, steady scale (measured scale)":
             None if together["steady"] is None else f"{pct(together['steady'])} ({pct(together['measured'])})",
+        "their intervals holding the measurement, steady scale": pct(together_coverage),
         "families in the data": str(h.get("n_families")),
     }
     return Headline(values, figures)
 
 
-def _held_out_mape(table: pd.DataFrame | None, scale: str) -> float | None:
-    """The throughput MAPE of all groups held out together on one scale of kit.predict.held_out_scales' table."""
+def _held_out_value(table: pd.DataFrame | None, scale: str, column: str = "mape") -> float | None:
+    """A throughput score (MAPE, coverage) of all groups held out together on one scale of
+    kit.predict.held_out_scales' table; None where it has none."""
     key = (scale, "throughput", "all")
-    return None if table is None or key not in table.index else float(table.loc[key, "mape"])
+    if table is None or key not in table.index or column not in table:
+        return None
+    value = float(table.loc[key, column])
+    return None if np.isnan(value) else value
 
 
 def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_ms: float | None,

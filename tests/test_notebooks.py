@@ -66,7 +66,7 @@ EXPECT = {
         and r["steady_latency_mape"] >= 0
         and {(row["scale"], row["group"]) for row in r["held_out_scales"]} >= {("measured", "all"), ("steady", "all"),
                                                                                 ("steady", "vit")}
-        and r["held_out_steady_throughput_mape"] >= 0),
+        and r["held_out_steady_throughput_mape"] >= 0 and 0 <= r["held_out_steady_throughput_coverage"] <= 1),
     "05_recommendation": lambda r: (
         r["n_ranked"] >= 1 and r["pick_platform"] in r["candidate_platforms"] and r["pick_within_budget"] is True
         and r["headline"]["pick_memory_high_bytes"] <= r["headline"]["memory_budget_bytes"]

@@ -192,6 +192,18 @@ def test_held_out_table_scores_all_held_out_groups_and_each() -> None:
     assert predict.held_out_table({}).empty and "mape" in predict.held_out_table({}).columns
 
 
+def test_held_out_table_counts_the_measurements_inside_their_intervals() -> None:
+    predictions = pd.DataFrame({"group": ["a", "a", "b", "b"], "measured": [10.0, 20.0, 30.0, 40.0],
+                                "pred": [11.0, 19.0, 33.0, 44.0], "low": [9.0, 20.0, 31.0, 41.0],
+                                "high": [12.0, 25.0, 35.0, 50.0], "baseline_overhead": 1.0,
+                                "baseline_roofline": 1.0})
+    validation = predict.Validation("throughput", predictions, [{"n_train": 7, "method": "m"}])
+    table = predict.held_out_table({"throughput": validation})
+    assert table["coverage"].to_dict() == {("throughput", "all"): 0.5, ("throughput", "a"): 1.0,
+                                           ("throughput", "b"): 0.0}
+    assert np.isclose(validation.scores().set_index("method").loc["predictor", "coverage"], 0.5)
+
+
 def test_plan_study_checks_notebook_04_parameters_before_any_work() -> None:
     good = {"microbench_platforms": ["cpu"], "microbench_budget_s": 0.2, "targets": ["throughput"],
             "coverage": 0.8, "unmeasured_batch_sizes": [2], "fresh_families": ["vit"]}

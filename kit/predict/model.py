@@ -336,6 +336,12 @@ def accuracy(measured: Any, predicted: Any) -> dict[str, float]:
             "within_15": float((ape <= 0.15).mean()) if len(ape) else math.nan}
 
 
+def interval_coverage(predictions: pd.DataFrame) -> float:
+    """The share of rows whose measurement lies within their interval (low <= measured <= high); NaN without rows."""
+    inside = (predictions["measured"] >= predictions["low"]) & (predictions["measured"] <= predictions["high"])
+    return float(inside.mean()) if len(inside) else math.nan
+
+
 @dataclass
 class Validation:
     """Leave-one-group-out predictions of one target and the folds they came from."""
@@ -349,7 +355,7 @@ class Validation:
         baselines alone."""
         p = self.predictions
         rows = [{"method": "predictor", **accuracy(p["measured"], p["pred"]),
-                 "coverage": float(((p["measured"] >= p["low"]) & (p["measured"] <= p["high"])).mean()),
+                 "coverage": interval_coverage(p),
                  "finite_intervals": float((np.isfinite(p["high"]) & (p["low"] > 0)).mean())}]
         # memory has one analytic baseline (static bytes + a per-group offset) whatever the kind
         names = {"roofline": "static-bytes baseline"} if self.target == "memory" else {

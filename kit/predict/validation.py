@@ -24,13 +24,21 @@ from kit.predict.features import (
     variant_key,
 )
 from kit.predict.kernels import written_bytes_at
-from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, leave_one_group_out
+from kit.predict.model import (
+    Predictor,
+    Validation,
+    accuracy,
+    hold_out_groups,
+    interval_coverage,
+    leave_one_group_out,
+)
 
 MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
 SHOWN_FEATURES = ["model", "family", "platform", "precision", "mode", "batch_size", "n_layers", "hidden_size",
                   "seq_len_effective", "image_size", "n_params", "flops_per_item", "peak_flops_per_s",
                   "throughput_items_per_s", "roofline_s", "roofline_efficiency"]
-HELD_OUT_COLUMNS = ["target", "group", "n", "mape", "median_ape", "within_10", "within_15", "n_train", "method"]
+HELD_OUT_COLUMNS = ["target", "group", "n", "mape", "median_ape", "within_10", "within_15", "coverage", "n_train",
+                    "method"]
 
 
 def _fold_maker(template: Predictor, target: str) -> Callable[[], Predictor]:
@@ -73,14 +81,17 @@ def validate_held_out(frame: pd.DataFrame, held_out: list[str], template: Predic
 
 
 def held_out_table(validations: dict[str, Validation]) -> pd.DataFrame:
-    """Accuracy per target on the held-out groups together ('all') and on each, with the rows trained on and the
-    model chosen (an empty table when nothing was held out)."""
+    """Accuracy per target on the held-out groups together ('all') and on each, the share of measurements inside
+    their interval (`coverage`: an architecture unlike every training family can fall outside intervals that were
+    calibrated on the training families), the rows trained on and the model chosen (an empty table when nothing was
+    held out)."""
     rows = []
     for target, v in validations.items():
         fold = v.folds[0]
         parts = [("all", v.predictions), *v.predictions.groupby("group")]
         rows += [{"target": target, "group": group, **accuracy(held["measured"], held["pred"]),
-                  "n_train": fold["n_train"], "method": fold["method"]} for group, held in parts]
+                  "coverage": interval_coverage(held), "n_train": fold["n_train"], "method": fold["method"]}
+                 for group, held in parts]
     return pd.DataFrame(rows, columns=HELD_OUT_COLUMNS).set_index(["target", "group"])
 
 
