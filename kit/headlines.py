@@ -129,7 +129,8 @@ def prediction(h: dict[str, Any], peaks: pd.DataFrame, budget: pd.DataFrame, rep
             f"{pct(latency_mape['steady'])} ({pct(latency_mape['measured'])})"),
         "throughput error on the families held out together, steady scale (measured scale)":
             None if together["steady"] is None else f"{pct(together['steady'])} ({pct(together['measured'])})",
-        "their intervals holding the measurement, steady scale": pct(together_coverage),
+        f"{round(100 * h.get('coverage_nominal', 0.9))} % intervals holding the measurement on those families, "
+        "steady scale": pct(together_coverage),
         "families in the data": str(h.get("n_families")),
     }
     return Headline(values, figures)
