@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kit.notebook import Headline, gib, ms, pct, rate, times
@@ -140,10 +139,8 @@ def _held_out_value(table: pd.DataFrame | None, scale: str, column: str = "mape"
     """A throughput score (MAPE, coverage) of all groups held out together on one scale of
     kit.predict.held_out_scales' table; None where it has none."""
     key = (scale, "throughput", "all")
-    if table is None or key not in table.index or column not in table:
-        return None
-    value = float(table.loc[key, column])
-    return None if np.isnan(value) else value
+    value = None if table is None or key not in table.index else table.loc[key, column]
+    return None if pd.isna(value) else float(value)
 
 
 def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_ms: float | None,

@@ -24,14 +24,7 @@ from kit.predict.features import (
     variant_key,
 )
 from kit.predict.kernels import written_bytes_at
-from kit.predict.model import (
-    Predictor,
-    Validation,
-    accuracy,
-    hold_out_groups,
-    interval_coverage,
-    leave_one_group_out,
-)
+from kit.predict.model import Predictor, Validation, accuracy, hold_out_groups, interval_coverage, leave_one_group_out
 
 MAPE_GOAL = 0.10  # the project's accuracy goal for held-out throughput
 SHOWN_FEATURES = ["model", "family", "platform", "precision", "mode", "batch_size", "n_layers", "hidden_size",
