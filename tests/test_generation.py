@@ -61,9 +61,10 @@ def test_generation_times_exactly_the_requested_tokens(model):
     ttft, prefill, tpot = (np.asarray(g[k]) for k in ("ttft_s", "prefill_s", "tpot_s"))
     assert (prefill > 0).all() and (ttft >= prefill).all() and (tpot > 0).all()
     # end to end is TTFT plus (n - 1) inter-token latencies, call by call, plus what generate() does after the last
-    # token (whisper's output processing: about 1 ms, a constant that is 5 % of a 20-ms call of this tiny model)
+    # token: 0.1-0.2 of a token's time for llama and t5, about 0.6 for whisper's output processing. A token generated
+    # but not counted would add a whole token's time, and a slow or busy machine slows the tail and the tokens alike.
     tail = samples - (ttft + 5 * tpot)
-    assert (tail > -0.01 * samples).all() and np.median(tail) < max(0.05 * np.median(samples), 0.002)
+    assert (tail > -0.01 * samples).all() and np.median(tail / tpot) < 1.0
     for part in ("prefill", "ttft", "tpot", "itl"):
         s = g[part]
         assert 0 < s["p10_s"] <= s["p50_s"] <= s["p90_s"] <= s["p99_s"]
