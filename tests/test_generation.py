@@ -137,11 +137,11 @@ def test_openvino_generation_records_and_skips():
     g = record.extra["generation"]
     assert g["tokens_generated"] == 6 and len(g["ttft_s"]) == record.n_samples
     samples, ttft, prefill, tpot = (np.asarray(x) for x in (record.samples_s, g["ttft_s"], g["prefill_s"], g["tpot_s"]))
-    # end to end = TTFT + (n - 1) ITL + the work after the last token (genai's results: about 0.2 ms, 10 % of a
-    # 2-ms call of this tiny model), non-negative and under 5 % or 1 ms
+    # end to end = TTFT + (n - 1) ITL + the work after the last token (about 0.3 of a token's time for llama, 0.05
+    # for t5's loop), non-negative and less than the whole token an uncounted one would add
     tail = samples - (ttft + 5 * tpot)
     assert (ttft >= prefill).all() and (tail > -0.01 * samples).all()
-    assert np.median(tail) < max(0.05 * np.median(samples), 0.001)
+    assert np.median(tail / tpot) < 1.0
     assert g["kv_growth_bytes_per_token"] == pytest.approx(g["kv_estimate_bytes_per_token"], rel=0.1)
     t5 = generate("t5", platforms=["openvino"])
     assert t5.status == "ok", t5.reason
