@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -285,3 +286,33 @@ def test_kernels_counted_later_are_those_recorded_with_the_run(ov, tmp_path, mon
         assert counted[column].iloc[0] == stored(fact)[fp32] and counted[column].iloc[1] >= 0  # 0: none of that kind
     assert kernel_column.iloc[1] > 14 and bytes_column.iloc[1] > bytes_column.iloc[0]  # compiled at batch 4
     assert counted.iloc[2].isna().all()  # no kernels on torch's CPU
+
+
+def test_a_child_death_names_openvino_s_known_cause_only_where_it_applies():
+    backend, fpe, kill = get_backend("openvino"), "child process killed by SIGFPE", "child process killed by SIGKILL"
+    assert backend.death_cause("bf16", 1, fpe) == ovb.FUSED_MLP_CAUSE
+    assert backend.death_cause("fp16", 1, fpe) == ovb.FUSED_MLP_CAUSE
+    assert backend.death_cause("fp32", 1, fpe) == backend.death_cause("bf16", 2, fpe) == ""
+    assert backend.death_cause("bf16", None, fpe) == backend.death_cause("bf16", 1, kill) == ""
+    assert get_backend("openvino-gpu").death_cause("bf16", 1, fpe) == ""
+    assert get_backend("cpu").death_cause("bf16", 1, fpe) == ""
+
+
+CPUINFO = Path("/proc/cpuinfo")
+AMX = CPUINFO.is_file() and "amx_bf16" in CPUINFO.read_text()  # where OpenVINO fuses a gated MLP for bf16
+
+
+@pytest.mark.skipif(not AMX, reason="no AMX: OpenVINO does not fuse the gated MLP")
+def test_openvino_bf16_at_one_thread_kills_a_llama_child_and_the_row_says_why(ov, tmp_path):
+    import kit
+    from kit import storage
+
+    if not get_backend("openvino").supports("bf16", "inference")[0]:
+        pytest.skip("no OpenVINO bf16 here")
+    spec = SweepSpec(models=["llama"], platforms=["openvino"], precisions=["bf16"], batch_sizes=[1], threads=1,
+                     overrides={"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 128},
+                     time_budget_s=0.05, min_samples=3, run_id="fused-mlp")
+    con = kit.connect(tmp_path / "f.duckdb")
+    (record,) = kit.run_sweep(spec, db=con, progress=False)
+    assert record.status == "failed" and record.reason == "child process killed by SIGFPE" + ovb.FUSED_MLP_CAUSE
+    assert storage.results_frame(con)["reason"].tolist() == [record.reason]  # the failure row is stored

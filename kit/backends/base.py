@@ -25,6 +25,11 @@ class Backend(ABC):
         """(True, '') when this platform can run the precision in this mode, else (False, reason)."""
         return True, ""
 
+    def death_cause(self, precision: str, threads: int | None, reason: str) -> str:
+        """A known cause of a measuring child's death (`reason`, e.g. 'child process killed by SIGFPE') at this
+        precision and thread count, to add to the failure's reason; '' when none is known."""
+        return ""
+
     @abstractmethod
     def device(self) -> str:
         """The device string recorded with results (e.g. 'cpu', 'cuda:0')."""

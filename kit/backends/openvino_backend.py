@@ -284,6 +284,11 @@ def runtime_output_bytes(compiled: Any, reference_only: bool = False, layer_type
     return total
 
 
+# Where a CPU has AMX, the CPU plugin fuses a gated MLP (gate and up projections, SiLU or GELU, down projection) into
+# one kernel for bf16 and fp16; that kernel's down projection splits its work over half the inference threads, none
+# at one thread, and the division by zero kills the process while the model compiles (OpenVINO 2026.4)
+FUSED_MLP_CAUSE = ("; a known OpenVINO fault: on a CPU with AMX its fused gated-MLP kernel (bf16, fp16) divides its "
+                   "work by half the inference threads, zero at one thread; two threads or fp32 run")
 TRANSPOSE_LAYERS = ("Transpose",)  # OpenVINO CPU's permute kernels: data movement only, no arithmetic
 REORDER_LAYERS = ("Reorder",)  # its layout changes between kernels (e.g. planar to blocked): data movement too
 # its fused element-wise chains (Subgraph: JIT snippets of adds, multiplies, activations) and its normalisations (MVN):
@@ -365,6 +370,12 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
 
         return list(core().get_property(self.ov_device, props.device.capabilities))
+
+    def death_cause(self, precision: str, threads: int | None, reason: str) -> str:
+        """OpenVINO's CPU plugin dies of SIGFPE compiling a gated MLP (LLaMA's, Qwen2's) in bf16 at one thread."""
+        if self.ov_device == "CPU" and "SIGFPE" in reason and precision in ("bf16", "fp16") and threads == 1:
+            return FUSED_MLP_CAUSE
+        return ""
 
     def supports(self, precision: str, mode: str) -> tuple[bool, str]:
         """Inference only; bf16/fp16/int8 only where the device has them natively; int8 needs nncf."""

@@ -73,8 +73,10 @@ def run_job_isolated(job: Job, *, timeout_s: float, memory_limit_bytes: int | No
 
 
 def failure_of(job: Job, reason: str) -> Record:
-    """The failed record of a job whose child died, timed out or raised."""
-    return Record.failure("failed", reason, **_identity(job))
+    """The failed record of a job whose child died, timed out or raised, with the platform's known cause of such a
+    death where it has one (`Backend.death_cause`)."""
+    cause = get_backend(job.platform).death_cause(job.precision, job.threads, reason)
+    return Record.failure("failed", reason + cause, **_identity(job))
 
 
 WRITE_WAIT_S = 120.0  # how long a record's write waits for readers to let go of the store before it is kept back
