@@ -5,7 +5,14 @@ training data and without them, then the families outside the zoo held out toget
     .venv/bin/python benchmarks/prediction_sections.py --db outputs/study.duckdb --section "pred-data-lg[78]-"
 
 `--section` is a regular expression on the run id (the sweep names each section's runs `pred-data-lg<i>-...`, the
-`i`-th `larger` mapping after the first). The zoo's folds choose; the fresh families are the check made once afterwards.
+`i`-th `larger` mapping after the first). A configuration the section shares with another part of the sweep counts as
+outside it (the store keeps one measurement of each). `--scored all` scores every row of the held-out family, its
+section rows too, for a section that adds rows like its own to every family (e.g. the grid at two threads):
+
+    .venv/bin/python benchmarks/prediction_sections.py --db outputs/threads.duckdb --run-prefix pd-threads \
+        --section "pd-threads-lg2-" --scored all
+
+The zoo's folds choose; the fresh families are the check made once afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("outputs/benchkit.duckdb"))
     parser.add_argument("--run-prefix", default="pred-data", help="score the results of runs starting with this")
     parser.add_argument("--section", required=True, help="regular expression on the run ids of the section")
+    parser.add_argument("--scored", choices=["outside", "all"], default="outside",
+                        help="score the rows outside the section, or all rows of the held-out family")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/prediction_sections.json"))
     args = parser.parse_args()
 
@@ -34,6 +43,8 @@ def main() -> None:
 
     from kit import predict, storage
     from kit.predict.ablation import section_table
+    from kit.predict.data import all_measurements
+    from kit.predict.remeasure import configuration_key
     from kit.predict.steady import steady_frame
     from kit.zoo.families import REGISTRY
 
@@ -41,12 +52,15 @@ def main() -> None:
     con = storage.connect(args.db, read_only=True)
     frame = predict.training_frame(con)
     frame = frame[frame["run_id"].astype(str).str.startswith(args.run_prefix)]
-    section = frame["run_id"].astype(str).str.contains(args.section)
+    measured = all_measurements(con)
+    measured = measured[measured["run_id"].astype(str).str.startswith(args.run_prefix)]
+    shared = set(configuration_key(measured[~measured["run_id"].astype(str).str.contains(args.section)]))
+    section = frame["run_id"].astype(str).str.contains(args.section) & ~configuration_key(frame).isin(shared)
     def make_predictor() -> predict.Predictor:
         return predict.Predictor(targets=("throughput",), coverage=0.9)
 
     zoo = steady_frame(frame[frame["family"].isin(set(REGISTRY))])
-    table = section_table(zoo, section, make_predictor=make_predictor)
+    table = section_table(zoo, section, make_predictor=make_predictor, scored=args.scored)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     scores = {"section_rows": int(section.sum()), "zoo": json.loads(table.round(4).to_json(orient="records"))}
     for way, part in (("with", frame), ("without", frame[~section])):

@@ -103,6 +103,24 @@ def test_a_section_of_rows_is_judged_on_the_rows_outside_it() -> None:
         section_table(frame, pd.Series(True, index=frame.index))
 
 
+def test_a_section_in_every_family_is_judged_on_the_held_out_family_s_own_section_rows() -> None:
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    widths = {"fam0": 16, "fam1": 16, "fam2": 16}
+    plain = thin_product_law(dict.fromkeys(widths))  # no shapes stored: no thin-product cost counted or paid
+    section = thin_product_law(widths, seed=1)  # the same families' rows that pay it, as a sweep section would add
+    frame = pd.concat([plain, section.assign(run_id="section")], ignore_index=True)
+    mask = frame["run_id"] == "section"
+    table = section_table(frame, mask, by=(), make_predictor=make_predictor, scored="all").set_index("variant")
+    with_it, without = table.loc["with the section", :], table.loc["without the section", :]
+    assert with_it["n"] == without["n"] == len(frame)  # every row of each held-out family, its section rows too
+    assert with_it["mape section"] < 0.01 < without["mape section"]  # learnt from the other families' section rows
+    assert with_it["mape"] < without["mape"]
+    with pytest.raises(ConfigError, match="unknown scored 'some'"):
+        section_table(frame, mask, scored="some")
+
+
 def test_unknown_fact_is_named_before_any_work() -> None:
     with pytest.raises(ConfigError, match="'kernels'.*known: kernels_per_forward"):
         ablation_table(synthetic_frame(n_families=2), {"bad": ["kernels"]})

@@ -277,6 +277,20 @@ def test_prediction_data_yaml_builds_specs(tmp_path) -> None:
     order = list(dict.fromkeys(sections))
     assert order[:4] == ["grid", "local", "xp", "local2"] and sections == sorted(sections, key=order.index)
     assert {s.models[0] for s in specs[:len(grid)]} == set(params["models"])
+    twins = {s.run_id.removeprefix("pred-data-lg9-") for s in specs if s.run_id.startswith("pred-data-lg9-")}
+    assert twins == {s.run_id.removeprefix("pred-data-") for s in grid}  # the grid again at the default threads
+    assert all(s.threads is None for s in specs if s.run_id.startswith("pred-data-lg9-"))
+
+
+def test_the_threads_study_is_the_cpu_part_of_the_prediction_data(tmp_path) -> None:
+    from kit.config import load_parameters
+
+    params = {**load_parameters("parameters/prediction_threads.yaml"), "checkpoint_folder": str(tmp_path)}
+    specs = predict.prediction_sweep_specs(params)
+    assert {p for s in specs for p in s.platforms} == {"cpu"} and sum(len(s.jobs()) for s in specs) == 576
+    one = {s.run_id.removeprefix("pd-threads-") for s in specs if re.match(r"pd-threads-[a-z0-9]+-L", s.run_id)}
+    judged = {s.run_id.removeprefix("pd-threads-lg2-") for s in specs if s.run_id.startswith("pd-threads-lg2-")}
+    assert len(one) == 72 and judged == one  # the section judged is the grid at the default threads
 
 
 def test_prediction_data_yaml_measures_detr_with_a_convolution_bound_backbone(tmp_path) -> None:
@@ -358,6 +372,13 @@ def test_larger_section_measures_bigger_variants_with_their_own_options() -> Non
     assert set(both) - set(specs) == {"pd-lg2-bert-L2-H64-S512"}  # the second mapping, for its models only
     assert both["pd-lg2-bert-L2-H64-S512"].overrides["max_position_embeddings"] == 512
     assert both["pd-lg2-bert-L2-H64-S512"].threads == 1  # options it does not set come from the top level
+    grid = {"run_id": "pd", "models": ["bert"], "num_hidden_layers": [1, 2, 4], "hidden_size": [32, 64, 128],
+            "seq_lens": [16, 64], "variants_per_model": 4, "seed": 3, "threads": 1}
+    again = {**{axis: grid[axis] for axis in ("num_hidden_layers", "hidden_size", "seq_lens")},
+             "variants_per_model": 4, "threads": None}  # the grid's variants again, at the default threads
+    paired = predict.prediction_sweep_specs({**grid, "larger": again})
+    one = {s.run_id.removeprefix("pd-") for s in paired if s.threads == 1}
+    assert len(one) == 4 and {s.run_id.removeprefix("pd-lg-") for s in paired if s.threads is None} == one
     with pytest.raises(ConfigError, match="larger models must be a list of model names"):
         predict.prediction_sweep_specs({**params, "larger": [{**second, "models": "bert"}]})
     with pytest.raises(ConfigError, match="overrides_by_model must map model names"):

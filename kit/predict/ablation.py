@@ -25,7 +25,7 @@ from kit.predict.features import (
     extra_dict,
     feature_frame,
 )
-from kit.predict.model import Predictor, accuracy, leave_one_group_out
+from kit.predict.model import Predictor, accuracy, hold_out_groups, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
@@ -83,21 +83,44 @@ def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: 
     return pd.DataFrame(rows)
 
 
+SCORED = ("outside", "all")  # section_table: the rows outside the section, or every row of the held-out family
+
+
 def section_table(frame: pd.DataFrame, section: pd.Series, target: str = "throughput",
                   by: tuple[str, ...] = ("platform", "threads"),
-                  make_predictor: Callable[[], Predictor] | None = None) -> pd.DataFrame:
+                  make_predictor: Callable[[], Predictor] | None = None, scored: str = "outside") -> pd.DataFrame:
     """Is a section of the training rows (a boolean mask on the frame, e.g. one part of a sweep) worth having?
     Leave-one-family-out MAPE and share within 10 % with the section's rows in the training data and without them,
-    both scored on the same rows: those outside the section (a section's rows are never scored)."""
-    outside = ~section.reindex(frame.index, fill_value=False).astype(bool)
-    if not outside.any():
+    both scored on the same rows. scored='outside': the rows outside the section (a section's rows are never scored).
+    scored='all': every row of the held-out family, its section rows too (with 'mape section' on those alone), each
+    fold trained without the section's rows of the other families in the second way: what the section teaches about
+    rows like its own, where the section is the only source of such rows."""
+    if scored not in SCORED:
+        raise ConfigError(f"unknown scored {scored!r}; known: {', '.join(SCORED)}")
+    inside = section.reindex(frame.index, fill_value=False).astype(bool)
+    if inside.all():
         raise ConfigError("the section holds every row: no rows are left to score")
     rows = []
-    for way, data in (("with the section", frame), ("without the section", frame[outside])):
-        predictions = leave_one_group_out(data, target, make_predictor=make_predictor).predictions
-        predictions = predictions[outside.loc[predictions.index]]
-        rows.append({"variant": way, "section_rows": int((~outside).sum()), **_scores(predictions, frame, by)})
+    for way, keep in (("with the section", pd.Series(True, index=frame.index)), ("without the section", ~inside)):
+        if scored == "outside":
+            predictions = leave_one_group_out(frame[keep], target, make_predictor=make_predictor).predictions
+            predictions = predictions[~inside.loc[predictions.index]]
+            extra = {}
+        else:
+            predictions = _each_held_out(frame, keep, target, make_predictor)
+            held = predictions[inside.loc[predictions.index]]
+            extra = {"mape section": accuracy(held["measured"], held["pred"])["mape"] if len(held) else np.nan}
+        rows.append({"variant": way, "section_rows": int(inside.sum()), **_scores(predictions, frame, by), **extra})
     return pd.DataFrame(rows)
+
+
+def _each_held_out(frame: pd.DataFrame, keep: pd.Series, target: str,
+                   make_predictor: Callable[[], Predictor] | None) -> pd.DataFrame:
+    """Each family held out in turn, trained on the other families' rows where `keep`, scored on all of its own."""
+    families = frame["family"].astype(str)
+    parts = [hold_out_groups(frame[keep | (families == family)], [family], target, "family", make_predictor)
+             .predictions for family in sorted(families.unique())]
+    return pd.concat(parts)
 
 
 def _scores(predictions: pd.DataFrame, data: pd.DataFrame, by: tuple[str, ...]) -> dict[str, float]:

@@ -23,7 +23,7 @@ SWEEP_OPTIONS = {"run_id", "models", "intermediate_ratio", "seq_lens_by_model", 
                  "cross_platform", "larger", "local", "checkpoint_folder", *SWEEP_AXES}
 LOCAL_OPTIONS = {"checkpoints", "names"}
 CHECKPOINT_FOLDER = "outputs/checkpoints"
-LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model", "models"}
+LARGER_OPTIONS = {*SWEEP_AXES, "seq_lens_by_model", "overrides_by_model", "models", "variants_per_model"}
 PASSED_TO_SPEC = {"platforms", "precisions", "modes", "batch_sizes", "size", "time_budget_s", "target_rel_ci",
                   "min_samples", "max_samples", "warmup_iters", "timeout_s", "memory_limit_bytes", "threads",
                   "training"}
@@ -48,7 +48,8 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
     so that each platform and precision is seen on several families, not just the one held out. An optional `larger`
     mapping, or a list of them (each with its own variant axes, per-model config overrides and spec options), measures
     bigger variants, e.g. at the default thread count or with long inputs, so that the zoo's real sizes are not far
-    outside the data (run ids `<run_id>-lg-...`, then `-lg2-...` for the second mapping and so on).
+    outside the data (run ids `<run_id>-lg-...`, then `-lg2-...` for the second mapping and so on). A larger mapping
+    with variants_per_model samples its grid with the sweep's seed, so the grid's own axes give the grid's variants.
 
     The specs come section by section, each across all models, the i-th local section after the i-th of the zoo:
     a sweep stopped early has then measured every family at the sections it reached, not a few families fully."""
@@ -74,7 +75,8 @@ def prediction_sweep_specs(params: dict[str, Any]) -> list[SweepSpec]:
         for i, (axes, options, by_model) in enumerate(larger):
             if model not in axes.get("models", [model]):
                 continue
-            sections.append((2 + i, f"{run_id}-lg{i + 1 if i else ''}", {**common, **options}, _variants(model, axes),
+            picked = _variants(model, {**axes, "seed": params.get("seed", 0)})
+            sections.append((2 + i, f"{run_id}-lg{i + 1 if i else ''}", {**common, **options}, picked,
                              by_model.get(model) or {}))
         for index, prefix, options, chosen, extra in sections:
             for layers, hidden, seq in chosen:
