@@ -1,6 +1,6 @@
 """Is a section of the data-generation sweep worth its rows? Leave-one-family-out throughput accuracy of the zoo's
-families on the steady scale, scored on the same rows (those outside the section) with the section's rows in the
-training data and without them, then the families outside the zoo held out together, on both scales, each way.
+families on the steady scale, scored on the same rows (by default those outside the section) with the section's rows
+in the training data and without them, then the families outside the zoo held out together, on both scales, each way.
 
     .venv/bin/python benchmarks/prediction_sections.py --db outputs/study.duckdb --section "pred-data-lg[78]-"
 
