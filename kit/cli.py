@@ -356,6 +356,11 @@ def cmd_check_predictions(args: argparse.Namespace) -> int:
               f"(the repeat floor): {_scores(again)}\n  predicted against the floor: MAPE "
               f"{_ratio(predicted['mape'], again['mape'])}, median "
               f"{_ratio(predicted['median_ape'], again['median_ape'])}")
+    factor = a["reference_factor"]
+    if not math.isnan(factor):  # how far the machine itself moved between the store's runs and this one
+        pace = "slower" if factor > 1 else "faster"
+        print(f"  the machine reference took {factor:.2f}x its typical time in the store beside these results (the "
+              f"machine ran {pace} than during the store's runs)")
     return 0
 
 

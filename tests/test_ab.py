@@ -114,7 +114,7 @@ def test_settings_and_interpreters_are_checked_before_any_work(tmp_path):
 
 def test_ab_of_one_environment_against_itself_through_another_interpreter(tmp_path, capsys):
     db = tmp_path / "ab.duckdb"
-    code = main(["ab", "--models", "bert", "--batch-sizes", "1", "--time-budget-s", "0.4", "--rounds", "4",
+    code = main(["ab", "--models", "bert", "--batch-sizes", "1", "--time-budget-s", "0.3", "--rounds", "3",
                  "--baseline-python", sys.executable, "--candidate-python", sys.executable, "--threshold", "0.5",
                  "--processes", "2", "--run-id", "null", "--db", str(db)])
     out = capsys.readouterr().out
@@ -127,7 +127,7 @@ def test_ab_of_one_environment_against_itself_through_another_interpreter(tmp_pa
     stored = storage.load_records(con)
     assert sorted((r.run_id, r.config_key.endswith("|p1")) for r in stored) == [
         ("null.baseline", False), ("null.baseline", True), ("null.candidate", False), ("null.candidate", True)]
-    assert all(set(r.sample_rounds) == {0, 1, 2, 3} for r in stored)
+    assert all(set(r.sample_rounds) == {0, 1, 2} for r in stored)
 
 
 @pytest.mark.alone  # beside another test, rounds can differ by more than 9x and hide the slow-down

@@ -178,22 +178,22 @@ def test_profiles_name_their_files_and_expected_times():
 
 def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
     """`benchkit report --tiny` end to end in its own folder, on an empty store (no seeded run), as a new user would;
-    the index exists after the first notebook, and a failing notebook is recorded while the others still run."""
+    the index exists after the first notebook and keeps the others when one notebook runs again."""
     from kit.cli import main
 
     out = tmp_path / "report"
     assert main(["report", "--tiny", "--out", str(out), "--db", str(out / "benchkit.duckdb"),
-                 "--notebooks", "01_benchmark", "02_comparative_analysis", "explore"]) == 0
+                 "--notebooks", "01_benchmark", "explore"]) == 0
     printed = capsys.readouterr().out
-    assert "[1/3] 01_benchmark: running" in printed and "[3/3] explore: done in" in printed
+    assert "[1/2] 01_benchmark: running" in printed and "[2/2] explore: done in" in printed
     assert "sweep " in printed and "configurations done (stored " in printed  # the sweep's live progress
     page = (out / "index.html").read_text()
-    assert page.count(">done<") == 3 and "refresh" not in page
+    assert page.count(">done<") == 2 and "refresh" not in page
     assert main(["report", "--tiny", "--out", str(out), "--db", str(out / "benchkit.duckdb"), "-q",
                  "--notebooks", "explore"]) == 0  # one notebook again: the others stay on the index
     assert capsys.readouterr().out.startswith("index:")
     page = (out / "index.html").read_text()
-    assert page.count(">done<") == 3 and "01_benchmark/" in page and "02_comparative_analysis/" in page
+    assert page.count(">done<") == 2 and "01_benchmark/" in page and "explore/" in page
     # the report as a reader opens it: the index and every page it links, in headless Chromium
     from kit.browser.chromium import chromium_path
 
@@ -202,26 +202,7 @@ def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
     from kit.browser.report_check import check_pages
 
     pages = [out / "index.html", *sorted(out.glob("*/*.html"))]
-    assert len(pages) >= 7 and check_pages(pages) == []
-
-
-@pytest.mark.notebooks
-@pytest.mark.parametrize("stem", ["02_comparative_analysis", "05_recommendation"])
-def test_analysis_notebooks_read_a_parquet_dataset(stem, tmp_path, shared_db):
-    """The shared store appended to a Parquet dataset (kit.dataset): the notebook reads it as it reads the store, and
-    the dataset's files stay as they were."""
-    from kit import storage
-    from kit.dataset import export_dataset
-
-    folder = tmp_path / "fleet"
-    con = storage.connect(shared_db, read_only=True)
-    assert export_dataset(con, folder)["written"]
-    con.close()
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path / "out",
-                           extra_parameters={"db_path": str(folder)})
-    assert EXPECT[stem](out.recorded), json.dumps(out.recorded, default=str)
-    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert len(pages) >= 5 and check_pages(pages) == []
 
 
 @pytest.fixture(scope="module")
@@ -252,22 +233,31 @@ def fleet_db(shared_db, tmp_path_factory):
 
 
 @pytest.mark.notebooks
-def test_notebooks_02_and_05_compare_and_rank_across_machines(fleet_db, tmp_path):
+def test_notebooks_02_and_05_compare_and_rank_across_machines_from_a_parquet_dataset(fleet_db, tmp_path):
+    """The fleet exported to a Parquet dataset (kit.dataset): notebooks 02 and 05 read it as they read a store,
+    compare and rank the two machines, and leave the dataset's files as they were."""
     from kit import storage
+    from kit.dataset import export_dataset
 
     con = storage.connect(fleet_db, read_only=True)
     machines = dict(con.execute("SELECT run_id, hardware_id FROM runs").fetchall())
+    folder = tmp_path / "fleet"
+    assert export_dataset(con, folder)["written"]
     con.close()
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     here = machines["nb-seed"]
     out = pipeline.execute(NOTEBOOKS / "02_comparative_analysis.ipynb", PARAMS / "02_comparative_analysis.tiny.yaml",
-                           tmp_path / "02", extra_parameters={"db_path": fleet_db, "baseline_machine": here})
+                           tmp_path / "02", extra_parameters={"db_path": str(folder), "baseline_machine": here})
+    assert EXPECT["02_comparative_analysis"](out.recorded), json.dumps(out.recorded, default=str)
     assert out.recorded["n_machines"] == 2 and out.recorded["n_machine_speedups"] >= 2, out.recorded
     out = pipeline.execute(NOTEBOOKS / "05_recommendation.ipynb", PARAMS / "05_recommendation.tiny.yaml",
-                           tmp_path / "05", extra_parameters={"db_path": fleet_db, "latency_bound_ms": 1000.0,
+                           tmp_path / "05", extra_parameters={"db_path": str(folder), "latency_bound_ms": 1000.0,
                                                               "machine_prices": {here: 1.0, "fixture-b": 1.5},
                                                               "platforms": ["cpu"]})
+    assert EXPECT["05_recommendation"](out.recorded), json.dumps(out.recorded, default=str)
     assert out.recorded["n_fleet_ranked"] >= 2 and out.recorded["fleet_machines"] == sorted([here, "fixture-b"])
     assert out.recorded["fleet_p99_within_bound"] is True
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_report_upgrades_each_existing_store_the_notebooks_read_once(tmp_path, monkeypatch):

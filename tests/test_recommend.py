@@ -421,7 +421,7 @@ def test_cmd_check_predictions_prints_each_result_and_the_scores(tmp_path, capsy
     assert out.count("fam2") == 4 and "predicted" in out
     assert "6 throughput figures checked on the measured scale: MAPE" in out
     assert "4 predicted: MAPE" in out and "2 measured in the store before (the repeat floor): MAPE 9.1%" in out
-    assert "predicted against the floor: MAPE" in out
+    assert "predicted against the floor: MAPE" in out and "machine reference" not in out  # measured without one
     assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(train), "--scale", "steady"]) == 2
     assert "rounds beside the machine reference" in capsys.readouterr().err  # the synthetic rows have no reference
     assert cli.main(["check-predictions", "--measured-db", str(empty), "--db", str(train)]) == 2
@@ -471,6 +471,9 @@ def test_check_predictions_on_the_steady_scale_leaves_the_drift_between_runs_out
     assert steady.iloc[6]["reason"] == "measured without the machine reference" and np.isnan(steady.iloc[6]["ape"])
     assert steady.attrs["median_ape"] < 0.1 < measured_scale.attrs["median_ape"]
     np.testing.assert_allclose(steady["measured"].iloc[:6], later["throughput_items_per_s"] / 1.3)
+    typical = float(np.median([json.loads(e)["rounds"]["reference_round_p10_s"][0] for e in data["extra"]]))
+    for checked in (steady, measured_scale):  # how much slower the machine ran: the same on both scales
+        assert checked.attrs["reference_factor"] == pytest.approx(REFERENCE_S * 1.3 / typical)
     with pytest.raises(ConfigError, match="unknown scale 'raw'"):
         recommend.check_predictions(data, rows, scale="raw")
     with pytest.raises(ConfigError, match="rounds beside the machine reference"):
@@ -626,3 +629,25 @@ def test_each_thread_count_is_a_case_of_its_own(two_platforms) -> None:
     assert len(cases) == 2 * len(alone) and set(cases["threads"]) == {1, 2}
     at_two = cases[cases["threads"] == 2].reset_index(drop=True)
     assert (at_two["best"] == alone["best"]).all() and (at_two["n_configs"] == alone["n_configs"]).all()
+
+
+def test_cmd_check_predictions_says_how_far_the_machine_moved(tmp_path, capsys, monkeypatch) -> None:
+    """With results measured beside the machine reference, the command says how much slower (or faster) the machine
+    ran than during the store's runs, from the reference_factor of the check."""
+    from kit import cli
+    from kit.recommend.evaluation import CHECK_COLUMNS
+
+    later = tmp_path / "later.duckdb"
+    con = storage.connect(later)
+    _store(con, synthetic_frame(n_families=1, batch_sizes=(1,)).head(1))
+    con.close()
+    scores = {"n": 1, "mape": 0.1, "median_ape": 0.1, "coverage": 1.0}
+    for factor, pace in ((1.5, "slower"), (0.8, "faster")):
+        checked = pd.DataFrame(columns=[*CHECK_COLUMNS])
+        checked.attrs = {"scale": "steady", "target": "throughput", **scores, "by_source": {},
+                         "reference_factor": factor}
+        monkeypatch.setattr(recommend, "check_predictions", lambda *a, checked=checked, **k: checked)
+        assert cli.main(["check-predictions", "--measured-db", str(later), "--db", str(later)]) == 0
+        out = capsys.readouterr().out
+        assert (f"the machine reference took {factor:.2f}x its typical time in the store beside these results (the "
+                f"machine ran {pace} than during the store's runs)") in out

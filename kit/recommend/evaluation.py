@@ -224,7 +224,8 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     measurement (`source` says if data measured it already), in the order and with the index of `measured`. Failed or
     skipped results keep their reason. `attrs`: scale, target, mape, median APE and interval coverage of the ok
     rows, n, and the same per source (`by_source`): a later run that measures again configurations the store holds
-    ('measured') gives the repeat floor the predicted ones are held to, in the same run.
+    ('measured') gives the repeat floor the predicted ones are held to, in the same run; reference_factor, how much
+    slower than in `data` the machine reference ran beside the rows (`reference_factor`).
 
     scale='steady' learns and predicts on the steady scale (kit.predict.steady: beside the machine reference) and
     turns each prediction into the absolute figure at the reference speed measured beside the checked result
@@ -240,6 +241,7 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     if target not in CHECKED:
         raise ConfigError(f"unknown target {target!r} to check; known: {', '.join(CHECKED)}")
     rows = _measured_checks(measured, target)
+    factor = reference_factor(data, rows, target)
     typical: dict[str, float] = {}
     if scale == "steady":
         data, typical = _steady_data(data, target)
@@ -264,8 +266,22 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
         result = _at_todays_reference(result, rows, typical, target)
     scored = result[result["ape"].notna()]
     result.attrs = {"scale": scale, "target": target, **_check_scores(scored),
-                    "by_source": {source: _check_scores(part) for source, part in scored.groupby("source")}}
+                    "by_source": {source: _check_scores(part) for source, part in scored.groupby("source")},
+                    "reference_factor": factor}
     return result
+
+
+def reference_factor(data: Any, rows: pd.DataFrame, target: str = "throughput") -> float:
+    """How many times its typical time in `data` the machine reference took beside the `rows` (the median over the
+    rows measured beside it, on a machine and thread count `data` measured it at): above 1 the machine ran slower
+    than during data's runs. NaN where no row can be compared."""
+    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, reference_seconds, typical_reference_seconds
+
+    frame = measured_frame(data)
+    statistic = REFERENCE_STATISTIC[target]
+    typical = typical_reference_seconds(frame, statistic).groupby(reference_group(frame)).first().dropna()
+    ratio = (reference_seconds(rows, statistic) / reference_group(rows).map(typical).astype(float)).dropna()
+    return float(ratio.median()) if len(ratio) else math.nan
 
 
 def _check_scores(scored: pd.DataFrame) -> dict[str, float]:
