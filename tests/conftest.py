@@ -34,16 +34,6 @@ def machine_share(alone: bool):
             fcntl.flock(share, fcntl.LOCK_UN)
 
 
-# the modules of the longest tests (notebooks executed end to end, multi-process and generation runs): run first, so
-# that pytest-xdist's workers end on short tests together rather than one of them running a two-minute notebook alone
-LONG_FIRST = ("tests/test_notebooks.py", "tests/test_distributed.py", "tests/test_generation.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The modules of LONG_FIRST first, every test keeping its order within its module (the same on every worker)."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONG_FIRST)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test marked `alone` (its verdict is a timing that needs quiet cores) runs with no other test beside it,
