@@ -254,7 +254,6 @@ def test_notebooks_02_and_05_compare_and_rank_across_machines_from_a_parquet_dat
                            tmp_path / "05", extra_parameters={"db_path": str(folder), "latency_bound_ms": 1000.0,
                                                               "machine_prices": {here: 1.0, "fixture-b": 1.5},
                                                               "platforms": ["cpu"]})
-    assert EXPECT["05_recommendation"](out.recorded), json.dumps(out.recorded, default=str)
     assert out.recorded["n_fleet_ranked"] >= 2 and out.recorded["fleet_machines"] == sorted([here, "fixture-b"])
     assert out.recorded["fleet_p99_within_bound"] is True
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
