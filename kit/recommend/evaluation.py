@@ -241,10 +241,10 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     if target not in CHECKED:
         raise ConfigError(f"unknown target {target!r} to check; known: {', '.join(CHECKED)}")
     rows = _measured_checks(measured, target)
-    factor = reference_factor(data, rows, target)
-    typical: dict[str, float] = {}
+    frame = measured_frame(data)
+    typical = _typical_references(frame, target)
     if scale == "steady":
-        data, typical = _steady_data(data, target)
+        data = _steady_data(frame, target)
     predictor = predictor or fit_predictor(data)
     out, index = [], []
     for (model, size, overrides, seq, mode, threads), group in rows.groupby(
@@ -267,20 +267,18 @@ def check_predictions(data: Any, measured: pd.DataFrame, predictor: Predictor | 
     scored = result[result["ape"].notna()]
     result.attrs = {"scale": scale, "target": target, **_check_scores(scored),
                     "by_source": {source: _check_scores(part) for source, part in scored.groupby("source")},
-                    "reference_factor": factor}
+                    "reference_factor": reference_factor(rows, typical, target)}
     return result
 
 
-def reference_factor(data: Any, rows: pd.DataFrame, target: str = "throughput") -> float:
-    """How many times its typical time in `data` the machine reference took beside the `rows` (the median over the
-    rows measured beside it, on a machine and thread count `data` measured it at): above 1 the machine ran slower
-    than during data's runs. NaN where no row can be compared."""
-    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, reference_seconds, typical_reference_seconds
+def reference_factor(rows: pd.DataFrame, typical: dict[str, float], target: str = "throughput") -> float:
+    """How many times its typical time (`_typical_references` of the store) the machine reference took beside the
+    `rows`, the median over the rows measured beside it on a machine and thread count the store knows: above 1 the
+    machine ran slower than during the store's runs. NaN where no row can be compared."""
+    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, reference_seconds
 
-    frame = measured_frame(data)
-    statistic = REFERENCE_STATISTIC[target]
-    typical = typical_reference_seconds(frame, statistic).groupby(reference_group(frame)).first().dropna()
-    ratio = (reference_seconds(rows, statistic) / reference_group(rows).map(typical).astype(float)).dropna()
+    seconds = reference_seconds(rows, REFERENCE_STATISTIC[target])
+    ratio = (seconds / reference_group(rows).map(typical).astype(float)).dropna()
     return float(ratio.median()) if len(ratio) else math.nan
 
 
@@ -291,19 +289,24 @@ def _check_scores(scored: pd.DataFrame) -> dict[str, float]:
             "coverage": float(scored["inside"].astype(float).mean()) if len(scored) else math.nan}
 
 
-def _steady_data(data: Any, target: str) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The data with the target on the steady scale, and the typical reference seconds of each machine and thread
-    count there."""
-    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, steady_frame, typical_reference_seconds
+def _typical_references(frame: pd.DataFrame, target: str) -> dict[str, float]:
+    """The typical reference seconds of each machine and thread count of a measured frame (`reference_group`)."""
+    from kit.predict.steady import REFERENCE_STATISTIC, reference_group, typical_reference_seconds
 
-    frame = measured_frame(data)
+    return typical_reference_seconds(frame, REFERENCE_STATISTIC[target]).groupby(
+        reference_group(frame)).first().dropna().to_dict()
+
+
+def _steady_data(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """A measured frame with the target on the steady scale; ConfigError when nothing was measured beside the
+    reference."""
+    from kit.predict.steady import steady_frame
+
     steady = steady_frame(frame, target)
     if steady.empty:
         raise ConfigError(f"the store holds no results measured in rounds beside the machine reference with a "
                           f"normalised {target}: nothing to learn on the steady scale")
-    typical = typical_reference_seconds(frame, REFERENCE_STATISTIC[target]).groupby(
-        reference_group(frame)).first().dropna().to_dict()
-    return steady, typical
+    return steady
 
 
 def _at_todays_reference(result: pd.DataFrame, rows: pd.DataFrame, typical: dict[str, float],
