@@ -1,13 +1,16 @@
 """What is each counted fact worth? Leave-one-family-out throughput accuracy of the predictor trained on the store,
-with OpenVINO's written bytes (all, or its reference kernels'), its kernel counts, the matrix-product shapes or
-the convolutions' shapes withheld, on the same rows and folds, as measured or on the steady scale (`--scale steady`).
+with OpenVINO's written bytes (all, or its reference kernels'), its kernel counts, the matrix-product shapes, the
+convolutions' shapes or the machine's depthwise-convolution costs withheld, on the same rows and folds, as measured
+or on the steady scale (`--scale steady`).
 
     .venv/bin/python benchmarks/prediction_ablation.py --db outputs/benchkit.duckdb --model fixed
     .venv/bin/python benchmarks/prediction_ablation.py --zoo-only --architectures coverage-tf5.25.0 \
         --variants "all facts" "without matmul shapes"
 
 `--zoo-only` scores the zoo's families alone (how a term is chosen, so that the architectures outside the zoo stay a
-fresh test); `--architectures` adds a coverage run's rows to every fold's training data, with the same facts withheld.
+fresh test); `--held-out` scores the named families held out together, trained on the rest (the fresh families'
+check: `--held-out resnet convnext mobilenet_v2 swin gpt2 gpt_neox`); `--architectures` adds a coverage run's rows
+to every fold's training data, with the same facts withheld.
 `--model fixed` is the overhead baseline + boosting in every fold (a change in a term is not hidden by a change of
 the model choice); `--model auto` is the notebook's choice per fold (slower: it cross-fits every candidate).
 `--no-measured-gains` holds predictions at t threads within t times one thread's only, not within the gains measured
@@ -30,7 +33,8 @@ VARIANTS = {"all facts": [], "without OpenVINO's written bytes": ["kernel_output
             "without OpenVINO's element-wise kernels": ["kernel_eltwise_bytes"],
             "without OpenVINO's kernels": ["kernels_per_forward", "kernel_output_bytes", "kernel_reference_bytes",
                                            "kernel_transpose_bytes", "kernel_reorder_bytes", "kernel_eltwise_bytes"],
-            "without matmul shapes": ["matmul_shapes"], "without conv shapes": ["conv_shapes"]}
+            "without matmul shapes": ["matmul_shapes"], "without conv shapes": ["conv_shapes"],
+            "without depthwise costs": ["depthwise_costs"]}
 
 
 def main() -> None:
@@ -45,6 +49,8 @@ def main() -> None:
                         help="columns whose values get a MAPE column each (e.g. family)")
     parser.add_argument("--run-prefix", default="pred-data", help="score the results of runs starting with this")
     parser.add_argument("--zoo-only", action="store_true", help="score the zoo's families only")
+    parser.add_argument("--held-out", nargs="+", metavar="FAMILY",
+                        help="score these families held out together, trained on the others (e.g. the fresh ones)")
     parser.add_argument("--scale", choices=("measured", "steady"), default="measured",
                         help="steady: the normalised throughput beside the machine reference (kit.predict.steady)")
     parser.add_argument("--architectures", help="coverage run id whose architectures join the training data")
@@ -71,7 +77,8 @@ def main() -> None:
     settings["measured_gains"] = not args.no_measured_gains
     start = time.perf_counter()
     table = ablation_table(frame, {name: VARIANTS[name] for name in args.variants}, args.target, tuple(args.by),
-                           make_predictor=lambda: Predictor(targets=(args.target,), **settings), extra_training=extra)
+                           make_predictor=lambda: Predictor(targets=(args.target,), **settings), extra_training=extra,
+                           held_out=args.held_out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(f"{len(frame)} rows, {frame['family'].nunique()} families, "

@@ -3,7 +3,8 @@
 The numbers put results on a roofline: achieved FLOP/s over the measured peak. They are best-of-N rates, the least
 disturbed repetition, because a peak is what the hardware can do, not what it usually does while shared. Matrices
 grow until one product takes a measurable time; copies are larger than the CPU's last-level cache. Stored with the
-hardware row (peak_flops_json, keyed by platform) so each machine is measured once.
+hardware row (peak_flops_json, keyed by platform) so each machine is measured once. Each entry also holds what
+depthwise convolutions cost on the platform (`kit.depthwise`), which run far below both peaks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from kit import depthwise
 from kit.errors import ConfigError
 
 PLATFORM_DEVICES = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda", "mps": "mps"}
@@ -35,6 +37,7 @@ class Peaks:
     mem_bandwidth_bytes_per_s: float
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    depthwise: dict[str, Any] = field(default_factory=dict)  # kit.depthwise.measure_costs: {precision: {threads: ...}}
 
     def to_json(self) -> dict[str, Any]:
         """The stored form, one entry of the hardware row's peak_flops_json."""
@@ -64,6 +67,20 @@ def _best_time_s(fn: Callable[[], Any], sync: Callable[[], None], budget_s: floa
         if time.perf_counter() - start > budget_s:
             break
     return best
+
+
+def _timer(device: str) -> depthwise.Timer:
+    """_best_time_s with the device's synchronisation: (call, budget_s, max_reps) -> best seconds per call."""
+    sync = _sync(device)
+    return lambda fn, budget_s, max_reps: _best_time_s(fn, sync, budget_s, max_reps)
+
+
+def depthwise_costs(platform: str, precisions: tuple[str, ...] = MATMUL_PRECISIONS,
+                    budget_s: float = 0.4) -> dict[str, Any]:
+    """What depthwise convolutions cost on one torch platform, per precision and thread count
+    (`kit.depthwise.measure_costs`, about budget_s per precision and thread count)."""
+    device = PLATFORM_DEVICES[platform]
+    return depthwise.measure_costs(device, precisions, budget_s, _timer(device))
 
 
 def matmul_flops_per_s(device: str, precision: str, budget_s: float = 0.4, max_n: int = 2048) -> tuple[float, int]:
@@ -96,7 +113,8 @@ def copy_bandwidth_bytes_per_s(device: str, n_bytes: int, budget_s: float = 0.4)
 
 def measure_peaks(platform: str = "cpu", precisions: tuple[str, ...] = MATMUL_PRECISIONS,
                   budget_s: float = 0.4) -> Peaks:
-    """Measure one platform's matmul peak per precision and its copy bandwidth (a few seconds in all)."""
+    """Measure one platform's matmul peak per precision, its copy bandwidth and what depthwise convolutions cost on
+    it (several seconds in all)."""
     if platform not in PLATFORM_DEVICES:
         raise ConfigError(f"no microbenchmark for platform {platform!r}; known: {', '.join(PLATFORM_DEVICES)}")
     unknown = [p for p in precisions if p not in MATMUL_PRECISIONS]
@@ -115,10 +133,11 @@ def measure_peaks(platform: str = "cpu", precisions: tuple[str, ...] = MATMUL_PR
     for precision in precisions:
         flops[precision], sizes[precision] = matmul_flops_per_s(device, precision, budget_s, MAX_MATMUL_N[platform])
     bandwidth = copy_bandwidth_bytes_per_s(device, COPY_BYTES[platform], budget_s)
+    costs = depthwise_costs(platform, precisions, budget_s)
     details = {"matmul_n": sizes, "copy_bytes": COPY_BYTES[platform], "method": "best of repeated calls",
                "device_name": _device_name(device), "threads": torch.get_num_threads(),
                "load_avg_1m": load_average_1m()}  # shared machines: a high load means lower, noisier peaks
-    return Peaks(platform, device, flops, bandwidth, time.perf_counter() - start, details)
+    return Peaks(platform, device, flops, bandwidth, time.perf_counter() - start, details, costs)
 
 
 def _device_name(device: str) -> str:
@@ -154,40 +173,68 @@ def check_settings(platforms: list[str] | tuple[str, ...], budget_s: float) -> N
 def ensure_peaks(con: Any, platforms: tuple[str, ...] = ("cpu",), budget_s: float = 0.4) -> pd.DataFrame:
     """Measure and store the peaks of each available platform not yet measured on this machine; return all peaks.
 
-    `attrs['this_machine']` is this hardware_id, `attrs['skipped']` maps each platform not measured to the reason
-    (absent here), `attrs['measured_now']` lists those measured by this call."""
+    Peaks stored without depthwise costs get them (the peaks themselves are kept). `attrs['this_machine']` is this
+    hardware_id, `attrs['skipped']` maps each platform not measured to the reason (absent here),
+    `attrs['measured_now']` lists those measured by this call."""
+    from kit import storage
     from kit.backends import get_backend
     from kit.environment import hardware_info
 
     check_settings(platforms, budget_s)
     hardware_id = hardware_info()["hardware_id"]
-    stored = stored_peaks(con)
-    have = set(stored.loc[stored["hardware_id"] == hardware_id, "platform"])
+    entries = _entries(con).get(hardware_id, {})
     skipped, measured = {}, []
     for platform in platforms:
         ok, reason = get_backend(platform).available()
         if not ok:
             skipped[platform] = f"unavailable: {reason}"
-        elif platform not in have:
+        elif platform not in entries:
             store_peaks(con, measure_peaks(platform, budget_s=budget_s), hardware_id)
+            measured.append(platform)
+        elif not entries[platform].get("depthwise"):  # peaks stored before depthwise costs were measured
+            precisions = tuple(entries[platform].get("flops_per_s") or MATMUL_PRECISIONS)
+            entry = {**entries[platform], "depthwise": depthwise_costs(platform, precisions, budget_s)}
+            storage.set_hardware_peaks(con, hardware_id, {platform: entry})
             measured.append(platform)
     peaks = stored_peaks(con)
     peaks.attrs = {"this_machine": hardware_id, "skipped": skipped, "measured_now": measured}
     return peaks
 
 
-PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]
+PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
+                "depthwise_costs"]
+
+
+def _entries(con: Any) -> dict[str, dict[str, Any]]:
+    """The stored peak entries: {hardware_id: {platform: Peaks.to_json()}}."""
+    return {hardware_id: json.loads(text) for hardware_id, text in con.execute(
+        "SELECT hardware_id, peak_flops_json FROM hardware WHERE peak_flops_json IS NOT NULL").fetchall()}
 
 
 def stored_peaks(con: Any) -> pd.DataFrame:
-    """Stored peaks in long form: one row per hardware x platform x precision."""
+    """Stored peaks in long form: one row per hardware x platform x precision, with that precision's depthwise
+    costs per thread count (`kit.depthwise.measure_costs`; None where they were not measured)."""
     rows = []
-    for hardware_id, text in con.execute("SELECT hardware_id, peak_flops_json FROM hardware "
-                                         "WHERE peak_flops_json IS NOT NULL").fetchall():
-        for platform, entry in json.loads(text).items():
+    for hardware_id, entries in _entries(con).items():
+        for platform, entry in entries.items():
             for precision, value in (entry.get("flops_per_s") or {}).items():
-                rows.append([hardware_id, platform, precision, value, entry.get("mem_bandwidth_bytes_per_s")])
+                costs = (entry.get("depthwise") or {}).get(precision) or None
+                rows.append([hardware_id, platform, precision, value, entry.get("mem_bandwidth_bytes_per_s"), costs])
     return pd.DataFrame(rows, columns=PEAK_COLUMNS)
+
+
+def depthwise_table(peaks: pd.DataFrame) -> pd.DataFrame:
+    """The depthwise-convolution costs among stored peaks, one row per hardware, platform, precision and thread count:
+    microseconds per call, nanoseconds per output element and per multiply-accumulate, the fit's error over the timed
+    shapes and the machine reference's 10th percentile beside them (milliseconds)."""
+    rows = [{"hardware_id": h, "platform": p, "precision": prec, "threads": int(threads),
+             "call_us": c["call_s"] * 1e6, "element_ns": c["element_s"] * 1e9, "mac_ns": c["mac_s"] * 1e9,
+             "fit_mape": c["fit_mape"], "reference_ms": (c.get("reference_s") or float("nan")) * 1e3}
+            for h, p, prec, table in zip(peaks["hardware_id"], peaks["platform"], peaks["precision"],
+                                         peaks.get("depthwise_costs", pd.Series(None, index=peaks.index)), strict=True)
+            if isinstance(table, dict) for threads, c in sorted(table.items(), key=lambda kv: int(kv[0]))]
+    return pd.DataFrame(rows, columns=["hardware_id", "platform", "precision", "threads", "call_us", "element_ns",
+                                       "mac_ns", "fit_mape", "reference_ms"])
 
 
 def add_microbench_arguments(parser: Any) -> None:
@@ -212,4 +259,9 @@ def cmd_microbench(args: Any) -> int:
         print(f"{platform} ({peaks.details['device_name']}, hardware {hardware_id}): {flops}; copy "
               f"{peaks.mem_bandwidth_bytes_per_s / 1e9:,.1f} GB/s; {peaks.seconds:.1f} s, "
               f"load {peaks.details['load_avg_1m']}")
+        for precision, table in peaks.depthwise.items():
+            for threads, c in sorted(table.items(), key=lambda kv: int(kv[0])):
+                print(f"  depthwise convolutions, {precision}, {threads} thread(s): {c['call_s'] * 1e6:.1f} us per "
+                      f"call + {c['element_s'] * 1e9:.2f} ns per output element + {c['mac_s'] * 1e9:.3f} ns per "
+                      f"multiply-add (the fit lies {c['fit_mape']:.0%} from the timed shapes)")
     return 0

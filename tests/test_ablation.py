@@ -125,3 +125,24 @@ def test_unknown_fact_is_named_before_any_work() -> None:
     with pytest.raises(ConfigError, match="'kernels'.*known: kernels_per_forward"):
         ablation_table(synthetic_frame(n_families=2), {"bad": ["kernels"]})
 
+
+
+def test_families_held_out_together_show_what_the_depthwise_costs_are_worth() -> None:
+    """One family has depthwise convolutions, the others none: only their measured costs can tell its time."""
+    frame = synthetic_frame(n_families=4, noise=0.0, seed=1)
+    last = sorted(set(frame["family"]))[-1]
+    convs = json.dumps([[196, 1, 9, 256, 392, 1, 9, 256, 12]])  # 12 depthwise 3x3 convs, 256 channels of 14x14
+    costs = {"1": {"call_s": 1e-4, "element_s": 1e-9, "mac_s": 5e-11, "reference_s": 1e-3}}
+    frame = frame.assign(conv_shapes=np.where(frame["family"] == last, convs, None),
+                         depthwise_costs=[costs] * len(frame))
+    feats = features.feature_frame(frame)
+    seconds = overhead_law(feats) + feats["depthwise_s"].fillna(0.0)
+    frame = frame.assign(throughput_items_per_s=frame["batch_size"] / seconds)
+
+    def make_predictor():
+        return Predictor(targets=("throughput",), baseline_kind="overhead", boosting=False)
+
+    table = ablation_table(frame, {"all": [], "without": ["depthwise_costs"]}, make_predictor=make_predictor,
+                           held_out=[last]).set_index("variant")
+    assert (table["n"] == (frame["family"] == last).sum()).all()  # the held-out family's rows alone, both ways
+    assert table.loc["all", "mape"] < 0.01 and table.loc["without", "mape"] > 0.05

@@ -18,6 +18,7 @@ import pandas as pd
 
 from kit.errors import ConfigError
 from kit.predict.features import (
+    DEPTHWISE_COSTS,
     KERNEL_BYTES_COLUMN,
     KERNEL_COLUMN,
     SHAPE_COLUMNS,
@@ -28,9 +29,12 @@ from kit.predict.features import (
 from kit.predict.model import Predictor, accuracy, hold_out_groups, leave_one_group_out
 
 # fact -> (its column, where it is stored in `extra`: a top-level key, or a key of extra["forward_profile"])
+# (None, None): a fact of the machine's peaks, not of the result
 FACTS = {KERNEL_COLUMN: ("runtime_layers", None), KERNEL_BYTES_COLUMN: ("runtime_output_bytes", None),
          **{column: (fact, None) for column, fact in SLOW_KERNEL_FACTS.items()},
-         "matmul_shapes": ("matmul_shapes", "forward_profile"), "conv_shapes": ("conv_shapes", "forward_profile")}
+         "matmul_shapes": ("matmul_shapes", "forward_profile"), "conv_shapes": ("conv_shapes", "forward_profile"),
+         DEPTHWISE_COSTS: (None, None)}
+OBJECT_FACTS = (*SHAPE_COLUMNS, DEPTHWISE_COSTS)  # emptied with None, the others with NaN
 
 
 def check_facts(facts: list[str]) -> None:
@@ -44,6 +48,8 @@ def _strip(extra: object, facts: list[str]) -> str:
     out = dict(extra_dict(extra))
     for fact in facts:
         key, parent = FACTS[fact]
+        if key is None:
+            continue
         if parent is None:
             out.pop(key, None)
         elif isinstance(out.get(parent), dict):
@@ -57,7 +63,7 @@ def without_facts(frame: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
     check_facts(facts)
     if not facts:
         return frame
-    out = frame.assign(**{f: (None if f in SHAPE_COLUMNS else np.nan) for f in facts if f in frame})
+    out = frame.assign(**{f: (None if f in OBJECT_FACTS else np.nan) for f in facts if f in frame})
     if "extra" in out:
         out["extra"] = out["extra"].map(lambda e: _strip(e, facts))
     return feature_frame(out)
@@ -66,9 +72,10 @@ def without_facts(frame: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
 def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: str = "throughput",
                    by: tuple[str, ...] = ("platform", "threads"),
                    make_predictor: Callable[[], Predictor] | None = None,
-                   extra_training: pd.DataFrame | None = None) -> pd.DataFrame:
+                   extra_training: pd.DataFrame | None = None, held_out: list[str] | None = None) -> pd.DataFrame:
     """Per variant (a name and the facts it withholds): leave-one-family-out MAPE and share within 10 % of the
-    target, overall and per value of `by` (MAPE), each variant on the same rows and folds.
+    target, overall and per value of `by` (MAPE), each variant on the same rows and folds; with `held_out`
+    families, those held out together instead (trained on the others, e.g. the fresh families from the zoo's).
     `extra_training` (e.g. coverage rows, `kit.predict.architectures.architecture_rows`) joins every fold's training
     data with the same facts withheld, and is never scored."""
     for facts in variants.values():
@@ -77,8 +84,11 @@ def ablation_table(frame: pd.DataFrame, variants: dict[str, list[str]], target: 
     for name, facts in variants.items():
         data = without_facts(frame, facts)
         extra = without_facts(extra_training, facts) if extra_training is not None else None
-        predictions = leave_one_group_out(data, target, make_predictor=make_predictor,
-                                          extra_training=extra).predictions
+        if held_out:
+            predictions = hold_out_groups(data, held_out, target, "family", make_predictor, extra).predictions
+        else:
+            predictions = leave_one_group_out(data, target, make_predictor=make_predictor,
+                                              extra_training=extra).predictions
         rows.append({"variant": name, "withheld": ", ".join(facts) or "none", **_scores(predictions, data, by)})
     return pd.DataFrame(rows)
 

@@ -18,6 +18,7 @@ from kit.predict.features import KERNEL_COLUMN, TRAINING_FLOP_FACTOR, numeric_co
 BASELINE_KINDS = ("overhead", "roofline")
 N_OVERHEAD_TERMS = 10  # fixed, per op call, compute, traffic, attention scores, per Python call, extra conv compute,
 #                        per conv call, thin matrix products, OpenVINO's slow data-movement kernels' traffic
+MIN_FITTED_SHARE = 0.1  # of a row's time, left to the fitted terms whatever the depthwise convolutions' fixed time
 BASELINE_LEVELS = (["platform", "precision", "mode", "has_peaks"], ["platform", "mode", "has_peaks"], ["has_peaks"])
 
 
@@ -105,6 +106,13 @@ def _overhead_design(features: pd.DataFrame) -> np.ndarray:
                             slow.fillna(0.0).astype(float)])
 
 
+def fixed_seconds(features: pd.DataFrame) -> pd.Series:
+    """The time the overhead baseline adds without fitting it: the depthwise convolutions' at their measured costs
+    (`kit.predict.features.depthwise_time`; 0 where there are none or no costs were measured). The zoo's families
+    have no depthwise convolutions, so no coefficient of theirs could learn what they cost."""
+    return numeric_column(features, "depthwise_s").fillna(0.0)
+
+
 def _scaled_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     """Non-negative least squares with every column scaled to unit norm first (the terms differ by many orders of
     magnitude, which can stall the solver); None when it still does not converge (the group then gets no model of its
@@ -124,7 +132,8 @@ class OverheadBaseline:
     + Python-call overhead + extra convolution compute + per-convolution-call overhead + the compute thin matrix
     products and convolutions lose + the traffic of OpenVINO's slow data-movement kernels, each with a non-negative
     coefficient fitted for relative error (NNLS) per platform, precision, mode and thread count (else per platform,
-    mode and threads, else over all rows): the roofline plus the call overheads that dominate small models.
+    mode and threads, else over all rows): the roofline plus the call overheads that dominate small models. The
+    depthwise convolutions' time at their measured costs is added as it is (`fixed_seconds`).
     Throughput is batch / time; latency is the time."""
 
     target: str
@@ -135,6 +144,8 @@ class OverheadBaseline:
         """Fit one coefficient vector per group of each level (`_overhead_groups`) with enough rows, and one for
         all."""
         seconds = features["batch_size"].astype(float) / y if self.target == "throughput" else y.astype(float)
+        # the fitted terms explain what the depthwise convolutions leave (at least a tenth of the time)
+        seconds = np.maximum(seconds - fixed_seconds(features), seconds * MIN_FITTED_SHARE)
         levels = _overhead_groups(features)
         keys = [None, *sorted({key for level in levels for key in level})]
         relative = _overhead_design(features) / seconds.to_numpy()[:, None]  # row-wise: each group takes its rows
@@ -155,7 +166,8 @@ class OverheadBaseline:
         fallback = self.coefs.get(None, np.zeros(N_OVERHEAD_TERMS))
         coefs = np.array([next((self.coefs[k] for k in level if k in self.coefs), fallback)
                           for level in _overhead_groups(features)])
-        seconds = pd.Series(np.maximum((design * coefs).sum(axis=1), 1e-12), index=features.index)
+        fitted = np.maximum((design * coefs).sum(axis=1), 1e-12)
+        seconds = pd.Series(fitted, index=features.index) + fixed_seconds(features)
         if self.target == "throughput":
             return np.log(features["batch_size"].astype(float) / seconds)
         return np.log(seconds)

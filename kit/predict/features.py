@@ -5,6 +5,8 @@ Input is a results frame (`storage.results_frame`, or any frame with its columns
 columns directly instead of `extra` JSON. The roofline is deliberately simple (compute, or weight plus activation
 traffic, whichever is slower). It is a feature, and the analytic baselines (`kit.predict.baselines`, which the
 predictor builds on and is compared with) calibrate it on measured rows; it is never presented as a measurement.
+The depthwise convolutions' time comes from their costs measured on the machine (`kit.depthwise`), which the
+overhead baseline adds as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from kit import depthwise
 
 TARGETS = {"throughput": "throughput_items_per_s", "latency": "latency_p50_s", "memory": "peak_memory_bytes"}
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -61,7 +65,9 @@ SLOW_KERNEL_FACTS = {KERNEL_REFERENCE_COLUMN: "runtime_reference_bytes",
 KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, *SLOW_KERNEL_FACTS)  # of the compiled graph, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
-NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
+NOT_KERNELS = ("Const", "Constant")
+# a precision's depthwise-convolution costs per thread count on a machine (kit.depthwise.measure_costs), from its peaks
+DEPTHWISE_COSTS = "depthwise_costs"  # listed among the executed layers of an OpenVINO graph, but run no kernel
 
 
 def extra_dict(value: Any) -> dict:
@@ -149,21 +155,24 @@ def variant_key(frame: pd.DataFrame) -> pd.Series:
 
 
 def attach_peaks(frame: pd.DataFrame, peaks: pd.DataFrame | None) -> pd.DataFrame:
-    """The frame with peak_flops_per_s and mem_bandwidth_bytes_per_s of its hardware, platform and precision."""
+    """The frame with peak_flops_per_s, mem_bandwidth_bytes_per_s and the depthwise costs (DEPTHWISE_COSTS) of its
+    hardware, platform and precision."""
     out = frame.copy()
     if peaks is None or peaks.empty or "hardware_id" not in out:
-        for column in ("peak_flops_per_s", "mem_bandwidth_bytes_per_s"):
+        for column in ("peak_flops_per_s", "mem_bandwidth_bytes_per_s", DEPTHWISE_COSTS):
             if column not in out:
-                out[column] = np.nan
+                out[column] = np.nan if column != DEPTHWISE_COSTS else None
         return out
-    table = {(h, p, prec): (flops, bw) for h, p, prec, flops, bw in
-             peaks[["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s"]]
-             .itertuples(index=False)}
+    costs = peaks[DEPTHWISE_COSTS] if DEPTHWISE_COSTS in peaks else pd.Series(None, index=peaks.index, dtype=object)
+    table = {(h, p, prec): (flops, bw, cost) for h, p, prec, flops, bw, cost in
+             zip(peaks["hardware_id"], peaks["platform"], peaks["precision"], peaks["peak_flops_per_s"],
+                 peaks["mem_bandwidth_bytes_per_s"], costs, strict=True)}
     keys = zip(out["hardware_id"], out["platform"], out["precision"].map(lambda p: PEAK_PRECISION.get(p, p)),
                strict=True)
-    found = [table.get(key, (np.nan, np.nan)) for key in keys]
-    out["peak_flops_per_s"] = [f for f, _ in found]
-    out["mem_bandwidth_bytes_per_s"] = [b for _, b in found]
+    found = [table.get(key, (np.nan, np.nan, None)) for key in keys]
+    out["peak_flops_per_s"] = [f for f, _, _ in found]
+    out["mem_bandwidth_bytes_per_s"] = [b for _, b, _ in found]
+    out[DEPTHWISE_COSTS] = [c if isinstance(c, dict) else None for _, _, c in found]
     return out
 
 
@@ -261,6 +270,29 @@ def _thin_flops(frame: pd.DataFrame, batch: pd.Series) -> pd.Series:
     return pd.concat(lost, axis=1).sum(axis=1, min_count=1)
 
 
+def depthwise_time(frame: pd.DataFrame) -> pd.Series:
+    """Seconds per batch of each row's depthwise convolutions under its machine's measured costs
+    (`kit.depthwise.depthwise_seconds` at the row's thread count, x3 for a training step), moved to the scale of the
+    machine's typical reference where its results were measured beside one (x the typical reference 10th percentile /
+    the one timed beside the costs); 0 without depthwise convolutions, NaN without costs or stored shapes."""
+    from kit.predict.steady import typical_reference_seconds
+
+    typical = typical_reference_seconds(frame, "p10") if "extra" in frame else pd.Series(np.nan, index=frame.index)
+    threads = numeric_column(frame, "threads")
+    passes = np.where(frame["mode"] == "training", TRAINING_FLOP_FACTOR, 1.0)
+    empty = pd.Series(None, index=frame.index, dtype=object)
+    out = []
+    for shapes, batch, table, thread, usual in zip(frame.get("conv_shapes", empty), frame["batch_size"].astype(float),
+                                                    frame.get(DEPTHWISE_COSTS, empty), threads, typical, strict=True):
+        costs = depthwise.costs_at(table if isinstance(table, dict) else None, thread)
+        if costs is None or not isinstance(shapes, str) or not shapes:
+            out.append(np.nan)
+            continue
+        scale = usual / costs["reference_s"] if usual > 0 and (costs.get("reference_s") or 0) > 0 else 1.0
+        out.append(depthwise.depthwise_seconds(shapes, batch, costs) * scale)
+    return pd.Series(out, index=frame.index, dtype=float) * passes
+
+
 def numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
     """A numeric column of the frame, or NaN where the frame has none (results stored before it existed)."""
     values = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
@@ -291,6 +323,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
                    "conv_flops_per_batch", "thin_flops", "thin_s", "slow_bytes", "slow_s"):
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
+    out["depthwise_s"] = depthwise_time(frame)
     out["static_memory_bytes"] = static_memory_bytes(frame)
     out["log_params"] = _log(frame["n_params"])
     out["log_flops_per_item"] = _log(roof["flops_per_item"])
