@@ -201,8 +201,9 @@ def ensure_peaks(con: Any, platforms: tuple[str, ...] = ("cpu",), budget_s: floa
     return peaks
 
 
+DEPTHWISE_COLUMN = "depthwise_costs"  # of stored_peaks: a precision's costs per thread count
 PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
-                "depthwise_costs"]
+                DEPTHWISE_COLUMN]
 
 
 def _entries(con: Any) -> dict[str, dict[str, Any]]:
@@ -231,7 +232,7 @@ def depthwise_table(peaks: pd.DataFrame) -> pd.DataFrame:
              "call_us": c["call_s"] * 1e6, "element_ns": c["element_s"] * 1e9, "mac_ns": c["mac_s"] * 1e9,
              "fit_mape": c["fit_mape"], "reference_ms": (c.get("reference_s") or float("nan")) * 1e3}
             for h, p, prec, table in zip(peaks["hardware_id"], peaks["platform"], peaks["precision"],
-                                         peaks.get("depthwise_costs", pd.Series(None, index=peaks.index)), strict=True)
+                                         peaks.get(DEPTHWISE_COLUMN, pd.Series(None, index=peaks.index)), strict=True)
             if isinstance(table, dict) for threads, c in sorted(table.items(), key=lambda kv: int(kv[0]))]
     return pd.DataFrame(rows, columns=["hardware_id", "platform", "precision", "threads", "call_us", "element_ns",
                                        "mac_ns", "fit_mape", "reference_ms"])
@@ -242,16 +243,28 @@ def add_microbench_arguments(parser: Any) -> None:
     parser.add_argument("--platforms", nargs="+", default=["cpu"], help="platforms to measure (cpu, cuda, ...)")
     parser.add_argument("--budget-s", type=float, default=0.4, help="seconds per matmul precision and per copy")
     parser.add_argument("--db", default=None, help="DuckDB file (default outputs/benchkit.duckdb)")
+    parser.add_argument("--missing", action="store_true",
+                        help="measure only what the store lacks for this machine (platforms without peaks, peaks "
+                             "without depthwise costs), keeping what it holds")
 
 
 def cmd_microbench(args: Any) -> int:
-    """Measure each platform's peaks, store them with this machine's hardware row and print them."""
+    """Measure each platform's peaks, store them with this machine's hardware row and print them (with --missing,
+    only what the store lacks)."""
     from kit import storage
 
     if not args.budget_s > 0:
         raise ConfigError(f"--budget-s must be positive, got {args.budget_s!r}")
     check_settings(args.platforms, args.budget_s)  # every platform checked before the first is measured
     con = storage.connect(args.db or storage.DEFAULT_DB)
+    if args.missing:
+        peaks = ensure_peaks(con, tuple(args.platforms), args.budget_s)
+        mine = peaks[peaks["hardware_id"] == peaks.attrs["this_machine"]]
+        print(f"measured now: {', '.join(peaks.attrs['measured_now']) or 'nothing'}; "
+              f"not measured: {peaks.attrs['skipped'] or 'none'}")
+        print(mine.drop(columns=DEPTHWISE_COLUMN).to_string(index=False))
+        print(depthwise_table(mine).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        return 0
     for platform in args.platforms:
         peaks = measure_peaks(platform, budget_s=args.budget_s)
         hardware_id = store_peaks(con, peaks)

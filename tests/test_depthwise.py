@@ -139,3 +139,24 @@ def test_withholding_the_depthwise_costs_empties_the_term() -> None:
 
     assert feature_frame(frame)["depthwise_s"].iloc[0] > 0
     assert np.isnan(without_facts(frame, [DEPTHWISE_COSTS])["depthwise_s"].iloc[0])
+
+
+def test_microbench_missing_measures_only_what_the_store_lacks(tmp_path, monkeypatch, capsys) -> None:
+    from kit.cli import main
+    from kit.environment import hardware_info
+
+    db = tmp_path / "b.duckdb"
+    con = storage.connect(db)
+    storage.set_hardware_peaks(con, hardware_info()["hardware_id"],
+                               {"cpu": {"flops_per_s": {"fp32": 1e11}, "mem_bandwidth_bytes_per_s": 2e10}}, 2e10)
+    con.close()
+    monkeypatch.setattr(microbench, "measure_peaks", lambda *a, **k: pytest.fail("the stored peaks are kept"))
+    monkeypatch.setattr(microbench, "depthwise_costs", lambda platform, precisions, budget_s:
+                        {p: {"1": {**COSTS, "reference_s": 1e-3, "fit_mape": 0.1}} for p in precisions})
+    assert main(["microbench", "--missing", "--db", str(db)]) == 0
+    printed = capsys.readouterr().out
+    assert "measured now: cpu" in printed and "peak_flops_per_s" in printed and "call_us" in printed
+    stored = microbench.stored_peaks(storage.connect(db, read_only=True)).iloc[0]
+    assert stored["peak_flops_per_s"] == 1e11 and stored[DEPTHWISE_COSTS]["1"]["call_s"] == COSTS["call_s"]
+    assert main(["microbench", "--missing", "--db", str(db)]) == 0
+    assert "measured now: nothing" in capsys.readouterr().out

@@ -65,9 +65,9 @@ SLOW_KERNEL_FACTS = {KERNEL_REFERENCE_COLUMN: "runtime_reference_bytes",
 KERNEL_COLUMNS = (KERNEL_COLUMN, KERNEL_BYTES_COLUMN, *SLOW_KERNEL_FACTS)  # of the compiled graph, never timed
 FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "image_size", *PROFILE_COLUMNS,
                 *KERNEL_COLUMNS)
-NOT_KERNELS = ("Const", "Constant")
+NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
 # a precision's depthwise-convolution costs per thread count on a machine (kit.depthwise.measure_costs), from its peaks
-DEPTHWISE_COSTS = "depthwise_costs"  # listed among the executed layers of an OpenVINO graph, but run no kernel
+DEPTHWISE_COSTS = "depthwise_costs"
 
 
 def extra_dict(value: Any) -> dict:
