@@ -36,7 +36,7 @@ EXPECT = {
                                and r["drift_index"] >= 0),
     "02_comparative_analysis": lambda r: (
         r["n_speedups"] >= 1 and r["cis_ordered"] and r["exports_exist"] and r["n_ranked"] >= 1
-        and r["n_history_runs"] >= 1 and (r["baseline"] is None or r["n_compared"] >= 1)
+        and r["n_history_runs"] >= 2 and r["baseline"] is not None and r["n_compared"] >= 1
         and 0 <= r["n_regressions"] <= r["n_compared"]),
     "03_training_vs_inference": lambda r: (
         r["n_pairs"] >= 1 and len(r["throughput_ratios"]) == len(r["throughput_ratios_p50"]) == r["n_pairs"]
@@ -100,24 +100,33 @@ EXPECT = {
 
 @pytest.fixture(scope="module")
 def shared_db(tmp_path_factory):
-    """One database for the notebooks of this module, seeded with a tiny run so analysis notebooks have data in any
-    order (01 then adds a second run, so 02 has a baseline to compare with)."""
+    """One database for the notebooks of this module, seeded with two tiny runs so analysis notebooks have data in any
+    order, and 02 a baseline run to compare the latest with."""
     import kit
 
     path = str(tmp_path_factory.mktemp("nb") / "benchkit.duckdb")
-    spec = kit.SweepSpec(models=["bert"], platforms=["cpu"], precisions=["fp32"], batch_sizes=[1, 2],
-                         time_budget_s=0.2, min_samples=5, run_id="nb-seed")
     con = kit.connect(path)
-    kit.run_sweep(spec, con, progress=False)
+    for run_id in ("nb-seed", "nb-seed-2"):
+        spec = kit.SweepSpec(models=["bert"], platforms=["cpu"], precisions=["fp32"], batch_sizes=[1, 2],
+                             time_budget_s=0.2, min_samples=5, run_id=run_id)
+        kit.run_sweep(spec, con, progress=False)
     con.close()
     return path
 
 
+REPORT_STEMS = ["01_benchmark", "explore"]  # executed and checked by the report test, from an empty store
+
+
 @pytest.mark.notebooks
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", [s for s in STEMS if s not in REPORT_STEMS])
 def test_notebook_runs_on_tiny_parameters(stem, tmp_path, shared_db):
     extra = {"db_path": shared_db} if "db_path" in _declared(stem) else {}
     out = pipeline.execute(NOTEBOOKS / f"{stem}.ipynb", PARAMS / f"{stem}.tiny.yaml", tmp_path, extra_parameters=extra)
+    check_executed(stem, out)
+
+
+def check_executed(stem: str, out: pipeline.Executed) -> None:
+    """An executed notebook's pages, outputs and recorded values are what its tests expect."""
     assert out.html.exists() and out.html_no_input.exists()
     published = out.html_no_input.read_text()
     assert not re.search(r"recorded \w+ = ", published), "the values recorded for tests stay out of the published page"
@@ -176,14 +185,18 @@ def test_profiles_name_their_files_and_expected_times():
         assert set(expected) == set(STEMS) and all(s > 0 for s in expected.values())
 
 
+@pytest.mark.notebooks
 def test_report_runs_from_an_empty_store_and_grows_its_index(tmp_path, capsys):
-    """`benchkit report --tiny` end to end in its own folder, on an empty store (no seeded run), as a new user would;
-    the index exists after the first notebook and keeps the others when one notebook runs again."""
+    """`benchkit report --tiny` end to end in its own folder, on an empty store (no seeded run), as a new user would,
+    with the checks of each notebook it runs (REPORT_STEMS); the index exists after the first notebook and keeps the
+    others when one notebook runs again."""
     from kit.cli import main
 
     out = tmp_path / "report"
     assert main(["report", "--tiny", "--out", str(out), "--db", str(out / "benchkit.duckdb"),
-                 "--notebooks", "01_benchmark", "explore"]) == 0
+                 "--notebooks", *REPORT_STEMS]) == 0
+    for entry in pipeline.earlier_entries(out, REPORT_STEMS):  # each notebook's own checks
+        check_executed(entry.stem, entry.executed)
     printed = capsys.readouterr().out
     assert "[1/2] 01_benchmark: running" in printed and "[2/2] explore: done in" in printed
     assert "sweep " in printed and "configurations done (stored " in printed  # the sweep's live progress
