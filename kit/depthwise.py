@@ -25,6 +25,7 @@ GRID = tuple((channels, side, kernel) for channels in (32, 128, 512) for side in
 WARM_BYTES = 30 * 2**20  # below glibc's largest mmap threshold (32 MiB), so freeing it raises the threshold
 COST_KEYS = ("call_s", "element_s", "mac_s")  # seconds per call, per output element, per multiply-accumulate
 REFERENCE_CALLS = 50  # calls of the machine reference timed beside the grid (its 10th percentile is stored)
+Timer = Callable[[Callable[[], Any], float, int], float]  # (call, budget_s, max_reps) -> best seconds per call
 
 
 def _warm_allocator() -> None:
@@ -33,9 +34,6 @@ def _warm_allocator() -> None:
     block = torch.empty(WARM_BYTES // 4)
     block.fill_(0.0)
     del block
-
-
-Timer = Callable[[Callable[[], Any], float, int], float]  # (call, budget_s, max_reps) -> best seconds per call
 
 
 def time_grid(device: str, precision: str, budget_s: float, best_time: Timer) -> list[dict[str, float]]:
