@@ -651,3 +651,25 @@ def test_cmd_check_predictions_says_how_far_the_machine_moved(tmp_path, capsys, 
         out = capsys.readouterr().out
         assert (f"the machine reference took {factor:.2f}x its typical time in the store beside these results (the "
                 f"machine ran {pace} than during the store's runs)") in out
+
+
+def test_candidates_carry_the_depthwise_costs_and_their_machine_s_typical_reference() -> None:
+    """Unmeasured candidates have no rounds of their own: they take the depthwise costs of their machine's peaks and
+    the typical reference of its measured rows at their thread count, so their depthwise time is on the steady
+    scale."""
+    from kit.depthwise import depthwise_seconds
+    from kit.predict.features import DEPTHWISE_COSTS, TYPICAL_REFERENCE_COLUMN, feature_frame
+    from kit.recommend.core import candidate_grid
+    from tests.test_depthwise import COSTS, SHAPES
+
+    costs = {"1": {**COSTS, "reference_s": 1e-3}}
+    rounds = [json.dumps({"rounds": {"reference_round_p10_s": [s] * 3}}) for s in (2e-3, 2e-3, 4e-3)]
+    measured = pd.DataFrame({"platform": "cpu", "precision": "fp32", "mode": "inference", "hardware_id": "hw",
+                             "batch_size": [1, 2, 4], "threads": 1.0, "extra": rounds,
+                             "peak_flops_per_s": 1e11, "mem_bandwidth_bytes_per_s": 1e10,
+                             DEPTHWISE_COSTS: [costs] * 3})
+    grid = candidate_grid(measured, {"conv_shapes": SHAPES}, ["cpu"], "inference", [8], threads=1)
+    assert grid[TYPICAL_REFERENCE_COLUMN].tolist() == [2e-3]  # the median of the rows' reference
+    assert grid[DEPTHWISE_COSTS].iloc[0] == costs
+    features = feature_frame(grid.assign(model="m", family="f", size="s", n_params=1e6, flops_per_sample=1e9))
+    assert features["depthwise_s"].iloc[0] == pytest.approx(2 * depthwise_seconds(SHAPES, 8, COSTS))

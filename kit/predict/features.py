@@ -68,6 +68,8 @@ FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "ima
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
 # a precision's depthwise-convolution costs per thread count on a machine (kit.depthwise.measure_costs), from its peaks
 DEPTHWISE_COSTS = "depthwise_costs"
+# the typical reference 10th percentile (seconds) of a row's machine and thread count, for rows measured without one
+TYPICAL_REFERENCE_COLUMN = "typical_reference_p10_s"
 
 
 def extra_dict(value: Any) -> dict:
@@ -274,10 +276,12 @@ def depthwise_time(frame: pd.DataFrame) -> pd.Series:
     """Seconds per batch of each row's depthwise convolutions under its machine's measured costs
     (`kit.depthwise.depthwise_seconds` at the row's thread count, x3 for a training step), moved to the scale of the
     machine's typical reference where its results were measured beside one (x the typical reference 10th percentile /
-    the one timed beside the costs); 0 without depthwise convolutions, NaN without costs or stored shapes."""
+    the one timed beside the costs; rows without rounds, such as a recommendation's candidates, may carry that typical
+    in TYPICAL_REFERENCE_COLUMN); 0 without depthwise convolutions, NaN without costs or stored shapes."""
     from kit.predict.steady import typical_reference_seconds
 
     typical = typical_reference_seconds(frame, "p10") if "extra" in frame else pd.Series(np.nan, index=frame.index)
+    typical = typical.fillna(numeric_column(frame, TYPICAL_REFERENCE_COLUMN))  # rows without rounds of their own
     threads = numeric_column(frame, "threads")
     passes = np.where(frame["mode"] == "training", TRAINING_FLOP_FACTOR, 1.0)
     empty = pd.Series(None, index=frame.index, dtype=object)

@@ -90,6 +90,16 @@ def typical_reference_seconds(frame: pd.DataFrame, statistic: str = "p10") -> pd
     return groups.map(seconds.groupby(groups).median())
 
 
+def typical_reference_of(rows: pd.DataFrame, measured: pd.DataFrame, statistic: str = "p10") -> pd.Series:
+    """Per row of `rows` (e.g. unmeasured candidates, which carry no rounds of their own): the typical reference
+    seconds of its machine and thread count among the `measured` rows (`typical_reference_seconds`); NaN where they
+    hold none."""
+    if rows.empty or measured.empty:
+        return pd.Series(np.nan, index=rows.index, dtype=float)
+    table = typical_reference_seconds(measured, statistic).groupby(reference_group(measured)).first()
+    return reference_group(rows).map(table).astype(float)
+
+
 def to_absolute(steady: float | pd.Series, typical_s: float | pd.Series, today_s: float | pd.Series,
                 target: str = "throughput") -> float | pd.Series:
     """A steady throughput (or latency) as the absolute one at today's reference speed."""

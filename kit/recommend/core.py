@@ -19,8 +19,10 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.predict import Predictor
 from kit.predict.features import (
+    DEPTHWISE_COSTS,
     KERNEL_COLUMNS,
     PROFILE_COLUMNS,
+    TYPICAL_REFERENCE_COLUMN,
     extra_dict,
     image_size_of,
     model_facts,
@@ -29,6 +31,7 @@ from kit.predict.features import (
 )
 from kit.predict.kernels import candidate_kernels, fill_kernels
 from kit.predict.profiles import variant_params
+from kit.predict.steady import typical_reference_of
 from kit.recommend.exclusions import exclusion_reasons, platform_reasons
 from kit.recommend.repeats import INTERVAL_FROM, measured_intervals
 
@@ -135,15 +138,17 @@ def zoo_facts(model: str, size: str = "tiny", overrides: dict | None = None, seq
 
 
 def _platform_peaks(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per platform and precision, the peaks of the machine with most measurements there."""
+    """Per platform and precision, the peaks (and depthwise costs) of the machine with most measurements there."""
     if frame.empty:
         return pd.DataFrame(columns=["platform", "precision", "hardware_id", "peak_flops_per_s",
-                                     "mem_bandwidth_bytes_per_s"])
+                                     "mem_bandwidth_bytes_per_s", DEPTHWISE_COSTS])
     data = frame.assign(hardware_id=frame.get("hardware_id", pd.Series("", index=frame.index)).fillna(""))
+    if DEPTHWISE_COSTS not in data:
+        data = data.assign(**{DEPTHWISE_COSTS: None})
     counts = data.groupby(["platform", "precision", "hardware_id"], dropna=False).size().rename("n").reset_index()
     best = counts.sort_values("n", ascending=False).drop_duplicates(["platform", "precision"])
     peaks = data.groupby(["platform", "precision", "hardware_id"], dropna=False)[
-        ["peak_flops_per_s", "mem_bandwidth_bytes_per_s"]].first().reset_index()
+        ["peak_flops_per_s", "mem_bandwidth_bytes_per_s", DEPTHWISE_COSTS]].first().reset_index()
     return best.drop(columns="n").merge(peaks, on=["platform", "precision", "hardware_id"], how="left")
 
 
@@ -167,8 +172,9 @@ def default_threads(frame: pd.DataFrame) -> dict[str, float]:
 def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode: str,
                    batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
                    threads: int | None = None) -> pd.DataFrame:
-    """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts, peaks and the
-    intra-op thread count: `threads` where given, else the platform's default."""
+    """Platform x precision (seen there in this mode) x batch size rows, carrying the model's facts, peaks, depthwise
+    costs and the intra-op thread count (`threads` where given, else the platform's default), with the typical
+    reference speed of that machine and thread count among the measured rows (the candidates have no rounds)."""
     seen = frame[(frame["mode"] == mode) & frame["platform"].isin(platforms)]
     pairs = _platform_peaks(seen)
     if precisions is not None:
@@ -177,6 +183,7 @@ def candidate_grid(frame: pd.DataFrame, facts: dict, platforms: list[str], mode:
     grid = pairs.merge(pd.DataFrame({"batch_size": sizes}), how="cross")
     counts = grid["platform"].map(default_threads(seen)) if threads is None else pd.Series(threads, index=grid.index)
     grid = grid.assign(threads=counts.astype(float))
+    grid = grid.assign(**{TYPICAL_REFERENCE_COLUMN: typical_reference_of(grid, seen)})
     return grid.assign(mode=mode, status="ok", **{k: facts.get(k) for k in FACT_COLUMNS})
 
 
