@@ -23,6 +23,7 @@ import numpy as np
 # (channels, output side, kernel side) of the timed convolutions, stride 1, batch 1: MobileNet's and ConvNeXt's range
 GRID = tuple((channels, side, kernel) for channels in (32, 128, 512) for side in (7, 14, 28, 56) for kernel in (3, 7))
 WARM_BYTES = 30 * 2**20  # below glibc's largest mmap threshold (32 MiB), so freeing it raises the threshold
+COLUMN = "depthwise_costs"  # a peaks row's costs of its precision per thread count (microbench.stored_peaks)
 COST_KEYS = ("call_s", "element_s", "mac_s")  # seconds per call, per output element, per multiply-accumulate
 REFERENCE_CALLS = 50  # calls of the machine reference timed beside the grid (its 10th percentile is stored)
 Timer = Callable[[Callable[[], Any], float, int], float]  # (call, budget_s, max_reps) -> best seconds per call

@@ -201,9 +201,8 @@ def ensure_peaks(con: Any, platforms: tuple[str, ...] = ("cpu",), budget_s: floa
     return peaks
 
 
-DEPTHWISE_COLUMN = "depthwise_costs"  # of stored_peaks: a precision's costs per thread count
 PEAK_COLUMNS = ["hardware_id", "platform", "precision", "peak_flops_per_s", "mem_bandwidth_bytes_per_s",
-                DEPTHWISE_COLUMN]
+                depthwise.COLUMN]
 
 
 def _entries(con: Any) -> dict[str, dict[str, Any]]:
@@ -232,7 +231,7 @@ def depthwise_table(peaks: pd.DataFrame) -> pd.DataFrame:
              "call_us": c["call_s"] * 1e6, "element_ns": c["element_s"] * 1e9, "mac_ns": c["mac_s"] * 1e9,
              "fit_mape": c["fit_mape"], "reference_ms": (c.get("reference_s") or float("nan")) * 1e3}
             for h, p, prec, table in zip(peaks["hardware_id"], peaks["platform"], peaks["precision"],
-                                         peaks.get(DEPTHWISE_COLUMN, pd.Series(None, index=peaks.index)), strict=True)
+                                         peaks.get(depthwise.COLUMN, pd.Series(None, index=peaks.index)), strict=True)
             if isinstance(table, dict) for threads, c in sorted(table.items(), key=lambda kv: int(kv[0]))]
     return pd.DataFrame(rows, columns=["hardware_id", "platform", "precision", "threads", "call_us", "element_ns",
                                        "mac_ns", "fit_mape", "reference_ms"])
@@ -262,7 +261,7 @@ def cmd_microbench(args: Any) -> int:
         mine = peaks[peaks["hardware_id"] == peaks.attrs["this_machine"]]
         print(f"measured now: {', '.join(peaks.attrs['measured_now']) or 'nothing'}; "
               f"not measured: {peaks.attrs['skipped'] or 'none'}")
-        print(mine.drop(columns=DEPTHWISE_COLUMN).to_string(index=False))
+        print(mine.drop(columns=depthwise.COLUMN).to_string(index=False))
         print(depthwise_table(mine).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         return 0
     for platform in args.platforms:

@@ -67,7 +67,7 @@ FACT_COLUMNS = ("n_layers", "hidden_size", "modality", "seq_len_effective", "ima
                 *KERNEL_COLUMNS)
 NOT_KERNELS = ("Const", "Constant")  # listed among the executed layers of an OpenVINO graph, but run no kernel
 # a precision's depthwise-convolution costs per thread count on a machine (kit.depthwise.measure_costs), from its peaks
-DEPTHWISE_COSTS = "depthwise_costs"
+DEPTHWISE_COSTS = depthwise.COLUMN
 # the typical reference 10th percentile (seconds) of a row's machine and thread count, for rows measured without one
 TYPICAL_REFERENCE_COLUMN = "typical_reference_p10_s"
 
