@@ -51,7 +51,8 @@ def test_generation_options_are_checked_before_any_work():
     assert all(job.seq_len is None for job in spec.jobs() if job.mode == "inference")
 
 
-@pytest.mark.parametrize("model", ["llama", "t5", "whisper"])
+# whisper's output processing after the last token is 0.6 of a token's time: beside another test it can pass one
+@pytest.mark.parametrize("model", ["llama", "t5", pytest.param("whisper", marks=pytest.mark.alone)])
 def test_generation_times_exactly_the_requested_tokens(model):
     record = generate(model)
     assert record.status == "ok", record.reason

@@ -22,8 +22,7 @@ PEAKS = {("cpu", "fp32"): 2e11, ("cpu", "bf16"): 8e11, ("cuda", "fp32"): 5e13, (
 BANDWIDTH = {"cpu": 3e10, "cuda": 2e12}
 EFFICIENCY = {"cpu": 0.3, "cuda": 0.05}
 BASE_MEMORY = {"cpu": 4e8, "cuda": 5e7}
-FAST = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 5,
-        "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
+FAST = predict.model.boosting_params(30)  # the notebooks' tiny parameters boost as few rounds
 
 
 def synthetic_frame(n_families: int = 4, platforms: tuple[str, ...] = ("cpu",), noise: float = 0.03,
@@ -997,3 +996,18 @@ def test_the_overhead_fit_scales_its_terms_and_survives_a_solver_that_gives_up(m
     monkeypatch.setattr(baselines, "nnls", gives_up)
     fitted = baselines.OverheadBaseline("throughput").fit(x, y)
     assert fitted.coefs == {} and np.isfinite(fitted.predict_log(x)).all()
+
+
+def test_boosting_rounds_keep_rounds_times_rate_and_reach_every_new_predictor(monkeypatch) -> None:
+    assert predict.model.boosting_params() == predict.GB_PARAMS | {"max_iter": 300, "learning_rate": 0.05}
+    assert predict.model.boosting_params(60)["learning_rate"] == pytest.approx(0.25)
+    assert predict.model.boosting_params(3)["learning_rate"] == predict.model.MAX_LEARNING_RATE
+    for bad in (0, -5, 2.5, True, "30"):
+        with pytest.raises(ConfigError, match=f"positive integer, got {re.escape(repr(bad))}"):
+            predict.set_boosting_rounds(bad)
+    monkeypatch.setattr(predict.model, "GB_PARAMS", dict(predict.GB_PARAMS))  # the process-wide setting, restored
+    predict.set_boosting_rounds(40)
+    fitted = predict.Predictor(targets=("throughput",), baseline_kind="overhead", boosting=True)
+    assert fitted.gb_params["max_iter"] == 40
+    fitted.fit(synthetic_frame(n_families=3))
+    assert fitted.models["throughput"].model.n_iter_ == 40

@@ -34,6 +34,7 @@ from kit.predict.model import (
     hold_out_groups,
     leave_one_group_out,
     min_residuals,
+    set_boosting_rounds,
 )
 from kit.predict.remeasure import best_measurements, noisy_summary, prefer_converged, remeasure_noisy
 from kit.predict.steady import (
@@ -73,7 +74,8 @@ __all__ = ["GB_PARAMS", "MAPE_GOAL", "PASSED_TO_SPEC", "PredictionStudy", "Predi
            "min_residuals",
            "noisy_summary", "other_repeats_mean", "per_group_table", "per_value_table", "plan_study",
            "predict_unmeasured", "prediction_sweep_specs", "prefer_converged", "remeasure_noisy", "repeat_floor",
-           "repeat_table", "run_prediction_sweep", "scores_table", "steady_budget", "steady_frame", "steady_scores",
+           "repeat_table", "run_prediction_sweep", "scores_table", "set_boosting_rounds", "steady_budget",
+           "steady_frame", "steady_scores",
            "timed_prediction_sweep", "to_absolute", "to_steady", "training_frame", "unmeasured_configurations",
            "validate_held_out", "validate_steady", "validate_target", "validate_targets", "validate_throughput",
            "validation_frame"]

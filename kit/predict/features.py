@@ -183,6 +183,7 @@ def _shapes(text: str) -> np.ndarray:
     return np.array(json.loads(text), dtype=float).reshape(-1, 9)
 
 
+@functools.lru_cache(maxsize=65536)  # rows of one variant share their shapes across platforms, precisions, threads
 def thin_matmul_flops(shapes: Any, batch: float) -> float:
     """FLOPs that a forward's matrix products lose to thin shapes at this batch size: the sum of 2MNKG x (1 / eff - 1)
     with eff the product of d / (d + GEMM_HALF_SIZE) over M, N and K, each dimension grown linearly with the batch
@@ -192,6 +193,7 @@ def thin_matmul_flops(shapes: Any, batch: float) -> float:
     return _lost_flops(_shapes(shapes), batch)
 
 
+@functools.lru_cache(maxsize=65536)
 def thin_conv_flops(shapes: Any, batch: float) -> float:
     """The same for the products that a forward's ungrouped convolutions compute (kit.zoo.model._conv_product): few
     channels make thin products; grouped and depthwise ones are left out (little work per byte, their time follows the
@@ -303,15 +305,17 @@ def numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
-def roofline_efficiency(frame: pd.DataFrame) -> pd.Series:
-    """Achieved FLOP/s (flops_per_sample x throughput, x3 for training) over the measured peak; NaN without one."""
-    roof = roofline(frame)
+def roofline_efficiency(frame: pd.DataFrame, roof: pd.DataFrame | None = None) -> pd.Series:
+    """Achieved FLOP/s (flops_per_sample x throughput, x3 for training) over the measured peak; NaN without one.
+    `roof`: the frame's `roofline`, where already computed."""
+    roof = roofline(frame) if roof is None else roof
     return roof["flops_per_item"] * frame["throughput_items_per_s"].astype(float) / frame["peak_flops_per_s"]
 
 
-def static_memory_bytes(frame: pd.DataFrame) -> pd.Series:
-    """Bytes of weights (inference) or weights, gradients and AdamW state (training): a floor of the peak memory."""
-    roof = roofline(frame)
+def static_memory_bytes(frame: pd.DataFrame, roof: pd.DataFrame | None = None) -> pd.Series:
+    """Bytes of weights (inference) or weights, gradients and AdamW state (training): a floor of the peak memory.
+    `roof`: the frame's `roofline`, where already computed."""
+    roof = roofline(frame) if roof is None else roof
     state = frame["n_params"].astype(float) * TRAINING_STATE_BYTES_PER_PARAM
     return pd.Series(np.where(roof["training"] > 0, state, roof["weight_bytes"]), index=frame.index)
 
@@ -328,7 +332,7 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
         out[column] = roof[column]
     out["flops_per_item"] = roof["flops_per_item"]
     out["depthwise_s"] = depthwise_time(frame)
-    out["static_memory_bytes"] = static_memory_bytes(frame)
+    out["static_memory_bytes"] = static_memory_bytes(frame, roof)
     out["log_params"] = _log(frame["n_params"])
     out["log_flops_per_item"] = _log(roof["flops_per_item"])
     out["log_flops_per_batch"] = _log(roof["flops_per_batch"])
@@ -351,5 +355,5 @@ def feature_frame(frame: pd.DataFrame, peaks: pd.DataFrame | None = None) -> pd.
     out["conv_flop_share"] = (frame["conv_flops_per_sample"] / flops).clip(0, 1)
     out["log_conv_calls"] = np.log1p(frame["conv_calls_per_forward"])  # 0 calls: 0, not missing
     if "throughput_items_per_s" in frame:
-        out["roofline_efficiency"] = roofline_efficiency(frame)
+        out["roofline_efficiency"] = roofline_efficiency(frame, roof)
     return out

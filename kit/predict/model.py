@@ -30,8 +30,28 @@ from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, ma
 from kit.predict.features import CATEGORICAL, NUMERIC, TARGETS, feature_frame, numeric_column, predictor_rows
 from kit.predict.threads import THREAD_BOUND, fit_gains, gain_limits
 
-GB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 5,
-             "l2_regularization": 1.0, "early_stopping": False, "random_state": 0}
+BOOSTING_ROUNDS = 300
+BOOSTING_STEP = 15.0  # rounds x learning rate: fewer rounds take longer steps (300 rounds: 0.05)
+MAX_LEARNING_RATE = 0.5
+
+
+def boosting_params(rounds: int = BOOSTING_ROUNDS) -> dict[str, Any]:
+    """HistGradientBoostingRegressor settings with this many rounds, at a learning rate of BOOSTING_STEP / rounds
+    (at most MAX_LEARNING_RATE); ConfigError naming a count that is not a positive integer."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"boosting_rounds must be a positive integer, got {rounds!r}")
+    return {"max_iter": rounds, "learning_rate": min(MAX_LEARNING_RATE, BOOSTING_STEP / rounds),
+            "max_leaf_nodes": 15, "min_samples_leaf": 5, "l2_regularization": 1.0, "early_stopping": False,
+            "random_state": 0}
+
+
+GB_PARAMS = boosting_params()
+
+
+def set_boosting_rounds(rounds: int) -> None:
+    """Every predictor made from now on in this process boosts with this many rounds (`boosting_params`): the
+    notebooks' tiny parameters take few, for quick fits of a coarser correction."""
+    GB_PARAMS.update(boosting_params(rounds))
 
 
 def _check_targets(targets: tuple[str, ...]) -> None:
