@@ -1011,3 +1011,15 @@ def test_boosting_rounds_keep_rounds_times_rate_and_reach_every_new_predictor(mo
     assert fitted.gb_params["max_iter"] == 40
     fitted.fit(synthetic_frame(n_families=3))
     assert fitted.models["throughput"].model.n_iter_ == 40
+
+
+def test_fits_and_predictions_run_one_openmp_thread() -> None:
+    from threadpoolctl import ThreadpoolController
+
+    def boosting_threads() -> list[int]:  # scikit-learn's own OpenMP runtime, which its gradient boosting runs on
+        return [m["num_threads"] for m in ThreadpoolController().info()
+                if m["user_api"] == "openmp" and "scikit_learn" in m["filepath"]]
+
+    with predict.model.one_openmp_thread():
+        inside = boosting_threads()
+    assert inside and set(inside) == {1}

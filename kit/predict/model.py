@@ -13,6 +13,7 @@ kit.predict.threads). Accuracy is only ever reported from leave-one-family-out v
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from kit.errors import ConfigError
 from kit.predict.baselines import BASELINE_KINDS, Baseline, OverheadBaseline, make_baseline
@@ -54,6 +55,18 @@ def set_boosting_rounds(rounds: int) -> None:
     GB_PARAMS.update(boosting_params(rounds))
 
 
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The process's thread pools, inspected once (threadpoolctl.threadpool_limits inspects them anew on every call,
+    about 6 ms, and the predictor limits them around every fit and prediction)."""
+    return ThreadpoolController()
+
+
+def one_openmp_thread() -> Any:
+    """A context in which OpenMP (scikit-learn's gradient boosting) runs one thread."""
+    return _thread_pools().limit(limits=1, user_api="openmp")
+
+
 def _check_targets(targets: tuple[str, ...]) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -75,6 +88,48 @@ def _target_rows(features: pd.DataFrame, target: str) -> pd.Series:
     if y is None:
         return pd.Series(dtype=float)
     return y[(y > 0) & np.isfinite(y) & features["flops_per_item"].gt(0) & features["n_params"].gt(0)]
+
+
+class SharedFit:
+    """What every candidate model of one target fitted on the same rows has in common, computed once: the platforms
+    with one-thread rows, the thread gains, each kind of baseline with its log prediction of those rows, and the
+    boosted part's inputs (fitting them again per candidate gives the same values)."""
+
+    def __init__(self, features: pd.DataFrame, y: pd.Series, target: str) -> None:
+        self.features, self.y, self.target = features, y, target
+        self.one_thread_platforms = set(features.loc[numeric_column(features, "threads") == 1, "platform"].astype(str))
+        self._gains: dict | None = None
+        self._baselines: dict[str, Any] = {}
+        self._offsets: dict[str, Any] = {}
+        self._design: tuple[pd.DataFrame, list[str]] | None = None
+
+    def gains(self) -> dict:
+        """kit.predict.threads.fit_gains of these rows."""
+        if self._gains is None:
+            self._gains = fit_gains(self.features, self.y, self.target)
+        return self._gains
+
+    def baseline(self, kind: str) -> Any:
+        """The baseline of this kind fitted on these rows."""
+        if kind not in self._baselines:
+            self._baselines[kind] = make_baseline(self.target, kind).fit(self.features, self.y)
+        return self._baselines[kind]
+
+    def offset(self, kind: str) -> pd.Series | float:
+        """The log prediction of these rows by the baseline of this kind (0 for 'none')."""
+        if kind not in self._offsets:
+            self._offsets[kind] = 0.0 if kind == "none" else self.baseline(kind).predict_log(self.features)
+        return self._offsets[kind]
+
+    def design(self, vocab: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
+        """The boosted part's inputs of these rows and the columns without any value (as zeros); one vocabulary per
+        SharedFit."""
+        if self._design is None:
+            design = _design(self.features, vocab)
+            empty = [c for c in design if design[c].isna().all()]
+            design[empty] = 0.0  # as TargetModel.design gives them
+            self._design = (design, empty)
+        return self._design
 
 
 @dataclass
@@ -117,20 +172,20 @@ class TargetModel:
         design[self.empty_columns] = 0.0
         return design
 
-    def fit(self, features: pd.DataFrame, y: pd.Series) -> TargetModel:
-        """Fit the baseline, then the boosted correction on what the baseline leaves unexplained."""
+    def fit(self, features: pd.DataFrame, y: pd.Series, shared: SharedFit | None = None) -> TargetModel:
+        """Fit the baseline, then the boosted correction on what the baseline leaves unexplained. `shared`: the parts
+        that candidates fitted on the same rows have in common, where several are."""
+        shared = shared or SharedFit(features, y, self.target)
         self.n_train = len(y)
-        self.one_thread_platforms = set(features.loc[numeric_column(features, "threads") == 1, "platform"].astype(str))
-        self.gains = fit_gains(features, y, self.target) if self.thread_bound and self.measured_gains else {}
+        self.one_thread_platforms = shared.one_thread_platforms
+        self.gains = shared.gains() if self.thread_bound and self.measured_gains else {}
         if self.baseline_kind != "none":
-            self.baseline = make_baseline(self.target, self.baseline_kind).fit(features, y)
+            self.baseline = shared.baseline(self.baseline_kind)
         if self.boosting:
-            design = _design(features, self.vocab)
-            self.empty_columns = [c for c in design if design[c].isna().all()]
-            design[self.empty_columns] = 0.0  # as `design` gives them
+            design, self.empty_columns = shared.design(self.vocab)
             self.model = HistGradientBoostingRegressor(**self.gb_params)
-            with threadpool_limits(1, user_api="openmp"):  # small data: threads only add contention on shared cores
-                self.model.fit(design, np.log(y) - self._offset(features))
+            with one_openmp_thread():  # small data: threads only add contention on shared cores
+                self.model.fit(design, np.log(y) - shared.offset(self.baseline_kind))
         return self
 
     def predict_log(self, features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -162,7 +217,7 @@ class TargetModel:
         offset = self._offset(features)
         correction = 0.0
         if self.model is not None:
-            with threadpool_limits(1, user_api="openmp"):
+            with one_openmp_thread():
                 correction = self.model.predict(self.design(features))
         point = pd.Series(offset + correction, index=features.index, dtype=float)
         base = offset if self.baseline is not None else pd.Series(np.nan, index=features.index)
@@ -279,8 +334,9 @@ class Predictor:
         for train, test in splitter.split(rows, y, groups if n_groups >= 2 else None):
             if len(train) < 2:
                 continue
+            shared = SharedFit(rows.iloc[train], y.iloc[train], target)
             for candidate in candidates:
-                model = self._target_model(target, vocab, candidate).fit(rows.iloc[train], y.iloc[train])
+                model = self._target_model(target, vocab, candidate).fit(rows.iloc[train], y.iloc[train], shared)
                 point, _ = model.predict_log(rows.iloc[test])
                 residuals[candidate].extend(np.log(y.iloc[test]) - point)
         return residuals
@@ -326,7 +382,7 @@ class Predictor:
         if model.model is None:
             note = f"chosen model is '{model.method}'; importances are of a boosted correction fitted on these rows"
             model = TargetModel(target, model.vocab, model.baseline_kind, True, dict(self.gb_params)).fit(rows, y)
-        with threadpool_limits(1, user_api="openmp"):
+        with one_openmp_thread():
             result = permutation_importance(model.model, model.design(rows), np.log(y) - model._offset(rows),
                                             n_repeats=n_repeats, random_state=0)
         names = model.design(rows.head(1)).columns
