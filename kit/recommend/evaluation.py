@@ -100,8 +100,12 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
         held = frame[frame[group_column].astype(str) == group]
         train = frame[frame[group_column].astype(str) != group]
         predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
-        for (variant, threads), vrows in held.groupby(CASE_KEYS, dropna=False):
-            for rank_by, picked in _picks(vrows, predictor, objective, hourly_prices, rank_bys).items():
+        cases = [(variant, threads, _configs(vrows, objective, hourly_prices))
+                 for (variant, threads), vrows in held.groupby(CASE_KEYS, dropna=False)]
+        cases = [case for case in cases if len(case[2]) >= 2]
+        tables = _predicted([configs for *_, configs in cases], predictor, hourly_prices)
+        for (variant, threads, configs), table in zip(cases, tables, strict=True):
+            for rank_by, picked in _picks(configs, table, objective, rank_bys).items():
                 out[rank_by].append({"variant": variant, "threads": threads, "group": group, **picked})
     why = f"no held-out {mode} variant has two or more measured configurations to choose between"
     return {rank_by: _evaluated(rows, why) for rank_by, rows in out.items()}
@@ -110,19 +114,31 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
 EVALUATION_KEYS = ["platform", "precision", "batch_size", "mode"]
 
 
-def _picks(vrows: pd.DataFrame, predictor: Predictor, objective: str, hourly_prices: dict | None,
-           rank_bys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Per rank_by: the pick among a variant's measured configurations ranked from predictions, beside the measured
-    best ({} when there are fewer than two to choose between, or none could be predicted)."""
-    keys = EVALUATION_KEYS
-    configs = vrows.sort_values("created_at").drop_duplicates(keys, keep="last").reset_index(drop=True)
+def _configs(vrows: pd.DataFrame, objective: str, hourly_prices: dict | None) -> pd.DataFrame:
+    """A variant's measured configurations (the latest of each) with their objective value `_value`."""
+    configs = vrows.sort_values("created_at").drop_duplicates(EVALUATION_KEYS, keep="last").reset_index(drop=True)
     configs = configs.assign(_value=_objective_value(configs, objective, hourly_prices))
-    configs = configs[configs["_value"].notna()].reset_index(drop=True)
-    if len(configs) < 2:
-        return {}
-    extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in configs]  # kernels: compiled, not measured
-    inputs = configs[keys + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s", *extra]]
-    table = _tidy(_fill(inputs.assign(status="ok"), configs.iloc[:0], predictor, configs.iloc[:0]), hourly_prices)
+    return configs[configs["_value"].notna()].reset_index(drop=True)
+
+
+def _predicted(cases: list[pd.DataFrame], predictor: Predictor, hourly_prices: dict | None) -> list[pd.DataFrame]:
+    """Per case, its configurations as the recommender's table of predictions (nothing measured), all cases predicted
+    in one call (a prediction depends on its own row alone; each call costs the same at any size)."""
+    if not cases:
+        return []
+    extra = [c for c in ("threads", *KERNEL_COLUMNS) if c in cases[0]]  # kernels: compiled, not measured
+    columns = EVALUATION_KEYS + FACT_COLUMNS + ["hardware_id", "peak_flops_per_s", "mem_bandwidth_bytes_per_s", *extra]
+    inputs = pd.concat([configs[columns].assign(_case=i) for i, configs in enumerate(cases)], ignore_index=True)
+    empty = cases[0].iloc[:0]
+    table = _tidy(_fill(inputs.assign(status="ok"), empty, predictor, empty), hourly_prices)
+    return [table[table["_case"] == i].drop(columns="_case").reset_index(drop=True) for i in range(len(cases))]
+
+
+def _picks(configs: pd.DataFrame, table: pd.DataFrame, objective: str,
+           rank_bys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per rank_by: the pick among a variant's measured configurations (`_configs`) ranked from their predictions
+    (`table`), beside the measured best ({} when none could be predicted)."""
+    keys = EVALUATION_KEYS
     best = configs.loc[_best(configs["_value"], objective)]
     picks = {}
     for rank_by in rank_bys:
