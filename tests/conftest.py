@@ -40,3 +40,13 @@ def pytest_runtest_protocol(item, nextitem):
     fixtures included."""
     with machine_share(item.get_closest_marker("alone") is not None):
         yield
+
+
+FIRST = ("test_notebooks.py",)  # the longest tests (a notebook each, up to minutes)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `alone` run first, while the other worker is on short tests (later, one would wait for a notebook
+    to finish); then the modules in FIRST, so that no worker is left with one of their long tests at the end while
+    the other has nothing to do; then the rest, each module in its own order."""
+    items.sort(key=lambda item: (item.get_closest_marker("alone") is None, item.path.name not in FIRST))
