@@ -24,7 +24,15 @@ def test_cpu_peaks_are_positive_and_sane(cpu_peaks: tuple[microbench.Peaks, floa
     assert peaks.flops_per_s["bf16"] > 0
     assert peaks.mem_bandwidth_bytes_per_s > 100e6  # more than 100 MB/s
     assert peaks.flops_per_s["fp32"] < 1e14 and peaks.mem_bandwidth_bytes_per_s < 1e13  # not a timing glitch
-    assert wall_s < 10 and peaks.seconds <= wall_s
+    assert peaks.seconds <= wall_s
+
+
+@pytest.mark.alone  # beside a notebook that measures, the same microbenchmark has taken 42 s
+def test_the_microbenchmark_takes_seconds() -> None:
+    start = time.perf_counter()
+    peaks = microbench.measure_peaks("cpu", precisions=("fp32", "bf16"), budget_s=0.2)
+    wall_s = time.perf_counter() - start
+    assert peaks.seconds <= wall_s < 15  # about 8 s on a quiet 2-vCPU AMD EPYC VM, depthwise costs included
 
 
 def test_peaks_round_trip_through_the_hardware_row(cpu_peaks: tuple[microbench.Peaks, float], tmp_path) -> None:

@@ -108,7 +108,7 @@ def shared_db(tmp_path_factory):
     con = kit.connect(path)
     for run_id in ("nb-seed", "nb-seed-2"):
         spec = kit.SweepSpec(models=["bert"], platforms=["cpu"], precisions=["fp32"], batch_sizes=[1, 2],
-                             time_budget_s=0.2, min_samples=5, run_id=run_id)
+                             time_budget_s=0.2, min_samples=5, rounds=4, run_id=run_id)
         kit.run_sweep(spec, con, progress=False)
     con.close()
     return path

@@ -268,6 +268,17 @@ def test_evaluation_with_one_family_says_why_it_is_skipped(two_platforms) -> Non
         "top1_hit_rate"] is None
 
 
+def test_a_family_whose_training_data_cannot_be_learnt_from_is_left_unscored_with_why(two_platforms) -> None:
+    """Held out fam1, the other family's single row teaches nothing: fam1 goes unscored and says why, and the
+    evaluation does not stop (fam0, one configuration, has nothing to choose between)."""
+    lone = two_platforms[two_platforms["family"] == "fam0"].iloc[:1]
+    data = pd.concat([two_platforms[two_platforms["family"] == "fam1"], lone], ignore_index=True)
+    result = recommend.evaluate_recommendations(data, make_predictor=lambda: fast_predictor(targets=("throughput",)))
+    assert result.empty and result.attrs["unscored"].startswith("fam1 (no measured rows")
+    assert result.attrs["skipped_reason"].endswith(f"not scored: {result.attrs['unscored']}")
+    assert recommend.evaluation_summary(result).iloc[0]["unscored"] == result.attrs["unscored"]
+
+
 def test_evaluation_of_cost_and_latency_objectives() -> None:
     frame = synthetic_frame(n_families=3, platforms=("cpu", "cuda"))
     prices = {"cpu": 0.1, "cuda": 2.5}

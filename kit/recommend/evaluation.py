@@ -58,12 +58,13 @@ def _regret(best: float, chosen: float, objective: str) -> float:
     return float((best / chosen if objective == "throughput" else chosen / best) - 1.0)
 
 
-def _evaluated(result: list[dict], reason: str) -> pd.DataFrame:
+def _evaluated(result: list[dict], reason: str, unscored: str = "") -> pd.DataFrame:
     table = pd.DataFrame(result, columns=EVALUATION_COLUMNS)
     table.attrs = {"top1_hit_rate": float(table["hit"].mean()) if len(table) else math.nan,
                    "mean_regret": float(table["regret"].mean()) if len(table) else math.nan,
                    "median_regret": float(table["regret"].median()) if len(table) else math.nan,
-                   "n_variants": len(table), "skipped_reason": "" if len(table) else reason}
+                   "n_variants": len(table), "skipped_reason": "" if len(table) else reason,
+                   "unscored": unscored}
     return table
 
 
@@ -72,8 +73,9 @@ def evaluate_recommendations(data: Any, objective: str = "throughput", group_col
                              hourly_prices: dict[str, float] | None = None, rank_by: str = "point") -> pd.DataFrame:
     """Per model variant and thread count (CASE_KEYS): the configuration recommended (ranked by `rank_by`) from
     predictions trained without its family (none of its own measurements) against the measured best; `attrs` holds
-    top-1 hit rate, mean/median regret (how much worse the pick is than the best, as a fraction) and, when nothing
-    could be evaluated, `skipped_reason`."""
+    top-1 hit rate, mean/median regret (how much worse the pick is than the best, as a fraction), `unscored` (held-out
+    groups whose training data could not be learnt from, with why) and, when nothing could be evaluated,
+    `skipped_reason`."""
     return evaluate_rankings(data, objective, group_column, make_predictor, mode, hourly_prices, (rank_by,))[rank_by]
 
 
@@ -96,10 +98,15 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
         return {rank_by: _evaluated([], why) for rank_by in rank_bys}
     target = EVALUATION_TARGET[objective]
     out: dict[str, list[dict]] = {rank_by: [] for rank_by in rank_bys}
+    unscored: list[str] = []  # held-out groups whose training data could not be learnt from
     for group in groups:
         held = frame[frame[group_column].astype(str) == group]
         train = frame[frame[group_column].astype(str) != group]
-        predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
+        try:
+            predictor = (make_predictor or (lambda: Predictor(targets=(target,))))().fit(train)
+        except ConfigError as error:  # the other families hold too few rows to learn from
+            unscored.append(f"{group} ({error})")
+            continue
         cases = [(variant, threads, _configs(vrows, objective, hourly_prices))
                  for (variant, threads), vrows in held.groupby(CASE_KEYS, dropna=False)]
         cases = [case for case in cases if len(case[2]) >= 2]
@@ -108,7 +115,9 @@ def evaluate_rankings(data: Any, objective: str = "throughput", group_column: st
             for rank_by, picked in _picks(configs, table, objective, rank_bys).items():
                 out[rank_by].append({"variant": variant, "threads": threads, "group": group, **picked})
     why = f"no held-out {mode} variant has two or more measured configurations to choose between"
-    return {rank_by: _evaluated(rows, why) for rank_by, rows in out.items()}
+    if unscored:
+        why += f"; not scored: {'; '.join(unscored)}"
+    return {rank_by: _evaluated(rows, why, "; ".join(unscored)) for rank_by, rows in out.items()}
 
 
 EVALUATION_KEYS = ["platform", "precision", "batch_size", "mode"]
@@ -200,11 +209,12 @@ def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any 
 
 
 def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """One row: variants evaluated, top-1 hit rate, mean and median regret, or why the evaluation was skipped."""
+    """One row: variants evaluated, top-1 hit rate, mean and median regret, or why the evaluation was skipped, and
+    the held-out groups left unscored (their training data could not be learnt from)."""
     a = evaluation.attrs
     return pd.DataFrame([{"n_variants": a.get("n_variants", 0), "top1_hit_rate": a.get("top1_hit_rate"),
                           "mean_regret": a.get("mean_regret"), "median_regret": a.get("median_regret"),
-                          "skipped_reason": a.get("skipped_reason", "")}])
+                          "skipped_reason": a.get("skipped_reason", ""), "unscored": a.get("unscored", "")}])
 
 
 CHECK_KEYS = ["model", "size", "platform", "precision", "batch_size", "mode"]
