@@ -572,6 +572,7 @@ def test_thin_matrix_products_lose_flops_by_their_shapes() -> None:
     wide = json.dumps([[4096, 4096, 4096, 1, 8192, 4096, 4096, 1, 1]])
     assert features.thin_matmul_flops(wide, 1) < 0.03 * 2 * 4096**3  # wide products lose little
     assert features.thin_matmul_flops("[]", 4) == 0.0 and np.isnan(features.thin_matmul_flops(None, 4))
+    assert np.isnan(features.thin_matmul_flops(json.loads(shapes), 4))  # not stored text: unknown, not a TypeError
     empty = json.dumps([[0, 32, 64, 1, 0, 32, 64, 1, 3], *json.loads(shapes)])  # an empty product loses nothing
     assert features.thin_matmul_flops(empty, 4) == features.thin_matmul_flops(shapes, 4)
 
@@ -583,6 +584,7 @@ def test_thin_convolutions_lose_flops_as_products_unless_grouped() -> None:
     assert features.thin_conv_flops(json.dumps([dense, depthwise]), 4) == features.thin_conv_flops(json.dumps([dense]),
                                                                                                     4)
     assert features.thin_conv_flops(json.dumps([depthwise]), 4) == 0.0 and np.isnan(features.thin_conv_flops(None, 1))
+    assert np.isnan(features.thin_conv_flops([dense], 4))
 
 
 def test_overhead_baseline_learns_the_cost_of_thin_matrix_products() -> None:
@@ -781,6 +783,16 @@ def test_an_input_without_any_value_in_training_does_not_break_boosting() -> Non
     assert "log_image_size" in model.empty_columns
     point, _ = model.predict_log(feats.assign(log_image_size=5.0))  # a vision row later on: still a number
     assert np.isfinite(point).all()
+
+
+def test_candidates_sharing_rows_get_the_inputs_of_their_own_vocabulary() -> None:
+    feats = features.feature_frame(synthetic_frame(n_families=3, noise=0.0))
+    shared = predict.model.SharedFit(feats, feats["throughput_items_per_s"], "throughput")
+    narrow, _ = shared.design({"platform": ["cpu"]})
+    wide, empty = shared.design({"platform": ["cpu", "openvino"]})
+    assert "platform=openvino" in wide and "platform=openvino" not in narrow  # not the first vocabulary's inputs
+    assert "log_image_size" in empty and (wide["log_image_size"] == 0.0).all()
+    assert shared.design({"platform": ["cpu"]})[0] is narrow  # computed once per vocabulary
 
 
 def test_conformal_bounds_need_enough_residuals() -> None:

@@ -183,25 +183,26 @@ def _shapes(text: str) -> np.ndarray:
     return np.array(json.loads(text), dtype=float).reshape(-1, 9)
 
 
-@functools.lru_cache(maxsize=65536)  # rows of one variant share their shapes across platforms, precisions, threads
 def thin_matmul_flops(shapes: Any, batch: float) -> float:
     """FLOPs that a forward's matrix products lose to thin shapes at this batch size: the sum of 2MNKG x (1 / eff - 1)
     with eff the product of d / (d + GEMM_HALF_SIZE) over M, N and K, each dimension grown linearly with the batch
-    from the stored shapes at batch 1 and 2; 0 without products, NaN without stored shapes."""
-    if not isinstance(shapes, str) or not shapes:
-        return np.nan
-    return _lost_flops(_shapes(shapes), batch)
+    from the stored shapes at batch 1 and 2; 0 without products, NaN without stored shapes (stored JSON text)."""
+    return _lost_flops_of(shapes, float(batch), False) if isinstance(shapes, str) and shapes else np.nan
 
 
-@functools.lru_cache(maxsize=65536)
 def thin_conv_flops(shapes: Any, batch: float) -> float:
     """The same for the products that a forward's ungrouped convolutions compute (kit.zoo.model._conv_product): few
     channels make thin products; grouped and depthwise ones are left out (little work per byte, their time follows the
     memory's rate, not the compute's). 0 without convolutions, NaN without stored shapes."""
-    if not isinstance(shapes, str) or not shapes:
-        return np.nan
+    return _lost_flops_of(shapes, float(batch), True) if isinstance(shapes, str) and shapes else np.nan
+
+
+@functools.lru_cache(maxsize=65536)  # rows of one variant share their shapes across platforms, precisions, threads
+def _lost_flops_of(shapes: str, batch: float, convolutions: bool) -> float:
     a = _shapes(shapes)
-    return _lost_flops(a[(a[:, 3] == 1) & (a[:, 7] == 1)] if len(a) else a, batch)
+    if convolutions and len(a):
+        a = a[(a[:, 3] == 1) & (a[:, 7] == 1)]  # ungrouped
+    return _lost_flops(a, batch)
 
 
 def _lost_flops(a: np.ndarray, batch: float) -> float:

@@ -101,7 +101,7 @@ class SharedFit:
         self._gains: dict | None = None
         self._baselines: dict[str, Any] = {}
         self._offsets: dict[str, Any] = {}
-        self._design: tuple[pd.DataFrame, list[str]] | None = None
+        self._designs: dict[tuple, tuple[pd.DataFrame, list[str]]] = {}
 
     def gains(self) -> dict:
         """kit.predict.threads.fit_gains of these rows."""
@@ -122,14 +122,21 @@ class SharedFit:
         return self._offsets[kind]
 
     def design(self, vocab: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
-        """The boosted part's inputs of these rows and the columns without any value (as zeros); one vocabulary per
-        SharedFit."""
-        if self._design is None:
+        """The boosted part's inputs of these rows from this vocabulary, and the columns without any value (given as
+        zeros, `_zero_filled`)."""
+        key = tuple((column, tuple(values)) for column, values in vocab.items())
+        if key not in self._designs:
             design = _design(self.features, vocab)
             empty = [c for c in design if design[c].isna().all()]
-            design[empty] = 0.0  # as TargetModel.design gives them
-            self._design = (design, empty)
-        return self._design
+            self._designs[key] = (_zero_filled(design, empty), empty)
+        return self._designs[key]
+
+
+def _zero_filled(design: pd.DataFrame, empty: list[str]) -> pd.DataFrame:
+    """The design with the columns that training had no value in as constant zeros (scikit-learn cannot bin a column
+    without any value, and a tree never splits on a constant)."""
+    design[empty] = 0.0
+    return design
 
 
 @dataclass
@@ -166,11 +173,8 @@ class TargetModel:
         return self.baseline.predict_log(features) if self.baseline is not None else 0.0
 
     def design(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The boosted part's inputs; columns empty in training are constant zeros (scikit-learn cannot bin a column
-        without any value, and a tree never splits on a constant)."""
-        design = _design(features, self.vocab)
-        design[self.empty_columns] = 0.0
-        return design
+        """The boosted part's inputs; columns empty in training are constant zeros (`_zero_filled`)."""
+        return _zero_filled(_design(features, self.vocab), self.empty_columns)
 
     def fit(self, features: pd.DataFrame, y: pd.Series, shared: SharedFit | None = None) -> TargetModel:
         """Fit the baseline, then the boosted correction on what the baseline leaves unexplained. `shared`: the parts
