@@ -79,7 +79,7 @@ def main() -> None:
     data = measured_frame(con)
     study = data[data["run_id"].astype(str).str.startswith(args.run_prefix)]
     out["recommendation"] = records(ranking_scores(study, make_predictor=lambda: predict.Predictor(
-        targets=("throughput",), **settings)))
+        targets=("throughput",), **settings), samples=con))
     out["seconds"] = round(time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

@@ -43,25 +43,28 @@ def score(study: Path, again: Path, run_prefix: str) -> dict:
     """Repeat picks and the predictor's picks on the same variants, per scale."""
     from kit import storage
     from kit.predict.steady import steady_frame
-    from kit.recommend import evaluate_rankings, measured_frame, repeat_picks
+    from kit.recommend import evaluate_rankings, measured_frame, repeat_picks, tell_apart
     from kit.recommend.evaluation import CASE_KEYS
 
-    first = measured_frame(storage.connect(study, read_only=True))
+    con = storage.connect(study, read_only=True)
+    first = measured_frame(con)
     first = first[first["run_id"].astype(str).str.startswith(run_prefix)]
     second = measured_frame(storage.connect(again, read_only=True))
     steady = steady_frame(first)
     out = {}
     for scale, one, two in (("measured", first.loc[steady.index], second), ("steady", steady, steady_frame(second))):
-        picks = repeat_picks(one, two)
-        same = evaluate_rankings(one, "throughput")["point"]
+        picks = tell_apart(repeat_picks(one, two), con)  # ties: misses the study's rounds cannot tell from the best
+        same = tell_apart(evaluate_rankings(one, "throughput")["point"], con)
         same = same.merge(picks[CASE_KEYS], on=CASE_KEYS)  # the same cases (NaN threads match NaN)
         out[scale] = {"variants": len(picks),
                       "second_measurement": {"hit_rate": picks.attrs["top1_hit_rate"],
                                              "mean_regret": picks.attrs["mean_regret"],
-                                             "within_2pct": float((picks["regret"] <= 0.02).mean())},
+                                             "within_2pct": float((picks["regret"] <= 0.02).mean()),
+                                             "hit_or_tie_rate": picks.attrs["hit_or_tie_rate"]},
                       "predictor": {"n": len(same), "hit_rate": float(same["hit"].mean()),
                                     "mean_regret": float(same["regret"].mean()),
-                                    "within_2pct": float((same["regret"] <= 0.02).mean())}}
+                                    "within_2pct": float((same["regret"] <= 0.02).mean()),
+                                    "hit_or_tie_rate": float(same["tie"].dropna().mean())}}
         print(scale, json.dumps(out[scale]), flush=True)
     return out
 

@@ -167,6 +167,8 @@ def recommendation(h: dict[str, Any], fleet: pd.DataFrame | None, latency_bound_
         "mean regret": pct(h.get("mean_regret")),
         "the same on the steady scale, ranked by the interval": None if steady is None or not steady["n_variants"]
         else f"{pct(steady['top1_hit_rate'])} hits, {pct(steady['mean_regret'])} regret",
+        "hits or picks their rounds cannot tell from the best (steady, interval)": None if steady is None
+        or pd.isna(steady.get("hit_or_tie_rate")) else pct(steady["hit_or_tie_rate"]),
     }
     return Headline(values, figures)
 

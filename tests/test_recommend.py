@@ -169,8 +169,13 @@ def test_evaluation_leaves_the_family_out(two_platforms) -> None:
 
         return Spy(targets=("throughput",), gb_params=fast_predictor().gb_params)
 
+    frame = frame.assign(result_id=[f"r{i}" for i in range(len(frame))])
     result = recommend.evaluate_recommendations(frame, make_predictor=make)
     assert len(trained_on) == 3 and all(len(families) == 2 for families in trained_on)
+    by_id = frame.set_index("result_id")
+    assert all(by_id.loc[r, "platform"] == best.split("|")[0] and by_id.loc[r, "batch_size"] == int(best.split("|")[2])
+               for r, best in zip(result["best_result"], result["best"], strict=True))
+    assert (result.loc[result["hit"], "chosen_result"] == result.loc[result["hit"], "best_result"]).all()
     assert result.attrs["n_variants"] == 3 * 6 and set(result["group"]) == {"fam0", "fam1", "fam2"}
     assert result.attrs["top1_hit_rate"] >= 0.6 and result.attrs["mean_regret"] < 0.06
     assert (result["regret"] >= 0).all() and (result.loc[result["hit"], "regret"] == 0).all()
@@ -449,13 +454,16 @@ def test_both_rankings_come_from_the_same_fits_as_one_ranking_alone(two_platform
         assert table.attrs == alone.attrs
 
 
-def test_on_the_steady_scale_drift_no_longer_picks_the_best() -> None:
+def test_on_the_steady_scale_drift_no_longer_picks_the_best(tmp_path) -> None:
     """Rows of a law measured on a drifting machine: the measured 'best' of a variant is often the configuration
     measured while the machine was fast; on the steady scale the law's best is found again."""
     from tests.test_steady import drifted
 
     frame = drifted(synthetic_frame(n_families=3, platforms=("cpu", "cuda"), noise=0.0), sigma=0.3)
-    scores = recommend.ranking_scores(frame, make_predictor=one_model)
+    empty = storage.connect(tmp_path / "empty.duckdb")  # no results with rounds: only the hits are told
+    scores = recommend.ranking_scores(frame, make_predictor=one_model, samples=empty)
+    assert (scores["n_told"] == (scores["top1_hit_rate"] * scores["n_variants"]).round()).all()
+    assert (scores["hit_or_tie_rate"] == 1.0).all()
     assert list(scores.index) == [(s, r) for s in ("measured", "steady") for r in ("point", "bound")]
     assert scores["n_variants"].nunique() == 1 and scores["n_variants"].iloc[0] == 3 * 6  # the same cases
     measured, steady = scores.loc[("measured", "point")], scores.loc[("steady", "point")]
@@ -610,12 +618,14 @@ def test_repeat_picks_are_the_recommendations_null_experiment(two_platforms) -> 
     assert same.attrs["top1_hit_rate"] == 1.0 and same.attrs["mean_regret"] == 0.0
     assert same.attrs["n_variants"] == recommend.measured_frame(two_platforms)["variant"].nunique()
     # a second run where each variant's best configuration ran at half speed: every pick moves, regret as measured
-    first = recommend.measured_frame(two_platforms)
+    first = recommend.measured_frame(two_platforms.assign(result_id=[f"r{i}" for i in range(len(two_platforms))]))
     best = first.groupby("variant")["throughput_items_per_s"].idxmax()
     slower = first.assign(throughput_items_per_s=first["throughput_items_per_s"].where(
         ~first.index.isin(best), first["throughput_items_per_s"] / 2))
     moved = recommend.repeat_picks(first, slower)
     assert moved.attrs["top1_hit_rate"] == 0.0 and (moved["chosen"] != moved["best"]).all()
+    assert set(moved["best_result"]) == set(first.loc[best, "result_id"])  # the first run's results, to tell apart
+    assert not set(moved["chosen_result"]) & set(moved["best_result"])
     runner_up = first.drop(index=best).groupby("variant")["throughput_items_per_s"].max()
     expected = first.loc[best].set_index("variant")["throughput_items_per_s"] / runner_up - 1
     assert np.allclose(moved.set_index("variant")["regret"], expected.loc[moved["variant"]])
@@ -684,3 +694,35 @@ def test_candidates_carry_the_depthwise_costs_and_their_machine_s_typical_refere
     assert grid[DEPTHWISE_COSTS].iloc[0] == costs
     features = feature_frame(grid.assign(model="m", family="f", size="s", n_params=1e6, flops_per_sample=1e9))
     assert features["depthwise_s"].iloc[0] == pytest.approx(2 * depthwise_seconds(SHAPES, 8, COSTS))
+
+
+def _interleaved(records: list) -> list:
+    """The records as measured in one group of interleaved rounds."""
+    from kit.records import Record
+
+    group = {"group": [r.config_key for r in records]}
+    return [Record.from_json({**r.to_json(), "extra": {"rounds": {**r.extra["rounds"], **group}}}) for r in records]
+
+
+def test_ties_are_misses_the_rounds_cannot_tell_from_the_best(tmp_path) -> None:
+    """A pick measured within 0.3 % of the best beside it (the null experiment), or with the same throughput at
+    another batch size, is a tie; one 30 % slower is not; without rounds nothing is said."""
+    from tests.test_analysis import rec, store
+
+    con = storage.connect(tmp_path / "ties.duckdb")
+    grouped = _interleaved([rec("r", seed=1, drift=0.5), rec("r", "openvino", scale=1.003, seed=2, drift=0.5),
+                            rec("r", precision="int8", scale=1.3, seed=3, drift=0.5),
+                            rec("r", precision="bf16", batch_size=4, scale=2.0, seed=4, drift=0.5)])
+    store(con, "r", [*grouped, rec("r", "cuda", seed=5, rounds=0)])
+    ids = storage.results_frame(con).set_index(["platform", "precision"])["result_id"]
+    best = ids[("cpu", "fp32")]
+    cases = pd.DataFrame({"hit": [True, False, False, False, False],
+                          "chosen_result": [best, ids[("openvino", "fp32")], ids[("cpu", "int8")],
+                                            ids[("cpu", "bf16")], ids[("cuda", "fp32")]],
+                          "best_result": [best] * 5})
+    told = recommend.tell_apart(cases, con)
+    assert told["tie"].tolist() == [True, True, False, True, pd.NA]
+    assert told.attrs["n_told"] == 4 and told.attrs["hit_or_tie_rate"] == pytest.approx(0.75)
+    assert recommend.tell_apart(cases, con, "latency")["tie"].tolist() == [True, True, False, False, pd.NA]
+    with pytest.raises(ConfigError, match="'memory'"):
+        recommend.tell_apart(cases, con, "memory")

@@ -28,6 +28,7 @@ from kit.recommend.evaluation import (
     evaluation_summary,
     ranking_scores,
     repeat_picks,
+    tell_apart,
 )
 from kit.recommend.fleet import FLEET_COLUMNS, check_prices, fleet_ranking
 from kit.recommend.generation import GENERATION_OBJECTIVES, GENERATION_RESULT_COLUMNS, recommend_generation
@@ -48,4 +49,4 @@ __all__ = ["FACT_COLUMNS", "FLEET_COLUMNS", "GENERATION_OBJECTIVES", "GENERATION
            "evaluate_rankings", "evaluate_recommendations", "evaluation_summary", "excluded_table", "fit_predictor",
            "fleet_ranking", "headline", "measured_frame", "measured_platforms", "notes_table", "parse_prices",
            "predictor_summary", "rank", "ranking_scores", "recommend", "recommend_generation", "repeat_picks",
-           "zoo_facts"]
+           "tell_apart", "zoo_facts"]

@@ -29,7 +29,8 @@ from kit.recommend.core import (
 )
 
 EVALUATION_TARGET = {"throughput": "throughput", "latency": "latency", "memory": "memory", "cost": "throughput"}
-EVALUATION_COLUMNS = ["variant", "threads", "group", "n_configs", "chosen", "best", "hit", "regret"]
+EVALUATION_COLUMNS = ["variant", "threads", "group", "n_configs", "chosen", "best", "hit", "regret", "chosen_result",
+                      "best_result"]
 # one recommendation case: a model variant at one intra-op thread count (the recommendation ranks the configurations
 # of one count; a count measured too is another case, never a stand-in)
 CASE_KEYS = ["variant", "threads"]
@@ -157,7 +158,8 @@ def _picks(configs: pd.DataFrame, table: pd.DataFrame, objective: str,
         chosen = configs.set_index(keys).loc[tuple(ranked.iloc[0][keys])]
         regret = _regret(best["_value"], chosen["_value"], objective)
         picks[rank_by] = {"n_configs": len(configs), "chosen": "|".join(map(str, ranked.iloc[0][keys])),
-                          "best": "|".join(map(str, best[keys])), "hit": bool(regret == 0.0), "regret": regret}
+                          "best": "|".join(map(str, best[keys])), "hit": bool(regret == 0.0), "regret": regret,
+                          "chosen_result": chosen.get("result_id"), "best_result": best.get("result_id")}
     return picks
 
 
@@ -186,33 +188,86 @@ def repeat_picks(first: Any, second: Any, objective: str = "throughput", mode: s
                      "n_configs": len(configs),
                      "chosen": "|".join(map(str, configs.loc[chosen, EVALUATION_KEYS])),
                      "best": "|".join(map(str, configs.loc[best, EVALUATION_KEYS])), "hit": bool(best == chosen),
-                     "regret": _regret(configs["_value"][best], configs["_value"][chosen], objective)})
+                     "regret": _regret(configs["_value"][best], configs["_value"][chosen], objective),
+                     "chosen_result": configs.get("result_id", {}).get(chosen),
+                     "best_result": configs.get("result_id", {}).get(best)})
     return _evaluated(rows, "no variant has two or more configurations measured in both")
 
 
-def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any = None, mode: str = "inference"
-                   ) -> pd.DataFrame:
+def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any = None, mode: str = "inference",
+                   samples: Any = None) -> pd.DataFrame:
     """Top-1 hit rate and regret of throughput recommendations made without a family's measurements, on the measured
     and on the steady scale (kit.predict.steady: beside the machine reference, so drift between runs does not pick
     the 'best'), each ranked by the point value and by the interval's pessimistic end; the same cases throughout
-    (the results measured in rounds with the reference)."""
+    (the results measured in rounds with the reference). With `samples` (the store the results came from), also
+    how often the pick is the best or one its rounds cannot tell from the best (`tell_apart`)."""
     from kit.predict.steady import steady_frame
 
     frame = measured_frame(data)
     steady = steady_frame(frame)
+    rounds = _round_rows(samples) if samples is not None else None
     rows = []
     for scale, scaled in (("measured", frame.loc[steady.index]), ("steady", steady)):
         for rank_by, evaluation in evaluate_rankings(scaled, "throughput", group_column, make_predictor,
                                                      mode).items():
+            if rounds is not None:
+                evaluation = tell_apart(evaluation, rounds)
             rows.append({"scale": scale, "rank_by": rank_by, **evaluation_summary(evaluation).iloc[0].to_dict()})
     return pd.DataFrame(rows).set_index(["scale", "rank_by"])
 
 
+def tell_apart(evaluation: pd.DataFrame, source: Any, objective: str = "throughput") -> pd.DataFrame:
+    """The evaluation with `tie` per case: True for a hit and for a miss whose rounds cannot tell the pick from the
+    best (the 95 % interval of their ratio holds 1: paired round by round where both ran in one group of interleaved
+    rounds, else through the machine reference; kit.analysis.speedups.pair_estimate), False for a miss worse beyond
+    that interval, NaN where either was measured without rounds. `source`: the results with their samples (a store,
+    or `kit.analysis.frames.results_with_samples` of it). attrs gain `hit_or_tie_rate` over the cases told apart or
+    not (`n_told`)."""
+    if objective not in ("throughput", "latency"):
+        raise ConfigError(f"ties are told for the throughput and latency objectives, not {objective!r}")
+    rows = source if isinstance(source, pd.DataFrame) and "samples" in source else _round_rows(source)
+    by_id = rows.set_index("result_id")
+    ties = [_tie(case, by_id, objective) for _, case in evaluation.iterrows()]
+    out = evaluation.assign(tie=pd.array(ties, dtype="boolean"))
+    told = out["tie"].dropna()
+    out.attrs = {**evaluation.attrs, "hit_or_tie_rate": float(told.mean()) if len(told) else math.nan,
+                 "n_told": len(told)}
+    return out
+
+
+def _round_rows(source: Any) -> pd.DataFrame:
+    """The ok results of a store with their samples and rounds."""
+    from kit.analysis.frames import results_with_samples
+
+    frame = results_with_samples(source)
+    return frame[frame["status"] == "ok"]
+
+
+def _tie(case: pd.Series, by_id: pd.DataFrame, objective: str) -> bool | None:
+    """Whether the case's pick is the best or cannot be told from it by their rounds; None without rounds."""
+    from kit.analysis.speedups import pair_estimate
+
+    if case["hit"]:
+        return True
+    if case["chosen_result"] not in by_id.index or case["best_result"] not in by_id.index:
+        return None
+    chosen, best = by_id.loc[case["chosen_result"]], by_id.loc[case["best_result"]]
+    estimate, _ = pair_estimate(chosen, best)
+    if estimate is None:
+        return None
+    if objective == "latency":  # the pick's latency over the best's: a tie when it may be no longer
+        return bool(estimate.ci_low <= 1.0)
+    batches = float(chosen["batch_size"]) / float(best["batch_size"])  # throughput = batch / latency
+    return bool(batches / estimate.ci_low >= 1.0)  # the pick's throughput over the best's may reach 1
+
+
 def evaluation_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """One row: variants evaluated, top-1 hit rate, mean and median regret, or why the evaluation was skipped, and
+    """One row: variants evaluated, top-1 hit rate (and the rate of picks that are the best or that their rounds
+    cannot tell from it, where `tell_apart` ran), mean and median regret, or why the evaluation was skipped, and
     the held-out groups left unscored (their training data could not be learnt from)."""
     a = evaluation.attrs
-    return pd.DataFrame([{"n_variants": a.get("n_variants", 0), "top1_hit_rate": a.get("top1_hit_rate"),
+    ties = {"hit_or_tie_rate": a["hit_or_tie_rate"], "n_told": a["n_told"]} if "n_told" in a else {}
+    return pd.DataFrame([{"n_variants": a.get("n_variants", 0), "top1_hit_rate": a.get("top1_hit_rate"), **ties,
                           "mean_regret": a.get("mean_regret"), "median_regret": a.get("median_regret"),
                           "skipped_reason": a.get("skipped_reason", ""), "unscored": a.get("unscored", "")}])
 
