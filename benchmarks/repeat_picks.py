@@ -42,19 +42,21 @@ def measure(params: Path, again: Path) -> None:
 def score(study: Path, again: Path, run_prefix: str) -> dict:
     """Repeat picks and the predictor's picks on the same variants, per scale."""
     from kit import storage
+    from kit.analysis.frames import results_with_samples
     from kit.predict.steady import steady_frame
     from kit.recommend import evaluate_rankings, measured_frame, repeat_picks, tell_apart
     from kit.recommend.evaluation import CASE_KEYS
 
     con = storage.connect(study, read_only=True)
     first = measured_frame(con)
+    rounds = results_with_samples(con)  # the study's samples, to tell ties apart (`tell_apart`)
     first = first[first["run_id"].astype(str).str.startswith(run_prefix)]
     second = measured_frame(storage.connect(again, read_only=True))
     steady = steady_frame(first)
     out = {}
     for scale, one, two in (("measured", first.loc[steady.index], second), ("steady", steady, steady_frame(second))):
-        picks = tell_apart(repeat_picks(one, two), con)  # ties: misses the study's rounds cannot tell from the best
-        same = tell_apart(evaluate_rankings(one, "throughput")["point"], con)
+        picks = tell_apart(repeat_picks(one, two), rounds)  # ties: misses the study's rounds cannot tell from the best
+        same = tell_apart(evaluate_rankings(one, "throughput")["point"], rounds)
         same = same.merge(picks[CASE_KEYS], on=CASE_KEYS)  # the same cases (NaN threads match NaN)
         out[scale] = {"variants": len(picks),
                       "second_measurement": {"hit_rate": picks.attrs["top1_hit_rate"],
@@ -64,7 +66,7 @@ def score(study: Path, again: Path, run_prefix: str) -> dict:
                       "predictor": {"n": len(same), "hit_rate": float(same["hit"].mean()),
                                     "mean_regret": float(same["regret"].mean()),
                                     "within_2pct": float((same["regret"] <= 0.02).mean()),
-                                    "hit_or_tie_rate": float(same["tie"].dropna().mean())}}
+                                    "hit_or_tie_rate": float(same["tie"].fillna(False).mean())}}
         print(scale, json.dumps(out[scale]), flush=True)
     return out
 

@@ -217,21 +217,21 @@ def ranking_scores(data: Any, group_column: str = "family", make_predictor: Any 
 
 
 def tell_apart(evaluation: pd.DataFrame, source: Any, objective: str = "throughput") -> pd.DataFrame:
-    """The evaluation with `tie` per case: True for a hit and for a miss whose rounds cannot tell the pick from the
-    best (the 95 % interval of their ratio holds 1: paired round by round where both ran in one group of interleaved
-    rounds, else through the machine reference; kit.analysis.speedups.pair_estimate), False for a miss worse beyond
-    that interval, NaN where either was measured without rounds. `source`: the results with their samples (a store,
-    or `kit.analysis.frames.results_with_samples` of it). attrs gain `hit_or_tie_rate` over the cases told apart or
-    not (`n_told`)."""
+    """The evaluation with `tie` per case: True for a hit and for a miss whose pick and best ran in one group of
+    interleaved rounds that cannot tell them apart (the 95 % interval of their paired ratio holds 1;
+    kit.analysis.speedups.pair_estimate), False for a miss worse beyond that interval, NaN where they did not run in
+    one group (rounds of separate groups or runs do not repeat: for one configuration measured in two runs their
+    interval held 1 in 23 % of 423 pairs, so they tell nothing). `source`: the results with their samples (a store,
+    or `kit.analysis.frames.results_with_samples` of it). attrs gain `hit_or_tie_rate`, the share of all cases that
+    are hits or ties (a miss not told counts as a miss), and `n_told`, the cases with a known answer."""
     if objective not in ("throughput", "latency"):
         raise ConfigError(f"ties are told for the throughput and latency objectives, not {objective!r}")
     rows = source if isinstance(source, pd.DataFrame) and "samples" in source else _round_rows(source)
     by_id = rows.set_index("result_id")
-    ties = [_tie(case, by_id, objective) for _, case in evaluation.iterrows()]
-    out = evaluation.assign(tie=pd.array(ties, dtype="boolean"))
-    told = out["tie"].dropna()
-    out.attrs = {**evaluation.attrs, "hit_or_tie_rate": float(told.mean()) if len(told) else math.nan,
-                 "n_told": len(told)}
+    ties = pd.array([_tie(case, by_id, objective) for _, case in evaluation.iterrows()], dtype="boolean")
+    out = evaluation.assign(tie=ties)
+    out.attrs = {**evaluation.attrs, "hit_or_tie_rate": float(ties.fillna(False).mean()) if len(out) else math.nan,
+                 "n_told": int((~ties.isna()).sum())}
     return out
 
 
@@ -244,7 +244,8 @@ def _round_rows(source: Any) -> pd.DataFrame:
 
 
 def _tie(case: pd.Series, by_id: pd.DataFrame, objective: str) -> bool | None:
-    """Whether the case's pick is the best or cannot be told from it by their rounds; None without rounds."""
+    """Whether the case's pick is the best or cannot be told from it by their paired rounds; None where the two did
+    not run in one group of interleaved rounds."""
     from kit.analysis.speedups import pair_estimate
 
     if case["hit"]:
@@ -252,8 +253,8 @@ def _tie(case: pd.Series, by_id: pd.DataFrame, objective: str) -> bool | None:
     if case["chosen_result"] not in by_id.index or case["best_result"] not in by_id.index:
         return None
     chosen, best = by_id.loc[case["chosen_result"]], by_id.loc[case["best_result"]]
-    estimate, _ = pair_estimate(chosen, best)
-    if estimate is None:
+    estimate, method = pair_estimate(chosen, best)
+    if estimate is None or not method.startswith("paired"):
         return None
     if objective == "latency":  # the pick's latency over the best's: a tie when it may be no longer
         return bool(estimate.ci_low <= 1.0)
