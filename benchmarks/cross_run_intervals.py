@@ -24,8 +24,13 @@ def main() -> None:
     from kit import storage
     from kit.analysis.frames import results_with_samples
     from kit.analysis.speedups import pair_estimate
+    from kit.errors import ConfigError
 
-    rows = results_with_samples(storage.connect(args.db, read_only=True))
+    try:
+        con = storage.connect(args.db, read_only=True)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    rows = results_with_samples(con)
     rows = rows[rows["status"] == "ok"].sort_values("created_at")
     pairs = []
     for _, results in rows.groupby("config_key"):
@@ -36,6 +41,8 @@ def main() -> None:
         if estimate is not None:
             pairs.append({"method": method, "holds_1": estimate.ci_low <= 1.0 <= estimate.ci_high})
     table = pd.DataFrame(pairs, columns=["method", "holds_1"])
+    if table.empty:
+        raise SystemExit(f"no configuration in {args.db} has ok results with rounds in two runs")
     print(table.groupby("method")["holds_1"].agg(pairs="size", holds_1="sum", share="mean").to_string())
     print(f"all: {int(table['holds_1'].sum())} of {len(table)} ({table['holds_1'].mean():.0%})")
 
