@@ -220,8 +220,8 @@ def tell_apart(evaluation: pd.DataFrame, source: Any, objective: str = "throughp
     """The evaluation with `tie` per case: True for a hit and for a miss whose pick and best ran in one group of
     interleaved rounds that cannot tell them apart (the 95 % interval of their paired ratio holds 1;
     kit.analysis.speedups.pair_estimate), False for a miss worse beyond that interval, NaN where they did not run in
-    one group (rounds of separate groups or runs do not repeat: for one configuration measured in two runs their
-    interval held 1 in 23 % of 423 pairs, so they tell nothing). `source`: the results with their samples (a store,
+    one group (the interval between rounds of separate runs calls most repeats of one configuration a change:
+    benchmarks/cross_run_intervals.py, docs/prediction.md). `source`: the results with their samples (a store,
     or `kit.analysis.frames.results_with_samples` of it). attrs gain `hit_or_tie_rate`, the share of all cases that
     are hits or ties (a miss not told counts as a miss), and `n_told`, the cases with a known answer."""
     if objective not in ("throughput", "latency"):
